@@ -1,0 +1,547 @@
+//! One circuit: the lock-free state machine, its permits and its metrics.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backoff::{jittered_period, MAX_LEVEL};
+use crate::classify::Outcome;
+use crate::clock::{Clock, SystemClock, Timebase};
+use crate::config::Config;
+use crate::error::CircuitOpen;
+use crate::state::{self, State};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::window::{Recorder, Totals};
+
+/// A validated config with the clock its circuits read. Shared by every circuit built from it, so
+/// a circuit carries one pointer for both.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    pub(crate) config: Config,
+    pub(crate) time: Arc<Timebase>,
+    slow_us: Option<u64>,
+    consecutive: u32,
+}
+
+impl Policy {
+    pub(crate) fn new(config: Config, time: Arc<Timebase>) -> Self {
+        let slow_us = config
+            .slow_call
+            .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let consecutive = config.consecutive_failures.unwrap_or(0);
+        Policy {
+            config,
+            time,
+            slow_us,
+            consecutive,
+        }
+    }
+}
+
+/// A circuit breaker for one dependency (in a [`Registry`](crate::Registry): one
+/// (provider, tenant) pair).
+///
+/// `Circuit` is a cheap handle: clones share one circuit. Every call takes a [`Permit`] with
+/// [`try_acquire`](Circuit::try_acquire) and reports how it went through it:
+///
+/// ```
+/// use std::time::Duration;
+/// use breaker_core::{Circuit, Config, ManualClock, State};
+///
+/// let clock = ManualClock::new();
+/// let config = Config::builder().consecutive_failures(2).open_for(Duration::from_secs(10)).build()?;
+/// let circuit = Circuit::with_clock(config, clock.clone());
+///
+/// circuit.try_acquire()?.failure();
+/// circuit.try_acquire()?.failure();
+/// assert_eq!(circuit.state(), State::Open);
+///
+/// let rejected = circuit.try_acquire().unwrap_err();
+/// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
+///
+/// clock.advance(Duration::from_secs(10));
+/// circuit.try_acquire()?.success(); // the probe
+/// assert_eq!(circuit.state(), State::Closed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Circuit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: AtomicU64,
+    consecutive: AtomicU32,
+    times_opened: AtomicU32,
+    rejected: AtomicU64,
+    policy: Arc<Policy>,
+    window: Option<Box<Recorder>>,
+    provider: Arc<str>,
+    tenant: Box<str>,
+}
+
+impl Circuit {
+    /// A standalone circuit on the system clock.
+    pub fn new(config: Config) -> Circuit {
+        Circuit::with_clock(config, SystemClock)
+    }
+
+    /// A standalone circuit on `clock` (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn with_clock(config: Config, clock: impl Clock) -> Circuit {
+        let time = Arc::new(Timebase::new(Box::new(clock)));
+        Circuit::from_policy(Arc::new(Policy::new(config, time)), Arc::from(""), "")
+    }
+
+    pub(crate) fn from_policy(policy: Arc<Policy>, provider: Arc<str>, tenant: &str) -> Circuit {
+        let window = policy
+            .config
+            .has_window()
+            .then(|| Box::new(Recorder::new(policy.config.window)));
+        Circuit {
+            inner: Arc::new(Inner {
+                state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
+                consecutive: AtomicU32::new(0),
+                times_opened: AtomicU32::new(0),
+                rejected: AtomicU64::new(0),
+                policy,
+                window,
+                provider,
+                tenant: tenant.into(),
+            }),
+        }
+    }
+
+    /// Asks to make a call. `Ok` carries the permit to report the outcome through; `Err` means
+    /// the circuit is open (or half-open with every probe slot taken) and the call must not be
+    /// made.
+    ///
+    /// On a closed circuit this is one atomic load and writes nothing shared.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
+        let inner = &*self.inner;
+        let mut s = inner.state.load(Ordering::Acquire);
+        loop {
+            match state::tag(s) {
+                state::CLOSED | state::METRICS_ONLY | state::DISABLED => return Ok(self.permit(s)),
+                state::OPEN => {
+                    let now = inner.now_us();
+                    let deadline = state::deadline(s);
+                    if now < deadline {
+                        return Err(self.reject(State::Open, Some(micros(deadline - now))));
+                    }
+                    // The open period is over: the first caller turns the circuit half-open and
+                    // takes the first probe slot in the same CAS.
+                    let probe = state::half_open(s, state::level(s), 1, 0);
+                    match inner.cas(s, probe) {
+                        Ok(()) => return Ok(self.permit(probe)),
+                        Err(actual) => s = actual,
+                    }
+                }
+                state::HALF_OPEN => {
+                    if state::in_flight(s) >= inner.policy.config.half_open_probes {
+                        return Err(self.reject(State::HalfOpen, None));
+                    }
+                    let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
+                    match inner.cas(s, taken) {
+                        Ok(()) => return Ok(self.permit(taken)),
+                        Err(actual) => s = actual,
+                    }
+                }
+                _ => return Err(self.reject(State::ForcedOpen, None)),
+            }
+        }
+    }
+
+    #[inline]
+    fn permit(&self, s: u64) -> Permit {
+        let started_us = if self.inner.policy.slow_us.is_some() && state::tag(s) != state::DISABLED
+        {
+            self.inner.now_us()
+        } else {
+            0
+        };
+        Permit {
+            circuit: Some(self.inner.clone()),
+            episode: state::episode(s),
+            started_us,
+        }
+    }
+
+    #[cold]
+    fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
+        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+        CircuitOpen::new(self.clone(), state, retry_after)
+    }
+
+    /// The current state. An open circuit whose open period has elapsed reports `HalfOpen`: the
+    /// next call will be admitted as a probe.
+    pub fn state(&self) -> State {
+        let s = self.inner.state.load(Ordering::Acquire);
+        if state::tag(s) == state::OPEN && self.inner.now_us() >= state::deadline(s) {
+            return State::HalfOpen;
+        }
+        State::from_tag(state::tag(s))
+    }
+
+    /// Time left until a probe may pass, if the circuit is open; `None` otherwise (also when
+    /// forced open, which never ends by itself).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let s = self.inner.state.load(Ordering::Acquire);
+        (state::tag(s) == state::OPEN)
+            .then(|| micros(state::deadline(s).saturating_sub(self.inner.now_us())))
+    }
+
+    /// A snapshot of the circuit's counters.
+    pub fn metrics(&self) -> Metrics {
+        let inner = &*self.inner;
+        let totals = inner
+            .window
+            .as_ref()
+            .map(|w| w.totals(inner.now_us()))
+            .unwrap_or_default();
+        Metrics {
+            state: self.state(),
+            failure_rate: totals.failure_rate(),
+            slow_rate: totals.slow_rate(),
+            calls_in_window: totals.calls,
+            failures_in_window: totals.failures,
+            slow_in_window: totals.slow,
+            consecutive_failures: inner.consecutive.load(Ordering::Relaxed),
+            rejected: inner.rejected.load(Ordering::Relaxed),
+            times_opened: inner.times_opened.load(Ordering::Relaxed),
+            retry_after: self.retry_after(),
+        }
+    }
+
+    /// Opens the circuit until [`reset`](Self::reset), whatever the outcomes.
+    pub fn force_open(&self) {
+        self.inner.set(state::FORCED_OPEN, false);
+    }
+
+    /// Passes every call and records nothing, until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.inner.set(state::DISABLED, false);
+    }
+
+    /// Passes every call and records outcomes (visible in [`metrics`](Self::metrics)) but never
+    /// trips, until [`reset`](Self::reset). For trying a new policy in production.
+    pub fn metrics_only(&self) {
+        self.inner.set(state::METRICS_ONLY, false);
+    }
+
+    /// Back to closed with an empty window and the backoff schedule restarted.
+    pub fn reset(&self) {
+        self.inner.set(state::CLOSED, true);
+    }
+
+    /// The config this circuit runs on.
+    pub fn config(&self) -> &Config {
+        &self.inner.policy.config
+    }
+
+    /// The provider this circuit guards (empty for a standalone circuit).
+    pub fn provider(&self) -> &str {
+        &self.inner.provider
+    }
+
+    /// The tenant this circuit belongs to (empty for a standalone circuit).
+    pub fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+
+    /// Whether both handles point at the same circuit.
+    pub fn ptr_eq(a: &Circuit, b: &Circuit) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+}
+
+impl fmt::Debug for Circuit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Circuit")
+            .field("provider", &self.provider())
+            .field("tenant", &self.tenant())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Inner {
+    #[inline]
+    fn now_us(&self) -> u64 {
+        self.policy.time.now_us()
+    }
+
+    #[inline]
+    fn cas(&self, current: u64, new: u64) -> Result<(), u64> {
+        self.state
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+    }
+
+    fn clear_counts(&self) {
+        self.consecutive.store(0, Ordering::Relaxed);
+        if let Some(w) = &self.window {
+            w.clear();
+        }
+    }
+
+    /// An operator's transition: always wins, whatever the circuit was doing.
+    fn set(&self, tag: u64, clear: bool) {
+        if clear {
+            self.clear_counts();
+        }
+        let mut s = self.state.load(Ordering::Acquire);
+        while let Err(actual) = self.cas(s, state::next(s, tag)) {
+            s = actual;
+        }
+    }
+
+    fn record(&self, episode: u64, started_us: u64, outcome: Outcome) {
+        let now = match (self.policy.slow_us, &self.window) {
+            (Some(_), _) => self.now_us(),
+            (None, Some(w)) if w.is_timed() => self.now_us(),
+            _ => 0,
+        };
+        let slow = self
+            .policy
+            .slow_us
+            .is_some_and(|t| now.saturating_sub(started_us) > t);
+        match state::tag(episode) {
+            state::CLOSED | state::METRICS_ONLY => self.record_closed(episode, outcome, slow, now),
+            state::HALF_OPEN => self.record_probe(episode, outcome, slow),
+            _ => {}
+        }
+    }
+
+    fn record_closed(&self, episode: u64, outcome: Outcome, slow: bool, now: u64) {
+        let s = self.state.load(Ordering::Acquire);
+        if state::episode(s) != episode {
+            // Issued before the circuit last moved: its outcome describes a past the circuit has
+            // already acted on.
+            return;
+        }
+        let policy = &*self.policy;
+        let failure = match outcome {
+            Outcome::Ignored => return,
+            Outcome::Success => false,
+            Outcome::Failure => true,
+        };
+        let mut trip = false;
+        if policy.consecutive != 0 {
+            if failure {
+                let n = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+                trip = n >= policy.consecutive;
+            } else if self.consecutive.load(Ordering::Relaxed) != 0 {
+                // Only write when there is something to reset: a success on a healthy circuit
+                // leaves the cache line shared.
+                self.consecutive.store(0, Ordering::Relaxed);
+            }
+        }
+        if let Some(w) = &self.window {
+            w.record(failure, slow, now);
+            trip = trip || self.rates_exceeded(w.totals(now));
+        }
+        if trip && state::tag(s) == state::CLOSED {
+            self.trip(s, 0);
+        }
+    }
+
+    fn rates_exceeded(&self, t: Totals) -> bool {
+        let c = &self.policy.config;
+        if t.calls < c.minimum_calls {
+            return false;
+        }
+        c.failure_rate.is_some_and(|r| t.failure_rate() >= r)
+            || c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r)
+    }
+
+    /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
+    /// the trip.
+    fn trip(&self, from: u64, level: u32) -> bool {
+        let period = jittered_period(&self.policy.config, level);
+        let deadline = self.now_us().saturating_add(period.as_micros() as u64);
+        let ok = self.cas(from, state::open(from, level, deadline)).is_ok();
+        if ok {
+            self.times_opened.fetch_add(1, Ordering::Relaxed);
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn record_probe(&self, episode: u64, outcome: Outcome, slow: bool) {
+        let config = &self.policy.config;
+        // A slow probe means the provider has not recovered, when slow calls are a policy.
+        let outcome = if slow && outcome == Outcome::Success {
+            Outcome::Failure
+        } else {
+            outcome
+        };
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if state::episode(s) != episode {
+                // The half-open stay this probe belonged to is over; its slot went with it.
+                return;
+            }
+            let in_flight = state::in_flight(s).saturating_sub(1);
+            let next = match outcome {
+                Outcome::Failure => {
+                    let level = (state::level(s) + 1).min(MAX_LEVEL);
+                    if self.trip(s, level) {
+                        return;
+                    }
+                    s = self.state.load(Ordering::Acquire);
+                    continue;
+                }
+                Outcome::Ignored => state::reprobe(s, in_flight, state::successes(s)),
+                Outcome::Success => {
+                    let successes = state::successes(s) + 1;
+                    if successes >= config.half_open_successes {
+                        // Clear before publishing Closed so the first calls of the new stay are
+                        // not wiped. Nobody records into the window while half-open.
+                        self.clear_counts();
+                        state::next(s, state::CLOSED)
+                    } else {
+                        state::reprobe(s, in_flight, successes)
+                    }
+                }
+            };
+            match self.cas(s, next) {
+                Ok(()) => return,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+}
+
+fn micros(us: u64) -> Duration {
+    Duration::from_micros(us)
+}
+
+/// The right to make one call through a circuit. Report the call's outcome with
+/// [`success`](Permit::success), [`failure`](Permit::failure), [`ignore`](Permit::ignore) or
+/// [`record`](Permit::record). A permit dropped without a report (a cancelled future, a panic)
+/// counts as the config's `on_abandoned` outcome and always frees its half-open slot.
+///
+/// A permit is `Send + Sync + 'static`: hold it across `.await`.
+#[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
+pub struct Permit {
+    circuit: Option<Arc<Inner>>,
+    episode: u64,
+    started_us: u64,
+}
+
+impl Permit {
+    /// The call succeeded.
+    pub fn success(self) {
+        self.record(Outcome::Success)
+    }
+
+    /// The call failed in a way that says the dependency is unhealthy.
+    pub fn failure(self) {
+        self.record(Outcome::Failure)
+    }
+
+    /// The call proves nothing either way; it is counted nowhere.
+    pub fn ignore(self) {
+        self.record(Outcome::Ignored)
+    }
+
+    /// Records `outcome` (for example from [`Classify::classify`](crate::Classify::classify)).
+    pub fn record(mut self, outcome: Outcome) {
+        if let Some(inner) = self.circuit.take() {
+            inner.record(self.episode, self.started_us, outcome);
+        }
+    }
+
+    /// Whether this permit is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        state::tag(self.episode) == state::HALF_OPEN
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(inner) = self.circuit.take() {
+            let outcome = inner.policy.config.on_abandoned;
+            inner.record(self.episode, self.started_us, outcome);
+        }
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (provider, tenant) = match &self.circuit {
+            Some(c) => (&*c.provider, &*c.tenant),
+            None => ("", ""),
+        };
+        f.debug_struct("Permit")
+            .field("provider", &provider)
+            .field("tenant", &tenant)
+            .field("probe", &self.is_probe())
+            .finish()
+    }
+}
+
+/// A snapshot of one circuit's counters, from [`Circuit::metrics`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The state at the time of the snapshot (see [`Circuit::state`]).
+    pub state: State,
+    /// Failures / calls in the window (0 without a rate policy or before any call).
+    pub failure_rate: f64,
+    /// Slow calls / calls in the window.
+    pub slow_rate: f64,
+    /// Outcomes currently in the window (0 without a rate policy).
+    pub calls_in_window: u32,
+    /// Failures currently in the window.
+    pub failures_in_window: u32,
+    /// Slow calls currently in the window.
+    pub slow_in_window: u32,
+    /// Failures since the last success (0 without the consecutive policy).
+    pub consecutive_failures: u32,
+    /// Calls rejected since the circuit was created.
+    pub rejected: u64,
+    /// How many times the circuit has tripped open (forced opens excluded).
+    pub times_opened: u32,
+    /// Time left until a probe may pass, when open.
+    pub retry_after: Option<Duration>,
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_and_permits_are_send_sync_static() {
+        assert_send_sync_static::<Circuit>();
+        assert_send_sync_static::<Permit>();
+    }
+
+    #[test]
+    fn stale_probe_never_touches_a_new_half_open_stay() {
+        let clock = crate::ManualClock::new();
+        let c = Circuit::with_clock(
+            Config::builder()
+                .consecutive_failures(1)
+                .half_open_probes(2)
+                .build()
+                .unwrap(),
+            clock.clone(),
+        );
+        c.try_acquire().unwrap().failure();
+        clock.advance(Duration::from_secs(30));
+        let stale = c.try_acquire().unwrap();
+        c.try_acquire().unwrap().failure(); // reopens; `stale` belongs to the old stay
+        clock.advance(Duration::from_secs(60));
+        let fresh = c.try_acquire().unwrap();
+        drop(stale); // counts as failure for a stay that is gone: no effect
+        assert_eq!(c.state(), State::HalfOpen);
+        let s = c.inner.state.load(Ordering::Acquire);
+        assert_eq!(state::in_flight(s), 1);
+        fresh.success();
+        assert_eq!(c.state(), State::HalfOpen, "2 successes needed");
+    }
+}

@@ -1,0 +1,466 @@
+//! Validated circuit configuration. A [`Config`] can only be obtained from
+//! [`ConfigBuilder::build`], so every circuit runs on values that were checked once, up front.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::classify::Outcome;
+
+/// The longest duration any setting accepts. Far beyond any sensible open period, and small
+/// enough that adding it to any instant a process can see never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The largest count window ([`Window::Calls`]): one byte per call is kept.
+pub const MAX_WINDOW_CALLS: u32 = 1_000_000;
+
+/// The largest `half_open_probes` and `half_open_successes`.
+pub const MAX_PROBES: u32 = u16::MAX as u32;
+
+/// The window over which failure and slow-call rates are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// The last `n` recorded outcomes (count-based, truly sliding: each new outcome evicts the
+    /// oldest one).
+    Calls(u32),
+    /// The outcomes of the last `d` (time-based). Kept in a fixed ring of buckets, never one
+    /// record per call, so memory is bounded whatever the call rate.
+    Time(Duration),
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window::Calls(100)
+    }
+}
+
+/// A validated circuit configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use breaker_core::{Config, Window};
+///
+/// let config = Config::builder()
+///     .failure_rate(0.5, Window::Calls(20))
+///     .minimum_calls(10)
+///     .open_for(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(config.open_for(), Duration::from_secs(10));
+/// # Ok::<(), breaker_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub(crate) consecutive_failures: Option<u32>,
+    pub(crate) failure_rate: Option<f64>,
+    pub(crate) slow_call: Option<(Duration, f64)>,
+    pub(crate) window: Window,
+    pub(crate) minimum_calls: u32,
+    pub(crate) open_for: Duration,
+    pub(crate) max_open_for: Duration,
+    pub(crate) backoff_multiplier: f64,
+    pub(crate) jitter: f64,
+    pub(crate) half_open_probes: u32,
+    pub(crate) half_open_successes: u32,
+    pub(crate) on_abandoned: Outcome,
+}
+
+impl Config {
+    /// Starts a builder with the defaults: trip after 5 consecutive failures, open for 30 s,
+    /// doubling on each re-trip up to 300 s, one half-open probe.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Failures in a row that trip the circuit, if that policy is active.
+    pub fn consecutive_failures(&self) -> Option<u32> {
+        self.consecutive_failures
+    }
+    /// Failure-rate threshold, if that policy is active.
+    pub fn failure_rate(&self) -> Option<f64> {
+        self.failure_rate
+    }
+    /// Slow-call threshold and rate, if that policy is active.
+    pub fn slow_calls(&self) -> Option<(Duration, f64)> {
+        self.slow_call
+    }
+    /// The window the rates are measured over.
+    pub fn window(&self) -> Window {
+        self.window
+    }
+    /// Outcomes needed in the window before a rate can trip the circuit.
+    pub fn minimum_calls(&self) -> u32 {
+        self.minimum_calls
+    }
+    /// The first open period.
+    pub fn open_for(&self) -> Duration {
+        self.open_for
+    }
+    /// The longest open period backoff can reach.
+    pub fn max_open_for(&self) -> Duration {
+        self.max_open_for
+    }
+    /// Factor applied to the open period on every re-trip from half-open.
+    pub fn backoff_multiplier(&self) -> f64 {
+        self.backoff_multiplier
+    }
+    /// Random spread of each open period, as a fraction (±).
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+    /// Calls admitted concurrently in half-open.
+    pub fn half_open_probes(&self) -> u32 {
+        self.half_open_probes
+    }
+    /// Probe successes needed to close.
+    pub fn half_open_successes(&self) -> u32 {
+        self.half_open_successes
+    }
+    /// What a permit dropped without a record counts as.
+    pub fn on_abandoned(&self) -> Outcome {
+        self.on_abandoned
+    }
+    /// Whether outcomes are kept in a window (a rate policy is active).
+    pub(crate) fn has_window(&self) -> bool {
+        self.failure_rate.is_some() || self.slow_call.is_some()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        match ConfigBuilder::default().build() {
+            Ok(c) => c,
+            // The defaults are constants checked by `defaults_are_valid` below.
+            Err(e) => unreachable!("default config is invalid: {e}"),
+        }
+    }
+}
+
+/// Builds a [`Config`]; every value is checked by [`build`](ConfigBuilder::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use breaker_core::Config;
+///
+/// let err = Config::builder().failure_rate(1.5, Default::default()).build().unwrap_err();
+/// assert_eq!(err.field(), "failure_rate");
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ConfigBuilder {
+    consecutive_failures: Option<u32>,
+    failure_rate: Option<f64>,
+    slow_call: Option<(Duration, f64)>,
+    window: Option<Window>,
+    minimum_calls: Option<u32>,
+    open_for: Option<Duration>,
+    max_open_for: Option<Duration>,
+    backoff_multiplier: Option<f64>,
+    jitter: Option<f64>,
+    half_open_probes: Option<u32>,
+    half_open_successes: Option<u32>,
+    on_abandoned: Option<Outcome>,
+}
+
+impl ConfigBuilder {
+    /// Trips after `n` consecutive recorded failures. This is the default policy (n = 5) when no
+    /// rate policy is set; set explicitly, it stays active beside the rate policies.
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.consecutive_failures = Some(n);
+        self
+    }
+
+    /// Trips when the failure rate over `window` reaches `threshold` (in (0, 1]) with at least
+    /// [`minimum_calls`](Self::minimum_calls) outcomes in the window. Checked after every
+    /// recorded outcome, successes included.
+    pub fn failure_rate(mut self, threshold: f64, window: Window) -> Self {
+        self.failure_rate = Some(threshold);
+        self.window = Some(window);
+        self
+    }
+
+    /// Sets the window on its own (used by the slow-call policy when no failure rate is set).
+    pub fn window(mut self, window: Window) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Outcomes needed in the window before either rate can trip (default: 10, or the count
+    /// window's size when smaller).
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.minimum_calls = Some(n);
+        self
+    }
+
+    /// A call slower than `threshold` is slow; trips when the slow-call rate over the window
+    /// reaches `rate` (in (0, 1]).
+    pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
+        self.slow_call = Some((threshold, rate));
+        self
+    }
+
+    /// The first open period (default 30 s).
+    pub fn open_for(mut self, d: Duration) -> Self {
+        self.open_for = Some(d);
+        self
+    }
+
+    /// The cap of the compounding open period (default 300 s).
+    pub fn max_open_for(mut self, d: Duration) -> Self {
+        self.max_open_for = Some(d);
+        self
+    }
+
+    /// Factor of the open period on every re-trip from half-open (default 2.0, at least 1).
+    pub fn backoff_multiplier(mut self, m: f64) -> Self {
+        self.backoff_multiplier = Some(m);
+        self
+    }
+
+    /// Spreads each open period uniformly by ±`fraction` (default 0, must be in [0, 1)).
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Some(fraction);
+        self
+    }
+
+    /// Calls admitted concurrently in half-open (default 1).
+    pub fn half_open_probes(mut self, n: u32) -> Self {
+        self.half_open_probes = Some(n);
+        self
+    }
+
+    /// Probe successes needed to close (default: the number of probes).
+    pub fn half_open_successes(mut self, n: u32) -> Self {
+        self.half_open_successes = Some(n);
+        self
+    }
+
+    /// What a permit dropped without a record counts as (default [`Outcome::Failure`]).
+    pub fn on_abandoned(mut self, outcome: Outcome) -> Self {
+        self.on_abandoned = Some(outcome);
+        self
+    }
+
+    /// Checks every value and returns the config, or the first invalid field.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let window = self.window.unwrap_or_default();
+        let has_rate = self.failure_rate.is_some() || self.slow_call.is_some();
+
+        let consecutive_failures = match self.consecutive_failures {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "consecutive_failures",
+                    0,
+                    "must be at least 1",
+                ))
+            }
+            Some(n) => Some(n),
+            None if has_rate => None,
+            None => Some(5),
+        };
+        if let Some(t) = self.failure_rate {
+            check_rate("failure_rate", t)?;
+        }
+        if let Some((threshold, rate)) = self.slow_call {
+            check_duration("slow_call_threshold", threshold)?;
+            check_rate("slow_call_rate", rate)?;
+        }
+        match window {
+            Window::Calls(0) => {
+                return Err(ConfigError::new(
+                    "window",
+                    "0 calls",
+                    "must hold at least 1 call",
+                ))
+            }
+            Window::Calls(n) if n > MAX_WINDOW_CALLS => {
+                return Err(ConfigError::new(
+                    "window",
+                    format_args!("{n} calls"),
+                    "must hold at most 1000000 calls",
+                ))
+            }
+            Window::Calls(_) => {}
+            Window::Time(d) => {
+                if d < MIN_TIME_WINDOW {
+                    return Err(ConfigError::new(
+                        "window",
+                        format_args!("{d:?}"),
+                        "a time window must be at least 10ms",
+                    ));
+                }
+                check_duration("window", d)?;
+            }
+        }
+        let minimum_calls = match (self.minimum_calls, window) {
+            (Some(0), _) => return Err(ConfigError::new("minimum_calls", 0, "must be at least 1")),
+            (Some(m), Window::Calls(n)) if m > n => {
+                return Err(ConfigError::new(
+                    "minimum_calls",
+                    m,
+                    "exceeds the count window's size, so the rate could never trip",
+                ))
+            }
+            (Some(m), _) => m,
+            (None, Window::Calls(n)) => n.min(10),
+            (None, Window::Time(_)) => 10,
+        };
+
+        let open_for = self.open_for.unwrap_or(Duration::from_secs(30));
+        check_duration("open_for", open_for)?;
+        let max_open_for = self
+            .max_open_for
+            .unwrap_or_else(|| open_for.max(Duration::from_secs(300)));
+        check_duration("max_open_for", max_open_for)?;
+        if max_open_for < open_for {
+            return Err(ConfigError::new(
+                "max_open_for",
+                format_args!("{max_open_for:?}"),
+                "must not be shorter than open_for",
+            ));
+        }
+        let backoff_multiplier = self.backoff_multiplier.unwrap_or(2.0);
+        if !backoff_multiplier.is_finite() || backoff_multiplier < 1.0 {
+            return Err(ConfigError::new(
+                "backoff_multiplier",
+                backoff_multiplier,
+                "must be a finite number of at least 1",
+            ));
+        }
+        let jitter = self.jitter.unwrap_or(0.0);
+        if !(0.0..1.0).contains(&jitter) {
+            return Err(ConfigError::new("jitter", jitter, "must be in [0, 1)"));
+        }
+        let half_open_probes = self.half_open_probes.unwrap_or(1);
+        check_probes("half_open_probes", half_open_probes)?;
+        let half_open_successes = self.half_open_successes.unwrap_or(half_open_probes);
+        check_probes("half_open_successes", half_open_successes)?;
+
+        Ok(Config {
+            consecutive_failures,
+            failure_rate: self.failure_rate,
+            slow_call: self.slow_call,
+            window,
+            minimum_calls,
+            open_for,
+            max_open_for,
+            backoff_multiplier,
+            jitter,
+            half_open_probes,
+            half_open_successes,
+            on_abandoned: self.on_abandoned.unwrap_or(Outcome::Failure),
+        })
+    }
+}
+
+const MIN_TIME_WINDOW: Duration = Duration::from_millis(10);
+
+fn check_rate(field: &'static str, rate: f64) -> Result<(), ConfigError> {
+    // NaN fails both comparisons and lands here too.
+    if rate > 0.0 && rate <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, rate, "must be in (0, 1]"))
+    }
+}
+
+fn check_duration(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if d.is_zero() {
+        Err(ConfigError::new(field, "0s", "must be longer than zero"))
+    } else if d > MAX_DURATION {
+        Err(ConfigError::new(
+            field,
+            format_args!("{d:?}"),
+            "must be at most 365 days",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_probes(field: &'static str, n: u32) -> Result<(), ConfigError> {
+    if n == 0 {
+        Err(ConfigError::new(field, n, "must be at least 1"))
+    } else if n > MAX_PROBES {
+        Err(ConfigError::new(field, n, "must be at most 65535"))
+    } else {
+        Ok(())
+    }
+}
+
+/// An invalid configuration value: which field, what was given, and what is allowed.
+///
+/// ```
+/// use breaker_core::Config;
+/// let err = Config::builder().jitter(f64::NAN).build().unwrap_err();
+/// assert_eq!(err.field(), "jitter");
+/// assert_eq!(err.to_string(), "invalid `jitter` = NaN: must be in [0, 1)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    field: &'static str,
+    value: String,
+    reason: &'static str,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
+        ConfigError {
+            field,
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    /// The name of the invalid setting, as the builder method (and attribute argument) spells it.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// The rejected value, rendered.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What the setting accepts.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid `{}` = {}: {}",
+            self.field, self.value, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = ConfigBuilder::default().build().unwrap();
+        assert_eq!(c.consecutive_failures(), Some(5));
+        assert_eq!(c.open_for(), Duration::from_secs(30));
+        assert_eq!(c.max_open_for(), Duration::from_secs(300));
+        assert_eq!(c.half_open_probes(), 1);
+        assert_eq!(c.half_open_successes(), 1);
+        assert_eq!(c.on_abandoned(), Outcome::Failure);
+        assert!(!c.has_window());
+    }
+
+    #[test]
+    fn rate_policy_replaces_the_default_consecutive_policy() {
+        let c = Config::builder()
+            .failure_rate(0.5, Window::Calls(4))
+            .build()
+            .unwrap();
+        assert_eq!(c.consecutive_failures(), None);
+        assert_eq!(c.minimum_calls(), 4);
+    }
+}

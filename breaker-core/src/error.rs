@@ -1,0 +1,114 @@
+//! The rejection error.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::circuit::Circuit;
+use crate::classify::{Classify, Outcome};
+use crate::state::State;
+
+/// A call was rejected because its circuit is open.
+///
+/// Carries which circuit rejected it and, when known, how long until a probe may pass. Building
+/// one never allocates: it holds a handle to the circuit, whose names it lends.
+///
+/// Functions annotated with `#[circuit_breaker]` return it through their own error type, which
+/// must implement `From<CircuitOpen>`.
+///
+/// ```
+/// use std::time::Duration;
+/// use breaker_core::{Circuit, Config, ManualClock, State};
+///
+/// let clock = ManualClock::new();
+/// let circuit = Circuit::with_clock(Config::builder().consecutive_failures(1).build()?, clock.clone());
+/// circuit.try_acquire()?.failure();
+/// clock.advance(Duration::from_secs(20));
+///
+/// let err = circuit.try_acquire().unwrap_err();
+/// assert_eq!(err.state(), State::Open);
+/// assert_eq!(err.retry_after(), Some(Duration::from_secs(10)));
+/// assert_eq!(err.to_string(), "circuit open: retry after 10s");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct CircuitOpen {
+    circuit: Circuit,
+    state: State,
+    retry_after: Option<Duration>,
+}
+
+impl CircuitOpen {
+    pub(crate) fn new(circuit: Circuit, state: State, retry_after: Option<Duration>) -> Self {
+        CircuitOpen {
+            circuit,
+            state,
+            retry_after,
+        }
+    }
+
+    /// The provider whose circuit rejected the call (empty for a standalone circuit).
+    pub fn provider(&self) -> &str {
+        self.circuit.provider()
+    }
+
+    /// The tenant whose circuit rejected the call (empty for a standalone circuit).
+    pub fn tenant(&self) -> &str {
+        self.circuit.tenant()
+    }
+
+    /// The state that rejected the call: `Open`, `HalfOpen` (every probe slot taken) or
+    /// `ForcedOpen`.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Time left, at the moment of rejection, until a probe may pass. `None` when that is not
+    /// known: half-open with its probes in flight, or forced open.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The circuit that rejected the call.
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+}
+
+impl fmt::Debug for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitOpen")
+            .field("provider", &self.provider())
+            .field("tenant", &self.tenant())
+            .field("state", &self.state)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
+}
+
+impl fmt::Display for CircuitOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state {
+            State::HalfOpen => f.write_str("circuit half-open, all probes in flight")?,
+            State::ForcedOpen => f.write_str("circuit forced open")?,
+            _ => f.write_str("circuit open")?,
+        }
+        match (self.provider(), self.tenant()) {
+            ("", "") => {}
+            (p, "") => write!(f, " for provider `{p}`")?,
+            (p, t) => write!(f, " for provider `{p}`, tenant `{t}`")?,
+        }
+        if let Some(d) = self.retry_after {
+            write!(f, ": retry after {d:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CircuitOpen {}
+
+/// A rejection from a nested breaker says nothing about this call's dependency.
+impl Classify for CircuitOpen {
+    fn classify(&self) -> Outcome {
+        Outcome::Ignored
+    }
+}

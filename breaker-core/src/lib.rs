@@ -1,0 +1,39 @@
+//! Runtime of the [`breaker`](https://docs.rs/breaker) crate: a lock-free circuit state machine,
+//! sliding windows, compounding backoff, error classification and a registry of circuits keyed by
+//! (provider, tenant).
+//!
+//! Users depend on `breaker`, which re-exports everything here.
+//!
+//! ```
+//! use breaker_core::{Registry, Config};
+//!
+//! let registry = Registry::builder().default_config(Config::default()).build();
+//! let circuit = registry.circuit("anthropic", "tenant-a");
+//! match circuit.try_acquire() {
+//!     Ok(permit) => permit.success(),
+//!     Err(open) => println!("rejected: {open}"),
+//! }
+//! ```
+
+mod backoff;
+mod circuit;
+mod classify;
+mod clock;
+mod config;
+mod error;
+mod registry;
+mod state;
+mod sync;
+mod window;
+
+pub use circuit::{Circuit, Metrics, Permit};
+pub use classify::{Classify, ErrorClass, Outcome};
+#[cfg(feature = "tokio")]
+pub use clock::TokioClock;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, Window, MAX_DURATION, MAX_PROBES, MAX_WINDOW_CALLS,
+};
+pub use error::CircuitOpen;
+pub use registry::{CircuitSnapshot, Registry, RegistryBuilder, DEFAULT_TENANT};
+pub use state::State;

@@ -1,0 +1,329 @@
+//! The registry: circuits keyed by (provider, tenant), created on first use.
+//!
+//! Two levels of lock-free maps: provider name → provider entry, then tenant → circuit. A lookup
+//! of an existing circuit hashes two `&str`s and allocates nothing; only the first call of a new
+//! (provider, tenant) allocates.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use crate::circuit::{Circuit, Metrics, Permit, Policy};
+use crate::clock::{Clock, SystemClock, Timebase};
+use crate::config::Config;
+use crate::error::CircuitOpen;
+use crate::state::State;
+
+/// The tenant of circuits that are keyed by provider only.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Circuits keyed by (provider, tenant). Tenants are isolated: one tenant's failures never change
+/// another tenant's circuit, and the same tenant on two providers has two circuits.
+///
+/// ```
+/// use breaker_core::{Config, Registry, State};
+///
+/// let registry = Registry::builder()
+///     .default_config(Config::builder().consecutive_failures(1).build()?)
+///     .build();
+/// registry.circuit("openai", "acme").try_acquire()?.failure();
+///
+/// assert_eq!(registry.circuit("openai", "acme").state(), State::Open);
+/// assert_eq!(registry.circuit("openai", "globex").state(), State::Closed);
+/// assert_eq!(registry.circuit("anthropic", "acme").state(), State::Closed);
+/// assert_eq!(registry.len(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Registry {
+    providers: papaya::HashMap<Arc<str>, Arc<Provider>>,
+    default: Arc<Policy>,
+    time: Arc<Timebase>,
+}
+
+struct Provider {
+    name: Arc<str>,
+    circuits: papaya::HashSet<Entry>,
+    /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
+    /// created.
+    configured: Mutex<Option<Arc<Policy>>>,
+    /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
+    /// config, so all circuits of one site share one policy.
+    sites: Mutex<Vec<(usize, Arc<Policy>)>>,
+}
+
+/// A set element that is looked up by its tenant name, so a hit needs no owned key.
+struct Entry(Arc<Circuit>);
+
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        self.0.tenant()
+    }
+}
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.tenant().hash(state)
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.tenant() == other.0.tenant()
+    }
+}
+impl Eq for Entry {}
+
+impl Registry {
+    /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
+    /// with the default config and the system clock.
+    pub fn global() -> &'static Registry {
+        static GLOBAL: OnceLock<Registry> = OnceLock::new();
+        GLOBAL.get_or_init(|| Registry::builder().build())
+    }
+
+    /// Starts a builder (default config, system clock).
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// Sets the config of `provider`'s circuits. It applies to circuits created afterwards and
+    /// wins over a call site's attribute arguments, so operations can retune a provider without
+    /// recompiling. Existing circuits keep their config until evicted or removed.
+    pub fn configure(&self, provider: &str, config: Config) {
+        let policy = Arc::new(Policy::new(config, self.time.clone()));
+        *lock(&self.provider(provider).configured) = Some(policy);
+    }
+
+    /// The config set for `provider` with [`configure`](Self::configure), if any.
+    pub fn configured(&self, provider: &str) -> Option<Config> {
+        let providers = self.providers.pin();
+        let p = providers.get(provider)?;
+        let configured = lock(&p.configured);
+        configured.as_ref().map(|policy| policy.config.clone())
+    }
+
+    /// The circuit of (`provider`, `tenant`), created on first use. Allocates nothing when it
+    /// exists.
+    pub fn circuit(&self, provider: &str, tenant: &str) -> Arc<Circuit> {
+        self.circuit_for_site(provider, tenant, None)
+    }
+
+    /// The circuit of (`provider`, `tenant`) if it exists.
+    pub fn get(&self, provider: &str, tenant: &str) -> Option<Arc<Circuit>> {
+        let providers = self.providers.pin();
+        let p = providers.get(provider)?;
+        let circuits = p.circuits.pin();
+        circuits.get(tenant).map(|e| e.0.clone())
+    }
+
+    /// Removes a circuit; handles and permits already out keep working on the removed one.
+    pub fn remove(&self, provider: &str, tenant: &str) -> bool {
+        let providers = self.providers.pin();
+        providers
+            .get(provider)
+            .is_some_and(|p| p.circuits.pin().remove(tenant))
+    }
+
+    /// Number of circuits.
+    pub fn len(&self) -> usize {
+        let providers = self.providers.pin();
+        providers.values().map(|p| p.circuits.len()).sum()
+    }
+
+    /// Whether the registry holds no circuit.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every circuit with its state and metrics, for admin tooling.
+    pub fn snapshot(&self) -> Vec<CircuitSnapshot> {
+        let mut out = Vec::new();
+        self.for_each(|c| {
+            let metrics = c.metrics();
+            out.push(CircuitSnapshot {
+                provider: c.provider().to_owned(),
+                tenant: c.tenant().to_owned(),
+                state: metrics.state,
+                metrics,
+            })
+        });
+        out
+    }
+
+    /// Calls `f` with every circuit. Circuits created or removed meanwhile may or may not be seen.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<Circuit>)) {
+        let providers = self.providers.pin();
+        for p in providers.values() {
+            for e in p.circuits.pin().iter() {
+                f(&e.0);
+            }
+        }
+    }
+
+    /// Takes a permit from the circuit of (`provider`, `tenant`), creating it on first use with
+    /// the call site's `config` unless the provider was [`configure`](Self::configure)d.
+    ///
+    /// This is what `#[circuit_breaker]` expands to; it is public for hand-written adapters.
+    #[inline]
+    pub fn acquire(
+        &self,
+        provider: &str,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Result<Permit, CircuitOpen> {
+        {
+            let providers = self.providers.pin();
+            if let Some(p) = providers.get(provider) {
+                if let Some(e) = p.circuits.pin().get(tenant) {
+                    return e.0.try_acquire();
+                }
+            }
+        }
+        self.circuit_for_site(provider, tenant, site).try_acquire()
+    }
+
+    fn circuit_for_site(
+        &self,
+        provider: &str,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Arc<Circuit> {
+        let p = self.provider(provider);
+        let circuits = p.circuits.pin();
+        if let Some(e) = circuits.get(tenant) {
+            return e.0.clone();
+        }
+        let policy = self.policy_for(&p, site);
+        let circuit = Arc::new(Circuit::from_policy(policy, p.name.clone(), tenant));
+        loop {
+            if circuits.insert(Entry(circuit.clone())) {
+                return circuit;
+            }
+            // Lost a race with another creator: use theirs, unless it was removed meanwhile.
+            if let Some(e) = circuits.get(tenant) {
+                return e.0.clone();
+            }
+        }
+    }
+
+    fn provider(&self, name: &str) -> Arc<Provider> {
+        let providers = self.providers.pin();
+        if let Some(p) = providers.get(name) {
+            return p.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        let fresh = Arc::new(Provider {
+            name: name.clone(),
+            circuits: papaya::HashSet::new(),
+            configured: Mutex::new(None),
+            sites: Mutex::new(Vec::new()),
+        });
+        providers.get_or_insert(name, fresh).clone()
+    }
+
+    fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Arc<Policy> {
+        if let Some(policy) = lock(&p.configured).as_ref() {
+            return policy.clone();
+        }
+        let Some(site) = site else {
+            return self.default.clone();
+        };
+        let key = site as *const Config as usize;
+        let mut sites = lock(&p.sites);
+        if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
+            return policy.clone();
+        }
+        let policy = Arc::new(Policy::new(site.clone(), self.time.clone()));
+        sites.push((key, policy.clone()));
+        policy
+    }
+}
+
+/// The registry's mutexes guard plain values that a panic cannot leave half-written.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("circuits", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::builder().build()
+    }
+}
+
+/// Builds a [`Registry`].
+///
+/// ```
+/// use breaker_core::{Config, ManualClock, Registry};
+/// let clock = ManualClock::new();
+/// let registry = Registry::builder()
+///     .default_config(Config::builder().consecutive_failures(3).build()?)
+///     .clock(clock.clone())
+///     .build();
+/// # Ok::<(), breaker_core::ConfigError>(())
+/// ```
+#[derive(Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RegistryBuilder {
+    default_config: Option<Config>,
+    clock: Option<Box<dyn Clock>>,
+}
+
+impl RegistryBuilder {
+    /// The config of circuits whose provider has no [`Registry::configure`] and whose call site
+    /// sets none.
+    pub fn default_config(mut self, config: Config) -> Self {
+        self.default_config = Some(config);
+        self
+    }
+
+    /// The clock of every circuit in the registry.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
+    /// Builds the registry.
+    pub fn build(self) -> Registry {
+        let time = Arc::new(Timebase::new(
+            self.clock.unwrap_or_else(|| Box::new(SystemClock)),
+        ));
+        let default = Arc::new(Policy::new(
+            self.default_config.unwrap_or_default(),
+            time.clone(),
+        ));
+        Registry {
+            providers: papaya::HashMap::new(),
+            default,
+            time,
+        }
+    }
+}
+
+impl fmt::Debug for RegistryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("default_config", &self.default_config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One circuit as seen by [`Registry::snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CircuitSnapshot {
+    /// The provider.
+    pub provider: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Its state.
+    pub state: State,
+    /// Its counters.
+    pub metrics: Metrics,
+}

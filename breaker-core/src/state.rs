@@ -1,0 +1,175 @@
+//! The circuit's whole state machine lives in one `u64`, so every transition is one
+//! compare-and-swap and exactly one thread wins it:
+//!
+//! ```text
+//!  63..61  60..53  52..48  47..32     31..16     15..0
+//!  tag     gen     level   -          successes  in-flight    (HalfOpen)
+//!  tag     gen     level   deadline in µs since the circuit's origin  (Open)
+//!  tag     gen     0...                                     (other states)
+//! ```
+//!
+//! `gen` changes on every transition; a permit remembers the tag and gen it was issued under, so
+//! an outcome recorded after the circuit moved on can never touch the new state (no probe-slot
+//! underflow, no stale failure reopening a fresh circuit). `level` is the backoff step, carried
+//! from Open to HalfOpen and back so the open period compounds without a second word.
+
+use std::fmt;
+
+pub(crate) const CLOSED: u64 = 0;
+pub(crate) const OPEN: u64 = 1;
+pub(crate) const HALF_OPEN: u64 = 2;
+pub(crate) const FORCED_OPEN: u64 = 3;
+pub(crate) const DISABLED: u64 = 4;
+pub(crate) const METRICS_ONLY: u64 = 5;
+
+const TAG_SHIFT: u32 = 61;
+const GEN_SHIFT: u32 = 53;
+const GEN_MASK: u64 = 0xff;
+const LEVEL_SHIFT: u32 = 48;
+const LEVEL_MASK: u64 = 0x1f;
+/// Largest representable deadline: 2^48 µs ≈ 8.9 years after the circuit's origin.
+pub(crate) const DEADLINE_MAX: u64 = (1 << LEVEL_SHIFT) - 1;
+const HALF_MASK: u64 = 0xffff;
+const SUCC_SHIFT: u32 = 16;
+/// The part of a state word a permit remembers: tag and gen.
+const EPISODE_MASK: u64 = !((1 << GEN_SHIFT) - 1);
+
+#[inline]
+pub(crate) fn tag(s: u64) -> u64 {
+    s >> TAG_SHIFT
+}
+#[inline]
+pub(crate) fn gen(s: u64) -> u64 {
+    (s >> GEN_SHIFT) & GEN_MASK
+}
+#[inline]
+pub(crate) fn level(s: u64) -> u32 {
+    ((s >> LEVEL_SHIFT) & LEVEL_MASK) as u32
+}
+#[inline]
+pub(crate) fn deadline(s: u64) -> u64 {
+    s & DEADLINE_MAX
+}
+#[inline]
+pub(crate) fn in_flight(s: u64) -> u32 {
+    (s & HALF_MASK) as u32
+}
+#[inline]
+pub(crate) fn successes(s: u64) -> u32 {
+    ((s >> SUCC_SHIFT) & HALF_MASK) as u32
+}
+/// Tag and gen of a state: what identifies one stay in one state.
+#[inline]
+pub(crate) fn episode(s: u64) -> u64 {
+    s & EPISODE_MASK
+}
+
+/// A state word for `tag`, one generation after `prev`.
+#[inline]
+pub(crate) fn next(prev: u64, tag: u64) -> u64 {
+    let g = (gen(prev) + 1) & GEN_MASK;
+    (tag << TAG_SHIFT) | (g << GEN_SHIFT)
+}
+#[inline]
+pub(crate) fn open(prev: u64, level: u32, deadline_us: u64) -> u64 {
+    next(prev, OPEN)
+        | ((u64::from(level) & LEVEL_MASK) << LEVEL_SHIFT)
+        | deadline_us.min(DEADLINE_MAX)
+}
+#[inline]
+pub(crate) fn half_open(prev: u64, level: u32, in_flight: u32, successes: u32) -> u64 {
+    next(prev, HALF_OPEN) | with_probes(level, in_flight, successes)
+}
+/// Same episode, new probe counters.
+#[inline]
+pub(crate) fn reprobe(s: u64, in_flight: u32, successes: u32) -> u64 {
+    episode(s) | with_probes(level(s), in_flight, successes)
+}
+fn with_probes(level: u32, in_flight: u32, successes: u32) -> u64 {
+    ((u64::from(level) & LEVEL_MASK) << LEVEL_SHIFT)
+        | (u64::from(successes) & HALF_MASK) << SUCC_SHIFT
+        | (u64::from(in_flight) & HALF_MASK)
+}
+
+/// The state of a circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Calls pass; outcomes are recorded and may trip the circuit.
+    Closed,
+    /// Calls are rejected until the open period ends.
+    Open,
+    /// A limited number of probe calls pass; their outcomes close or reopen the circuit.
+    HalfOpen,
+    /// Rejects every call until [`reset`](crate::Circuit::reset): set by operations.
+    ForcedOpen,
+    /// Passes every call and records nothing.
+    Disabled,
+    /// Passes every call and records outcomes, but never trips.
+    MetricsOnly,
+}
+
+impl State {
+    pub(crate) fn from_tag(t: u64) -> State {
+        match t {
+            CLOSED => State::Closed,
+            OPEN => State::Open,
+            HALF_OPEN => State::HalfOpen,
+            FORCED_OPEN => State::ForcedOpen,
+            DISABLED => State::Disabled,
+            _ => State::MetricsOnly,
+        }
+    }
+
+    /// Lower-case name, as used in logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::Disabled => "disabled",
+            State::MetricsOnly => "metrics_only",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip() {
+        let c = next(0, CLOSED);
+        let o = open(c, 7, 123_456);
+        assert_eq!(
+            (tag(o), gen(o), level(o), deadline(o)),
+            (OPEN, 2, 7, 123_456)
+        );
+        let h = half_open(o, level(o), 3, 2);
+        assert_eq!(
+            (tag(h), gen(h), level(h), in_flight(h), successes(h)),
+            (HALF_OPEN, 3, 7, 3, 2)
+        );
+        let h2 = reprobe(h, 1, 65535);
+        assert_eq!(episode(h2), episode(h));
+        assert_eq!((in_flight(h2), successes(h2), level(h2)), (1, 65535, 7));
+    }
+
+    #[test]
+    fn gen_wraps_and_deadline_saturates() {
+        let mut s = 0;
+        for _ in 0..256 {
+            s = next(s, CLOSED);
+        }
+        assert_eq!(gen(s), 0);
+        assert_eq!(tag(s), CLOSED);
+        assert_eq!(deadline(open(s, 0, u64::MAX)), DEADLINE_MAX);
+        assert_eq!(tag(open(s, 0, u64::MAX)), OPEN);
+    }
+}

@@ -1,0 +1,1 @@
+//! Proc-macro crate of `breaker`; the attribute lands in its own issue.

@@ -1,0 +1,15 @@
+//! Keyed, lock-free circuit breakers for services that call many providers on behalf of many
+//! tenants.
+//!
+//! ```
+//! use breaker::{Circuit, Config, State};
+//!
+//! let circuit = Circuit::new(Config::default());
+//! let permit = circuit.try_acquire()?;
+//! permit.success();
+//! assert_eq!(circuit.state(), State::Closed);
+//! # Ok::<(), breaker::CircuitOpen>(())
+//! ```
+
+#[doc(inline)]
+pub use breaker_core::*;
