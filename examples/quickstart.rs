@@ -55,7 +55,11 @@ fn call(registry: &Registry, clock: &ManualClock, tenant: &str) {
                 Ok(body) => format!("ok: {body}{probe}"),
                 Err(e) => format!("error: {e:?} -> {:?}{probe}", e.classify()),
             };
-            permit.record(result.as_ref().map_or_else(Classify::classify, |_| Outcome::Success));
+            permit.record(
+                result
+                    .as_ref()
+                    .map_or_else(Classify::classify, |_| Outcome::Success),
+            );
             line
         }
     };
