@@ -31,6 +31,9 @@ fn ratio(part: u32, whole: u32) -> f64 {
 }
 
 /// The window of one circuit.
+// The circuit keeps its recorder boxed already, so the variants' size difference costs nothing;
+// boxing the time window as well would add a second pointer chase to every record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Recorder {
     Count(CountWindow),
