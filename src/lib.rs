@@ -13,3 +13,9 @@
 
 #[doc(inline)]
 pub use breaker_core::*;
+
+#[doc(inline)]
+pub use breaker_macros::circuit_breaker;
+
+#[doc(hidden)]
+pub mod __private;

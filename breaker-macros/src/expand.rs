@@ -1,0 +1,569 @@
+//! Code generation: the function is re-emitted with its signature untouched, token for token, and
+//! only its body replaced by one that takes a permit, runs the original body once inside an inner
+//! block, classifies the result and records it.
+
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+use syn::{
+    Attribute, Block, Expr, FnArg, GenericArgument, Pat, PathArguments, ReturnType, Signature,
+    Stmt, Type, TypeParamBound, Visibility,
+};
+
+use crate::attr::{self, Args, Setting};
+
+/// Expands `#[circuit_breaker(args)] item`. Never panics; on any error the item is emitted
+/// unchanged next to the errors, so the rest of the crate (and the IDE) still sees the function.
+pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = Func::parse(item.clone());
+    let args = attr::parse(args);
+    match (args, func) {
+        (Ok(args), Ok(func)) => match expand(&args, &func) {
+            Ok(tokens) => tokens,
+            Err(e) => error_beside(e, item),
+        },
+        (Err(mut e), Err(f)) => {
+            e.combine(f);
+            error_beside(e, item)
+        }
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => error_beside(e, item),
+    }
+}
+
+fn error_beside(e: syn::Error, item: TokenStream) -> TokenStream {
+    let errors = e.to_compile_error();
+    quote!(#errors #item)
+}
+
+/// The annotated function, split so that everything before the body is re-emitted verbatim.
+struct Func {
+    /// Attributes, visibility and signature, exactly as written.
+    head: TokenStream,
+    sig: Signature,
+    /// The body `{ ... }`, exactly as written.
+    body: Group,
+}
+
+impl Func {
+    fn parse(item: TokenStream) -> syn::Result<Func> {
+        let mut trees: Vec<TokenTree> = item.into_iter().collect();
+        let last = trees.pop();
+        let head: TokenStream = trees.into_iter().collect();
+        let sig = (|input: ParseStream| {
+            input.call(Attribute::parse_outer)?;
+            input.parse::<Visibility>()?;
+            input.parse::<Option<syn::Token![default]>>()?;
+            let sig: Signature = input.parse()?;
+            Ok(sig)
+        })
+        .parse2(head.clone());
+        match (sig, last) {
+            (Ok(sig), Some(TokenTree::Group(body))) if body.delimiter() == Delimiter::Brace => {
+                Ok(Func { head, sig, body })
+            }
+            (Ok(sig), _) => Err(syn::Error::new(
+                sig.ident.span(),
+                "`#[circuit_breaker]` needs a function body: put it on the `fn` in the `impl`, not on the trait's declaration",
+            )),
+            (Err(_), last) => {
+                let all: TokenStream = head.into_iter().chain(last).collect();
+                Err(syn::Error::new(
+                    item_keyword_span(all),
+                    "`#[circuit_breaker]` can only be applied to a function",
+                ))
+            }
+        }
+    }
+}
+
+/// The span of the item's first token after its attributes and visibility (`struct`, `mod`, ...).
+fn item_keyword_span(item: TokenStream) -> Span {
+    let parser = |input: ParseStream| {
+        input.call(Attribute::parse_outer)?;
+        input.parse::<Visibility>()?;
+        let span = input.span();
+        input.parse::<TokenStream>()?;
+        Ok(span)
+    };
+    parser.parse2(item).unwrap_or_else(|_| Span::call_site())
+}
+
+/// What the generated body needs to know about the function.
+struct Site<'a> {
+    args: &'a Args,
+    krate: TokenStream,
+    /// The return type with every `impl Trait` replaced by `_`, used to pin the inner block's type
+    /// so that `?` and `return` inside it convert to the function's error type. `None` when not
+    /// known (async-trait output without a recognisable `Output = ..`).
+    pin: Option<Type>,
+    /// Where type errors about the return type should point.
+    ret_span: Span,
+    /// Whether the body is awaited (an `async fn`, or async-trait's boxed future).
+    is_async: bool,
+}
+
+fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
+    let sig = &func.sig;
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
+    if let Some(c) = &sig.constness {
+        push(syn::Error::new(
+            c.span,
+            "`#[circuit_breaker]` cannot be used on a `const fn`: circuits are checked at run time",
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        push(syn::Error::new_spanned(
+            v,
+            "`#[circuit_breaker]` cannot be used on a variadic function",
+        ));
+    }
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Default => {
+            push(syn::Error::new(
+                sig.ident.span(),
+                "`#[circuit_breaker]` functions must return `Result<T, E>`; this one returns `()`",
+            ));
+            None
+        }
+    };
+    let fallback_args = match &args.fallback {
+        Some(_) => match forwarded_args(sig) {
+            Ok(a) => a,
+            Err(e) => {
+                push(e);
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    if let Some(e) = errors {
+        return Err(e);
+    }
+    let Some(ret) = ret else {
+        return Err(syn::Error::new(sig.ident.span(), "missing return type"));
+    };
+
+    let krate = match &args.krate {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::breaker),
+    };
+    let head = &func.head;
+
+    if sig.asyncness.is_some() {
+        let site = Site {
+            args,
+            krate,
+            pin: Some(infer_impl_trait(ret)),
+            ret_span: ret.span(),
+            is_async: true,
+        };
+        let body = wrapped_body(&site, &fallback_args, func.body.to_token_stream());
+        return Ok(quote!(#head { #body }));
+    }
+
+    if let Some(tokens) = async_trait_body(args, sig, &func.body, &krate, &fallback_args) {
+        return Ok(quote!(#head #tokens));
+    }
+
+    let site = Site {
+        args,
+        krate,
+        pin: Some(infer_impl_trait(ret)),
+        ret_span: ret.span(),
+        is_async: false,
+    };
+    let body = wrapped_body(&site, &fallback_args, func.body.to_token_stream());
+    Ok(quote!(#head { #body }))
+}
+
+/// The expressions that pass the function's arguments on to the fallback: `self` for a receiver,
+/// the name for a named argument. A destructuring pattern cannot be passed on and is an error.
+fn forwarded_args(sig: &Signature) -> syn::Result<Vec<TokenStream>> {
+    let mut out = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => out.push(r.self_token.to_token_stream()),
+            FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                    out.push(p.ident.to_token_stream())
+                }
+                other => {
+                    let e = syn::Error::new_spanned(
+                        other,
+                        "`fallback` receives every argument, so this one needs a plain name: write `name: Type` and destructure it in the body",
+                    );
+                    match &mut errors {
+                        Some(all) => all.combine(e),
+                        None => errors = Some(e),
+                    }
+                }
+            },
+        }
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// `ty` with every `impl Trait` replaced by `_`: usable inside the body, where `impl Trait` is
+/// not allowed, and still precise enough for `?` to know the error type.
+fn infer_impl_trait(ty: &Type) -> Type {
+    struct Replace;
+    impl VisitMut for Replace {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(t) = ty {
+                let span = t.impl_token.span;
+                *ty = syn::parse_quote_spanned!(span=> _);
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    Replace.visit_type_mut(&mut ty);
+    ty
+}
+
+/// The statements of the new body. `run` is the original body (a block), quoted exactly once.
+fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) -> TokenStream {
+    let k = &site.krate;
+    let acquire = acquire(site, fallback_args);
+    let pin = site.pin.as_ref().map(|ty| {
+        quote! {
+            if let ::core::option::Option::Some(__breaker_ret) = ::core::option::Option::None::<#ty> {
+                #[allow(unreachable_code)]
+                return __breaker_ret;
+            }
+        }
+    });
+    let call = if site.is_async {
+        quote!(async move { #pin #run }.await)
+    } else {
+        quote!(#k::__private::call_once(move || { #pin #run }))
+    };
+    let outcome = match &site.args.classify {
+        Some(classify) => quote_spanned!(classify.span()=> #classify(&__breaker_ret)),
+        None => quote_spanned! {site.ret_span=>
+            {
+                #[allow(unused_imports)]
+                use #k::__private::{ViaClassify as _, ViaDefault as _};
+                (&&#k::__private::Classifier::new(&__breaker_ret)).__breaker_outcome()
+            }
+        },
+    };
+    quote! {
+        #acquire
+        let __breaker_ret = #call;
+        #k::__private::Permit::record(__breaker_permit, #outcome);
+        __breaker_ret
+    }
+}
+
+/// `let __breaker_permit = ...;`: evaluates the registry and the tenant (before the body moves
+/// anything), takes a permit, or returns the rejection (or the fallback's result).
+fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
+    let k = &site.krate;
+    let args = site.args;
+    let provider = &args.provider;
+    let registry = match &args.registry {
+        Some(r) => quote_spanned!(r.span()=> #r),
+        None => quote!(#k::__private::Registry::global()),
+    };
+    let tenant = match &args.tenant {
+        Some(t) => quote_spanned!(t.span()=> &(#t)),
+        None => quote!(#k::__private::DEFAULT_TENANT),
+    };
+    let (site_static, site_config) = if args.settings.is_empty() {
+        (quote!(), quote!(::core::option::Option::None))
+    } else {
+        let calls = args.settings.iter().map(|s| builder_call(k, *s));
+        (
+            quote! {
+                // Checked by the same builder when the attribute was expanded; if it could still
+                // fail, the registry's default config would apply.
+                static __BREAKER_SITE: #k::__private::LazyLock<
+                    ::core::option::Option<#k::__private::Config>,
+                > = #k::__private::LazyLock::new(|| {
+                    #k::__private::Config::builder() #(#calls)* .build().ok()
+                });
+            },
+            quote!(::core::option::Option::as_ref(&*__BREAKER_SITE)),
+        )
+    };
+    let rejected = match &args.fallback {
+        Some(fallback) => {
+            let wait = site.is_async.then(|| quote!(.await));
+            quote_spanned!(fallback.span()=> #fallback(#(#fallback_args,)* __breaker_open) #wait)
+        }
+        None => quote_spanned!(site.ret_span=> #k::__private::reject(__breaker_open)),
+    };
+    quote! {
+        let __breaker_permit = match {
+            #site_static
+            let __breaker_acquired = #k::__private::acquire(#registry, #provider, #tenant, #site_config);
+            __breaker_acquired
+        } {
+            ::core::result::Result::Ok(__breaker_permit) => __breaker_permit,
+            ::core::result::Result::Err(__breaker_open) => return #rejected,
+        };
+    }
+}
+
+/// One `ConfigBuilder` call as code, with the values validated at expansion time.
+fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
+    use proc_macro2::Literal;
+    let f = |v: f64| {
+        // Validated values are finite, which `f64_suffixed` requires; a non-finite one would have
+        // been rejected by the builder, so `1.0` is never used.
+        Literal::f64_suffixed(if v.is_finite() { v } else { 1.0 })
+    };
+    let d = |d: std::time::Duration| {
+        let ms = Literal::u64_suffixed(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        quote!(#k::__private::Duration::from_millis(#ms))
+    };
+    let w = |w: breaker_core::Window| match w {
+        breaker_core::Window::Calls(n) => {
+            let n = Literal::u32_suffixed(n);
+            quote!(#k::__private::Window::Calls(#n))
+        }
+        breaker_core::Window::Time(t) => {
+            let t = d(t);
+            quote!(#k::__private::Window::Time(#t))
+        }
+    };
+    let n = Literal::u32_suffixed;
+    match s {
+        Setting::ConsecutiveFailures(x) => {
+            let x = n(x);
+            quote!(.consecutive_failures(#x))
+        }
+        Setting::FailureRate(r, win) => {
+            let (r, win) = (f(r), w(win));
+            quote!(.failure_rate(#r, #win))
+        }
+        Setting::Window(win) => {
+            let win = w(win);
+            quote!(.window(#win))
+        }
+        Setting::MinimumCalls(x) => {
+            let x = n(x);
+            quote!(.minimum_calls(#x))
+        }
+        Setting::SlowCalls(t, r) => {
+            let (t, r) = (d(t), f(r));
+            quote!(.slow_calls(#t, #r))
+        }
+        Setting::OpenFor(t) => {
+            let t = d(t);
+            quote!(.open_for(#t))
+        }
+        Setting::MaxOpenFor(t) => {
+            let t = d(t);
+            quote!(.max_open_for(#t))
+        }
+        Setting::BackoffMultiplier(m) => {
+            let m = f(m);
+            quote!(.backoff_multiplier(#m))
+        }
+        Setting::Jitter(j) => {
+            let j = f(j);
+            quote!(.jitter(#j))
+        }
+        Setting::HalfOpenProbes(x) => {
+            let x = n(x);
+            quote!(.half_open_probes(#x))
+        }
+        Setting::HalfOpenSuccesses(x) => {
+            let x = n(x);
+            quote!(.half_open_successes(#x))
+        }
+        Setting::OnAbandoned(o) => {
+            let o = match o {
+                breaker_core::Outcome::Success => quote!(Success),
+                breaker_core::Outcome::Failure => quote!(Failure),
+                breaker_core::Outcome::Ignored => quote!(Ignored),
+            };
+            quote!(.on_abandoned(#k::__private::Outcome::#o))
+        }
+    }
+}
+
+/// Recognises the body that `#[async_trait]` gives an `async fn` (its last statement is
+/// `Box::pin(async move { .. })`) and wraps only that async block, keeping every other statement.
+fn async_trait_body(
+    args: &Args,
+    sig: &Signature,
+    body: &Group,
+    krate: &TokenStream,
+    fallback_args: &[TokenStream],
+) -> Option<TokenStream> {
+    let mut block: Block = syn::parse2(body.to_token_stream()).ok()?;
+    let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last_mut() else {
+        return None;
+    };
+    let Expr::Path(func) = &*call.func else {
+        return None;
+    };
+    let segments: Vec<String> = func
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    if !segments.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    let inner = call.args.first_mut()?;
+    let Expr::Async(future) = &*inner else {
+        return None;
+    };
+    future.capture?;
+    let output = async_trait_output(sig);
+    let site = Site {
+        args,
+        krate: krate.clone(),
+        pin: output.map(infer_impl_trait),
+        ret_span: output.map_or_else(|| sig.output.span(), Spanned::span),
+        is_async: true,
+    };
+    // The async block written by async-trait already pins its own output type; awaiting it as a
+    // whole keeps its `__self` renaming and argument moves intact.
+    let wrapped = wrapped_body(&site, fallback_args, quote!({ #future.await }));
+    *inner = Expr::Verbatim(quote!(async move { #wrapped }));
+    Some(block.into_token_stream())
+}
+
+/// `T` in async-trait's `Pin<Box<dyn Future<Output = T> + Send + 'async_trait>>`.
+fn async_trait_output(sig: &Signature) -> Option<&Type> {
+    fn last_generic<'t>(ty: &'t Type, name: &str) -> Option<&'t Type> {
+        let Type::Path(p) = ty else { return None };
+        let last = p.path.segments.last()?;
+        if last.ident != name {
+            return None;
+        }
+        let PathArguments::AngleBracketed(a) = &last.arguments else {
+            return None;
+        };
+        a.args.iter().find_map(|g| match g {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+    }
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    let boxed = last_generic(ty, "Pin")?;
+    let Type::TraitObject(object) = last_generic(boxed, "Box")? else {
+        return None;
+    };
+    object.bounds.iter().find_map(|b| {
+        let TypeParamBound::Trait(t) = b else {
+            return None;
+        };
+        let last = t.path.segments.last()?;
+        let PathArguments::AngleBracketed(a) = &last.arguments else {
+            return None;
+        };
+        if last.ident != "Future" {
+            return None;
+        }
+        a.args.iter().find_map(|g| match g {
+            GenericArgument::AssocType(at) if at.ident == "Output" => Some(&at.ty),
+            _ => None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: TokenStream, item: TokenStream) -> String {
+        circuit_breaker(args, item).to_string()
+    }
+
+    #[test]
+    fn the_body_is_quoted_once() {
+        let out = expand_str(
+            quote!(provider = "p"),
+            quote!(async fn f(x: u32) -> Result<u32, E> { unique_marker(x) }),
+        );
+        assert_eq!(out.matches("unique_marker").count(), 1, "{out}");
+        assert!(out.contains("__breaker_permit"), "{out}");
+    }
+
+    #[test]
+    fn the_item_is_kept_beside_errors() {
+        let out = expand_str(
+            quote!(provider = 5),
+            quote!(fn keep_me() -> Result<(), E> { Ok(()) }),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("fn keep_me"), "{out}");
+    }
+
+    #[test]
+    fn non_functions_are_rejected_and_kept() {
+        let out = expand_str(quote!(provider = "p"), quote!(struct S;));
+        assert!(out.contains("can only be applied to a function"), "{out}");
+        assert!(out.contains("struct S"), "{out}");
+    }
+
+    #[test]
+    fn declarations_without_body_are_rejected() {
+        let out = expand_str(
+            quote!(provider = "p"),
+            quote!(async fn f(&self) -> Result<(), E>;),
+        );
+        assert!(out.contains("needs a function body"), "{out}");
+    }
+
+    #[test]
+    fn impl_trait_in_the_return_type_is_inferred_in_the_pin() {
+        let ty: Type = syn::parse_quote!(Result<impl Iterator<Item = u32>, E>);
+        let pinned = infer_impl_trait(&ty);
+        assert_eq!(pinned.to_token_stream().to_string(), "Result < _ , E >");
+    }
+
+    #[test]
+    fn async_trait_shape_is_recognised() {
+        let out = expand_str(
+            quote!(provider = "p"),
+            quote! {
+                fn f<'life0, 'async_trait>(&'life0 self) -> ::core::pin::Pin<Box<
+                    dyn ::core::future::Future<Output = Result<u32, E>> + ::core::marker::Send + 'async_trait
+                >> {
+                    Box::pin(async move { let __self = self; inner_marker() })
+                }
+            },
+        );
+        assert_eq!(out.matches("inner_marker").count(), 1, "{out}");
+        assert!(out.contains(". await"), "{out}");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for item in [
+            quote!(),
+            quote!(fn),
+            quote!({}),
+            quote!(fn f() {}),
+            quote!(const fn f() -> Result<(), E> { Ok(()) }),
+            quote!(fn f((a, b): (u8, u8)) -> Result<(), E> { Ok(()) }),
+            quote!(impl X {}),
+            quote!(fn f() -> Result<(), E> where),
+        ] {
+            let _ = expand_str(quote!(provider = "p", fallback = fb), item);
+            let _ = expand_str(quote!(), quote!(fn f() -> R { x }));
+        }
+    }
+}

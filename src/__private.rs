@@ -1,0 +1,155 @@
+//! What `#[circuit_breaker]` expands to. Not a public API: only the macro of the same version
+//! (pinned exactly) may use it, and it may change in any release.
+//!
+//! Everything that needs a type is done here through traits, not by the macro through syntax, so
+//! that aliases such as `io::Result<T>` work and a wrong type meets a message written for humans.
+
+pub use core::option::Option;
+pub use std::sync::LazyLock;
+pub use std::time::Duration;
+
+pub use breaker_core::{
+    CircuitOpen, Classify, Config, Outcome, Permit, Registry, Window, DEFAULT_TENANT,
+};
+
+/// The values `tenant = ..` accepts: anything that is `AsRef<str>`.
+#[diagnostic::on_unimplemented(
+    message = "the `tenant` of `#[circuit_breaker]` must be a string (`AsRef<str>`), not `{Self}`",
+    label = "not usable as a tenant name",
+    note = "pass something like `self.tenant.as_str()`, `&tenant_id` or `tenant.to_string()`"
+)]
+pub trait TenantKey {
+    /// The tenant's name.
+    fn tenant_key(&self) -> &str;
+}
+
+impl<T: AsRef<str> + ?Sized> TenantKey for T {
+    #[inline]
+    fn tenant_key(&self) -> &str {
+        self.as_ref()
+    }
+}
+
+/// Takes a permit from the (provider, tenant) circuit of `registry`.
+#[inline]
+pub fn acquire<T: TenantKey + ?Sized>(
+    registry: &Registry,
+    provider: &str,
+    tenant: &T,
+    site: Option<&'static Config>,
+) -> Result<Permit, CircuitOpen> {
+    registry.acquire(provider, tenant.tenant_key(), site)
+}
+
+/// The return types `#[circuit_breaker]` accepts: `Result<T, E>`, under any alias.
+#[diagnostic::on_unimplemented(
+    message = "`#[circuit_breaker]` functions must return `Result<T, E>`, not `{Self}`",
+    label = "not a `Result`",
+    note = "the circuit counts `Ok` and `Err` outcomes, and a rejected call returns `Err(E::from(CircuitOpen))`"
+)]
+pub trait BreakerResult {
+    /// `T`.
+    type Value;
+    /// `E`.
+    type Error;
+    /// The value as a plain `Result`.
+    fn as_result(&self) -> &Result<Self::Value, Self::Error>;
+    /// `Err(e)`.
+    fn from_err(e: Self::Error) -> Self;
+}
+
+impl<T, E> BreakerResult for Result<T, E> {
+    type Value = T;
+    type Error = E;
+    #[inline]
+    fn as_result(&self) -> &Result<T, E> {
+        self
+    }
+    #[inline]
+    fn from_err(e: E) -> Self {
+        Err(e)
+    }
+}
+
+/// Error types that can carry a rejection.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot hold the `CircuitOpen` rejection of `#[circuit_breaker]`",
+    label = "the error type of this `Result` needs `impl From<breaker::CircuitOpen> for {Self}`",
+    note = "add `impl From<breaker::CircuitOpen> for {Self}`, or give the attribute a `fallback = ..`"
+)]
+pub trait FromCircuitOpen {
+    /// Wraps the rejection.
+    fn from_circuit_open(open: CircuitOpen) -> Self;
+}
+
+impl<E: From<CircuitOpen>> FromCircuitOpen for E {
+    #[inline]
+    fn from_circuit_open(open: CircuitOpen) -> Self {
+        E::from(open)
+    }
+}
+
+/// What a rejected call returns without a fallback: `Err(E::from(open))`.
+#[inline]
+pub fn reject<R>(open: CircuitOpen) -> R
+where
+    R: BreakerResult,
+    R::Error: FromCircuitOpen,
+{
+    R::from_err(FromCircuitOpen::from_circuit_open(open))
+}
+
+/// Runs a sync function's body. Taking the closure as `FnOnce` lets the body move out of, and
+/// return borrows through, the arguments it captured, as the function itself could.
+#[inline(always)]
+pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// Classification by autoref specialisation: `(&&Classifier::new(&ret)).__breaker_outcome()`
+/// finds [`ViaClassify`] when `E: Classify` and falls back to [`ViaDefault`] otherwise, so no
+/// bound beyond `From<CircuitOpen>` is demanded of `E`.
+pub struct Classifier<'a, T, E>(&'a Result<T, E>);
+
+impl<'a, T, E> Classifier<'a, T, E> {
+    /// Wraps the function's result.
+    #[inline]
+    pub fn new<R>(ret: &'a R) -> Self
+    where
+        R: BreakerResult<Value = T, Error = E>,
+    {
+        Classifier(ret.as_result())
+    }
+}
+
+/// `E: Classify`: `Ok` is a success, `Err(e)` is `e.classify()`.
+pub trait ViaClassify {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<T, E: Classify> ViaClassify for &Classifier<'_, T, E> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(e) => e.classify(),
+        }
+    }
+}
+
+/// Any `E`: `Ok` is a success, every `Err` a failure.
+pub trait ViaDefault {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<T, E> ViaDefault for Classifier<'_, T, E> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure,
+        }
+    }
+}
