@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
 use crate::state::{self, State};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Recorder, Totals};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
@@ -19,12 +19,14 @@ use crate::window::{Recorder, Totals};
 pub(crate) struct Policy {
     pub(crate) config: Config,
     pub(crate) time: Arc<Timebase>,
+    /// The provider of every circuit on this policy: kept here, once, rather than per circuit.
+    pub(crate) provider: Arc<str>,
     slow_us: Option<u64>,
     consecutive: u32,
 }
 
 impl Policy {
-    pub(crate) fn new(config: Config, time: Arc<Timebase>) -> Self {
+    pub(crate) fn new(config: Config, time: Arc<Timebase>, provider: Arc<str>) -> Self {
         let slow_us = config
             .slow_call
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
@@ -32,6 +34,7 @@ impl Policy {
         Policy {
             config,
             time,
+            provider,
             slow_us,
             consecutive,
         }
@@ -74,9 +77,12 @@ struct Inner {
     consecutive: AtomicU32,
     times_opened: AtomicU32,
     rejected: AtomicU64,
+    /// Set by every registry lookup, cleared by the registry's idle sweep: a circuit found
+    /// clear at a sweep has not been used since the previous one. Written only when it changes,
+    /// so a hot circuit's lookups stay read-only.
+    used: AtomicBool,
     policy: Arc<Policy>,
     window: Option<Box<Recorder>>,
-    provider: Arc<str>,
     tenant: Box<str>,
 }
 
@@ -89,10 +95,10 @@ impl Circuit {
     /// A standalone circuit on `clock` (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn with_clock(config: Config, clock: impl Clock) -> Circuit {
         let time = Arc::new(Timebase::new(Box::new(clock)));
-        Circuit::from_policy(Arc::new(Policy::new(config, time)), Arc::from(""), "")
+        Circuit::from_policy(Arc::new(Policy::new(config, time, Arc::from(""))), "")
     }
 
-    pub(crate) fn from_policy(policy: Arc<Policy>, provider: Arc<str>, tenant: &str) -> Circuit {
+    pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
         let window = policy
             .config
             .has_window()
@@ -103,9 +109,9 @@ impl Circuit {
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
                 rejected: AtomicU64::new(0),
+                used: AtomicBool::new(true),
                 policy,
                 window,
-                provider,
                 tenant: tenant.into(),
             }),
         }
@@ -241,12 +247,31 @@ impl Circuit {
 
     /// The provider this circuit guards (empty for a standalone circuit).
     pub fn provider(&self) -> &str {
-        &self.inner.provider
+        &self.inner.policy.provider
     }
 
     /// The tenant this circuit belongs to (empty for a standalone circuit).
     pub fn tenant(&self) -> &str {
         &self.inner.tenant
+    }
+
+    /// Marks the circuit as used since the registry's last idle sweep.
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if !self.inner.used.load(Ordering::Relaxed) {
+            self.inner.used.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Clears the used mark and says whether the circuit may be dropped by the registry: closed
+    /// (an open, half-open or operator-set circuit holds information that must not be lost),
+    /// unused since the previous sweep, and with no permit, rejection or clone of this handle
+    /// alive.
+    pub(crate) fn sweep_evictable(&self) -> bool {
+        let was_used = self.inner.used.swap(false, Ordering::Relaxed);
+        !was_used
+            && state::tag(self.inner.state.load(Ordering::Acquire)) == state::CLOSED
+            && Arc::strong_count(&self.inner) == 1
     }
 
     /// Whether both handles point at the same circuit.
@@ -471,7 +496,7 @@ impl Drop for Permit {
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (provider, tenant) = match &self.circuit {
-            Some(c) => (&*c.provider, &*c.tenant),
+            Some(c) => (&*c.policy.provider, &*c.tenant),
             None => ("", ""),
         };
         f.debug_struct("Permit")

@@ -3,11 +3,20 @@
 //! Two levels of lock-free maps: provider name → provider entry, then tenant → circuit. A lookup
 //! of an existing circuit hashes two `&str`s and allocates nothing; only the first call of a new
 //! (provider, tenant) allocates.
+//!
+//! At tenant scale the registry must not grow without bound. With an idle time to live, circuits
+//! that stayed unused for that long are dropped by a sweep that runs, at most once per TTL, when a
+//! new circuit is created (the only moment the registry grows), or whenever
+//! [`Registry::evict_idle`] is called. Only closed circuits that nobody holds are dropped: an open,
+//! half-open or operator-set circuit carries information that must outlive idleness. With a cap,
+//! see [`RegistryBuilder::max_circuits`].
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use crate::circuit::{Circuit, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
@@ -36,14 +45,26 @@ pub const DEFAULT_TENANT: &str = "default";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Registry {
-    providers: papaya::HashMap<Arc<str>, Arc<Provider>>,
-    default: Arc<Policy>,
+    providers: papaya::HashMap<Arc<str>, Arc<Provider>, NameHasher>,
+    default: Config,
     time: Arc<Timebase>,
+    idle_ttl_us: Option<u64>,
+    max_circuits: Option<usize>,
+    /// Clock reading (µs) of the last idle sweep.
+    last_sweep_us: AtomicU64,
+    /// Circuits created detached (not stored) since the last sweep for space.
+    detached_since_sweep: AtomicU64,
 }
+
+/// Tenant ids are short strings; a fast seeded hash keeps a lookup's hashing to a few
+/// nanoseconds while still randomising the table layout per registry.
+type NameHasher = foldhash::fast::RandomState;
 
 struct Provider {
     name: Arc<str>,
-    circuits: papaya::HashSet<Entry>,
+    circuits: papaya::HashSet<Entry, NameHasher>,
+    /// This provider's copy of the registry default, created with the provider.
+    default: Arc<Policy>,
     /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
     /// created.
     configured: Mutex<Option<Arc<Policy>>>,
@@ -89,8 +110,9 @@ impl Registry {
     /// wins over a call site's attribute arguments, so operations can retune a provider without
     /// recompiling. Existing circuits keep their config until evicted or removed.
     pub fn configure(&self, provider: &str, config: Config) {
-        let policy = Arc::new(Policy::new(config, self.time.clone()));
-        *lock(&self.provider(provider).configured) = Some(policy);
+        let p = self.provider(provider);
+        let policy = Arc::new(Policy::new(config, self.time.clone(), p.name.clone()));
+        *lock(&p.configured) = Some(policy);
     }
 
     /// The config set for `provider` with [`configure`](Self::configure), if any.
@@ -107,7 +129,8 @@ impl Registry {
         self.circuit_for_site(provider, tenant, None)
     }
 
-    /// The circuit of (`provider`, `tenant`) if it exists.
+    /// The circuit of (`provider`, `tenant`) if it exists. A look, not a use: it does not keep
+    /// the circuit from being evicted as idle.
     pub fn get(&self, provider: &str, tenant: &str) -> Option<Arc<Circuit>> {
         let providers = self.providers.pin();
         let p = providers.get(provider)?;
@@ -174,6 +197,7 @@ impl Registry {
             let providers = self.providers.pin();
             if let Some(p) = providers.get(provider) {
                 if let Some(e) = p.circuits.pin().get(tenant) {
+                    e.0.touch();
                     return e.0.try_acquire();
                 }
             }
@@ -190,10 +214,16 @@ impl Registry {
         let p = self.provider(provider);
         let circuits = p.circuits.pin();
         if let Some(e) = circuits.get(tenant) {
+            e.0.touch();
             return e.0.clone();
         }
-        let policy = self.policy_for(&p, site);
-        let circuit = Arc::new(Circuit::from_policy(policy, p.name.clone(), tenant));
+        let circuit = Arc::new(Circuit::from_policy(self.policy_for(&p, site), tenant));
+        self.sweep_if_due();
+        if !self.has_room() {
+            // At the cap with nothing evictable: the call still gets a working circuit, but it
+            // is not remembered (fail open rather than refuse traffic; documented on the cap).
+            return circuit;
+        }
         loop {
             if circuits.insert(Entry(circuit.clone())) {
                 return circuit;
@@ -213,7 +243,12 @@ impl Registry {
         let name: Arc<str> = Arc::from(name);
         let fresh = Arc::new(Provider {
             name: name.clone(),
-            circuits: papaya::HashSet::new(),
+            circuits: papaya::HashSet::with_hasher(NameHasher::default()),
+            default: Arc::new(Policy::new(
+                self.default.clone(),
+                self.time.clone(),
+                name.clone(),
+            )),
             configured: Mutex::new(None),
             sites: Mutex::new(Vec::new()),
         });
@@ -225,16 +260,70 @@ impl Registry {
             return policy.clone();
         }
         let Some(site) = site else {
-            return self.default.clone();
+            return p.default.clone();
         };
         let key = site as *const Config as usize;
         let mut sites = lock(&p.sites);
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
             return policy.clone();
         }
-        let policy = Arc::new(Policy::new(site.clone(), self.time.clone()));
+        let policy = Arc::new(Policy::new(site.clone(), self.time.clone(), p.name.clone()));
         sites.push((key, policy.clone()));
         policy
+    }
+
+    /// Drops every closed circuit that nobody holds and that has not been used since the
+    /// previous sweep; returns how many were dropped.
+    ///
+    /// Runs by itself when circuits are created and an idle TTL is set; call it from a periodic
+    /// task to shrink a registry that stopped growing.
+    pub fn evict_idle(&self) -> usize {
+        self.last_sweep_us
+            .store(self.time.now_us(), Ordering::Relaxed);
+        self.detached_since_sweep.store(0, Ordering::Relaxed);
+        let mut evicted = 0;
+        let providers = self.providers.pin();
+        for p in providers.values() {
+            p.circuits.pin().retain(|e| {
+                // The set's own reference is the only one: no caller holds this handle.
+                let evict = Arc::strong_count(&e.0) == 1 && e.0.sweep_evictable();
+                evicted += usize::from(evict);
+                !evict
+            });
+        }
+        evicted
+    }
+
+    fn sweep_if_due(&self) {
+        let Some(ttl) = self.idle_ttl_us else { return };
+        let now = self.time.now_us();
+        let last = self.last_sweep_us.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= ttl
+            && self
+                .last_sweep_us
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.evict_idle();
+        }
+    }
+
+    /// Whether a new circuit may be stored under the cap, sweeping for space when full. Sweeps
+    /// for space are spaced out by creations (one per 1/8 of the cap) so that a full registry of
+    /// busy circuits does not sweep on every new tenant.
+    fn has_room(&self) -> bool {
+        let Some(cap) = self.max_circuits else {
+            return true;
+        };
+        if self.len() < cap {
+            return true;
+        }
+        let detached = self.detached_since_sweep.fetch_add(1, Ordering::Relaxed);
+        if detached % (cap as u64 / 8 + 1) == 0 {
+            self.evict_idle();
+            return self.len() < cap;
+        }
+        false
     }
 }
 
@@ -273,6 +362,8 @@ impl Default for Registry {
 pub struct RegistryBuilder {
     default_config: Option<Config>,
     clock: Option<Box<dyn Clock>>,
+    idle_ttl: Option<Duration>,
+    max_circuits: Option<usize>,
 }
 
 impl RegistryBuilder {
@@ -289,19 +380,39 @@ impl RegistryBuilder {
         self
     }
 
+    /// Drops closed circuits that stayed unused for `ttl` (see [`Registry::evict_idle`]). Off by
+    /// default: without it the registry keeps every circuit it ever created.
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_ttl = Some(ttl);
+        self
+    }
+
+    /// Caps the number of stored circuits. When the registry is full, a new (provider, tenant)
+    /// first triggers a sweep that drops closed, unheld circuits unused since the previous sweep
+    /// (whatever the TTL); if that frees nothing, the call gets a fresh closed circuit that is not
+    /// stored. Such tenants are then not protected until room frees up, but their calls are never
+    /// refused because of the cap, and no stored circuit (open ones above all) is displaced.
+    pub fn max_circuits(mut self, n: usize) -> Self {
+        self.max_circuits = Some(n);
+        self
+    }
+
     /// Builds the registry.
     pub fn build(self) -> Registry {
         let time = Arc::new(Timebase::new(
             self.clock.unwrap_or_else(|| Box::new(SystemClock)),
         ));
-        let default = Arc::new(Policy::new(
-            self.default_config.unwrap_or_default(),
-            time.clone(),
-        ));
+        let idle_ttl_us = self
+            .idle_ttl
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         Registry {
-            providers: papaya::HashMap::new(),
-            default,
+            providers: papaya::HashMap::with_hasher(NameHasher::default()),
+            default: self.default_config.unwrap_or_default(),
             time,
+            idle_ttl_us,
+            max_circuits: self.max_circuits,
+            last_sweep_us: AtomicU64::new(0),
+            detached_since_sweep: AtomicU64::new(0),
         }
     }
 }
@@ -310,6 +421,8 @@ impl fmt::Debug for RegistryBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryBuilder")
             .field("default_config", &self.default_config)
+            .field("idle_ttl", &self.idle_ttl)
+            .field("max_circuits", &self.max_circuits)
             .finish_non_exhaustive()
     }
 }
