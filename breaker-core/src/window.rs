@@ -138,11 +138,20 @@ impl CountWindow {
     }
 
     fn clear(&self) {
-        for s in self.slots.iter() {
-            s.store(0, Ordering::Release);
-        }
-        self.counts.store(COUNTS_ZERO, Ordering::Release);
         self.head.store(0, Ordering::Release);
+        // Evict slot by slot, as a record does, instead of storing zeros: a record racing the
+        // clear (an in-flight call finishing during `reset`) applies its delta against what it
+        // swapped out, so the counts stay equal to the slots' contents. Plain stores let such a
+        // record leave a failure counted that no slot held, so the next success tripped the
+        // circuit (tests/loom.rs, `reset_racing_a_record_leaves_no_phantom_failure`).
+        for s in self.slots.iter() {
+            let old = s.swap(0, Ordering::AcqRel);
+            let delta =
+                u64::from(old & SLOT_FAILURE != 0) | (u64::from(old & SLOT_SLOW != 0) << 32);
+            if delta != 0 {
+                self.counts.fetch_sub(delta, Ordering::AcqRel);
+            }
+        }
     }
 }
 
