@@ -236,6 +236,10 @@ impl TimeWindow {
                 t.slow = t.slow.saturating_add(b.slow.load(Ordering::Acquire));
             }
         }
+        // A record racing a bucket's recycle can land its failure after the recycle zeroed the
+        // bucket's calls but not its own: never report more failures (or slow calls) than calls.
+        t.failures = t.failures.min(t.calls);
+        t.slow = t.slow.min(t.calls);
         t
     }
 
