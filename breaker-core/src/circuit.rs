@@ -77,6 +77,10 @@ struct Inner {
     consecutive: AtomicU32,
     times_opened: AtomicU32,
     rejected: AtomicU64,
+    /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
+    /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions; it
+    /// sits in what was padding before `used`, so a circuit is no larger.
+    stays: AtomicU32,
     /// Set by every registry lookup, cleared by the registry's idle sweep: a circuit found
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
@@ -109,6 +113,7 @@ impl Circuit {
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
                 rejected: AtomicU64::new(0),
+                stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
                 policy,
                 window,
@@ -138,6 +143,9 @@ impl Circuit {
                     // The open period is over: the first caller turns the circuit half-open and
                     // takes the first probe slot in the same CAS.
                     let probe = state::half_open(s, state::level(s), 1, 0);
+                    // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
+                    // an old half-open number back; only 2^16 trips can, each one open period.
+                    let probe = state::with_stay(probe, inner.times_opened.load(Ordering::Relaxed));
                     match inner.cas(s, probe) {
                         Ok(()) => return Ok(self.permit(probe)),
                         Err(actual) => s = actual,
@@ -315,10 +323,17 @@ impl Inner {
         if clear {
             self.clear_counts();
         }
+        let stay = self.next_stay();
         let mut s = self.state.load(Ordering::Acquire);
-        while let Err(actual) = self.cas(s, state::next(s, tag)) {
+        while let Err(actual) = self.cas(s, state::with_stay(state::next(s, tag), stay)) {
             s = actual;
         }
+    }
+
+    /// A fresh stay number for a state word about to be published.
+    #[inline]
+    fn next_stay(&self) -> u32 {
+        self.stays.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
     fn record(&self, episode: u64, started_us: u64, outcome: Outcome) {
@@ -424,7 +439,7 @@ impl Inner {
                         // Clear before publishing Closed so the first calls of the new stay are
                         // not wiped. Nobody records into the window while half-open.
                         self.clear_counts();
-                        state::next(s, state::CLOSED)
+                        state::with_stay(state::next(s, state::CLOSED), self.next_stay())
                     } else {
                         state::reprobe(s, in_flight, successes)
                     }

@@ -3,14 +3,18 @@
 //!
 //! ```text
 //!  63..61  60..53  52..48  47..32     31..16     15..0
-//!  tag     gen     level   -          successes  in-flight    (HalfOpen)
+//!  tag     gen     level   stay       successes  in-flight    (HalfOpen)
 //!  tag     gen     level   deadline in µs since the circuit's origin  (Open)
-//!  tag     gen     0...                                     (other states)
+//!  tag     gen     0       stay (low 32 bits; 47..32 unused)           (other states)
 //! ```
 //!
-//! `gen` changes on every transition; a permit remembers the tag and gen it was issued under, so
-//! an outcome recorded after the circuit moved on can never touch the new state (no probe-slot
-//! underflow, no stale failure reopening a fresh circuit). `level` is the backoff step, carried
+//! `gen` changes on every transition; a permit remembers the episode (tag, gen and stay) it was
+//! issued under, so an outcome recorded after the circuit moved on can never touch the new state
+//! (no probe-slot underflow, no stale failure reopening a fresh circuit). 8 bits of `gen` alone
+//! repeat after 256 transitions, which operator flapping reaches in microseconds while a hung call
+//! still holds its permit, so the stays permits are issued in (not Open) also carry a number:
+//! closed-kind stays a per-circuit counter (repeats after 2^32 of them), half-open stays the trip
+//! count (repeats after 2^16 trips, each of which waits out an open period). `level` is the backoff step, carried
 //! from Open to HalfOpen and back so the open period compounds without a second word.
 
 use std::fmt;
@@ -31,8 +35,11 @@ const LEVEL_MASK: u64 = 0x1f;
 pub(crate) const DEADLINE_MAX: u64 = (1 << LEVEL_SHIFT) - 1;
 const HALF_MASK: u64 = 0xffff;
 const SUCC_SHIFT: u32 = 16;
-/// The part of a state word a permit remembers: tag and gen.
+/// Tag and gen.
 const EPISODE_MASK: u64 = !((1 << GEN_SHIFT) - 1);
+const STAY_SHIFT: u32 = 32;
+const HALF_STAY_MASK: u64 = 0xffff << STAY_SHIFT;
+const OTHER_STAY_MASK: u64 = 0xffff_ffff;
 
 #[inline]
 pub(crate) fn tag(s: u64) -> u64 {
@@ -58,10 +65,24 @@ pub(crate) fn in_flight(s: u64) -> u32 {
 pub(crate) fn successes(s: u64) -> u32 {
     ((s >> SUCC_SHIFT) & HALF_MASK) as u32
 }
-/// Tag and gen of a state: what identifies one stay in one state.
+/// What identifies one stay in one state, and what a permit remembers: tag, gen and stay.
 #[inline]
 pub(crate) fn episode(s: u64) -> u64 {
-    s & EPISODE_MASK
+    match tag(s) {
+        HALF_OPEN => s & (EPISODE_MASK | HALF_STAY_MASK),
+        OPEN => s & EPISODE_MASK,
+        _ => s & (EPISODE_MASK | OTHER_STAY_MASK),
+    }
+}
+
+/// `s` (just built by [`next`] or [`half_open`]) marked with the circuit's stay counter `stay`.
+#[inline]
+pub(crate) fn with_stay(s: u64, stay: u32) -> u64 {
+    match tag(s) {
+        HALF_OPEN => s | ((u64::from(stay) << STAY_SHIFT) & HALF_STAY_MASK),
+        OPEN => s,
+        _ => s | u64::from(stay),
+    }
 }
 
 /// A state word for `tag`, one generation after `prev`.
@@ -158,6 +179,13 @@ mod tests {
         );
         let h2 = reprobe(h, 1, 65535);
         assert_eq!(episode(h2), episode(h));
+        let marked = with_stay(h, 0x1_2345);
+        assert_eq!((in_flight(marked), successes(marked)), (3, 2));
+        assert_ne!(episode(marked), episode(h));
+        assert_eq!(episode(reprobe(marked, 0, 0)), episode(marked));
+        let closed = with_stay(next(o, CLOSED), u32::MAX);
+        assert_eq!((tag(closed), gen(closed)), (CLOSED, 3));
+        assert_ne!(episode(closed), episode(next(o, CLOSED)));
         assert_eq!((in_flight(h2), successes(h2), level(h2)), (1, 65535, 7));
     }
 
