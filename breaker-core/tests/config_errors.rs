@@ -182,7 +182,11 @@ fn table() -> Vec<(String, ConfigBuilder, &'static str)> {
 #[test]
 fn every_invalid_value_is_an_error_naming_its_field() {
     let table = table();
-    assert!(table.len() > 90, "the table covers every field: {}", table.len());
+    assert!(
+        table.len() > 90,
+        "the table covers every field: {}",
+        table.len()
+    );
     for (what, builder, field) in table {
         let result = catch_unwind(AssertUnwindSafe(|| builder.build()));
         let err = match result {
