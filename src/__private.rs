@@ -106,29 +106,25 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
 
-/// Classification by autoref specialisation: `(&&Classifier::new(&ret)).__breaker_outcome()`
-/// finds [`ViaClassify`] when `E: Classify` and falls back to [`ViaDefault`] otherwise, so no
-/// bound beyond `From<CircuitOpen>` is demanded of `E`.
-pub struct Classifier<'a, T, E>(&'a Result<T, E>);
+/// Checks the return type where nothing else does (a site with a `fallback` never calls
+/// [`reject`]), so a wrong type is reported exactly once.
+#[inline(always)]
+pub fn returns_result<R: BreakerResult>(_: &R) {}
 
-impl<'a, T, E> Classifier<'a, T, E> {
-    /// Wraps the function's result.
-    #[inline]
-    pub fn new<R>(ret: &'a R) -> Self
-    where
-        R: BreakerResult<Value = T, Error = E>,
-    {
-        Classifier(ret.as_result())
-    }
-}
+/// Classification by autoref specialisation: `(&&&Classifier(&ret)).__breaker_outcome()` finds
+/// [`ViaClassify`] when the result is a `Result<T, E>` with `E: Classify`, else [`ViaResult`]
+/// for any other `Result`, so no bound beyond `From<CircuitOpen>` is demanded of `E`.
+/// [`ViaAny`] only exists so that a non-`Result` return type is reported once, by the
+/// [`BreakerResult`] bound, and not a second time here.
+pub struct Classifier<'a, R>(pub &'a R);
 
-/// `E: Classify`: `Ok` is a success, `Err(e)` is `e.classify()`.
+/// `Result<T, E: Classify>`: `Ok` is a success, `Err(e)` is `e.classify()`.
 pub trait ViaClassify {
     /// The outcome of the call.
     fn __breaker_outcome(&self) -> Outcome;
 }
 
-impl<T, E: Classify> ViaClassify for &Classifier<'_, T, E> {
+impl<T, E: Classify> ViaClassify for &&Classifier<'_, Result<T, E>> {
     #[inline]
     fn __breaker_outcome(&self) -> Outcome {
         match self.0 {
@@ -138,18 +134,32 @@ impl<T, E: Classify> ViaClassify for &Classifier<'_, T, E> {
     }
 }
 
-/// Any `E`: `Ok` is a success, every `Err` a failure.
-pub trait ViaDefault {
+/// Any `Result`: `Ok` is a success, every `Err` a failure.
+pub trait ViaResult {
     /// The outcome of the call.
     fn __breaker_outcome(&self) -> Outcome;
 }
 
-impl<T, E> ViaDefault for Classifier<'_, T, E> {
+impl<T, E> ViaResult for &Classifier<'_, Result<T, E>> {
     #[inline]
     fn __breaker_outcome(&self) -> Outcome {
         match self.0 {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure,
         }
+    }
+}
+
+/// Not a `Result`: rejected at compile time by the [`BreakerResult`] bound elsewhere in the
+/// expansion; never runs.
+pub trait ViaAny {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<R> ViaAny for Classifier<'_, R> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        Outcome::Ignored
     }
 }

@@ -19,3 +19,9 @@ pub use breaker_macros::circuit_breaker;
 
 #[doc(hidden)]
 pub mod __private;
+
+/// The examples of `#[circuit_breaker]`'s documentation, which lives in `breaker-macros` but can
+/// only compile against this facade.
+#[cfg(doctest)]
+#[doc = include_str!("../breaker-macros/src/circuit_breaker.md")]
+struct CircuitBreakerDocs;

@@ -52,5 +52,9 @@ async fn trips_after_the_configured_failures_and_skips_the_body() {
             other => panic!("expected a rejection, got {other:?}"),
         }
     }
-    assert_eq!(RUNS.load(Ordering::SeqCst), 4, "a rejected call ran the body");
+    assert_eq!(
+        RUNS.load(Ordering::SeqCst),
+        4,
+        "a rejected call ran the body"
+    );
 }

@@ -106,6 +106,16 @@ impl fmt::Display for CircuitOpen {
 
 impl std::error::Error for CircuitOpen {}
 
+/// Lets functions returning `io::Result<T>` carry a rejection (as an [`io::ErrorKind::Other`]
+/// error whose source is the `CircuitOpen`, recoverable with `get_ref()?.downcast_ref()`).
+///
+/// [`io::ErrorKind::Other`]: std::io::ErrorKind::Other
+impl From<CircuitOpen> for std::io::Error {
+    fn from(open: CircuitOpen) -> Self {
+        std::io::Error::other(open)
+    }
+}
+
 /// A rejection from a nested breaker says nothing about this call's dependency.
 impl Classify for CircuitOpen {
     fn classify(&self) -> Outcome {

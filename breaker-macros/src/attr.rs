@@ -120,6 +120,8 @@ struct Raw {
     half_open_probes: Option<Keyed<u32>>,
     half_open_successes: Option<Keyed<u32>>,
     on_abandoned: Option<Keyed<Outcome>>,
+    /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
+    provider_written: bool,
     errors: Option<syn::Error>,
 }
 
@@ -143,7 +145,10 @@ fn set<T>(
         Err(e) => push(errors, e),
         Ok(_) if slot.is_some() => push(
             errors,
-            syn::Error::new_spanned(key, format!("duplicate `{name}` argument: give it only once")),
+            syn::Error::new_spanned(
+                key,
+                format!("duplicate `{name}` argument: give it only once"),
+            ),
         ),
         Ok(value) => {
             *slot = Some(Keyed {
@@ -196,6 +201,7 @@ impl Raw {
             return Ok(());
         }
         let value: Expr = meta.value()?.parse()?;
+        self.provider_written |= name == "provider";
         let key = &meta.path;
         let e = &mut self.errors;
         match name.as_str() {
@@ -205,26 +211,42 @@ impl Raw {
             "crate" => set(&mut self.krate, e, key, &name, path(&value, &name)),
             "classify" => set(&mut self.classify, e, key, &name, path(&value, &name)),
             "fallback" => set(&mut self.fallback, e, key, &name, path(&value, &name)),
-            "consecutive_failures" => {
-                set(&mut self.consecutive_failures, e, key, &name, count(&value, &name))
-            }
+            "consecutive_failures" => set(
+                &mut self.consecutive_failures,
+                e,
+                key,
+                &name,
+                count(&value, &name),
+            ),
             "failure_rate" => set(&mut self.failure_rate, e, key, &name, number(&value, &name)),
             "window" => set(&mut self.window, e, key, &name, window(&value)),
             "minimum_calls" => set(&mut self.minimum_calls, e, key, &name, count(&value, &name)),
             "slow_call" => set(&mut self.slow_call, e, key, &name, dur(&value, &name)),
-            "slow_call_rate" => {
-                set(&mut self.slow_call_rate, e, key, &name, number(&value, &name))
-            }
+            "slow_call_rate" => set(
+                &mut self.slow_call_rate,
+                e,
+                key,
+                &name,
+                number(&value, &name),
+            ),
             "open_for" => set(&mut self.open_for, e, key, &name, dur(&value, &name)),
             "max_open_for" => set(&mut self.max_open_for, e, key, &name, dur(&value, &name)),
             "backoff" => set(&mut self.backoff, e, key, &name, number(&value, &name)),
             "jitter" => set(&mut self.jitter, e, key, &name, number(&value, &name)),
-            "half_open_probes" => {
-                set(&mut self.half_open_probes, e, key, &name, count(&value, &name))
-            }
-            "half_open_successes" => {
-                set(&mut self.half_open_successes, e, key, &name, count(&value, &name))
-            }
+            "half_open_probes" => set(
+                &mut self.half_open_probes,
+                e,
+                key,
+                &name,
+                count(&value, &name),
+            ),
+            "half_open_successes" => set(
+                &mut self.half_open_successes,
+                e,
+                key,
+                &name,
+                count(&value, &name),
+            ),
             "on_abandoned" => set(&mut self.on_abandoned, e, key, &name, outcome(&value)),
             // KEYS and this match list the same names.
             _ => {}
@@ -258,6 +280,7 @@ impl Raw {
         }
         let provider = match self.provider {
             Some(p) => Some(p.value),
+            None if self.provider_written => None,
             None => {
                 push(
                     &mut self.errors,
@@ -423,7 +446,10 @@ fn path(value: &Expr, key: &str) -> syn::Result<Path> {
         Expr::Group(g) => path(&g.expr, key),
         _ => match lit(value) {
             Some(Lit::Str(s)) => s.parse::<Path>().map_err(|_| {
-                syn::Error::new_spanned(s, format!("`{key}` must be a path, e.g. `{key} = {}`", example(key)))
+                syn::Error::new_spanned(
+                    s,
+                    format!("`{key}` must be a path, e.g. `{key} = {}`", example(key)),
+                )
             }),
             _ => Err(syn::Error::new_spanned(
                 value,
@@ -436,11 +462,17 @@ fn path(value: &Expr, key: &str) -> syn::Result<Path> {
 fn count(value: &Expr, key: &str) -> syn::Result<u32> {
     match lit(value) {
         Some(Lit::Int(i)) => i.base10_parse::<u32>().map_err(|_| {
-            syn::Error::new_spanned(i, format!("`{key}` must be a whole number from 1 to {}", u32::MAX))
+            syn::Error::new_spanned(
+                i,
+                format!("`{key}` must be a whole number from 1 to {}", u32::MAX),
+            )
         }),
         _ => Err(syn::Error::new_spanned(
             value,
-            format!("`{key}` must be a whole number, e.g. `{key} = {}`", example(key)),
+            format!(
+                "`{key}` must be a whole number, e.g. `{key} = {}`",
+                example(key)
+            ),
         )),
     }
 }
@@ -474,12 +506,19 @@ fn dur(value: &Expr, key: &str) -> syn::Result<Duration> {
         Some(Lit::Str(s)) => duration::parse(&s.value()).ok_or_else(|| {
             syn::Error::new_spanned(
                 s,
-                format!("invalid duration {:?} for `{key}`: {}", s.value(), duration::EXPECTED),
+                format!(
+                    "invalid duration {:?} for `{key}`: {}",
+                    s.value(),
+                    duration::EXPECTED
+                ),
             )
         }),
         _ => Err(syn::Error::new_spanned(
             value,
-            format!("`{key}` must be a duration string, e.g. `{key} = {}`", example(key)),
+            format!(
+                "`{key}` must be a duration string, e.g. `{key} = {}`",
+                example(key)
+            ),
         )),
     }
 }
@@ -528,7 +567,11 @@ mod tests {
     fn err(tokens: TokenStream) -> String {
         match parse(tokens) {
             Ok(_) => panic!("expected an error"),
-            Err(e) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+            Err(e) => e
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
@@ -542,8 +585,13 @@ mod tests {
     #[test]
     fn config_arguments_become_builder_calls() {
         let args = ok(quote!(
-            provider = "p", failure_rate = 0.5, window = "60s", slow_call = "2s",
-            open_for = "1m30s", backoff = 3, on_abandoned = "ignored"
+            provider = "p",
+            failure_rate = 0.5,
+            window = "60s",
+            slow_call = "2s",
+            open_for = "1m30s",
+            backoff = 3,
+            on_abandoned = "ignored"
         ));
         assert_eq!(
             args.settings,
@@ -559,17 +607,33 @@ mod tests {
 
     #[test]
     fn window_alone_sets_the_window() {
-        let args = ok(quote!(provider = "p", window = 20, slow_call = "1s", slow_call_rate = 0.5));
+        let args = ok(quote!(
+            provider = "p",
+            window = 20,
+            slow_call = "1s",
+            slow_call_rate = 0.5
+        ));
         assert_eq!(args.settings[0], Setting::Window(Window::Calls(20)));
     }
 
     #[test]
     fn errors_are_collected() {
-        let msg = err(quote!(provider = 5, colour = "red", jitter = "x", jitter = 0.1));
+        let msg = err(quote!(
+            provider = 5,
+            colour = "red",
+            jitter = "x",
+            jitter = 0.1
+        ));
         assert!(msg.contains("`provider` must be a string literal"), "{msg}");
-        assert!(msg.contains("unknown `circuit_breaker` argument; expected one of: provider"), "{msg}");
+        assert!(
+            msg.contains("unknown `circuit_breaker` argument; expected one of: provider"),
+            "{msg}"
+        );
         assert!(msg.contains("`jitter` must be a number"), "{msg}");
-        assert!(msg.contains("missing `provider`"), "{msg}");
+        assert!(
+            !msg.contains("missing `provider`"),
+            "no follow-on error: {msg}"
+        );
     }
 
     #[test]
@@ -583,7 +647,10 @@ mod tests {
         let msg = err(quote!(provider = "p", failure_rate = 1.5));
         assert_eq!(msg, "invalid `failure_rate` = 1.5: must be in (0, 1]");
         let msg = err(quote!(provider = "p", backoff = 0.5));
-        assert_eq!(msg, "invalid `backoff` = 0.5: must be a finite number of at least 1");
+        assert_eq!(
+            msg,
+            "invalid `backoff` = 0.5: must be a finite number of at least 1"
+        );
         let msg = err(quote!(provider = "p", open_for = "0s"));
         assert_eq!(msg, "invalid `open_for` = 0s: must be longer than zero");
     }
@@ -591,7 +658,10 @@ mod tests {
     #[test]
     fn slow_call_rate_needs_a_threshold() {
         let msg = err(quote!(provider = "p", slow_call_rate = 0.5));
-        assert!(msg.starts_with("`slow_call_rate` needs `slow_call"), "{msg}");
+        assert!(
+            msg.starts_with("`slow_call_rate` needs `slow_call"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -5,12 +5,7 @@ use std::time::Duration;
 
 /// Units from largest to smallest: a string must use them in this order, each at most once, so
 /// `"1m30s"` is accepted and the ambiguous `"30s1m"` or `"1s1s"` are not.
-const UNITS: [(&str, u64); 4] = [
-    ("h", 3_600_000),
-    ("m", 60_000),
-    ("s", 1_000),
-    ("ms", 1),
-];
+const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
 
 /// What a valid duration looks like, for error messages.
 pub(crate) const EXPECTED: &str =
@@ -67,8 +62,21 @@ mod tests {
     #[test]
     fn rejects_everything_else() {
         for bad in [
-            "", "s", "30", "30x", "1.5s", " 30s", "30s ", "30 s", "-5s", "30s1m", "1s1s", "1m1h",
-            "ms", "5S", "99999999999999999999s",
+            "",
+            "s",
+            "30",
+            "30x",
+            "1.5s",
+            " 30s",
+            "30s ",
+            "30 s",
+            "-5s",
+            "30s1m",
+            "1s1s",
+            "1m1h",
+            "ms",
+            "5S",
+            "99999999999999999999s",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }

@@ -252,17 +252,26 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
     };
     let outcome = match &site.args.classify {
         Some(classify) => quote_spanned!(classify.span()=> #classify(&__breaker_ret)),
-        None => quote_spanned! {site.ret_span=>
+        None => {
+            let k = respan(k, site.ret_span);
+            quote_spanned! {site.ret_span=>
             {
                 #[allow(unused_imports)]
-                use #k::__private::{ViaClassify as _, ViaDefault as _};
-                (&&#k::__private::Classifier::new(&__breaker_ret)).__breaker_outcome()
+                use #k::__private::{ViaAny as _, ViaClassify as _, ViaResult as _};
+                (&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
             }
-        },
+            }
+        }
     };
+    // Without a fallback, `reject` checks the return type; with one, this does.
+    let check = site.args.fallback.as_ref().map(|_| {
+        let k = respan(k, site.ret_span);
+        quote_spanned!(site.ret_span=> #k::__private::returns_result(&__breaker_ret);)
+    });
     quote! {
         #acquire
         let __breaker_ret = #call;
+        #check
         #k::__private::Permit::record(__breaker_permit, #outcome);
         __breaker_ret
     }
@@ -301,10 +310,15 @@ fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
     };
     let rejected = match &args.fallback {
         Some(fallback) => {
+            let span = fallback.span();
             let wait = site.is_async.then(|| quote!(.await));
-            quote_spanned!(fallback.span()=> #fallback(#(#fallback_args,)* __breaker_open) #wait)
+            let forwarded = fallback_args.iter().map(|a| respan(a, span));
+            quote_spanned!(span=> #fallback(#(#forwarded,)* __breaker_open) #wait)
         }
-        None => quote_spanned!(site.ret_span=> #k::__private::reject(__breaker_open)),
+        None => {
+            let k = respan(k, site.ret_span);
+            quote_spanned!(site.ret_span=> #k::__private::reject(__breaker_open))
+        }
     };
     quote! {
         let __breaker_permit = match {
@@ -316,6 +330,25 @@ fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
             ::core::result::Result::Err(__breaker_open) => return #rejected,
         };
     }
+}
+
+/// `tokens` reported at `span`'s location, keeping their own name resolution: so that a type
+/// error in generated code points at what the user wrote (the return type, the fallback path).
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                let mut inner = Group::new(g.delimiter(), respan(&g.stream(), span));
+                inner.set_span(g.span().located_at(span));
+                tt = TokenTree::Group(inner);
+            } else {
+                tt.set_span(tt.span().located_at(span));
+            }
+            tt
+        })
+        .collect()
 }
 
 /// One `ConfigBuilder` call as code, with the values validated at expansion time.
@@ -495,7 +528,11 @@ mod tests {
     fn the_body_is_quoted_once() {
         let out = expand_str(
             quote!(provider = "p"),
-            quote!(async fn f(x: u32) -> Result<u32, E> { unique_marker(x) }),
+            quote!(
+                async fn f(x: u32) -> Result<u32, E> {
+                    unique_marker(x)
+                }
+            ),
         );
         assert_eq!(out.matches("unique_marker").count(), 1, "{out}");
         assert!(out.contains("__breaker_permit"), "{out}");
@@ -505,7 +542,11 @@ mod tests {
     fn the_item_is_kept_beside_errors() {
         let out = expand_str(
             quote!(provider = 5),
-            quote!(fn keep_me() -> Result<(), E> { Ok(()) }),
+            quote!(
+                fn keep_me() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
         );
         assert!(out.contains("compile_error"), "{out}");
         assert!(out.contains("fn keep_me"), "{out}");
@@ -513,7 +554,12 @@ mod tests {
 
     #[test]
     fn non_functions_are_rejected_and_kept() {
-        let out = expand_str(quote!(provider = "p"), quote!(struct S;));
+        let out = expand_str(
+            quote!(provider = "p"),
+            quote!(
+                struct S;
+            ),
+        );
         assert!(out.contains("can only be applied to a function"), "{out}");
         assert!(out.contains("struct S"), "{out}");
     }
@@ -522,7 +568,9 @@ mod tests {
     fn declarations_without_body_are_rejected() {
         let out = expand_str(
             quote!(provider = "p"),
-            quote!(async fn f(&self) -> Result<(), E>;),
+            quote!(
+                async fn f(&self) -> Result<(), E>;
+            ),
         );
         assert!(out.contains("needs a function body"), "{out}");
     }
@@ -556,14 +604,31 @@ mod tests {
             quote!(),
             quote!(fn),
             quote!({}),
-            quote!(fn f() {}),
-            quote!(const fn f() -> Result<(), E> { Ok(()) }),
-            quote!(fn f((a, b): (u8, u8)) -> Result<(), E> { Ok(()) }),
+            quote!(
+                fn f() {}
+            ),
+            quote!(
+                const fn f() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+            quote!(
+                fn f((a, b): (u8, u8)) -> Result<(), E> {
+                    Ok(())
+                }
+            ),
             quote!(impl X {}),
             quote!(fn f() -> Result<(), E> where),
         ] {
             let _ = expand_str(quote!(provider = "p", fallback = fb), item);
-            let _ = expand_str(quote!(), quote!(fn f() -> R { x }));
+            let _ = expand_str(
+                quote!(),
+                quote!(
+                    fn f() -> R {
+                        x
+                    }
+                ),
+            );
         }
     }
 }
