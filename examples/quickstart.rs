@@ -4,6 +4,9 @@
 //! retry-after, probes while the provider is still down (and backs off longer), then probes again
 //! after recovery and closes. `globex` only calls the healthy endpoint and never notices.
 //!
+//! The call is guarded by `#[circuit_breaker]`: one circuit per (provider, tenant), configured
+//! by the attribute's arguments, with `ApiError: Classify` deciding what counts as a failure.
+//!
 //! Time is simulated with a `ManualClock`, so the demo runs instantly and prints the same
 //! timeline every time.
 //!
@@ -13,17 +16,31 @@
 
 use std::time::Duration;
 
-use breaker::{Circuit, Classify, Config, ErrorClass, ManualClock, Outcome, Registry, State};
+use breaker::{
+    circuit_breaker, Circuit, CircuitOpen, Classify, ErrorClass, ManualClock, Outcome, Registry,
+    State,
+};
 
 /// The error of our pretend API client.
 #[derive(Debug)]
 enum ApiError {
+    /// The breaker rejected the call: the provider was not called.
+    Rejected(CircuitOpen),
     Status(u16),
 }
 
+/// A rejected call returns `Err(ApiError::from(open))`.
+impl From<CircuitOpen> for ApiError {
+    fn from(open: CircuitOpen) -> Self {
+        ApiError::Rejected(open)
+    }
+}
+
+/// Only provider faults count against the provider: a 400 is the caller's problem.
 impl Classify for ApiError {
     fn classify(&self) -> Outcome {
         match self {
+            ApiError::Rejected(_) => Outcome::Ignored,
             ApiError::Status(code) => ErrorClass::from_status(*code).outcome(),
         }
     }
@@ -42,29 +59,38 @@ fn provider(now: Duration, tenant: &str) -> Result<&'static str, ApiError> {
     }
 }
 
+/// The call, guarded by the (`llm`, tenant) circuit of `registry`: trips after 3 failures in a
+/// row, stays open 20 s, then 40 s, capped at 60 s, while probes keep failing.
+#[circuit_breaker(
+    provider = "llm",
+    tenant = tenant,
+    registry = registry,
+    consecutive_failures = 3,
+    open_for = "20s",
+    max_open_for = "1m",
+)]
+fn complete(registry: &Registry, now: Duration, tenant: &str) -> Result<&'static str, ApiError> {
+    provider(now, tenant)
+}
+
 fn call(registry: &Registry, clock: &ManualClock, tenant: &str) {
     let now = clock.elapsed();
-    let circuit = registry.circuit("llm", tenant);
-    let before = circuit.state();
-    let line = match circuit.try_acquire() {
-        Err(open) => format!("rejected: {open}"),
-        Ok(permit) => {
-            let probe = if permit.is_probe() { " (probe)" } else { "" };
-            let result = provider(now, tenant);
-            let line = match &result {
-                Ok(body) => format!("ok: {body}{probe}"),
-                Err(e) => format!("error: {e:?} -> {:?}{probe}", e.classify()),
-            };
-            permit.record(
-                result
-                    .as_ref()
-                    .map_or_else(Classify::classify, |_| Outcome::Success),
-            );
-            line
-        }
+    let state = || registry.get("llm", tenant).map(|c| c.state());
+    let before = state();
+    let probe = if before == Some(State::HalfOpen) {
+        " (probe)"
+    } else {
+        ""
+    };
+    let line = match complete(registry, now, tenant) {
+        Err(ApiError::Rejected(open)) => format!("rejected: {open}"),
+        Ok(body) => format!("ok: {body}{probe}"),
+        Err(e) => format!("error: {e:?} -> {:?}{probe}", e.classify()),
     };
     println!("t={:>4}s  {tenant:<7} {line}", now.as_secs());
-    report_transition(&circuit, tenant, before);
+    if let (Some(before), Some(circuit)) = (before, registry.get("llm", tenant)) {
+        report_transition(&circuit, tenant, before);
+    }
 }
 
 fn report_transition(circuit: &Circuit, tenant: &str, before: State) {
@@ -79,18 +105,9 @@ fn report_transition(circuit: &Circuit, tenant: &str, before: State) {
     }
 }
 
-fn main() -> Result<(), breaker::ConfigError> {
+fn main() {
     let clock = ManualClock::new();
-    let registry = Registry::builder()
-        .default_config(
-            Config::builder()
-                .consecutive_failures(3)
-                .open_for(Duration::from_secs(20))
-                .max_open_for(Duration::from_secs(60))
-                .build()?,
-        )
-        .clock(clock.clone())
-        .build();
+    let registry = Registry::builder().clock(clock.clone()).build();
 
     for _ in 0..24 {
         call(&registry, &clock, "acme");
@@ -106,5 +123,4 @@ fn main() -> Result<(), breaker::ConfigError> {
             snap.tenant, snap.state, m.times_opened, m.rejected
         );
     }
-    Ok(())
 }

@@ -538,6 +538,33 @@ mod tests {
         assert!(out.contains("__breaker_permit"), "{out}");
     }
 
+    /// The pieces the rustdoc's "Expansion" section shows are what the macro writes.
+    #[test]
+    fn the_documented_expansion_matches() {
+        let out = expand_str(
+            quote!(
+                provider = "anthropic",
+                tenant = scope.tenant_id.as_str(),
+                open_for = "10s"
+            ),
+            quote!(
+                async fn complete(scope: &TenantScope, prompt: String) -> Result<String, ApiError> {
+                    body()
+                }
+            ),
+        );
+        for piece in [
+            "static __BREAKER_SITE",
+            ". open_for (:: breaker :: __private :: Duration :: from_millis (10000u64))",
+            "& (scope . tenant_id . as_str ())",
+            "return :: breaker :: __private :: reject (__breaker_open)",
+            ":: core :: option :: Option :: None :: < Result < String , ApiError > >",
+            "& :: breaker :: __private :: Classifier (& __breaker_ret)) . __breaker_outcome ()",
+        ] {
+            assert!(out.contains(piece), "missing {piece:?} in {out}");
+        }
+    }
+
     #[test]
     fn the_item_is_kept_beside_errors() {
         let out = expand_str(
