@@ -1,6 +1,7 @@
 //! One circuit: the lock-free state machine, its permits and its metrics.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use crate::classify::Outcome;
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
+use crate::name::Name;
 use crate::state::{self, State};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Recorder, Totals};
@@ -20,13 +22,13 @@ pub(crate) struct Policy {
     pub(crate) config: Config,
     pub(crate) time: Arc<Timebase>,
     /// The provider of every circuit on this policy: kept here, once, rather than per circuit.
-    pub(crate) provider: Arc<str>,
+    pub(crate) provider: &'static str,
     slow_us: Option<u64>,
     consecutive: u32,
 }
 
 impl Policy {
-    pub(crate) fn new(config: Config, time: Arc<Timebase>, provider: Arc<str>) -> Self {
+    pub(crate) fn new(config: Config, time: Arc<Timebase>, provider: &'static str) -> Self {
         let slow_us = config
             .slow_call
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
@@ -85,9 +87,15 @@ struct Inner {
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
     used: AtomicBool,
+    /// Permits need their start time: slow calls are a policy. Copied out of the policy so the
+    /// hot path does not follow that pointer.
+    timed: bool,
+    /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
+    /// nothing, and the inlined fast path of `record` returns at once.
+    plain: bool,
     policy: Arc<Policy>,
     window: Option<Box<Recorder>>,
-    tenant: Box<str>,
+    tenant: Name,
 }
 
 impl Circuit {
@@ -98,8 +106,8 @@ impl Circuit {
 
     /// A standalone circuit on `clock` (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn with_clock(config: Config, clock: impl Clock) -> Circuit {
-        let time = Arc::new(Timebase::new(Box::new(clock)));
-        Circuit::from_policy(Arc::new(Policy::new(config, time, Arc::from(""))), "")
+        let time = Arc::new(Timebase::new(clock));
+        Circuit::from_policy(Arc::new(Policy::new(config, time, "")), "")
     }
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
@@ -107,6 +115,7 @@ impl Circuit {
             .config
             .has_window()
             .then(|| Box::new(Recorder::new(policy.config.window)));
+        let timed = policy.slow_us.is_some();
         Circuit {
             inner: Arc::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
@@ -115,9 +124,11 @@ impl Circuit {
                 rejected: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
+                timed,
+                plain: !timed && window.is_none(),
                 policy,
                 window,
-                tenant: tenant.into(),
+                tenant: Name::new(tenant),
             }),
         }
     }
@@ -126,19 +137,61 @@ impl Circuit {
     /// the circuit is open (or half-open with every probe slot taken) and the call must not be
     /// made.
     ///
-    /// On a closed circuit this is one atomic load and writes nothing shared.
+    /// On a closed circuit this is one atomic load and a reference-count increment (the permit
+    /// keeps the circuit alive); see [`try_acquire_scoped`](Self::try_acquire_scoped) for a
+    /// permit that borrows the circuit instead and touches no shared memory at all.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
+        let ticket = self.admit()?;
+        Ok(Permit {
+            circuit: self.inner.clone(),
+            ticket,
+        })
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), but the permit borrows the circuit. On a closed
+    /// circuit this is one atomic load and writes nothing shared, so threads sharing a circuit
+    /// never contend; use it when the call does not outlive the handle (a synchronous call, or
+    /// an async block that borrows the circuit).
+    ///
+    /// ```
+    /// use breaker_core::{Circuit, Config};
+    /// let circuit = Circuit::new(Config::default());
+    /// let permit = circuit.try_acquire_scoped()?;
+    /// permit.success();
+    /// # Ok::<(), breaker_core::CircuitOpen>(())
+    /// ```
+    #[inline]
+    pub fn try_acquire_scoped(&self) -> Result<ScopedPermit<'_>, CircuitOpen> {
+        let ticket = self.admit()?;
+        Ok(ScopedPermit {
+            circuit: &self.inner,
+            ticket,
+        })
+    }
+
+    #[inline]
+    fn admit(&self) -> Result<Ticket, CircuitOpen> {
+        let s = self.inner.state.load(Ordering::Acquire);
+        if state::tag(s) == state::CLOSED && !self.inner.timed {
+            return Ok(Ticket {
+                issued: s,
+                started_us: 0,
+            });
+        }
+        self.admit_from(s)
+    }
+
+    /// Everything but the closed, untimed fast path of [`admit`](Self::admit).
+    #[inline(never)]
+    fn admit_from(&self, mut s: u64) -> Result<Ticket, CircuitOpen> {
         let inner = &*self.inner;
-        let mut s = inner.state.load(Ordering::Acquire);
         loop {
             match state::tag(s) {
-                state::CLOSED | state::METRICS_ONLY | state::DISABLED => return Ok(self.permit(s)),
+                state::CLOSED | state::METRICS_ONLY | state::DISABLED => return Ok(self.ticket(s)),
                 state::OPEN => {
-                    let now = inner.now_us();
-                    let deadline = state::deadline(s);
-                    if now < deadline {
-                        return Err(self.reject(State::Open, Some(micros(deadline - now))));
+                    if let Some(left) = inner.policy.time.until(state::deadline(s)) {
+                        return Err(self.reject(State::Open, Some(micros(left))));
                     }
                     // The open period is over: the first caller turns the circuit half-open and
                     // takes the first probe slot in the same CAS.
@@ -147,7 +200,7 @@ impl Circuit {
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, inner.times_opened.load(Ordering::Relaxed));
                     match inner.cas(s, probe) {
-                        Ok(()) => return Ok(self.permit(probe)),
+                        Ok(()) => return Ok(self.ticket(probe)),
                         Err(actual) => s = actual,
                     }
                 }
@@ -157,7 +210,7 @@ impl Circuit {
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
                     match inner.cas(s, taken) {
-                        Ok(()) => return Ok(self.permit(taken)),
+                        Ok(()) => return Ok(self.ticket(taken)),
                         Err(actual) => s = actual,
                     }
                 }
@@ -167,16 +220,14 @@ impl Circuit {
     }
 
     #[inline]
-    fn permit(&self, s: u64) -> Permit {
-        let started_us = if self.inner.policy.slow_us.is_some() && state::tag(s) != state::DISABLED
-        {
+    fn ticket(&self, s: u64) -> Ticket {
+        let started_us = if self.inner.timed && state::tag(s) != state::DISABLED {
             self.inner.now_us()
         } else {
             0
         };
-        Permit {
-            circuit: Some(self.inner.clone()),
-            episode: state::episode(s),
+        Ticket {
+            issued: s,
             started_us,
         }
     }
@@ -184,14 +235,22 @@ impl Circuit {
     #[cold]
     fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-        CircuitOpen::new(self.clone(), state, retry_after)
+        let inner = &*self.inner;
+        CircuitOpen::new(
+            inner.policy.provider,
+            inner.tenant.clone(),
+            state,
+            retry_after,
+        )
     }
 
     /// The current state. An open circuit whose open period has elapsed reports `HalfOpen`: the
     /// next call will be admitted as a probe.
     pub fn state(&self) -> State {
         let s = self.inner.state.load(Ordering::Acquire);
-        if state::tag(s) == state::OPEN && self.inner.now_us() >= state::deadline(s) {
+        if state::tag(s) == state::OPEN
+            && self.inner.policy.time.until(state::deadline(s)).is_none()
+        {
             return State::HalfOpen;
         }
         State::from_tag(state::tag(s))
@@ -201,8 +260,15 @@ impl Circuit {
     /// forced open, which never ends by itself).
     pub fn retry_after(&self) -> Option<Duration> {
         let s = self.inner.state.load(Ordering::Acquire);
-        (state::tag(s) == state::OPEN)
-            .then(|| micros(state::deadline(s).saturating_sub(self.inner.now_us())))
+        (state::tag(s) == state::OPEN).then(|| {
+            micros(
+                self.inner
+                    .policy
+                    .time
+                    .until(state::deadline(s))
+                    .unwrap_or(0),
+            )
+        })
     }
 
     /// A snapshot of the circuit's counters.
@@ -255,12 +321,12 @@ impl Circuit {
 
     /// The provider this circuit guards (empty for a standalone circuit).
     pub fn provider(&self) -> &str {
-        &self.inner.policy.provider
+        self.inner.policy.provider
     }
 
     /// The tenant this circuit belongs to (empty for a standalone circuit).
     pub fn tenant(&self) -> &str {
-        &self.inner.tenant
+        self.inner.tenant.as_str()
     }
 
     /// Marks the circuit as used since the registry's last idle sweep.
@@ -336,7 +402,27 @@ impl Inner {
         self.stays.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
-    fn record(&self, episode: u64, started_us: u64, outcome: Outcome) {
+    #[inline]
+    fn record(&self, ticket: Ticket, outcome: Outcome) {
+        if self.plain
+            && outcome == Outcome::Success
+            && state::tag(ticket.issued) == state::CLOSED
+            // A closed state word has no payload: the same word is the same stay.
+            && self.state.load(Ordering::Acquire) == ticket.issued
+            && self.consecutive.load(Ordering::Relaxed) == 0
+        {
+            // Nothing to count and nothing to reset: the common case reads two words and
+            // returns, writing nothing.
+            return;
+        }
+        self.record_from(ticket, outcome)
+    }
+
+    /// Everything but the fast path of [`record`](Self::record).
+    #[inline(never)]
+    fn record_from(&self, ticket: Ticket, outcome: Outcome) {
+        let episode = state::episode(ticket.issued);
+        let started_us = ticket.started_us;
         let now = match (self.policy.slow_us, &self.window) {
             (Some(_), _) => self.now_us(),
             (None, Some(w)) if w.is_timed() => self.now_us(),
@@ -457,6 +543,66 @@ fn micros(us: u64) -> Duration {
     Duration::from_micros(us)
 }
 
+/// What a permit remembers of its admission: the state it was issued under and, when slow calls
+/// are a policy, when.
+#[derive(Clone, Copy)]
+struct Ticket {
+    /// The state word the permit was issued under.
+    issued: u64,
+    started_us: u64,
+}
+
+impl Ticket {
+    fn is_probe(self) -> bool {
+        state::tag(self.issued) == state::HALF_OPEN
+    }
+}
+
+/// The outcome methods, the abandon-on-drop rule and `Debug`, shared by both permit kinds, which
+/// differ only in how they hold the circuit.
+macro_rules! permit_impl {
+    ($name:ident $(<$lt:lifetime>)?) => {
+        impl$(<$lt>)? $name$(<$lt>)? {
+            /// The call succeeded.
+            pub fn success(self) {
+                self.record(Outcome::Success)
+            }
+
+            /// The call failed in a way that says the dependency is unhealthy.
+            pub fn failure(self) {
+                self.record(Outcome::Failure)
+            }
+
+            /// The call proves nothing either way; it is counted nowhere.
+            pub fn ignore(self) {
+                self.record(Outcome::Ignored)
+            }
+
+            /// Whether this permit is a half-open probe.
+            pub fn is_probe(&self) -> bool {
+                self.ticket.is_probe()
+            }
+        }
+
+        impl$(<$lt>)? Drop for $name$(<$lt>)? {
+            fn drop(&mut self) {
+                let outcome = self.circuit.policy.config.on_abandoned;
+                self.circuit.record(self.ticket, outcome);
+            }
+        }
+
+        impl$(<$lt>)? fmt::Debug for $name$(<$lt>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("provider", &self.circuit.policy.provider)
+                    .field("tenant", &self.circuit.tenant.as_str())
+                    .field("probe", &self.is_probe())
+                    .finish()
+            }
+        }
+    };
+}
+
 /// The right to make one call through a circuit. Report the call's outcome with
 /// [`success`](Permit::success), [`failure`](Permit::failure), [`ignore`](Permit::ignore) or
 /// [`record`](Permit::record). A permit dropped without a report (a cancelled future, a panic)
@@ -465,60 +611,39 @@ fn micros(us: u64) -> Duration {
 /// A permit is `Send + Sync + 'static`: hold it across `.await`.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct Permit {
-    circuit: Option<Arc<Inner>>,
-    episode: u64,
-    started_us: u64,
+    circuit: Arc<Inner>,
+    ticket: Ticket,
 }
+
+permit_impl!(Permit);
 
 impl Permit {
-    /// The call succeeded.
-    pub fn success(self) {
-        self.record(Outcome::Success)
-    }
-
-    /// The call failed in a way that says the dependency is unhealthy.
-    pub fn failure(self) {
-        self.record(Outcome::Failure)
-    }
-
-    /// The call proves nothing either way; it is counted nowhere.
-    pub fn ignore(self) {
-        self.record(Outcome::Ignored)
-    }
-
     /// Records `outcome` (for example from [`Classify::classify`](crate::Classify::classify)).
-    pub fn record(mut self, outcome: Outcome) {
-        if let Some(inner) = self.circuit.take() {
-            inner.record(self.episode, self.started_us, outcome);
-        }
-    }
-
-    /// Whether this permit is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        state::tag(self.episode) == state::HALF_OPEN
+    pub fn record(self, outcome: Outcome) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the `Arc` is moved out of it exactly once and the
+        // reference it holds is released exactly once, when `circuit` goes out of scope here.
+        let circuit = unsafe { std::ptr::read(&this.circuit) };
+        circuit.record(this.ticket, outcome);
     }
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if let Some(inner) = self.circuit.take() {
-            let outcome = inner.policy.config.on_abandoned;
-            inner.record(self.episode, self.started_us, outcome);
-        }
-    }
+/// A [`Permit`] that borrows its circuit, from [`Circuit::try_acquire_scoped`]: the same
+/// methods and the same drop rule, without a reference count.
+#[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
+pub struct ScopedPermit<'a> {
+    circuit: &'a Inner,
+    ticket: Ticket,
 }
 
-impl fmt::Debug for Permit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (provider, tenant) = match &self.circuit {
-            Some(c) => (&*c.policy.provider, &*c.tenant),
-            None => ("", ""),
-        };
-        f.debug_struct("Permit")
-            .field("provider", &provider)
-            .field("tenant", &tenant)
-            .field("probe", &self.is_probe())
-            .finish()
+permit_impl!(ScopedPermit<'a>);
+
+impl ScopedPermit<'_> {
+    /// Records `outcome` (for example from [`Classify::classify`](crate::Classify::classify)).
+    pub fn record(self, outcome: Outcome) {
+        // Recording consumes the permit: skip the drop rule that would record it again.
+        let this = ManuallyDrop::new(self);
+        this.circuit.record(this.ticket, outcome);
     }
 }
 

@@ -128,29 +128,176 @@ impl Clock for TokioClock {
     }
 }
 
-/// A clock shared by all circuits of one policy, with the instant all their times are measured
-/// from. Circuits keep times as microseconds since `origin` so they fit in atomics.
+/// The clock of a set of circuits (a registry's, or a standalone circuit's), with the instant
+/// all their times are measured from. Circuits keep times as microseconds since `origin` so they
+/// fit in atomics.
 pub(crate) struct Timebase {
-    clock: Box<dyn Clock>,
+    source: Source,
     origin: Instant,
 }
 
+enum Source {
+    /// The system clock, read directly (no virtual call), with a cheap coarse reading when the
+    /// platform has one.
+    System(Option<Coarse>),
+    Custom(Box<dyn Clock>),
+}
+
 impl Timebase {
-    pub(crate) fn new(clock: Box<dyn Clock>) -> Self {
+    pub(crate) fn new<C: Clock>(clock: C) -> Self {
         let origin = clock.now();
-        Timebase { clock, origin }
+        let source = if std::any::TypeId::of::<C>() == std::any::TypeId::of::<SystemClock>() {
+            Source::System(Coarse::new())
+        } else {
+            Source::Custom(Box::new(clock))
+        };
+        Timebase { source, origin }
     }
 
     /// Microseconds since the origin; a clock reading before the origin counts as the origin.
     #[inline]
     pub(crate) fn now_us(&self) -> u64 {
-        let d = self.clock.now().saturating_duration_since(self.origin);
+        let now = match &self.source {
+            Source::System(_) => Instant::now(),
+            Source::Custom(clock) => clock.now(),
+        };
+        let d = now.saturating_duration_since(self.origin);
         u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Microseconds left until `deadline_us`, or `None` once it is reached. While the deadline is
+    /// clearly ahead, the coarse clock answers (a few nanoseconds instead of a full clock read);
+    /// the answer then errs long by at most its resolution, never short, so a caller that waits
+    /// that long is never turned away for being early. Near the deadline the precise clock
+    /// decides, so a probe is admitted exactly when `now >= deadline`.
+    #[inline]
+    pub(crate) fn until(&self, deadline_us: u64) -> Option<u64> {
+        if let Source::System(Some(coarse)) = &self.source {
+            let now = coarse.now_us();
+            if now.saturating_add(coarse.slack_us) < deadline_us {
+                return Some(deadline_us - now);
+            }
+        }
+        let now = self.now_us();
+        (now < deadline_us).then(|| deadline_us - now)
     }
 }
 
 impl fmt::Debug for Timebase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timebase").finish_non_exhaustive()
+        let source = match &self.source {
+            Source::System(_) => "system",
+            Source::Custom(_) => "custom",
+        };
+        f.debug_struct("Timebase").field("source", &source).finish()
+    }
+}
+
+/// `CLOCK_MONOTONIC_COARSE`: the same clock as [`Instant`] on Linux, as of the last timer tick,
+/// read from the vDSO without touching the hardware counter. It never runs ahead of the precise
+/// clock and lags it by at most its resolution.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct Coarse {
+    /// `CLOCK_MONOTONIC` read just after the origin `Instant`, in nanoseconds.
+    origin_ns: u64,
+    /// How far behind the precise clock a coarse reading may be, rounded up, in µs.
+    slack_us: u64,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Coarse {
+    fn new() -> Option<Coarse> {
+        let mut res = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `res` is a valid, writable timespec; the call only writes it.
+        if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) } != 0 {
+            return None;
+        }
+        let res_ns =
+            u64::try_from(res.tv_sec).ok()? * 1_000_000_000 + u64::try_from(res.tv_nsec).ok()?;
+        // A clock coarser than 10 ms would make retry-after visibly long: not worth it.
+        if res_ns > 10_000_000 {
+            return None;
+        }
+        Some(Coarse {
+            origin_ns: read_ns(libc::CLOCK_MONOTONIC)?,
+            // +2 µs covers the gap between reading the origin `Instant` and `origin_ns`.
+            slack_us: res_ns.div_ceil(1000) + 2,
+        })
+    }
+
+    #[inline]
+    fn now_us(&self) -> u64 {
+        read_ns(libc::CLOCK_MONOTONIC_COARSE)
+            .map_or(0, |ns| ns.saturating_sub(self.origin_ns) / 1000)
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+fn read_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?)
+}
+
+/// Elsewhere there is no coarse clock: every reading is precise.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+struct Coarse {
+    slack_us: u64,
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl Coarse {
+    fn new() -> Option<Coarse> {
+        None
+    }
+    fn now_us(&self) -> u64 {
+        0
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_clock_never_runs_ahead_of_the_precise_one() {
+        let t = Timebase::new(SystemClock);
+        if let Source::System(Some(coarse)) = &t.source {
+            for _ in 0..10_000 {
+                let c = coarse.now_us();
+                let p = t.now_us();
+                assert!(c <= p + 1, "coarse {c} > precise {p}");
+                assert!(p <= c + coarse.slack_us, "precise {p} > coarse {c} + slack");
+            }
+        }
+    }
+
+    #[test]
+    fn until_counts_down_to_none_on_a_manual_clock() {
+        let clock = ManualClock::new();
+        let t = Timebase::new(clock.clone());
+        assert_eq!(t.until(1_000), Some(1_000));
+        clock.advance(Duration::from_micros(999));
+        assert_eq!(t.until(1_000), Some(1));
+        clock.advance(Duration::from_micros(1));
+        assert_eq!(t.until(1_000), None);
+    }
+
+    #[test]
+    fn until_on_the_system_clock_is_never_short() {
+        let t = Timebase::new(SystemClock);
+        let deadline = t.now_us() + 50_000;
+        let left = t.until(deadline).unwrap();
+        assert!(t.now_us() + left >= deadline);
     }
 }

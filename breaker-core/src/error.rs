@@ -3,14 +3,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::circuit::Circuit;
 use crate::classify::{Classify, Outcome};
+use crate::name::Name;
 use crate::state::State;
 
 /// A call was rejected because its circuit is open.
 ///
 /// Carries which circuit rejected it and, when known, how long until a probe may pass. Building
-/// one never allocates: it holds a handle to the circuit, whose names it lends.
+/// one never allocates and touches no shared memory: the provider name is interned and a tenant
+/// name of up to 22 bytes is copied inline (a longer one is shared by reference count).
 ///
 /// Functions annotated with `#[circuit_breaker]` return it through their own error type, which
 /// must implement `From<CircuitOpen>`.
@@ -32,15 +33,22 @@ use crate::state::State;
 /// ```
 #[derive(Clone)]
 pub struct CircuitOpen {
-    circuit: Circuit,
+    provider: &'static str,
+    tenant: Name,
     state: State,
     retry_after: Option<Duration>,
 }
 
 impl CircuitOpen {
-    pub(crate) fn new(circuit: Circuit, state: State, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        provider: &'static str,
+        tenant: Name,
+        state: State,
+        retry_after: Option<Duration>,
+    ) -> Self {
         CircuitOpen {
-            circuit,
+            provider,
+            tenant,
             state,
             retry_after,
         }
@@ -48,12 +56,12 @@ impl CircuitOpen {
 
     /// The provider whose circuit rejected the call (empty for a standalone circuit).
     pub fn provider(&self) -> &str {
-        self.circuit.provider()
+        self.provider
     }
 
     /// The tenant whose circuit rejected the call (empty for a standalone circuit).
     pub fn tenant(&self) -> &str {
-        self.circuit.tenant()
+        self.tenant.as_str()
     }
 
     /// The state that rejected the call: `Open`, `HalfOpen` (every probe slot taken) or
@@ -66,11 +74,6 @@ impl CircuitOpen {
     /// known: half-open with its probes in flight, or forced open.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
-    }
-
-    /// The circuit that rejected the call.
-    pub fn circuit(&self) -> &Circuit {
-        &self.circuit
     }
 }
 

@@ -21,12 +21,13 @@ mod classify;
 mod clock;
 mod config;
 mod error;
+mod name;
 mod registry;
 mod state;
 mod sync;
 mod window;
 
-pub use circuit::{Circuit, Metrics, Permit};
+pub use circuit::{Circuit, Metrics, Permit, ScopedPermit};
 pub use classify::{Classify, ErrorClass, Outcome};
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;

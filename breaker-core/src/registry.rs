@@ -22,6 +22,7 @@ use crate::circuit::{Circuit, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
+use crate::name::intern;
 use crate::state::State;
 
 /// The tenant of circuits that are keyed by provider only.
@@ -45,7 +46,7 @@ pub const DEFAULT_TENANT: &str = "default";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Registry {
-    providers: papaya::HashMap<Arc<str>, Arc<Provider>, NameHasher>,
+    providers: papaya::HashMap<&'static str, Arc<Provider>, NameHasher>,
     default: Config,
     time: Arc<Timebase>,
     idle_ttl_us: Option<u64>,
@@ -61,7 +62,8 @@ pub struct Registry {
 type NameHasher = foldhash::fast::RandomState;
 
 struct Provider {
-    name: Arc<str>,
+    /// Interned: rejections carry it without a reference count.
+    name: &'static str,
     circuits: papaya::HashSet<Entry, NameHasher>,
     /// This provider's copy of the registry default, created with the provider.
     default: Arc<Policy>,
@@ -111,7 +113,7 @@ impl Registry {
     /// recompiling. Existing circuits keep their config until evicted or removed.
     pub fn configure(&self, provider: &str, config: Config) {
         let p = self.provider(provider);
-        let policy = Arc::new(Policy::new(config, self.time.clone(), p.name.clone()));
+        let policy = Arc::new(Policy::new(config, self.time.clone(), p.name));
         *lock(&p.configured) = Some(policy);
     }
 
@@ -240,15 +242,11 @@ impl Registry {
         if let Some(p) = providers.get(name) {
             return p.clone();
         }
-        let name: Arc<str> = Arc::from(name);
+        let name = intern(name);
         let fresh = Arc::new(Provider {
-            name: name.clone(),
+            name,
             circuits: papaya::HashSet::with_hasher(NameHasher::default()),
-            default: Arc::new(Policy::new(
-                self.default.clone(),
-                self.time.clone(),
-                name.clone(),
-            )),
+            default: Arc::new(Policy::new(self.default.clone(), self.time.clone(), name)),
             configured: Mutex::new(None),
             sites: Mutex::new(Vec::new()),
         });
@@ -267,7 +265,7 @@ impl Registry {
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
             return policy.clone();
         }
-        let policy = Arc::new(Policy::new(site.clone(), self.time.clone(), p.name.clone()));
+        let policy = Arc::new(Policy::new(site.clone(), self.time.clone(), p.name));
         sites.push((key, policy.clone()));
         policy
     }
@@ -361,7 +359,7 @@ impl Default for Registry {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RegistryBuilder {
     default_config: Option<Config>,
-    clock: Option<Box<dyn Clock>>,
+    time: Option<Timebase>,
     idle_ttl: Option<Duration>,
     max_circuits: Option<usize>,
 }
@@ -376,7 +374,7 @@ impl RegistryBuilder {
 
     /// The clock of every circuit in the registry.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Box::new(clock));
+        self.time = Some(Timebase::new(clock));
         self
     }
 
@@ -399,9 +397,7 @@ impl RegistryBuilder {
 
     /// Builds the registry.
     pub fn build(self) -> Registry {
-        let time = Arc::new(Timebase::new(
-            self.clock.unwrap_or_else(|| Box::new(SystemClock)),
-        ));
+        let time = Arc::new(self.time.unwrap_or_else(|| Timebase::new(SystemClock)));
         let idle_ttl_us = self
             .idle_ttl
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));

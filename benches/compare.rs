@@ -1,0 +1,486 @@
+//! `breaker` side by side with its peers and a bare call, in one run.
+//!
+//! ```text
+//! cargo bench --bench compare                 # everything (a few minutes)
+//! cargo bench --bench compare -- held         # one group, by criterion's name filter
+//! BREAKER_BENCH_QUICK=1 cargo bench --bench compare   # shorter samples, for a smoke run
+//! ```
+//!
+//! Every case is timed with criterion; at the end a table prints each case as a ratio to the bare
+//! call of the same run, so numbers from noisy or different machines stay comparable. Memory per
+//! circuit is counted by a counting global allocator, not timed. See BENCHMARKS.md.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use breaker::{circuit_breaker, Circuit, CircuitOpen, Config, Registry, Window};
+use criterion::Criterion;
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator, for bytes per circuit.
+
+struct Counting;
+static BYTES: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---------------------------------------------------------------------------------------------
+// The work being protected, and the reference design the project started from.
+
+#[derive(Debug)]
+struct ApiError;
+
+impl From<CircuitOpen> for ApiError {
+    fn from(_: CircuitOpen) -> Self {
+        ApiError
+    }
+}
+
+#[inline(never)]
+fn work(x: u64) -> Result<u64, ApiError> {
+    Ok(black_box(x).wrapping_mul(3))
+}
+
+#[inline(never)]
+fn flaky(x: u64) -> Result<u64, ApiError> {
+    // 10 % failures, deterministic.
+    if x % 10 == 0 {
+        Err(ApiError)
+    } else {
+        Ok(black_box(x).wrapping_mul(3))
+    }
+}
+
+async fn unannotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
+    black_box(tenant);
+    work(x)
+}
+
+#[circuit_breaker(provider = "bench", tenant = tenant)]
+async fn annotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
+    black_box(tenant);
+    work(x)
+}
+
+/// Polls a future that never waits.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A faithful small copy of the reference design: a mutex around each circuit's state, a
+/// `RwLock<HashMap<(String, String), Arc<_>>>` tracker, two `String`s allocated per lookup.
+mod reference {
+    use super::*;
+
+    enum State {
+        Closed { failures: u32 },
+        Open { until: Instant },
+        HalfOpen,
+    }
+
+    pub struct RefCircuit {
+        state: Mutex<State>,
+    }
+
+    impl RefCircuit {
+        pub fn new() -> Self {
+            RefCircuit {
+                state: Mutex::new(State::Closed { failures: 0 }),
+            }
+        }
+
+        pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Option<Result<T, E>> {
+            {
+                let mut s = self.state.lock().unwrap();
+                match *s {
+                    State::Open { until } if Instant::now() < until => return None,
+                    State::Open { .. } => *s = State::HalfOpen,
+                    _ => {}
+                }
+            }
+            let r = f();
+            let mut s = self.state.lock().unwrap();
+            *s = match (&*s, r.is_ok()) {
+                (_, true) => State::Closed { failures: 0 },
+                (State::Closed { failures }, false) if failures + 1 < 5 => State::Closed {
+                    failures: failures + 1,
+                },
+                _ => State::Open {
+                    until: Instant::now() + Duration::from_secs(30),
+                },
+            };
+            Some(r)
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Tracker {
+        map: RwLock<HashMap<(String, String), Arc<RefCircuit>>>,
+    }
+
+    impl Tracker {
+        pub fn get(&self, tenant: &str, provider: &str) -> Arc<RefCircuit> {
+            let key = (tenant.to_string(), provider.to_string());
+            if let Some(c) = self.map.read().unwrap().get(&key) {
+                return c.clone();
+            }
+            self.map
+                .write()
+                .unwrap()
+                .entry(key)
+                .or_insert_with(|| Arc::new(RefCircuit::new()))
+                .clone()
+        }
+
+        pub fn len(&self) -> usize {
+            self.map.read().unwrap().len()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement: criterion times each case; we keep each sample's per-call time for the ratio table.
+
+static RESULTS: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+fn keep(name: &str, iters: u64, elapsed: Duration) -> Duration {
+    let per_call = elapsed.as_nanos() as f64 / iters as f64;
+    RESULTS
+        .lock()
+        .unwrap()
+        .entry(name.to_string())
+        .or_default()
+        .push(per_call);
+    elapsed
+}
+
+fn bench(c: &mut Criterion, group: &str, name: &str, mut f: impl FnMut(u64) -> u64) {
+    let id = format!("{group}/{name}");
+    c.bench_function(&id, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let mut acc = 0u64;
+            for i in 0..iters {
+                acc = acc.wrapping_add(f(i));
+            }
+            black_box(acc);
+            keep(&id, iters, start.elapsed())
+        })
+    });
+}
+
+/// `threads` threads run `f` concurrently; the time is the slowest thread's, per call.
+fn bench_threads<F>(c: &mut Criterion, group: &str, name: &str, threads: usize, f: F)
+where
+    F: Fn(u64) -> u64 + Sync,
+{
+    let id = format!("{group}/{name}");
+    c.bench_function(&id, |b| {
+        b.iter_custom(|iters| {
+            let barrier = Barrier::new(threads);
+            let slowest = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (f, barrier) = (&f, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            let start = Instant::now();
+                            let mut acc = 0u64;
+                            for i in 0..iters {
+                                acc =
+                                    acc.wrapping_add(f(i.wrapping_mul(threads as u64) + t as u64));
+                            }
+                            black_box(acc);
+                            start.elapsed()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .max()
+                    .unwrap()
+            });
+            keep(&id, iters, slowest)
+        })
+    });
+}
+
+fn xorshift(i: u64) -> u64 {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 33)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let quick = std::env::var_os("BREAKER_BENCH_QUICK").is_some();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(if quick { 100 } else { 500 }))
+        .measurement_time(Duration::from_millis(if quick { 300 } else { 2000 }))
+        .sample_size(if quick { 10 } else { 30 })
+        .configure_from_args();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // Held circuit, closed, every call succeeds, one thread.
+    let g = "held";
+    bench(&mut c, g, "bare", |i| work(i).unwrap_or(0));
+    let circuit = Circuit::new(Config::default());
+    bench(&mut c, g, "breaker", |i| {
+        let permit = circuit.try_acquire().unwrap();
+        let r = work(i);
+        permit.success();
+        r.unwrap_or(0)
+    });
+    let fs = failsafe::Config::new().build();
+    bench(&mut c, g, "failsafe", |i| {
+        use failsafe::CircuitBreaker;
+        fs.call(|| work(i)).unwrap_or(0)
+    });
+    let rc = recloser::Recloser::default();
+    bench(&mut c, g, "recloser", |i| rc.call(|| work(i)).unwrap_or(0));
+    let rf = reference::RefCircuit::new();
+    bench(&mut c, g, "reference", |i| {
+        rf.call(|| work(i)).and_then(Result::ok).unwrap_or(0)
+    });
+
+    // The attribute on an async fn, through the global registry, one hot tenant.
+    let g = "annotated";
+    bench(&mut c, g, "unannotated", |i| {
+        ready(unannotated("tenant-1", i)).unwrap_or(0)
+    });
+    bench(&mut c, g, "breaker", |i| {
+        ready(annotated("tenant-1", i)).unwrap_or(0)
+    });
+    let tracker = reference::Tracker::default();
+    bench(&mut c, g, "reference", |i| {
+        let circuit = tracker.get("tenant-1", "bench");
+        circuit.call(|| work(i)).and_then(Result::ok).unwrap_or(0)
+    });
+
+    // The same with 100,000 tenants chosen at random.
+    let g = "tenants_100k";
+    let tenants: Vec<String> = (0..100_000).map(|i| format!("tenant-{i}")).collect();
+    let pick = |i: u64| tenants[(xorshift(i) % tenants.len() as u64) as usize].as_str();
+    for t in &tenants {
+        ready(annotated(t, 1)).ok();
+        tracker.get(t, "bench");
+    }
+    bench(&mut c, g, "unannotated", |i| {
+        ready(unannotated(pick(i), i)).unwrap_or(0)
+    });
+    bench(&mut c, g, "breaker", |i| {
+        ready(annotated(pick(i), i)).unwrap_or(0)
+    });
+    bench(&mut c, g, "reference", |i| {
+        let circuit = tracker.get(pick(i), "bench");
+        circuit.call(|| work(i)).and_then(Result::ok).unwrap_or(0)
+    });
+
+    // Rejection while open.
+    let g = "rejection";
+    let open = Circuit::new(Config::builder().consecutive_failures(1).build().unwrap());
+    open.try_acquire().unwrap().failure();
+    bench(&mut c, g, "breaker", |_| {
+        u64::from(open.try_acquire().is_err())
+    });
+    let fs_open = failsafe::Config::new().build();
+    {
+        use failsafe::CircuitBreaker;
+        while fs_open.is_call_permitted() {
+            let _ = fs_open.call(|| Err::<(), _>(ApiError));
+        }
+    }
+    bench(&mut c, g, "failsafe", |_| {
+        use failsafe::CircuitBreaker;
+        u64::from(fs_open.call(|| work(1)).is_err())
+    });
+    let rc_open = recloser::Recloser::custom().closed_len(1).build();
+    for _ in 0..3 {
+        let _ = rc_open.call(|| Err::<(), _>(ApiError));
+    }
+    bench(&mut c, g, "recloser", |_| {
+        u64::from(rc_open.call(|| work(1)).is_err())
+    });
+    let rf_open = reference::RefCircuit::new();
+    for _ in 0..5 {
+        rf_open.call(|| Err::<(), _>(ApiError));
+    }
+    bench(&mut c, g, "reference", |_| {
+        u64::from(rf_open.call(|| work(1)).is_none())
+    });
+
+    // Every core on one shared circuit.
+    let g = format!("threads_{cores}");
+    let g = g.as_str();
+    bench(&mut c, g, "bare_1t", |i| work(i).unwrap_or(0));
+    let shared = Circuit::new(Config::default());
+    let breaker_call = |i: u64| {
+        let permit = shared.try_acquire().unwrap();
+        let r = work(i);
+        permit.success();
+        r.unwrap_or(0)
+    };
+    bench(&mut c, g, "breaker_1t", breaker_call);
+    bench_threads(&mut c, g, "breaker", cores, breaker_call);
+    let fs_shared = failsafe::Config::new().build();
+    let fs_call = |i: u64| {
+        use failsafe::CircuitBreaker;
+        fs_shared.call(|| work(i)).unwrap_or(0)
+    };
+    bench(&mut c, g, "failsafe_1t", fs_call);
+    bench_threads(&mut c, g, "failsafe", cores, fs_call);
+    let rc_shared = recloser::Recloser::default();
+    let rc_call = |i: u64| rc_shared.call(|| work(i)).unwrap_or(0);
+    bench(&mut c, g, "recloser_1t", rc_call);
+    bench_threads(&mut c, g, "recloser", cores, rc_call);
+    let rf_shared = reference::RefCircuit::new();
+    let rf_call = |i: u64| rf_shared.call(|| work(i)).and_then(Result::ok).unwrap_or(0);
+    bench(&mut c, g, "reference_1t", rf_call);
+    bench_threads(&mut c, g, "reference", cores, rf_call);
+
+    // Every core, 10 % failures, failure-rate window (which never reaches its threshold).
+    let rated = Circuit::new(
+        Config::builder()
+            .failure_rate(0.5, Window::Calls(100))
+            .build()
+            .unwrap(),
+    );
+    let rated_call = |i: u64| match rated.try_acquire() {
+        Ok(permit) => {
+            let r = flaky(i);
+            permit.record(if r.is_ok() {
+                breaker::Outcome::Success
+            } else {
+                breaker::Outcome::Failure
+            });
+            r.unwrap_or(0)
+        }
+        Err(_) => 0,
+    };
+    bench(&mut c, g, "breaker_rate_1t", rated_call);
+    bench_threads(&mut c, g, "breaker_rate", cores, rated_call);
+    let rc_rated = recloser::Recloser::default();
+    let rc_rated_call = |i: u64| rc_rated.call(|| flaky(i)).unwrap_or(0);
+    bench(&mut c, g, "recloser_rate_1t", rc_rated_call);
+    bench_threads(&mut c, g, "recloser_rate", cores, rc_rated_call);
+
+    c.final_summary();
+    print_ratios(cores);
+    print_memory(if quick { 100_000 } else { 1_000_000 });
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn print_ratios(cores: usize) {
+    let mut results = RESULTS.lock().unwrap();
+    let mut med: BTreeMap<String, f64> = BTreeMap::new();
+    for (k, v) in results.iter_mut() {
+        med.insert(k.clone(), median(v));
+    }
+    let bare = med.get("held/bare").copied().unwrap_or(f64::NAN);
+    println!("\n== ratios to a bare call ({bare:.2} ns), {cores} cores, median of samples ==");
+    println!("{:<36} {:>12} {:>10}", "case", "ns/call", "× bare");
+    for (k, ns) in &med {
+        println!("{k:<36} {ns:>12.2} {:>10.1}", ns / bare);
+    }
+    let get = |k: &str| med.get(k).copied().unwrap_or(f64::NAN);
+    println!("\n== targets ==");
+    println!(
+        "held breaker - bare             = {:>8.2} ns (target ≤ 5)",
+        get("held/breaker") - bare
+    );
+    println!(
+        "annotated - unannotated         = {:>8.2} ns (target ≤ 30)",
+        get("annotated/breaker") - get("annotated/unannotated")
+    );
+    println!(
+        "100k tenants: reference/breaker = {:>8.2} ×  (target ≥ 6)",
+        get("tenants_100k/reference") / get("tenants_100k/breaker")
+    );
+    println!(
+        "rejection                       = {:>8.2} ns (target ≤ 20)",
+        get("rejection/breaker")
+    );
+    let g = format!("threads_{cores}");
+    for name in [
+        "breaker",
+        "breaker_rate",
+        "failsafe",
+        "recloser",
+        "recloser_rate",
+        "reference",
+    ] {
+        println!(
+            "{cores} threads / 1 thread, {name:<14}= {:>8.2} ×  (target for breaker ≤ 2)",
+            get(&format!("{g}/{name}")) / get(&format!("{g}/{name}_1t"))
+        );
+    }
+}
+
+fn print_memory(n: usize) {
+    let names: Vec<String> = (0..n).map(|i| format!("tenant-{i:07}")).collect();
+
+    let registry = Registry::builder().build();
+    registry.circuit("bench", "warm-up");
+    let before = BYTES.load(Ordering::SeqCst);
+    for t in &names {
+        registry.circuit("bench", t);
+    }
+    let ours = (BYTES.load(Ordering::SeqCst) - before) as f64 / n as f64;
+    assert_eq!(registry.len(), n + 1);
+
+    let tracker = reference::Tracker::default();
+    tracker.get("warm-up", "bench");
+    let before = BYTES.load(Ordering::SeqCst);
+    for t in &names {
+        tracker.get(t, "bench");
+    }
+    let theirs = (BYTES.load(Ordering::SeqCst) - before) as f64 / n as f64;
+    assert_eq!(tracker.len(), n + 1);
+
+    println!("\n== bytes per (provider, tenant) circuit with {n} circuits, names of 14 bytes ==");
+    println!("breaker registry   {ours:>8.1} (target ≤ 128)");
+    println!("reference tracker  {theirs:>8.1}");
+}
