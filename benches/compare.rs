@@ -265,6 +265,13 @@ fn main() {
     bench(&mut c, g, "bare", |i| work(i).unwrap_or(0));
     let circuit = Circuit::new(Config::default());
     bench(&mut c, g, "breaker", |i| {
+        let permit = circuit.try_acquire_scoped().unwrap();
+        let r = work(i);
+        permit.success();
+        r.unwrap_or(0)
+    });
+    // The owned, `'static` permit (what the attribute uses): one reference-count round trip more.
+    bench(&mut c, g, "breaker_owned", |i| {
         let permit = circuit.try_acquire().unwrap();
         let r = work(i);
         permit.success();
@@ -354,13 +361,21 @@ fn main() {
     bench(&mut c, g, "bare_1t", |i| work(i).unwrap_or(0));
     let shared = Circuit::new(Config::default());
     let breaker_call = |i: u64| {
-        let permit = shared.try_acquire().unwrap();
+        let permit = shared.try_acquire_scoped().unwrap();
         let r = work(i);
         permit.success();
         r.unwrap_or(0)
     };
     bench(&mut c, g, "breaker_1t", breaker_call);
     bench_threads(&mut c, g, "breaker", cores, breaker_call);
+    let owned_call = |i: u64| {
+        let permit = shared.try_acquire().unwrap();
+        let r = work(i);
+        permit.success();
+        r.unwrap_or(0)
+    };
+    bench(&mut c, g, "breaker_owned_1t", owned_call);
+    bench_threads(&mut c, g, "breaker_owned", cores, owned_call);
     let fs_shared = failsafe::Config::new().build();
     let fs_call = |i: u64| {
         use failsafe::CircuitBreaker;
@@ -384,7 +399,7 @@ fn main() {
             .build()
             .unwrap(),
     );
-    let rated_call = |i: u64| match rated.try_acquire() {
+    let rated_call = |i: u64| match rated.try_acquire_scoped() {
         Ok(permit) => {
             let r = flaky(i);
             permit.record(if r.is_ok() {
@@ -446,6 +461,7 @@ fn print_ratios(cores: usize) {
     let g = format!("threads_{cores}");
     for name in [
         "breaker",
+        "breaker_owned",
         "breaker_rate",
         "failsafe",
         "recloser",
