@@ -49,3 +49,18 @@ fn registry_configure_wins_over_the_attribute() {
     let _ = call(&registry, "b");
     assert_eq!(circuit.state(), State::Open);
 }
+
+#[test]
+fn circuits_looked_up_by_name_take_the_sites_config() {
+    let registry = Registry::builder().clock(ManualClock::new()).build();
+    let _ = call(&registry, "a");
+    // Created by name before any annotated call for this tenant: still the site's config.
+    let circuit = registry.circuit("tuned", "looked-up-first");
+    assert_eq!(circuit.config().consecutive_failures(), Some(2));
+    assert_eq!(circuit.config().half_open_probes(), 3);
+    // A provider no annotated call has used keeps the registry default.
+    assert_eq!(
+        registry.circuit("other", "x").config().consecutive_failures(),
+        Some(5)
+    );
+}

@@ -127,6 +127,10 @@ impl Registry {
 
     /// The circuit of (`provider`, `tenant`), created on first use. Allocates nothing when it
     /// exists.
+    ///
+    /// A new circuit takes the provider's [`configure`](Self::configure)d config; failing that,
+    /// the config of the provider's first `#[circuit_breaker]` call site that has run; failing
+    /// that, the registry's default.
     pub fn circuit(&self, provider: &str, tenant: &str) -> Arc<Circuit> {
         self.circuit_for_site(provider, tenant, None)
     }
@@ -257,11 +261,14 @@ impl Registry {
         if let Some(policy) = lock(&p.configured).as_ref() {
             return policy.clone();
         }
+        let mut sites = lock(&p.sites);
         let Some(site) = site else {
-            return p.default.clone();
+            // A circuit asked for by name, not through an annotated call: it gets the config of
+            // the provider's first `#[circuit_breaker]` site, if one has run, so that looking a
+            // circuit up before the first annotated call cannot bypass the attribute's settings.
+            return sites.first().map_or_else(|| p.default.clone(), |(_, policy)| policy.clone());
         };
         let key = site as *const Config as usize;
-        let mut sites = lock(&p.sites);
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
             return policy.clone();
         }
