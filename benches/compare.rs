@@ -411,6 +411,20 @@ fn main() {
         }
         Err(_) => 0,
     };
+    let windowed = Circuit::new(
+        Config::builder()
+            .failure_rate(0.5, Window::Calls(100))
+            .build()
+            .unwrap(),
+    );
+    let windowed_call = |i: u64| {
+        let permit = windowed.try_acquire_scoped().unwrap();
+        let r = work(i);
+        permit.success();
+        r.unwrap_or(0)
+    };
+    bench(&mut c, g, "breaker_window_1t", windowed_call);
+    bench_threads(&mut c, g, "breaker_window", cores, windowed_call);
     bench(&mut c, g, "breaker_rate_1t", rated_call);
     bench_threads(&mut c, g, "breaker_rate", cores, rated_call);
     let rc_rated = recloser::Recloser::default();
@@ -462,6 +476,7 @@ fn print_ratios(cores: usize) {
     for name in [
         "breaker",
         "breaker_owned",
+        "breaker_window",
         "breaker_rate",
         "failsafe",
         "recloser",

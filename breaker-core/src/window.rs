@@ -109,6 +109,16 @@ impl CountWindow {
     }
 
     fn record(&self, failure: bool, slow: bool) {
+        if !failure
+            && !slow
+            && self.counts.load(Ordering::Acquire) == COUNTS_ZERO
+            && self.head.load(Ordering::Acquire) >= self.slots.len() as u64
+        {
+            // A full window of plain successes stays one after another plain success: evicting
+            // a success for a success changes nothing, so a healthy circuit's records write no
+            // shared cache line (threads sharing it never contend).
+            return;
+        }
         let new = SLOT_COUNTED
             | if failure { SLOT_FAILURE } else { 0 }
             | if slow { SLOT_SLOW } else { 0 };
