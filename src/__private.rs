@@ -9,7 +9,7 @@ pub use std::sync::LazyLock;
 pub use std::time::Duration;
 
 pub use breaker_core::{
-    CircuitOpen, Classify, Config, Outcome, Permit, Registry, Window, DEFAULT_TENANT,
+    CircuitOpen, Classify, Config, Outcome, Permit, ProviderCache, Registry, Window, DEFAULT_TENANT,
 };
 
 /// The values `tenant = ..` accepts: anything that is `AsRef<str>`.
@@ -33,12 +33,13 @@ impl<T: AsRef<str> + ?Sized> TenantKey for T {
 /// Takes a permit from the (provider, tenant) circuit of `registry`.
 #[inline]
 pub fn acquire<T: TenantKey + ?Sized>(
+    cache: &ProviderCache,
     registry: &Registry,
     provider: &str,
     tenant: &T,
     site: Option<&'static Config>,
 ) -> Result<Permit, CircuitOpen> {
-    registry.acquire(provider, tenant.tenant_key(), site)
+    registry.acquire_cached(cache, provider, tenant.tenant_key(), site)
 }
 
 /// The return types `#[circuit_breaker]` accepts: `Result<T, E>`, under any alias.

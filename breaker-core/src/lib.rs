@@ -21,6 +21,7 @@ mod classify;
 mod clock;
 mod config;
 mod error;
+mod event;
 mod name;
 mod registry;
 mod state;
@@ -36,5 +37,6 @@ pub use config::{
     Config, ConfigBuilder, ConfigError, Window, MAX_DURATION, MAX_PROBES, MAX_WINDOW_CALLS,
 };
 pub use error::CircuitOpen;
-pub use registry::{CircuitSnapshot, Registry, RegistryBuilder, DEFAULT_TENANT};
+pub use event::{Event, Reason};
+pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
 pub use state::State;

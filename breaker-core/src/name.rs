@@ -50,10 +50,11 @@ impl Name {
     #[inline]
     pub(crate) fn as_str(&self) -> &str {
         match self {
-            Name::Inline { len, bytes } => match std::str::from_utf8(&bytes[..usize::from(*len)]) {
-                Ok(s) => s,
-                // Built from a `&str` cut at its own length: always valid.
-                Err(_) => unreachable!("inline name holds a whole str"),
+            // Every registry lookup compares names: no re-validation on this path.
+            // SAFETY: `Inline` is only built by `new`, from all `len` bytes of a `&str`, and is
+            // never mutated, so `bytes[..len]` is valid UTF-8.
+            Name::Inline { len, bytes } => unsafe {
+                std::str::from_utf8_unchecked(bytes.get_unchecked(..usize::from(*len)))
             },
             Name::Shared(s) => s,
         }

@@ -22,8 +22,11 @@ use crate::circuit::{Circuit, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
+use crate::event::{Event, Listener, Listeners};
 use crate::name::intern;
 use crate::state::State;
+
+static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
 /// The tenant of circuits that are keyed by provider only.
 pub const DEFAULT_TENANT: &str = "default";
@@ -46,6 +49,8 @@ pub const DEFAULT_TENANT: &str = "default";
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Registry {
+    /// Unique per registry for the life of the process (addresses can be reused).
+    id: u64,
     providers: papaya::HashMap<&'static str, Arc<Provider>, NameHasher>,
     default: Config,
     time: Arc<Timebase>,
@@ -55,6 +60,8 @@ pub struct Registry {
     last_sweep_us: AtomicU64,
     /// Circuits created detached (not stored) since the last sweep for space.
     detached_since_sweep: AtomicU64,
+    /// Given to every policy, so each circuit finds its listeners without knowing the registry.
+    events: Option<Arc<Listeners>>,
 }
 
 /// Tenant ids are short strings; a fast seeded hash keeps a lookup's hashing to a few
@@ -97,10 +104,28 @@ impl Eq for Entry {}
 
 impl Registry {
     /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
-    /// with the default config and the system clock.
+    /// with the default config and the system clock, unless [`set_global`](Self::set_global)
+    /// installed one first.
     pub fn global() -> &'static Registry {
-        static GLOBAL: OnceLock<Registry> = OnceLock::new();
         GLOBAL.get_or_init(|| Registry::builder().build())
+    }
+
+    /// Installs `registry` as the one [`global`](Self::global) returns, so that call sites
+    /// without a `registry = ..` argument get its listeners, clock and settings. Call it at
+    /// startup: once `global` has been used (or another registry installed), it gives
+    /// `registry` back (boxed: a registry is a few hundred bytes).
+    ///
+    /// ```
+    /// use breaker_core::{Event, Registry};
+    ///
+    /// let installed = Registry::set_global(
+    ///     Registry::builder().listener(|event: &Event<'_>| eprintln!("{event:?}")).build(),
+    /// );
+    /// assert!(installed.is_ok());
+    /// assert!(Registry::set_global(Registry::default()).is_err(), "only once");
+    /// ```
+    pub fn set_global(registry: Registry) -> Result<(), Box<Registry>> {
+        GLOBAL.set(registry).map_err(Box::new)
     }
 
     /// Starts a builder (default config, system clock).
@@ -113,7 +138,12 @@ impl Registry {
     /// recompiling. Existing circuits keep their config until evicted or removed.
     pub fn configure(&self, provider: &str, config: Config) {
         let p = self.provider(provider);
-        let policy = Arc::new(Policy::new(config, self.time.clone(), p.name));
+        let policy = Arc::new(Policy::new(
+            config,
+            self.time.clone(),
+            p.name,
+            self.events.clone(),
+        ));
         *lock(&p.configured) = Some(policy);
     }
 
@@ -202,13 +232,56 @@ impl Registry {
         {
             let providers = self.providers.pin();
             if let Some(p) = providers.get(provider) {
-                if let Some(e) = p.circuits.pin().get(tenant) {
-                    e.0.touch();
-                    return e.0.try_acquire();
-                }
+                return self.acquire_in(p, tenant, site);
             }
         }
-        self.circuit_for_site(provider, tenant, site).try_acquire()
+        self.acquire_in(&self.provider(provider), tenant, site)
+    }
+
+    /// [`acquire`](Self::acquire) for a call site that always names the same provider: `cache`
+    /// remembers where that provider's circuits live in this registry, so later calls skip the
+    /// provider lookup and only look the tenant up. `#[circuit_breaker]` keeps one per site.
+    ///
+    /// ```
+    /// use breaker_core::{ProviderCache, Registry};
+    ///
+    /// static SITE: ProviderCache = ProviderCache::new();
+    /// let registry = Registry::global();
+    /// registry.acquire_cached(&SITE, "anthropic", "acme", None)?.success();
+    /// # Ok::<(), breaker_core::CircuitOpen>(())
+    /// ```
+    #[inline]
+    pub fn acquire_cached(
+        &self,
+        cache: &ProviderCache,
+        provider: &str,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Result<Permit, CircuitOpen> {
+        if let Some((id, p)) = cache.slot.get() {
+            if *id == self.id {
+                return self.acquire_in(p, tenant, site);
+            }
+        }
+        let p = self.provider(provider);
+        // The first registry a site meets stays cached; calls into another registry (tests with
+        // their own) take the uncached path.
+        let _ = cache.slot.set((self.id, p.clone()));
+        self.acquire_in(&p, tenant, site)
+    }
+
+    #[inline]
+    fn acquire_in(
+        &self,
+        p: &Arc<Provider>,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Result<Permit, CircuitOpen> {
+        if let Some(e) = p.circuits.pin().get(tenant) {
+            e.0.touch();
+            return e.0.try_acquire();
+        }
+        self.circuit_in(p, tenant, site).try_acquire()
     }
 
     fn circuit_for_site(
@@ -217,13 +290,21 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
     ) -> Arc<Circuit> {
-        let p = self.provider(provider);
+        self.circuit_in(&self.provider(provider), tenant, site)
+    }
+
+    fn circuit_in(
+        &self,
+        p: &Arc<Provider>,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Arc<Circuit> {
         let circuits = p.circuits.pin();
         if let Some(e) = circuits.get(tenant) {
             e.0.touch();
             return e.0.clone();
         }
-        let circuit = Arc::new(Circuit::from_policy(self.policy_for(&p, site), tenant));
+        let circuit = Arc::new(Circuit::from_policy(self.policy_for(p, site), tenant));
         self.sweep_if_due();
         if !self.has_room() {
             // At the cap with nothing evictable: the call still gets a working circuit, but it
@@ -250,7 +331,12 @@ impl Registry {
         let fresh = Arc::new(Provider {
             name,
             circuits: papaya::HashSet::with_hasher(NameHasher::default()),
-            default: Arc::new(Policy::new(self.default.clone(), self.time.clone(), name)),
+            default: Arc::new(Policy::new(
+                self.default.clone(),
+                self.time.clone(),
+                name,
+                self.events.clone(),
+            )),
             configured: Mutex::new(None),
             sites: Mutex::new(Vec::new()),
         });
@@ -266,13 +352,20 @@ impl Registry {
             // A circuit asked for by name, not through an annotated call: it gets the config of
             // the provider's first `#[circuit_breaker]` site, if one has run, so that looking a
             // circuit up before the first annotated call cannot bypass the attribute's settings.
-            return sites.first().map_or_else(|| p.default.clone(), |(_, policy)| policy.clone());
+            return sites
+                .first()
+                .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone());
         };
         let key = site as *const Config as usize;
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
             return policy.clone();
         }
-        let policy = Arc::new(Policy::new(site.clone(), self.time.clone(), p.name));
+        let policy = Arc::new(Policy::new(
+            site.clone(),
+            self.time.clone(),
+            p.name,
+            self.events.clone(),
+        ));
         sites.push((key, policy.clone()));
         policy
     }
@@ -369,6 +462,7 @@ pub struct RegistryBuilder {
     time: Option<Timebase>,
     idle_ttl: Option<Duration>,
     max_circuits: Option<usize>,
+    listeners: Vec<Listener>,
 }
 
 impl RegistryBuilder {
@@ -402,13 +496,50 @@ impl RegistryBuilder {
         self
     }
 
+    /// Calls `listener` with every [`Event`] of the registry's circuits: state transitions,
+    /// rejections and slow calls. Listeners run in registration order, on the thread whose call
+    /// raised the event, after the change is published and while nothing is locked, so they may
+    /// call back into the registry and its circuits; events raised by those calls (on the same
+    /// thread, while listeners run) are not delivered, so a listener cannot recurse into itself.
+    /// A panicking listener is contained: the call that raised the event is unaffected.
+    ///
+    /// Keep listeners short (count, log, send to a channel): they run inside callers' requests.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use breaker_core::{Config, Event, Registry};
+    ///
+    /// let rejections = Arc::new(AtomicUsize::new(0));
+    /// let count = rejections.clone();
+    /// let registry = Registry::builder()
+    ///     .default_config(Config::builder().consecutive_failures(1).build()?)
+    ///     .listener(move |event: &Event<'_>| {
+    ///         if matches!(event, Event::Rejected { .. }) {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build();
+    /// let circuit = registry.circuit("openai", "acme");
+    /// circuit.try_acquire()?.failure();
+    /// assert!(circuit.try_acquire().is_err());
+    /// assert_eq!(rejections.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Box::new(listener));
+        self
+    }
+
     /// Builds the registry.
     pub fn build(self) -> Registry {
         let time = Arc::new(self.time.unwrap_or_else(|| Timebase::new(SystemClock)));
         let idle_ttl_us = self
             .idle_ttl
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Registry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             providers: papaya::HashMap::with_hasher(NameHasher::default()),
             default: self.default_config.unwrap_or_default(),
             time,
@@ -416,6 +547,7 @@ impl RegistryBuilder {
             max_circuits: self.max_circuits,
             last_sweep_us: AtomicU64::new(0),
             detached_since_sweep: AtomicU64::new(0),
+            events: Listeners::new(self.listeners).map(Arc::new),
         }
     }
 }
@@ -426,6 +558,7 @@ impl fmt::Debug for RegistryBuilder {
             .field("default_config", &self.default_config)
             .field("idle_ttl", &self.idle_ttl)
             .field("max_circuits", &self.max_circuits)
+            .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
     }
 }
@@ -442,4 +575,35 @@ pub struct CircuitSnapshot {
     pub state: State,
     /// Its counters.
     pub metrics: Metrics,
+}
+
+/// Where one provider's circuits live in a registry, remembered by a call site; see
+/// [`Registry::acquire_cached`]. Provider entries are never removed from a registry, so a cached
+/// one stays valid as long as the registry.
+pub struct ProviderCache {
+    slot: OnceLock<(u64, Arc<Provider>)>,
+}
+
+impl ProviderCache {
+    /// An empty cache, for a `static`.
+    pub const fn new() -> Self {
+        ProviderCache {
+            slot: OnceLock::new(),
+        }
+    }
+}
+
+impl Default for ProviderCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ProviderCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let provider = self.slot.get().map(|(_, p)| p.name);
+        f.debug_struct("ProviderCache")
+            .field("provider", &provider)
+            .finish()
+    }
 }

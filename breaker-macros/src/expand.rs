@@ -323,7 +323,9 @@ fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
     quote! {
         let __breaker_permit = match {
             #site_static
-            let __breaker_acquired = #k::__private::acquire(#registry, #provider, #tenant, #site_config);
+            // Where this site's provider lives in the registry, found once.
+            static __BREAKER_PROVIDER: #k::__private::ProviderCache = #k::__private::ProviderCache::new();
+            let __breaker_acquired = #k::__private::acquire(&__BREAKER_PROVIDER, #registry, #provider, #tenant, #site_config);
             __breaker_acquired
         } {
             ::core::result::Result::Ok(__breaker_permit) => __breaker_permit,
@@ -555,6 +557,8 @@ mod tests {
         );
         for piece in [
             "static __BREAKER_SITE",
+            "static __BREAKER_PROVIDER : :: breaker :: __private :: ProviderCache",
+            "acquire (& __BREAKER_PROVIDER , :: breaker :: __private :: Registry :: global ()",
             ". open_for (:: breaker :: __private :: Duration :: from_millis (10000u64))",
             "& (scope . tenant_id . as_str ())",
             "return :: breaker :: __private :: reject (__breaker_open)",
