@@ -164,3 +164,30 @@ fn transitions_allocate_nothing() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn raising_events_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let clock = ManualClock::new();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let registry = Registry::builder()
+        .default_config(Config::builder().consecutive_failures(1).build().unwrap())
+        .clock(clock.clone())
+        .listener(move |_: &breaker::Event<'_>| {
+            count.fetch_add(1, Ordering::Relaxed);
+        })
+        .build();
+    let circuit = registry.circuit("openai", "acme");
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            circuit.try_acquire().unwrap().success();
+            circuit.try_acquire().unwrap().failure(); // closed -> open
+            assert!(circuit.try_acquire().is_err()); // rejected
+            clock.advance(circuit.retry_after().unwrap());
+            circuit.try_acquire().unwrap().success(); // open -> half-open -> closed
+        }
+    });
+    assert_eq!(n, 0, "transitions and rejections with a listener");
+    assert_eq!(seen.load(Ordering::Relaxed), 4000);
+}

@@ -10,6 +10,7 @@ use crate::classify::Outcome;
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
+use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -23,12 +24,20 @@ pub(crate) struct Policy {
     pub(crate) time: Arc<Timebase>,
     /// The provider of every circuit on this policy: kept here, once, rather than per circuit.
     pub(crate) provider: &'static str,
+    /// The registry's listeners; `None` for standalone circuits and registries without any, so
+    /// the cold paths that raise events test one `Option` and build nothing.
+    pub(crate) events: Option<Arc<Listeners>>,
     slow_us: Option<u64>,
     consecutive: u32,
 }
 
 impl Policy {
-    pub(crate) fn new(config: Config, time: Arc<Timebase>, provider: &'static str) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        time: Arc<Timebase>,
+        provider: &'static str,
+        events: Option<Arc<Listeners>>,
+    ) -> Self {
         let slow_us = config
             .slow_call
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
@@ -37,6 +46,7 @@ impl Policy {
             config,
             time,
             provider,
+            events,
             slow_us,
             consecutive,
         }
@@ -107,7 +117,7 @@ impl Circuit {
     /// A standalone circuit on `clock` (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn with_clock(config: Config, clock: impl Clock) -> Circuit {
         let time = Arc::new(Timebase::new(clock));
-        Circuit::from_policy(Arc::new(Policy::new(config, time, "")), "")
+        Circuit::from_policy(Arc::new(Policy::new(config, time, "", None)), "")
     }
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
@@ -200,7 +210,10 @@ impl Circuit {
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, inner.times_opened.load(Ordering::Relaxed));
                     match inner.cas(s, probe) {
-                        Ok(()) => return Ok(self.ticket(probe)),
+                        Ok(()) => {
+                            inner.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            return Ok(self.ticket(probe));
+                        }
                         Err(actual) => s = actual,
                     }
                 }
@@ -236,6 +249,14 @@ impl Circuit {
     fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         let inner = &*self.inner;
+        if let Some(events) = &inner.policy.events {
+            events.emit(&Event::Rejected {
+                provider: inner.policy.provider,
+                tenant: inner.tenant.as_str(),
+                state,
+                retry_after,
+            });
+        }
         CircuitOpen::new(
             inner.policy.provider,
             inner.tenant.clone(),
@@ -391,8 +412,31 @@ impl Inner {
         }
         let stay = self.next_stay();
         let mut s = self.state.load(Ordering::Acquire);
-        while let Err(actual) = self.cas(s, state::with_stay(state::next(s, tag), stay)) {
-            s = actual;
+        loop {
+            let next = state::with_stay(state::next(s, tag), stay);
+            match self.cas(s, next) {
+                Ok(()) => return self.emit_transition(s, next, Reason::Operator),
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
+    /// (state words already published). Nothing is held here: listeners may call back into the
+    /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
+    #[inline]
+    fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
+        if let Some(events) = &self.policy.events {
+            let (from, to) = (state::tag(from), state::tag(to));
+            if from != to {
+                events.emit(&Event::Transition {
+                    provider: self.policy.provider,
+                    tenant: self.tenant.as_str(),
+                    from: State::from_tag(from),
+                    to: State::from_tag(to),
+                    reason,
+                });
+            }
         }
     }
 
@@ -433,9 +477,33 @@ impl Inner {
             .slow_us
             .is_some_and(|t| now.saturating_sub(started_us) > t);
         match state::tag(episode) {
-            state::CLOSED | state::METRICS_ONLY => self.record_closed(episode, outcome, slow, now),
-            state::HALF_OPEN => self.record_probe(episode, outcome, slow),
+            state::CLOSED | state::METRICS_ONLY => {
+                if slow {
+                    self.emit_slow(now.saturating_sub(started_us));
+                }
+                self.record_closed(episode, outcome, slow, now)
+            }
+            state::HALF_OPEN => {
+                if slow {
+                    self.emit_slow(now.saturating_sub(started_us));
+                }
+                self.record_probe(episode, outcome, slow)
+            }
             _ => {}
+        }
+    }
+
+    #[cold]
+    fn emit_slow(&self, elapsed_us: u64) {
+        if let (Some(events), Some((threshold, _))) =
+            (&self.policy.events, self.policy.config.slow_call)
+        {
+            events.emit(&Event::SlowCall {
+                provider: self.policy.provider,
+                tenant: self.tenant.as_str(),
+                elapsed: micros(elapsed_us),
+                threshold,
+            });
         }
     }
 
@@ -452,11 +520,11 @@ impl Inner {
             Outcome::Success => false,
             Outcome::Failure => true,
         };
-        let mut trip = false;
+        let mut trip = None;
         if policy.consecutive != 0 {
             if failure {
                 let n = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
-                trip = n >= policy.consecutive;
+                trip = (n >= policy.consecutive).then_some(Reason::ConsecutiveFailures);
             } else if self.consecutive.load(Ordering::Relaxed) != 0 {
                 // Only write when there is something to reset: a success on a healthy circuit
                 // leaves the cache line shared.
@@ -465,31 +533,40 @@ impl Inner {
         }
         if let Some(w) = &self.window {
             w.record(failure, slow, now);
-            trip = trip || self.rates_exceeded(w.totals(now));
+            trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
         }
-        if trip && state::tag(s) == state::CLOSED {
-            self.trip(s, 0);
+        if let Some(reason) = trip {
+            if state::tag(s) == state::CLOSED {
+                self.trip(s, 0, reason);
+            }
         }
     }
 
-    fn rates_exceeded(&self, t: Totals) -> bool {
+    /// Which rate, if any, has reached its threshold.
+    fn rates_exceeded(&self, t: Totals) -> Option<Reason> {
         let c = &self.policy.config;
         if t.calls < c.minimum_calls {
-            return false;
+            None
+        } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
+            Some(Reason::FailureRate)
+        } else if c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r) {
+            Some(Reason::SlowCallRate)
+        } else {
+            None
         }
-        c.failure_rate.is_some_and(|r| t.failure_rate() >= r)
-            || c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r)
     }
 
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
-    /// the trip.
-    fn trip(&self, from: u64, level: u32) -> bool {
+    /// the trip and tells the listeners.
+    fn trip(&self, from: u64, level: u32, reason: Reason) -> bool {
         let period = jittered_period(&self.policy.config, level);
         let deadline = self.now_us().saturating_add(period.as_micros() as u64);
-        let ok = self.cas(from, state::open(from, level, deadline)).is_ok();
+        let open = state::open(from, level, deadline);
+        let ok = self.cas(from, open).is_ok();
         if ok {
             self.times_opened.fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);
+            self.emit_transition(from, open, reason);
         }
         ok
     }
@@ -512,7 +589,7 @@ impl Inner {
             let next = match outcome {
                 Outcome::Failure => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
-                    if self.trip(s, level) {
+                    if self.trip(s, level, Reason::ProbeFailed) {
                         return;
                     }
                     s = self.state.load(Ordering::Acquire);
@@ -532,7 +609,7 @@ impl Inner {
                 }
             };
             match self.cas(s, next) {
-                Ok(()) => return,
+                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded),
                 Err(actual) => s = actual,
             }
         }

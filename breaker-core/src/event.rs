@@ -1,0 +1,188 @@
+//! What a registry tells its listeners: state transitions, rejections and slow calls.
+//!
+//! Listeners are registered once, on the [`RegistryBuilder`](crate::RegistryBuilder), and reach
+//! each circuit through the policy it shares with its provider's other circuits, so a circuit
+//! knows nothing of the registry and one without listeners (every standalone [`Circuit`]) pays
+//! one predictable branch on its cold paths and nothing on its hot one.
+//!
+//! [`Circuit`]: crate::Circuit
+
+use std::cell::Cell;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use crate::state::State;
+
+/// Something that happened to one circuit of a [`Registry`](crate::Registry), as given to the
+/// listeners of [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
+///
+/// ```
+/// use breaker_core::{Config, Event, Reason, Registry, State};
+/// use std::sync::{Arc, Mutex};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = seen.clone();
+/// let registry = Registry::builder()
+///     .default_config(Config::builder().consecutive_failures(1).build()?)
+///     .listener(move |event: &Event<'_>| {
+///         if let Event::Transition { tenant, from, to, reason, .. } = event {
+///             log.lock().unwrap().push(format!("{tenant}: {from} -> {to} ({reason})"));
+///         }
+///     })
+///     .build();
+///
+/// registry.circuit("openai", "acme").try_acquire()?.failure();
+/// assert_eq!(*seen.lock().unwrap(), ["acme: closed -> open (consecutive_failures)"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The circuit moved from one state to another. Emitted once per transition, by the thread
+    /// that made it.
+    #[non_exhaustive]
+    Transition {
+        /// The circuit's provider.
+        provider: &'a str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// The state it left.
+        from: State,
+        /// The state it entered.
+        to: State,
+        /// What made it move.
+        reason: Reason,
+    },
+    /// A call was refused (the same information as the [`CircuitOpen`](crate::CircuitOpen) the
+    /// caller got).
+    #[non_exhaustive]
+    Rejected {
+        /// The circuit's provider.
+        provider: &'a str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// The state that refused it: `Open`, `HalfOpen` (every probe in flight) or `ForcedOpen`.
+        state: State,
+        /// Time left until a probe may pass, when known.
+        retry_after: Option<Duration>,
+    },
+    /// A call took longer than the config's slow-call threshold (only with that policy).
+    #[non_exhaustive]
+    SlowCall {
+        /// The circuit's provider.
+        provider: &'a str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// How long the call took, on the circuit's clock.
+        elapsed: Duration,
+        /// The threshold it exceeded.
+        threshold: Duration,
+    },
+}
+
+impl Event<'_> {
+    /// The provider of the circuit the event is about.
+    pub fn provider(&self) -> &str {
+        match self {
+            Event::Transition { provider, .. }
+            | Event::Rejected { provider, .. }
+            | Event::SlowCall { provider, .. } => provider,
+        }
+    }
+
+    /// The tenant of the circuit the event is about.
+    pub fn tenant(&self) -> &str {
+        match self {
+            Event::Transition { tenant, .. }
+            | Event::Rejected { tenant, .. }
+            | Event::SlowCall { tenant, .. } => tenant,
+        }
+    }
+}
+
+/// Why a circuit changed state, in an [`Event::Transition`].
+///
+/// ```
+/// use breaker_core::Reason;
+/// assert_eq!(Reason::FailureRate.to_string(), "failure_rate");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Closed → open: the consecutive-failure threshold was reached.
+    ConsecutiveFailures,
+    /// Closed → open: the failure rate over the window reached its threshold.
+    FailureRate,
+    /// Closed → open: the slow-call rate over the window reached its threshold.
+    SlowCallRate,
+    /// Open → half-open: the open period is over and a call came to probe.
+    OpenPeriodElapsed,
+    /// Half-open → open: a probe failed (or was slow), so the open period compounds.
+    ProbeFailed,
+    /// Half-open → closed: enough probes succeeded.
+    ProbesSucceeded,
+    /// An operator's switch: `force_open`, `disable`, `metrics_only` or `reset`.
+    Operator,
+}
+
+impl Reason {
+    /// Lower-case name, as used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ConsecutiveFailures => "consecutive_failures",
+            Reason::FailureRate => "failure_rate",
+            Reason::SlowCallRate => "slow_call_rate",
+            Reason::OpenPeriodElapsed => "open_period_elapsed",
+            Reason::ProbeFailed => "probe_failed",
+            Reason::ProbesSucceeded => "probes_succeeded",
+            Reason::Operator => "operator",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) type Listener = Box<dyn Fn(&Event<'_>) + Send + Sync + 'static>;
+
+/// The listeners of one registry, shared by the policies of all its circuits.
+pub(crate) struct Listeners(Vec<Listener>);
+
+thread_local! {
+    /// Set while this thread runs listeners: events raised by a listener's own calls into the
+    /// registry are not delivered, so a listener that touches an open circuit on a rejection
+    /// cannot recurse until the stack overflows.
+    static EMITTING: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Listeners {
+    /// `None` when there is nothing to call, so circuits test one `Option` before building an
+    /// event.
+    pub(crate) fn new(listeners: Vec<Listener>) -> Option<Self> {
+        (!listeners.is_empty()).then_some(Listeners(listeners))
+    }
+
+    /// Calls every listener with `event`. The caller holds no lock and has already published
+    /// whatever the event reports. A panicking listener is contained here: the panic does not
+    /// reach the call that raised the event, and the other listeners still run.
+    #[cold]
+    pub(crate) fn emit(&self, event: &Event<'_>) {
+        if EMITTING.with(|e| e.replace(true)) {
+            return;
+        }
+        for listener in &self.0 {
+            let _ = catch_unwind(AssertUnwindSafe(|| listener(event)));
+        }
+        EMITTING.with(|e| e.set(false));
+    }
+}
+
+impl fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} listener(s)", self.0.len())
+    }
+}
