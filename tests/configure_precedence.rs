@@ -60,7 +60,10 @@ fn circuits_looked_up_by_name_take_the_sites_config() {
     assert_eq!(circuit.config().half_open_probes(), 3);
     // A provider no annotated call has used keeps the registry default.
     assert_eq!(
-        registry.circuit("other", "x").config().consecutive_failures(),
+        registry
+            .circuit("other", "x")
+            .config()
+            .consecutive_failures(),
         Some(5)
     );
 }
