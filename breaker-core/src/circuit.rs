@@ -362,11 +362,11 @@ impl Circuit {
     /// (an open, half-open or operator-set circuit holds information that must not be lost),
     /// unused since the previous sweep, and with no permit, rejection or clone of this handle
     /// alive.
-    pub(crate) fn sweep_evictable(&self) -> bool {
+    pub(crate) fn sweep_evictable(&self, own_handles: usize) -> bool {
         let was_used = self.inner.used.swap(false, Ordering::Relaxed);
         !was_used
             && state::tag(self.inner.state.load(Ordering::Acquire)) == state::CLOSED
-            && Arc::strong_count(&self.inner) == 1
+            && Arc::strong_count(&self.inner) == own_handles
     }
 
     /// Whether both handles point at the same circuit.
