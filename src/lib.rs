@@ -20,6 +20,11 @@ pub use breaker_macros::circuit_breaker;
 #[doc(hidden)]
 pub mod __private;
 
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
 /// The examples of `#[circuit_breaker]`'s documentation, which lives in `breaker-macros` but can
 /// only compile against this facade.
 #[cfg(doctest)]

@@ -43,8 +43,8 @@ pub enum Event<'a> {
     /// that made it.
     #[non_exhaustive]
     Transition {
-        /// The circuit's provider.
-        provider: &'a str,
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
         /// The circuit's tenant.
         tenant: &'a str,
         /// The state it left.
@@ -58,8 +58,8 @@ pub enum Event<'a> {
     /// caller got).
     #[non_exhaustive]
     Rejected {
-        /// The circuit's provider.
-        provider: &'a str,
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
         /// The circuit's tenant.
         tenant: &'a str,
         /// The state that refused it: `Open`, `HalfOpen` (every probe in flight) or `ForcedOpen`.
@@ -70,8 +70,8 @@ pub enum Event<'a> {
     /// A call took longer than the config's slow-call threshold (only with that policy).
     #[non_exhaustive]
     SlowCall {
-        /// The circuit's provider.
-        provider: &'a str,
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
         /// The circuit's tenant.
         tenant: &'a str,
         /// How long the call took, on the circuit's clock.
@@ -83,7 +83,7 @@ pub enum Event<'a> {
 
 impl Event<'_> {
     /// The provider of the circuit the event is about.
-    pub fn provider(&self) -> &str {
+    pub fn provider(&self) -> &'static str {
         match self {
             Event::Transition { provider, .. }
             | Event::Rejected { provider, .. }

@@ -1,0 +1,104 @@
+//! Circuit events as [`metrics`](https://docs.rs/metrics) counters and gauges (feature
+//! `metrics`).
+//!
+//! Register [`listener`] on a registry and install any `metrics` exporter. Labels are the
+//! provider and states only, never the tenant: a service can have millions of tenants, and one
+//! time series each would swamp any metrics backend (per-tenant detail is in
+//! [`Registry::snapshot`](crate::Registry::snapshot) and in the `tracing` events).
+//!
+//! | name | kind | labels | meaning |
+//! |---|---|---|---|
+//! | `breaker_transitions_total` | counter | `provider`, `from`, `to` | state transitions |
+//! | `breaker_rejections_total` | counter | `provider`, `state` | calls refused |
+//! | `breaker_slow_calls_total` | counter | `provider` | calls over the slow-call threshold |
+//! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
+//!
+//! `breaker_circuits` follows transitions, so it counts circuits out of `closed` (open,
+//! half-open, forced open, disabled, metrics-only): new circuits start closed without an event,
+//! and a circuit dropped with [`Registry::remove`](crate::Registry::remove) while not closed stays
+//! counted. Idle eviction only drops closed circuits and never skews it.
+//!
+//! ```
+//! use breaker::Registry;
+//!
+//! breaker::metrics::describe();
+//! let registry = Registry::builder().listener(breaker::metrics::listener).build();
+//! ```
+
+use breaker_core::{Event, State};
+
+/// Records one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
+///
+/// ```
+/// use breaker::{Config, Registry};
+///
+/// let registry = Registry::builder()
+///     .default_config(Config::builder().consecutive_failures(1).build()?)
+///     .listener(breaker::metrics::listener)
+///     .build();
+/// // breaker_transitions_total{provider="openai",from="closed",to="open"} += 1
+/// // breaker_circuits{provider="openai",state="open"} += 1
+/// registry.circuit("openai", "acme").try_acquire()?.failure();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn listener(event: &Event<'_>) {
+    match *event {
+        Event::Transition {
+            provider, from, to, ..
+        } => {
+            ::metrics::counter!(
+                "breaker_transitions_total",
+                "provider" => provider,
+                "from" => from.as_str(),
+                "to" => to.as_str(),
+            )
+            .increment(1);
+            if from != State::Closed {
+                ::metrics::gauge!("breaker_circuits", "provider" => provider, "state" => from.as_str())
+                    .decrement(1.0);
+            }
+            if to != State::Closed {
+                ::metrics::gauge!("breaker_circuits", "provider" => provider, "state" => to.as_str())
+                    .increment(1.0);
+            }
+        }
+        Event::Rejected {
+            provider, state, ..
+        } => ::metrics::counter!(
+            "breaker_rejections_total",
+            "provider" => provider,
+            "state" => state.as_str(),
+        )
+        .increment(1),
+        Event::SlowCall { provider, .. } => {
+            ::metrics::counter!("breaker_slow_calls_total", "provider" => provider).increment(1)
+        }
+        // Events added later are not recorded until this listener learns them.
+        _ => {}
+    }
+}
+
+/// Describes the metrics above to the installed recorder (units and help texts); call it once
+/// after installing an exporter.
+///
+/// ```
+/// breaker::metrics::describe();
+/// ```
+pub fn describe() {
+    ::metrics::describe_counter!(
+        "breaker_transitions_total",
+        "Circuit state transitions, by provider, from and to"
+    );
+    ::metrics::describe_counter!(
+        "breaker_rejections_total",
+        "Calls refused by an open, half-open or forced-open circuit"
+    );
+    ::metrics::describe_counter!(
+        "breaker_slow_calls_total",
+        "Calls slower than their circuit's slow-call threshold"
+    );
+    ::metrics::describe_gauge!(
+        "breaker_circuits",
+        "Circuits currently in each state other than closed"
+    );
+}

@@ -1,0 +1,88 @@
+//! Circuit events as [`tracing`](https://docs.rs/tracing) events (feature `tracing`).
+//!
+//! Register [`listener`] on a registry: transitions into `Open` or `ForcedOpen` are logged at
+//! `WARN`, every other transition (recovery to `Closed` above all) at `INFO`, rejections and slow
+//! calls at `DEBUG`, all with target `breaker` and the circuit's `provider` and `tenant` as
+//! fields, so a subscriber can filter them (`RUST_LOG=breaker=info`).
+//!
+//! ```
+//! use breaker::Registry;
+//!
+//! let registry = Registry::builder().listener(breaker::tracing::listener).build();
+//! ```
+
+use breaker_core::{Event, State};
+
+/// Logs one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
+///
+/// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`; rejections
+/// `provider`, `tenant`, `state` and `retry_after_ms` (absent when unknown); slow calls
+/// `provider`, `tenant`, `elapsed_ms` and `threshold_ms`.
+///
+/// ```
+/// use breaker::{Config, Registry};
+///
+/// let registry = Registry::builder()
+///     .default_config(Config::builder().consecutive_failures(1).build()?)
+///     .listener(breaker::tracing::listener)
+///     .build();
+/// // WARN breaker: circuit opened provider="openai" tenant="acme" from="closed" to="open" ...
+/// registry.circuit("openai", "acme").try_acquire()?.failure();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn listener(event: &Event<'_>) {
+    match *event {
+        Event::Transition {
+            provider,
+            tenant,
+            from,
+            to,
+            reason,
+            ..
+        } => {
+            let level = to;
+            let (from, to, reason) = (from.as_str(), to.as_str(), reason.as_str());
+            match level {
+                State::Open | State::ForcedOpen => ::tracing::warn!(
+                    target: "breaker", provider, tenant, from, to, reason, "circuit opened"
+                ),
+                State::Closed => ::tracing::info!(
+                    target: "breaker", provider, tenant, from, to, reason, "circuit closed"
+                ),
+                _ => ::tracing::info!(
+                    target: "breaker", provider, tenant, from, to, reason, "circuit state changed"
+                ),
+            }
+        }
+        Event::Rejected {
+            provider,
+            tenant,
+            state,
+            retry_after,
+            ..
+        } => ::tracing::debug!(
+            target: "breaker",
+            provider,
+            tenant,
+            state = state.as_str(),
+            retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
+            "call rejected"
+        ),
+        Event::SlowCall {
+            provider,
+            tenant,
+            elapsed,
+            threshold,
+            ..
+        } => ::tracing::debug!(
+            target: "breaker",
+            provider,
+            tenant,
+            elapsed_ms = elapsed.as_millis() as u64,
+            threshold_ms = threshold.as_millis() as u64,
+            "slow call"
+        ),
+        // Events added later are not logged until this listener learns them.
+        _ => {}
+    }
+}

@@ -1,0 +1,86 @@
+//! Feature `tracing`: transitions at WARN (opened) and INFO (closed), rejections and slow calls
+//! at DEBUG, with the circuit's names as structured fields. Captured by a minimal subscriber.
+#![cfg(feature = "tracing")]
+
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use breaker::{Config, ManualClock, Registry};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Metadata, Subscriber};
+
+/// Each event as `LEVEL target message field=value ...`.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+struct Line(String);
+
+impl Visit for Line {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            self.0 += &format!(" {value:?}:");
+        } else {
+            self.0 += &format!(" {}={value:?}", field.name());
+        }
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let meta = event.metadata();
+        let mut line = Line(format!("{} {}", meta.level(), meta.target()));
+        event.record(&mut line);
+        self.0.lock().unwrap().push(line.0);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn transitions_rejections_and_slow_calls_are_logged_at_their_levels() {
+    let capture = Capture::default();
+    let clock = ManualClock::new();
+    let registry = Registry::builder()
+        .default_config(
+            Config::builder()
+                .consecutive_failures(1)
+                .slow_calls(Duration::from_secs(2), 1.0)
+                .minimum_calls(5)
+                .open_for(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        )
+        .clock(clock.clone())
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        let c = registry.circuit("openai", "acme");
+        let slow = c.try_acquire().unwrap();
+        clock.advance(Duration::from_secs(3));
+        slow.success();
+        c.try_acquire().unwrap().failure();
+        assert!(c.try_acquire().is_err());
+        clock.advance(Duration::from_secs(10));
+        c.try_acquire().unwrap().success();
+    });
+    assert_eq!(
+        *capture.0.lock().unwrap(),
+        [
+            r#"DEBUG breaker slow call: provider="openai" tenant="acme" elapsed_ms=3000 threshold_ms=2000"#,
+            r#"WARN breaker circuit opened: provider="openai" tenant="acme" from="closed" to="open" reason="consecutive_failures""#,
+            r#"DEBUG breaker call rejected: provider="openai" tenant="acme" state="open" retry_after_ms=10000"#,
+            r#"INFO breaker circuit state changed: provider="openai" tenant="acme" from="open" to="half_open" reason="open_period_elapsed""#,
+            r#"INFO breaker circuit closed: provider="openai" tenant="acme" from="half_open" to="closed" reason="probes_succeeded""#,
+        ]
+    );
+}
