@@ -402,7 +402,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
+    pub(crate) fn new(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
         ConfigError {
             field,
             value: value.to_string(),

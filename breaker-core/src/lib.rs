@@ -20,10 +20,13 @@ mod circuit;
 mod classify;
 mod clock;
 mod config;
+mod duration;
 mod error;
 mod event;
 mod name;
 mod registry;
+#[cfg(feature = "serde")]
+mod serde_impl;
 mod state;
 mod sync;
 mod window;
@@ -36,6 +39,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     Config, ConfigBuilder, ConfigError, Window, MAX_DURATION, MAX_PROBES, MAX_WINDOW_CALLS,
 };
+pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::CircuitOpen;
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};

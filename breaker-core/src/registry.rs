@@ -161,6 +161,29 @@ impl Registry {
         *lock(&p.configured) = Some(policy);
     }
 
+    /// [`configure`](Self::configure)s every provider of `configs`, for example a map read from
+    /// a config file (with the `serde` feature, `Config` deserializes; see the README's TOML
+    /// example). Providers the map does not name keep their config.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use breaker_core::{Config, Registry};
+    ///
+    /// let mut configs = BTreeMap::new();
+    /// configs.insert("openai", Config::builder().consecutive_failures(3).build()?);
+    /// configs.insert("anthropic", Config::builder().consecutive_failures(10).build()?);
+    ///
+    /// let registry = Registry::default();
+    /// registry.configure_from(configs);
+    /// assert_eq!(registry.circuit("openai", "acme").config().consecutive_failures(), Some(3));
+    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// ```
+    pub fn configure_from<K: AsRef<str>>(&self, configs: impl IntoIterator<Item = (K, Config)>) {
+        for (provider, config) in configs {
+            self.configure(provider.as_ref(), config);
+        }
+    }
+
     /// The config set for `provider` with [`configure`](Self::configure), if any.
     pub fn configured(&self, provider: &str) -> Option<Config> {
         let providers = self.providers.pin();
@@ -209,16 +232,57 @@ impl Registry {
 
     /// Every circuit with its state and metrics, for admin tooling.
     pub fn snapshot(&self) -> Vec<CircuitSnapshot> {
+        self.snapshot_filtered(None, None)
+    }
+
+    /// The circuits of [`snapshot`](Self::snapshot) of `provider` only (when given) and in
+    /// `state` only (when given), as an admin endpoint lists them: "which tenants of openai are
+    /// open right now". A provider filter visits that provider's circuits only.
+    ///
+    /// ```
+    /// use breaker_core::{Config, Registry, State};
+    ///
+    /// let registry = Registry::builder()
+    ///     .default_config(Config::builder().consecutive_failures(1).build()?)
+    ///     .build();
+    /// registry.circuit("openai", "acme").try_acquire()?.failure();
+    /// registry.circuit("openai", "globex").try_acquire()?.success();
+    /// registry.circuit("anthropic", "acme").try_acquire()?.failure();
+    ///
+    /// let open = registry.snapshot_filtered(Some("openai"), Some(State::Open));
+    /// assert_eq!(open.len(), 1);
+    /// assert_eq!((open[0].provider.as_str(), open[0].tenant.as_str()), ("openai", "acme"));
+    /// assert_eq!(registry.snapshot_filtered(None, Some(State::Open)).len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshot_filtered(
+        &self,
+        provider: Option<&str>,
+        state: Option<State>,
+    ) -> Vec<CircuitSnapshot> {
         let mut out = Vec::new();
-        self.for_each(|c| {
+        let mut visit = |c: &Arc<Circuit>| {
             let metrics = c.metrics();
-            out.push(CircuitSnapshot {
-                provider: c.provider().to_owned(),
-                tenant: c.tenant().to_owned(),
-                state: metrics.state,
-                metrics,
-            })
-        });
+            if state.is_none_or(|s| s == metrics.state) {
+                out.push(CircuitSnapshot {
+                    provider: c.provider().to_owned(),
+                    tenant: c.tenant().to_owned(),
+                    state: metrics.state,
+                    metrics,
+                })
+            }
+        };
+        match provider {
+            None => self.for_each(visit),
+            Some(name) => {
+                let providers = self.providers.pin();
+                if let Some(p) = providers.get(name) {
+                    for e in p.circuits.pin().iter() {
+                        visit(&e.shared);
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -578,7 +642,8 @@ impl fmt::Debug for RegistryBuilder {
     }
 }
 
-/// One circuit as seen by [`Registry::snapshot`].
+/// One circuit as seen by [`Registry::snapshot`]. With the `serde` feature it serializes as
+/// `{"provider", "tenant", "state", "metrics": {.., "retry_after_ms"}}` for an admin endpoint.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CircuitSnapshot {
