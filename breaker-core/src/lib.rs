@@ -18,6 +18,8 @@
 mod backoff;
 mod circuit;
 mod classify;
+#[cfg(any(feature = "io", feature = "http", feature = "reqwest"))]
+mod client_errors;
 mod clock;
 mod config;
 mod duration;
