@@ -156,15 +156,35 @@ fn global_registry_is_one_instance() {
     assert!(std::ptr::eq(Registry::global(), Registry::global()));
 }
 
+/// Regression: papaya's `HashSet::insert` replaced an equal key, so two racing first calls could
+/// each keep their own circuit (seen once in CI). Many rounds with all threads released at once
+/// make the race likely enough to catch.
 #[test]
 fn concurrent_first_use_creates_one_circuit() {
-    let r = Arc::new(registry(&ManualClock::new()));
-    let circuits: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| r.circuit("openai", "acme")))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert!(circuits.iter().all(|c| Arc::ptr_eq(c, &circuits[0])));
-    assert_eq!(r.len(), 1);
+    let r = registry(&ManualClock::new());
+    let threads = 4;
+    for round in 0..300 {
+        let tenant = format!("tenant-{round}");
+        let barrier = std::sync::Barrier::new(threads);
+        let circuits: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        r.circuit("openai", &tenant)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            circuits.iter().all(|c| Arc::ptr_eq(c, &circuits[0])),
+            "round {round}: racing first calls got different circuits"
+        );
+        assert!(Arc::ptr_eq(
+            &circuits[0],
+            &r.get("openai", &tenant).unwrap()
+        ));
+    }
+    assert_eq!(r.len(), 300);
 }

@@ -71,7 +71,10 @@ type NameHasher = foldhash::fast::RandomState;
 struct Provider {
     /// Interned: rejections carry it without a reference count.
     name: &'static str,
-    circuits: papaya::HashSet<Entry, NameHasher>,
+    /// A map with unit values rather than a set: papaya's `HashSet::insert` replaces an equal
+    /// key, which would let two racing first calls each keep a different circuit; `try_insert`
+    /// keeps the first (`concurrent_first_use_creates_one_circuit`).
+    circuits: papaya::HashMap<Entry, (), NameHasher>,
     /// This provider's copy of the registry default, created with the provider.
     default: Arc<Policy>,
     /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
@@ -208,7 +211,9 @@ impl Registry {
         let providers = self.providers.pin();
         let p = providers.get(provider)?;
         let circuits = p.circuits.pin();
-        circuits.get(tenant).map(|e| e.shared.clone())
+        circuits
+            .get_key_value(tenant)
+            .map(|(e, _)| e.shared.clone())
     }
 
     /// Removes a circuit; handles and permits already out keep working on the removed one.
@@ -216,7 +221,7 @@ impl Registry {
         let providers = self.providers.pin();
         providers
             .get(provider)
-            .is_some_and(|p| p.circuits.pin().remove(tenant))
+            .is_some_and(|p| p.circuits.pin().remove(tenant).is_some())
     }
 
     /// Number of circuits.
@@ -277,7 +282,7 @@ impl Registry {
             Some(name) => {
                 let providers = self.providers.pin();
                 if let Some(p) = providers.get(name) {
-                    for e in p.circuits.pin().iter() {
+                    for (e, _) in p.circuits.pin().iter() {
                         visit(&e.shared);
                     }
                 }
@@ -290,7 +295,7 @@ impl Registry {
     pub fn for_each(&self, mut f: impl FnMut(&Arc<Circuit>)) {
         let providers = self.providers.pin();
         for p in providers.values() {
-            for e in p.circuits.pin().iter() {
+            for (e, _) in p.circuits.pin().iter() {
                 f(&e.shared);
             }
         }
@@ -355,7 +360,7 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
-        if let Some(e) = p.circuits.pin().get(tenant) {
+        if let Some((e, _)) = p.circuits.pin().get_key_value(tenant) {
             e.direct.touch();
             return e.direct.try_acquire();
         }
@@ -378,7 +383,7 @@ impl Registry {
         site: Option<&'static Config>,
     ) -> Arc<Circuit> {
         let circuits = p.circuits.pin();
-        if let Some(e) = circuits.get(tenant) {
+        if let Some((e, _)) = circuits.get_key_value(tenant) {
             e.direct.touch();
             return e.shared.clone();
         }
@@ -390,11 +395,11 @@ impl Registry {
             return circuit;
         }
         loop {
-            if circuits.insert(Entry::new(circuit.clone())) {
+            if circuits.try_insert(Entry::new(circuit.clone()), ()).is_ok() {
                 return circuit;
             }
             // Lost a race with another creator: use theirs, unless it was removed meanwhile.
-            if let Some(e) = circuits.get(tenant) {
+            if let Some((e, _)) = circuits.get_key_value(tenant) {
                 return e.shared.clone();
             }
         }
@@ -408,7 +413,7 @@ impl Registry {
         let name = intern(name);
         let fresh = Arc::new(Provider {
             name,
-            circuits: papaya::HashSet::with_hasher(NameHasher::default()),
+            circuits: papaya::HashMap::with_hasher(NameHasher::default()),
             default: Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),
@@ -460,7 +465,7 @@ impl Registry {
         let mut evicted = 0;
         let providers = self.providers.pin();
         for p in providers.values() {
-            p.circuits.pin().retain(|e| {
+            p.circuits.pin().retain(|e, _| {
                 // The entry's own references are the only ones: no caller holds a handle, and
                 // (`2`: `shared`'s handle and `direct`) no permit or clone is alive.
                 let evict = Arc::strong_count(&e.shared) == 1 && e.direct.sweep_evictable(2);
