@@ -25,6 +25,12 @@ pub mod metrics;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
+/// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
+/// of them use the `tracing` and `metrics` features).
+#[cfg(all(doctest, feature = "tracing", feature = "metrics", feature = "serde"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDocs;
+
 /// The examples of `#[circuit_breaker]`'s documentation, which lives in `breaker-macros` but can
 /// only compile against this facade.
 #[cfg(doctest)]
