@@ -84,15 +84,14 @@ pub struct Circuit {
     inner: Arc<Inner>,
 }
 
+/// `repr(C)` to keep what a lookup and a call read (the tenant name that the registry compares,
+/// the state word, the fast-path flags, the failure streak) in the first 64 bytes of the
+/// allocation, right after the reference counts, so a lookup of a cold circuit misses once.
+#[repr(C)]
 struct Inner {
+    tenant: Name,
     state: AtomicU64,
     consecutive: AtomicU32,
-    times_opened: AtomicU32,
-    rejected: AtomicU64,
-    /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
-    /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions; it
-    /// sits in what was padding before `used`, so a circuit is no larger.
-    stays: AtomicU32,
     /// Set by every registry lookup, cleared by the registry's idle sweep: a circuit found
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
@@ -103,9 +102,13 @@ struct Inner {
     /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
     /// nothing, and the inlined fast path of `record` returns at once.
     plain: bool,
+    times_opened: AtomicU32,
+    /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
+    /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
+    stays: AtomicU32,
+    rejected: AtomicU64,
     policy: Arc<Policy>,
     window: Option<Box<Recorder>>,
-    tenant: Name,
 }
 
 impl Circuit {
@@ -755,6 +758,12 @@ mod tests {
     use super::*;
 
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn a_circuit_is_72_bytes_with_no_padding() {
+        // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs).
+        assert_eq!(std::mem::size_of::<Inner>(), 72);
+    }
 
     #[test]
     fn handles_and_permits_are_send_sync_static() {
