@@ -24,6 +24,8 @@ pub mod __private;
 pub mod metrics;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
 /// of them use the `tracing` and `metrics` features).
