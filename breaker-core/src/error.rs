@@ -75,6 +75,72 @@ impl CircuitOpen {
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
+
+    /// The rejection inside `err`: `err` itself, or the first error of its
+    /// [`source`](std::error::Error::source) chain that is a `CircuitOpen`, so callers whose
+    /// error type wraps the rejection (`ApiError::Open(CircuitOpen)` with a `source`, an
+    /// `io::Error` made by `From<CircuitOpen>`, a boxed error) can still tell a rejection from a
+    /// failure.
+    ///
+    /// ```
+    /// use breaker_core::{Circuit, CircuitOpen, Config};
+    ///
+    /// let circuit = Circuit::new(Config::builder().consecutive_failures(1).build()?);
+    /// circuit.try_acquire()?.failure();
+    ///
+    /// let err = std::io::Error::from(circuit.try_acquire().unwrap_err());
+    /// assert!(CircuitOpen::find_in(&err).is_some());
+    /// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    /// assert!(CircuitOpen::find_in(&*boxed).is_some());
+    /// assert!(CircuitOpen::find_in(&std::fmt::Error).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn find_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a CircuitOpen> {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if let Some(open) = err.downcast_ref::<CircuitOpen>() {
+                return Some(open);
+            }
+            // `io::Error::source` skips its own payload (it returns the payload's source), so
+            // the payload is visited explicitly.
+            next = match err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(payload) => Some(payload),
+                None => err.source(),
+            };
+        }
+        None
+    }
+}
+
+/// When to come back after a rejection: the [`CircuitOpen::retry_after`] of the rejection found
+/// in `err` or its source chain (see [`CircuitOpen::find_in`]); `None` when `err` is no rejection
+/// or the time is not known.
+///
+/// It is made for the "retry after" hooks of retry crates, which should not retry a rejection on
+/// their own schedule: with [backon](https://docs.rs/backon), `.adjust(|e, backoff|
+/// retry_after_hint(e).or(backoff))` sleeps until the circuit lets a probe through. Keep those
+/// retries *outside* the breaker, and the retries of transient errors *inside* it (one permit
+/// per logical call; see the README's "Retries" section).
+///
+/// ```
+/// use std::time::Duration;
+/// use breaker_core::{retry_after_hint, Circuit, Config, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let circuit = Circuit::with_clock(Config::builder().consecutive_failures(1).build()?, clock.clone());
+/// circuit.try_acquire()?.failure();
+/// clock.advance(Duration::from_secs(25));
+///
+/// let err = std::io::Error::from(circuit.try_acquire().unwrap_err());
+/// assert_eq!(retry_after_hint(&err), Some(Duration::from_secs(5)));
+/// assert_eq!(retry_after_hint(&std::io::Error::other("reset")), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn retry_after_hint(err: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    CircuitOpen::find_in(err)?.retry_after()
 }
 
 impl fmt::Debug for CircuitOpen {

@@ -42,7 +42,7 @@ pub use config::{
     Config, ConfigBuilder, ConfigError, Window, MAX_DURATION, MAX_PROBES, MAX_WINDOW_CALLS,
 };
 pub use duration::{parse_duration, DURATION_FORMAT};
-pub use error::CircuitOpen;
+pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
 pub use state::State;
