@@ -22,10 +22,10 @@ pub mod __private;
 
 #[cfg(feature = "metrics")]
 pub mod metrics;
-#[cfg(feature = "tracing")]
-pub mod tracing;
 #[cfg(feature = "tower")]
 pub mod tower;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
 /// of them use the `tracing` and `metrics` features).
