@@ -475,8 +475,8 @@ impl Timeline {
     pub fn summary(&self, server: &Server, registry: &Registry) {
         println!();
         println!(
-            "{:<8} {:>5} {:>5} {:>7} {:>8} {:>17} {:>14}  state",
-            "tenant", "calls", "sent", "probes", "rejected", "server: received", "while open"
+            "{:<8} {:>5} {:>8} {:>5} {:>6} {:>10} {:>19}  state",
+            "tenant", "calls", "rejected", "sent", "probes", "server got", "of which while open"
         );
         for tenant in TENANTS {
             let t = self.tally(tenant);
@@ -485,11 +485,11 @@ impl Timeline {
                 .get(PROVIDER, tenant)
                 .map_or(State::Closed, |c| c.state());
             println!(
-                "{tenant:<8} {:>5} {:>5} {:>7} {:>8} {:>17} {:>14}  {state}",
+                "{tenant:<8} {:>5} {:>8} {:>5} {:>6} {:>10} {:>19}  {state}",
                 t.calls,
+                t.rejected,
                 t.sent,
                 t.probes,
-                t.rejected,
                 r.total(),
                 r.while_open
             );
