@@ -275,3 +275,42 @@ async fn a_closure_classifier_decides() {
     assert_eq!(upstream.calls(), 10);
     assert_eq!(registry.circuit("billing", "acme").state(), State::Closed);
 }
+
+/// An inner service that is not ready until its second `poll_ready`, and counts them.
+#[derive(Clone, Default)]
+struct SlowToReady {
+    polls: Arc<AtomicUsize>,
+}
+
+impl Service<Request> for SlowToReady {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Response, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        if self.polls.fetch_add(1, Ordering::SeqCst) == 0 {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn call(&mut self, _req: Request) -> Self::Future {
+        std::future::ready(Ok(http::Response::new(())))
+    }
+}
+
+#[tokio::test]
+async fn poll_ready_is_the_inner_services() {
+    let registry = registry(&ManualClock::new());
+    let inner = SlowToReady::default();
+    let mut service = ServiceBuilder::new()
+        .layer(CircuitBreakerLayer::new(tenant_key).registry(registry))
+        .service(inner.clone());
+    send(&mut service, "acme").await.unwrap();
+    assert_eq!(inner.polls.load(Ordering::SeqCst), 2, "pending, then ready");
+}
