@@ -8,7 +8,9 @@ use breaker::{circuit_breaker, CircuitOpen, ManualClock, Registry};
 
 static REGISTRY: LazyLock<Registry> =
     LazyLock::new(|| Registry::builder().clock(ManualClock::new()).build());
-static RUNS: AtomicU32 = AtomicU32::new(0);
+/// One counter per test: the tests run in parallel, so a shared one would see the other's runs.
+static FREE_FN_RUNS: AtomicU32 = AtomicU32::new(0);
+static METHOD_RUNS: AtomicU32 = AtomicU32::new(0);
 
 #[derive(Debug, PartialEq)]
 struct Down;
@@ -20,7 +22,7 @@ async fn cached(prompt: String, attempt: u32, open: CircuitOpen) -> Result<Strin
 /// No `From<CircuitOpen>` on the error type: the fallback makes it unnecessary.
 #[circuit_breaker(provider = "fb", registry = &REGISTRY, consecutive_failures = 1, fallback = cached)]
 async fn complete(prompt: String, attempt: u32) -> Result<String, Down> {
-    RUNS.fetch_add(1, Ordering::SeqCst);
+    FREE_FN_RUNS.fetch_add(1, Ordering::SeqCst);
     if prompt == "fail" {
         Err(Down)
     } else {
@@ -41,7 +43,7 @@ impl Client {
         fallback = Self::stale,
     )]
     fn lookup(&self, key: &str) -> Result<String, Down> {
-        RUNS.fetch_add(1, Ordering::SeqCst);
+        METHOD_RUNS.fetch_add(1, Ordering::SeqCst);
         if key == "fail" {
             Err(Down)
         } else {
@@ -58,9 +60,9 @@ impl Client {
 #[tokio::test]
 async fn async_fallback_is_awaited_and_the_body_skipped() {
     assert_eq!(complete("fail".into(), 1).await, Err(Down));
-    let runs = RUNS.load(Ordering::SeqCst);
+    assert_eq!(FREE_FN_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(complete("hi".into(), 2).await.unwrap(), "cached hi #2 (fb)");
-    assert_eq!(RUNS.load(Ordering::SeqCst), runs);
+    assert_eq!(FREE_FN_RUNS.load(Ordering::SeqCst), 1, "the body did not run");
 }
 
 #[test]
@@ -70,6 +72,7 @@ fn method_fallback_gets_self_first() {
     };
     assert_eq!(c.lookup("fail"), Err(Down));
     assert_eq!(c.lookup("k").unwrap(), "stale k");
+    assert_eq!(METHOD_RUNS.load(Ordering::SeqCst), 1, "the body did not run");
     let other = Client {
         tenant: "globex".into(),
     };
