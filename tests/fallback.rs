@@ -62,7 +62,11 @@ async fn async_fallback_is_awaited_and_the_body_skipped() {
     assert_eq!(complete("fail".into(), 1).await, Err(Down));
     assert_eq!(FREE_FN_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(complete("hi".into(), 2).await.unwrap(), "cached hi #2 (fb)");
-    assert_eq!(FREE_FN_RUNS.load(Ordering::SeqCst), 1, "the body did not run");
+    assert_eq!(
+        FREE_FN_RUNS.load(Ordering::SeqCst),
+        1,
+        "the body did not run"
+    );
 }
 
 #[test]
@@ -72,7 +76,11 @@ fn method_fallback_gets_self_first() {
     };
     assert_eq!(c.lookup("fail"), Err(Down));
     assert_eq!(c.lookup("k").unwrap(), "stale k");
-    assert_eq!(METHOD_RUNS.load(Ordering::SeqCst), 1, "the body did not run");
+    assert_eq!(
+        METHOD_RUNS.load(Ordering::SeqCst),
+        1,
+        "the body did not run"
+    );
     let other = Client {
         tenant: "globex".into(),
     };
