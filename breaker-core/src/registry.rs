@@ -202,7 +202,7 @@ impl Registry {
     /// the config of the provider's first `#[circuit_breaker]` call site that has run; failing
     /// that, the registry's default.
     pub fn circuit(&self, provider: &str, tenant: &str) -> Arc<Circuit> {
-        self.circuit_for_site(provider, tenant, None)
+        self.circuit_in(&self.provider(provider), tenant, None)
     }
 
     /// The circuit of (`provider`, `tenant`) if it exists. A look, not a use: it does not keep
@@ -365,15 +365,6 @@ impl Registry {
             return e.direct.try_acquire();
         }
         self.circuit_in(p, tenant, site).try_acquire()
-    }
-
-    fn circuit_for_site(
-        &self,
-        provider: &str,
-        tenant: &str,
-        site: Option<&'static Config>,
-    ) -> Arc<Circuit> {
-        self.circuit_in(&self.provider(provider), tenant, site)
     }
 
     fn circuit_in(
