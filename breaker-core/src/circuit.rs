@@ -88,7 +88,7 @@ pub struct Circuit {
 /// the state word, the fast-path flags, the failure streak) in the first 64 bytes of the
 /// allocation, right after the reference counts, so a lookup of a cold circuit misses once.
 #[repr(C)]
-struct Inner {
+pub(crate) struct Inner {
     tenant: Name,
     state: AtomicU64,
     consecutive: AtomicU32,
@@ -109,6 +109,12 @@ struct Inner {
     rejected: AtomicU64,
     policy: Arc<Policy>,
     window: Option<Box<Recorder>>,
+    /// The `Arc<Circuit>` that `Registry::circuit` hands out for a circuit in a registry, made
+    /// on the first request (from `Arc::into_raw`; null until then and for standalone circuits).
+    /// Circuits that only `#[circuit_breaker]` calls reach never need one: their registry holds
+    /// them by handle, which saves an allocation and a hop per circuit. It points back at this
+    /// circuit, so the registry drops it when it lets the circuit go (`take_shared`).
+    shared: std::sync::atomic::AtomicPtr<Circuit>,
 }
 
 impl Circuit {
@@ -142,6 +148,7 @@ impl Circuit {
                 policy,
                 window,
                 tenant: Name::new(tenant),
+                shared: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             }),
         }
     }
@@ -361,15 +368,86 @@ impl Circuit {
         }
     }
 
-    /// Clears the used mark and says whether the circuit may be dropped by the registry: closed
-    /// (an open, half-open or operator-set circuit holds information that must not be lost),
-    /// unused since the previous sweep, and with no permit, rejection or clone of this handle
-    /// alive.
-    pub(crate) fn sweep_evictable(&self, own_handles: usize) -> bool {
+    /// Clears the used mark and says whether the registry holding this circuit may drop it:
+    /// closed (an open, half-open or operator-set circuit holds information that must not be
+    /// lost), unused since the previous sweep, and with no permit, rejection, handle or
+    /// `Arc<Circuit>` alive but the registry's own (its table's handle, and the cached
+    /// [`shared`](Self::shared) one if made).
+    pub(crate) fn sweep_evictable(&self) -> bool {
         let was_used = self.inner.used.swap(false, Ordering::Relaxed);
-        !was_used
-            && state::tag(self.inner.state.load(Ordering::Acquire)) == state::CLOSED
-            && Arc::strong_count(&self.inner) == own_handles
+        if was_used || state::tag(self.inner.state.load(Ordering::Acquire)) != state::CLOSED {
+            return false;
+        }
+        let shared = self.inner.shared.load(Ordering::Acquire);
+        if shared.is_null() {
+            return Arc::strong_count(&self.inner) == 1;
+        }
+        // SAFETY: the cached handle is dropped only by `take_shared`, which the registry calls
+        // after unlinking the circuit, and the caller (the registry's sweep) holds the circuit
+        // linked. The count it holds is not given up (`ManuallyDrop`).
+        let shared = ManuallyDrop::new(unsafe { Arc::from_raw(shared) });
+        Arc::strong_count(&shared) == 1 && Arc::strong_count(&self.inner) == 2
+    }
+
+    /// The handle as a raw pointer carrying its strong count, for the registry's table.
+    pub(crate) fn into_raw(self) -> *mut Inner {
+        Arc::into_raw(self.inner).cast_mut()
+    }
+
+    /// Takes back a handle from [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `p` came from `into_raw`, and its strong count is given back once (or the result is
+    /// never dropped).
+    pub(crate) unsafe fn from_raw(p: *mut Inner) -> Circuit {
+        Circuit {
+            // SAFETY: the caller's contract.
+            inner: unsafe { Arc::from_raw(p) },
+        }
+    }
+
+    /// The one `Arc<Circuit>` a registry hands out for this circuit, made on first request.
+    ///
+    /// # Safety
+    /// The caller found this circuit in a registry's table under a guard that is still alive,
+    /// so the registry cannot have called [`take_shared`](Self::take_shared) yet.
+    pub(crate) unsafe fn shared(&self) -> Arc<Circuit> {
+        let current = self.inner.shared.load(Ordering::Acquire);
+        if !current.is_null() {
+            // SAFETY: the cached handle's count is alive (the caller's contract); take one more.
+            return unsafe {
+                Arc::increment_strong_count(current);
+                Arc::from_raw(current)
+            };
+        }
+        let fresh = Arc::new(self.clone());
+        let raw = Arc::into_raw(fresh.clone()).cast_mut();
+        match self.inner.shared.compare_exchange(
+            std::ptr::null_mut(),
+            raw,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `raw` was never published; `winner` is alive as above.
+                unsafe {
+                    drop(Arc::from_raw(raw));
+                    Arc::increment_strong_count(winner);
+                    Arc::from_raw(winner)
+                }
+            }
+        }
+    }
+
+    /// Takes the cached `Arc<Circuit>` out, breaking the cycle it forms with the circuit.
+    pub(crate) fn take_shared(&self) -> Option<Arc<Circuit>> {
+        let p = self
+            .inner
+            .shared
+            .swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: published by `shared` from `Arc::into_raw`; the swap makes this its only owner.
+        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
     }
 
     /// Whether both handles point at the same circuit.
@@ -760,9 +838,9 @@ mod tests {
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
-    fn a_circuit_is_72_bytes_with_no_padding() {
+    fn a_circuit_is_80_bytes_with_no_padding() {
         // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs).
-        assert_eq!(std::mem::size_of::<Inner>(), 72);
+        assert_eq!(std::mem::size_of::<Inner>(), 80);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod registry;
 mod serde_impl;
 mod state;
 mod sync;
+mod table;
 mod window;
 
 pub use circuit::{Circuit, Metrics, Permit, ScopedPermit};

@@ -11,9 +11,7 @@
 //! half-open or operator-set circuit carries information that must outlive idleness. With a cap,
 //! see [`RegistryBuilder::max_circuits`].
 
-use std::borrow::Borrow;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -25,6 +23,9 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
 use crate::name::intern;
 use crate::state::State;
+use crate::table::{Circuits, Found};
+
+use seize::LocalGuard;
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
@@ -71,10 +72,9 @@ type NameHasher = foldhash::fast::RandomState;
 struct Provider {
     /// Interned: rejections carry it without a reference count.
     name: &'static str,
-    /// A map with unit values rather than a set: papaya's `HashSet::insert` replaces an equal
-    /// key, which would let two racing first calls each keep a different circuit; `try_insert`
-    /// keeps the first (`concurrent_first_use_creates_one_circuit`).
-    circuits: papaya::HashMap<Entry, (), NameHasher>,
+    /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
+    /// racing first calls get one circuit (`concurrent_first_use_creates_one_circuit`).
+    circuits: Circuits,
     /// This provider's copy of the registry default, created with the provider.
     default: Arc<Policy>,
     /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
@@ -84,40 +84,6 @@ struct Provider {
     /// config, so all circuits of one site share one policy.
     sites: Mutex<Vec<(usize, Arc<Policy>)>>,
 }
-
-/// A set element that is looked up by its tenant name, so a hit needs no owned key.
-///
-/// It keeps a second handle to the same circuit beside the `Arc<Circuit>` the API hands out, so
-/// a lookup reaches the circuit's state in one hop from the entry instead of two: at tenant
-/// scale every hop is a cache (and TLB) miss.
-struct Entry {
-    shared: Arc<Circuit>,
-    direct: Circuit,
-}
-
-impl Entry {
-    fn new(shared: Arc<Circuit>) -> Entry {
-        let direct = Circuit::clone(&shared);
-        Entry { shared, direct }
-    }
-}
-
-impl Borrow<str> for Entry {
-    fn borrow(&self) -> &str {
-        self.direct.tenant()
-    }
-}
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.direct.tenant().hash(state)
-    }
-}
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.direct.tenant() == other.direct.tenant()
-    }
-}
-impl Eq for Entry {}
 
 impl Registry {
     /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
@@ -210,10 +176,8 @@ impl Registry {
     pub fn get(&self, provider: &str, tenant: &str) -> Option<Arc<Circuit>> {
         let providers = self.providers.pin();
         let p = providers.get(provider)?;
-        let circuits = p.circuits.pin();
-        circuits
-            .get_key_value(tenant)
-            .map(|(e, _)| e.shared.clone())
+        let guard = p.circuits.guard();
+        p.circuits.get(tenant, &guard).map(|c| c.shared())
     }
 
     /// Removes a circuit; handles and permits already out keep working on the removed one.
@@ -221,7 +185,7 @@ impl Registry {
         let providers = self.providers.pin();
         providers
             .get(provider)
-            .is_some_and(|p| p.circuits.pin().remove(tenant).is_some())
+            .is_some_and(|p| p.circuits.remove(tenant))
     }
 
     /// Number of circuits.
@@ -266,7 +230,7 @@ impl Registry {
         state: Option<State>,
     ) -> Vec<CircuitSnapshot> {
         let mut out = Vec::new();
-        let mut visit = |c: &Arc<Circuit>| {
+        let visit = |c: &Circuit| {
             let metrics = c.metrics();
             if state.is_none_or(|s| s == metrics.state) {
                 out.push(CircuitSnapshot {
@@ -282,9 +246,7 @@ impl Registry {
             Some(name) => {
                 let providers = self.providers.pin();
                 if let Some(p) = providers.get(name) {
-                    for (e, _) in p.circuits.pin().iter() {
-                        visit(&e.shared);
-                    }
+                    p.circuits.for_each(visit);
                 }
             }
         }
@@ -292,12 +254,10 @@ impl Registry {
     }
 
     /// Calls `f` with every circuit. Circuits created or removed meanwhile may or may not be seen.
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<Circuit>)) {
+    pub fn for_each(&self, mut f: impl FnMut(&Circuit)) {
         let providers = self.providers.pin();
         for p in providers.values() {
-            for (e, _) in p.circuits.pin().iter() {
-                f(&e.shared);
-            }
+            p.circuits.for_each(&mut f);
         }
     }
 
@@ -356,44 +316,56 @@ impl Registry {
     #[inline]
     fn acquire_in(
         &self,
-        p: &Arc<Provider>,
+        p: &Provider,
         tenant: &str,
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
-        if let Some((e, _)) = p.circuits.pin().get_key_value(tenant) {
-            e.direct.touch();
-            return e.direct.try_acquire();
+        let guard = p.circuits.guard();
+        if let Some(c) = p.circuits.get(tenant, &guard) {
+            c.touch();
+            return c.try_acquire();
         }
-        self.circuit_in(p, tenant, site).try_acquire()
+        match self.create(p, tenant, site, &guard) {
+            Ok(c) => c.try_acquire(),
+            Err(detached) => detached.try_acquire(),
+        }
     }
 
     fn circuit_in(
         &self,
-        p: &Arc<Provider>,
+        p: &Provider,
         tenant: &str,
         site: Option<&'static Config>,
     ) -> Arc<Circuit> {
-        let circuits = p.circuits.pin();
-        if let Some((e, _)) = circuits.get_key_value(tenant) {
-            e.direct.touch();
-            return e.shared.clone();
+        let guard = p.circuits.guard();
+        if let Some(c) = p.circuits.get(tenant, &guard) {
+            c.touch();
+            return c.shared();
         }
-        let circuit = Arc::new(Circuit::from_policy(self.policy_for(p, site), tenant));
+        match self.create(p, tenant, site, &guard) {
+            Ok(c) => c.shared(),
+            Err(detached) => Arc::new(detached),
+        }
+    }
+
+    /// The circuit of `tenant` after a lookup missed: stored now (or by a racing creator), or
+    /// `Err` with a circuit that is not stored because the registry is at its cap with nothing
+    /// evictable (fail open rather than refuse traffic; documented on the cap).
+    #[cold]
+    fn create<'g>(
+        &self,
+        p: &'g Provider,
+        tenant: &str,
+        site: Option<&'static Config>,
+        guard: &'g LocalGuard<'_>,
+    ) -> Result<Found<'g>, Circuit> {
+        let policy = self.policy_for(p, site);
         self.sweep_if_due();
         if !self.has_room() {
-            // At the cap with nothing evictable: the call still gets a working circuit, but it
-            // is not remembered (fail open rather than refuse traffic; documented on the cap).
-            return circuit;
+            return Err(Circuit::from_policy(policy, tenant));
         }
-        loop {
-            if circuits.try_insert(Entry::new(circuit.clone()), ()).is_ok() {
-                return circuit;
-            }
-            // Lost a race with another creator: use theirs, unless it was removed meanwhile.
-            if let Some((e, _)) = circuits.get_key_value(tenant) {
-                return e.shared.clone();
-            }
-        }
+        Ok(p.circuits
+            .get_or_insert(tenant, || Circuit::from_policy(policy, tenant), guard))
     }
 
     fn provider(&self, name: &str) -> Arc<Provider> {
@@ -404,7 +376,7 @@ impl Registry {
         let name = intern(name);
         let fresh = Arc::new(Provider {
             name,
-            circuits: papaya::HashMap::with_hasher(NameHasher::default()),
+            circuits: Circuits::new(NameHasher::default()),
             default: Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),
@@ -456,13 +428,7 @@ impl Registry {
         let mut evicted = 0;
         let providers = self.providers.pin();
         for p in providers.values() {
-            p.circuits.pin().retain(|e, _| {
-                // The entry's own references are the only ones: no caller holds a handle, and
-                // (`2`: `shared`'s handle and `direct`) no permit or clone is alive.
-                let evict = Arc::strong_count(&e.shared) == 1 && e.direct.sweep_evictable(2);
-                evicted += usize::from(evict);
-                !evict
-            });
+            evicted += p.circuits.evict(Circuit::sweep_evictable);
         }
         evicted
     }
