@@ -164,7 +164,7 @@ impl Circuit {
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
         let ticket = self.admit()?;
         Ok(Permit {
-            circuit: self.inner.clone(),
+            circuit: Held::owned(self.inner.clone()),
             ticket,
         })
     }
@@ -389,6 +389,27 @@ impl Circuit {
         Arc::strong_count(&shared) == 1 && Arc::strong_count(&self.inner) == 2
     }
 
+    /// Takes a permit that keeps the circuit alive by `guard`'s epoch pin rather than by a
+    /// reference count.
+    ///
+    /// # Safety
+    /// The circuit cannot be freed before the epoch passes `guard` (it is in a registry's table,
+    /// which retires what it unlinks to the epoch).
+    #[inline]
+    pub(crate) unsafe fn try_acquire_pinned(
+        &self,
+        guard: crate::epoch::Guard,
+    ) -> Result<Permit, CircuitOpen> {
+        let ticket = self.admit()?;
+        Ok(Permit {
+            circuit: Held {
+                inner: std::ptr::NonNull::from(&*self.inner),
+                hold: guard.into_parity(),
+            },
+            ticket,
+        })
+    }
+
     /// The handle as a raw pointer carrying its strong count, for the registry's table.
     pub(crate) fn into_raw(self) -> *mut Inner {
         Arc::into_raw(self.inner).cast_mut()
@@ -438,6 +459,12 @@ impl Circuit {
                 }
             }
         }
+    }
+
+    /// Live handles of this circuit (the table's, clones, permits, the cached `Arc`'s).
+    #[cfg(test)]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
     }
 
     /// Takes the cached `Arc<Circuit>` out, breaking the cycle it forms with the circuit.
@@ -769,7 +796,7 @@ macro_rules! permit_impl {
 /// A permit is `Send + Sync + 'static`: hold it across `.await`.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct Permit {
-    circuit: Arc<Inner>,
+    circuit: Held,
     ticket: Ticket,
 }
 
@@ -779,12 +806,59 @@ impl Permit {
     /// Records `outcome` (for example from [`Classify::classify`](crate::Classify::classify)).
     pub fn record(self, outcome: Outcome) {
         let this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the `Arc` is moved out of it exactly once and the
-        // reference it holds is released exactly once, when `circuit` goes out of scope here.
+        // SAFETY: `this` is never dropped, so the hold is moved out of it exactly once and
+        // released exactly once, when `circuit` goes out of scope here.
         let circuit = unsafe { std::ptr::read(&this.circuit) };
         circuit.record(this.ticket, outcome);
     }
 }
+
+/// How a [`Permit`] keeps its circuit alive: a strong count (a permit of a handle), or, for a
+/// permit a registry hands out, a pin of the epoch the registry frees unlinked circuits by
+/// (`epoch.rs`), which costs thread-local stores instead of two read-modify-writes on the
+/// circuit's cache line.
+struct Held {
+    inner: std::ptr::NonNull<Inner>,
+    /// `OWNED`, or the parity of the pinned epoch.
+    hold: u8,
+}
+
+const OWNED: u8 = u8::MAX;
+
+impl Held {
+    fn owned(inner: Arc<Inner>) -> Held {
+        Held {
+            // SAFETY: `Arc::into_raw` is never null.
+            inner: unsafe { std::ptr::NonNull::new_unchecked(Arc::into_raw(inner).cast_mut()) },
+            hold: OWNED,
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        // SAFETY: kept alive by the strong count or the pin this value owns.
+        unsafe { self.inner.as_ref() }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.hold == OWNED {
+            // SAFETY: the strong count this value owns, from `Arc::into_raw`.
+            unsafe { Arc::decrement_strong_count(self.inner.as_ptr()) }
+        } else {
+            crate::epoch::unpin(self.hold);
+        }
+    }
+}
+
+// SAFETY: `Held` is a shared reference to `Inner` (which is `Send + Sync`) kept alive by a strong
+// count or an epoch pin, and both may be released from any thread.
+unsafe impl Send for Held {}
+// SAFETY: as above; `&Held` only gives `&Inner`.
+unsafe impl Sync for Held {}
 
 /// A [`Permit`] that borrows its circuit, from [`Circuit::try_acquire_scoped`]: the same
 /// methods and the same drop rule, without a reference count.

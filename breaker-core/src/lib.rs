@@ -23,6 +23,7 @@ mod client_errors;
 mod clock;
 mod config;
 mod duration;
+mod epoch;
 mod error;
 mod event;
 mod name;

@@ -19,13 +19,12 @@ use std::time::Duration;
 use crate::circuit::{Circuit, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
+use crate::epoch::{self, Guard};
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
 use crate::name::intern;
 use crate::state::State;
 use crate::table::{Circuits, Found};
-
-use seize::LocalGuard;
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
@@ -183,9 +182,11 @@ impl Registry {
     /// Removes a circuit; handles and permits already out keep working on the removed one.
     pub fn remove(&self, provider: &str, tenant: &str) -> bool {
         let providers = self.providers.pin();
-        providers
+        let removed = providers
             .get(provider)
-            .is_some_and(|p| p.circuits.remove(tenant))
+            .is_some_and(|p| p.circuits.remove(tenant));
+        epoch::collect();
+        removed
     }
 
     /// Number of circuits.
@@ -323,12 +324,17 @@ impl Registry {
         let guard = p.circuits.guard();
         if let Some(c) = p.circuits.get(tenant, &guard) {
             c.touch();
-            return c.try_acquire();
+            // SAFETY: the permit takes over the guard's pin, which keeps the circuit alive:
+            // the table retires what it unlinks to the epoch.
+            return unsafe { c.detach().try_acquire_pinned(guard) };
         }
-        match self.create(p, tenant, site, &guard) {
+        let permit = match self.create(p, tenant, site, &guard) {
             Ok(c) => c.try_acquire(),
             Err(detached) => detached.try_acquire(),
-        }
+        };
+        drop(guard);
+        epoch::collect();
+        permit
     }
 
     fn circuit_in(
@@ -342,10 +348,13 @@ impl Registry {
             c.touch();
             return c.shared();
         }
-        match self.create(p, tenant, site, &guard) {
+        let circuit = match self.create(p, tenant, site, &guard) {
             Ok(c) => c.shared(),
             Err(detached) => Arc::new(detached),
-        }
+        };
+        drop(guard);
+        epoch::collect();
+        circuit
     }
 
     /// The circuit of `tenant` after a lookup missed: stored now (or by a racing creator), or
@@ -357,7 +366,7 @@ impl Registry {
         p: &'g Provider,
         tenant: &str,
         site: Option<&'static Config>,
-        guard: &'g LocalGuard<'_>,
+        guard: &'g Guard,
     ) -> Result<Found<'g>, Circuit> {
         let policy = self.policy_for(p, site);
         self.sweep_if_due();
@@ -430,6 +439,7 @@ impl Registry {
         for p in providers.values() {
             evicted += p.circuits.evict(Circuit::sweep_evictable);
         }
+        epoch::collect();
         evicted
     }
 

@@ -10,11 +10,11 @@
 //!   seven bits of the hash), one cache line a group: a lookup reads one line of the table,
 //!   compares tags eight bytes at a time and follows only pointers whose tag matches. Groups
 //!   fill to 7/8 before the table grows, about 17 bytes a circuit at a million circuits.
-//! - Reads take no lock and write nothing shared: a seize guard (one thread-local store) keeps
-//!   whatever they load alive. Writes (a new tenant, a removal, an idle sweep) are rare and
-//!   take the table's mutex; they publish with release stores, and what they unlink (a circuit,
-//!   an outgrown array) is retired to the guard's collector and freed once no reader can see
-//!   it.
+//! - Reads take no lock and write nothing shared: an epoch pin (`epoch.rs`: two thread-local
+//!   stores) keeps whatever they load alive. Writes (a new tenant, a removal, an idle sweep)
+//!   are rare and take the table's mutex; they publish with release stores, and what they
+//!   unlink (a circuit, an outgrown array) is retired to the epoch and freed once no pin can
+//!   see it.
 //! - A slot is never emptied in place, only marked deleted, so a reader's probe never stops
 //!   early at a slot that was full when the key it looks for was inserted behind it. Deleted
 //!   slots are reused by inserts and cleared when the table is rebuilt.
@@ -27,9 +27,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use seize::{Collector, Guard, LocalGuard};
-
 use crate::circuit::{Circuit, Inner};
+use crate::epoch::{self, Guard};
 
 const SLOTS: usize = 7;
 const EMPTY: u8 = 0;
@@ -122,7 +121,6 @@ pub(crate) struct Circuits {
     writer: Mutex<Counts>,
     len: AtomicUsize,
     hasher: foldhash::fast::RandomState,
-    collector: Collector,
 }
 
 /// A circuit found in a table, valid while the guard it was found under lives. Derefs to the
@@ -137,11 +135,21 @@ impl Found<'_> {
     /// `p` is a slot's circuit, loaded under a guard that outlives the result.
     unsafe fn new(p: *mut Inner) -> Self {
         Found {
-            // SAFETY: the table holds one strong count of `p` until the guard's collector
-            // reclaims it, which waits for the guard; `ManuallyDrop` never gives that count up.
+            // SAFETY: the table holds one strong count of `p` until the epoch has passed its
+            // unlink, which waits for the guard's pin; `ManuallyDrop` never gives that count up.
             circuit: ManuallyDrop::new(unsafe { Circuit::from_raw(p) }),
             _guard: PhantomData,
         }
+    }
+
+    /// The circuit without the guard's lifetime.
+    ///
+    /// # Safety
+    /// The caller keeps the guard's pin (or a pin taken before it) alive while it uses the
+    /// result, and never drops the result's handle (`ManuallyDrop`).
+    #[inline]
+    pub(crate) unsafe fn detach(self) -> ManuallyDrop<Circuit> {
+        self.circuit
     }
 
     /// The `Arc<Circuit>` the registry's API hands out for this circuit (made on the first
@@ -163,18 +171,17 @@ impl Deref for Found<'_> {
 ///
 /// # Safety
 /// `p` came from `Circuit::into_raw` and is unreachable from the table.
-unsafe fn reclaim(p: *mut Inner, _: &Collector) {
+unsafe fn reclaim(p: *mut Inner) {
     // SAFETY: the table's own count, given back exactly once.
     release(unsafe { Circuit::from_raw(p) });
 }
 
-/// Circuits unlinked together by one sweep, retired as one object (retiring costs a
-/// process-wide barrier, so a sweep pays it once).
+/// Circuits unlinked together by one sweep, retired as one object.
 struct Unlinked(Vec<*mut Inner>);
 
 /// # Safety
 /// As [`reclaim`], for every circuit of a boxed [`Unlinked`].
-unsafe fn reclaim_all(p: *mut Unlinked, _: &Collector) {
+unsafe fn reclaim_all(p: *mut Unlinked) {
     // SAFETY: made by `Box::into_raw` in `evict`, reclaimed once.
     let unlinked = unsafe { Box::from_raw(p) };
     for &c in &unlinked.0 {
@@ -199,17 +206,13 @@ impl Circuits {
             }),
             len: AtomicUsize::new(0),
             hasher,
-            // Retire at once rather than in batches of 32: writers are rare, and an outgrown
-            // array must not wait for 31 more retirements before it can be freed (a million
-            // circuits' table is 16 MiB).
-            collector: Collector::new().batch_size(1),
         }
     }
 
     /// A guard to look circuits up under.
     #[inline]
-    pub(crate) fn guard(&self) -> LocalGuard<'_> {
-        self.collector.enter()
+    pub(crate) fn guard(&self) -> Guard {
+        epoch::pin()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -218,11 +221,11 @@ impl Circuits {
 
     /// The circuit of `tenant`, if stored.
     #[inline]
-    pub(crate) fn get<'g>(&'g self, tenant: &str, guard: &'g LocalGuard<'_>) -> Option<Found<'g>> {
+    pub(crate) fn get<'g>(&'g self, tenant: &str, _guard: &'g Guard) -> Option<Found<'g>> {
         let hash = self.hasher.hash_one(tenant);
         // SAFETY: the array pointer is never null, and an outgrown array is retired, so it
         // lives as long as the guard.
-        let array = unsafe { &*guard.protect(&self.array, Ordering::Acquire) };
+        let array = unsafe { &*self.array.load(Ordering::Acquire) };
         let tag = tag_of(hash);
         let mut g = hash as usize & array.mask;
         loop {
@@ -232,7 +235,7 @@ impl Circuits {
             let mut m = matching(tags, tag);
             while m != 0 {
                 let i = (m.trailing_zeros() / 8) as usize;
-                let p = guard.protect(&group.slots[i], Ordering::Acquire);
+                let p = group.slots[i].load(Ordering::Acquire);
                 if !p.is_null() {
                     // SAFETY: a slot's circuit, loaded under `guard`.
                     let found = unsafe { Found::new(p) };
@@ -255,7 +258,7 @@ impl Circuits {
         &'g self,
         tenant: &str,
         make: impl FnOnce() -> Circuit,
-        guard: &'g LocalGuard<'_>,
+        guard: &'g Guard,
     ) -> Found<'g> {
         let mut counts = self.lock();
         // Writers are serialised, so this look is exact.
@@ -314,7 +317,7 @@ impl Circuits {
                     // SAFETY: unlinked: unreachable for readers that start from now on;
                     // `reclaim` gives back the table's count once those that started before
                     // are done.
-                    unsafe { self.collector.retire(p, reclaim) };
+                    unsafe { epoch::retire(p, reclaim) };
                     return true;
                 }
             }
@@ -338,10 +341,16 @@ impl Circuits {
             }
         }
         let evicted = unlinked.len();
+        // A sweep that left the table mostly empty sizes it down at once; otherwise the deleted
+        // marks are reused by inserts and the table keeps its peak size.
+        let groups = array.groups.len();
+        if groups > 1 && counts.live + counts.live / 2 < max_used(groups / 4) {
+            self.rebuild(&mut counts);
+        }
         if evicted > 0 {
             let unlinked = Box::into_raw(Box::new(Unlinked(unlinked)));
             // SAFETY: as in `remove`, for each of them.
-            unsafe { self.collector.retire(unlinked, reclaim_all) };
+            unsafe { epoch::retire(unlinked, reclaim_all) };
         }
         evicted
     }
@@ -349,9 +358,9 @@ impl Circuits {
     /// Calls `f` with every stored circuit; circuits added or removed meanwhile may or may not
     /// be seen.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Circuit)) {
-        let guard = self.guard();
+        let _guard = self.guard();
         // SAFETY: as in `get`.
-        let array = unsafe { &*guard.protect(&self.array, Ordering::Acquire) };
+        let array = unsafe { &*self.array.load(Ordering::Acquire) };
         for (_, _, p) in array.full() {
             // SAFETY: a slot's circuit, loaded under `guard`.
             f(&*unsafe { Found::new(p) });
@@ -413,7 +422,7 @@ impl Circuits {
         let old = self.array.swap(Box::into_raw(fresh), Ordering::AcqRel);
         // SAFETY: unreachable for readers that start from now on; only the array is freed (its
         // slots are plain pointers, the circuits moved to the fresh array).
-        unsafe { self.collector.retire(old, seize::reclaim::boxed) };
+        unsafe { epoch::retire(old, free_array) };
     }
 }
 
@@ -421,14 +430,230 @@ fn tag_of(hash: u64) -> u8 {
     0x80 | (hash >> 57) as u8
 }
 
+/// # Safety
+/// `p` is an unlinked array from `Box::into_raw`.
+unsafe fn free_array(p: *mut Array) {
+    // SAFETY: the caller's contract; its slots are plain pointers, freed with the array.
+    drop(unsafe { Box::from_raw(p) });
+}
+
 impl Drop for Circuits {
     fn drop(&mut self) {
-        // SAFETY: `&mut self`: no reader or writer is left; the array was made by `Box`.
-        let array = unsafe { Box::from_raw(*self.array.get_mut()) };
-        for (_, _, p) in array.full() {
-            // SAFETY: the table's own count of each stored circuit, given back once.
-            release(unsafe { Circuit::from_raw(p) });
+        // Permits taken from this table may outlive it (they pin the epoch, not the table):
+        // its circuits and its array are retired like anything else it unlinks.
+        let array = *self.array.get_mut();
+        // SAFETY: `&mut self`: the array is this table's and no writer is left.
+        let live: Vec<*mut Inner> = unsafe { &*array }.full().map(|(_, _, p)| p).collect();
+        // SAFETY: the table is gone, so nothing it held is reachable for a pin taken later;
+        // each circuit's table count is given back once, the array freed once.
+        unsafe {
+            epoch::retire(Box::into_raw(Box::new(Unlinked(live))), reclaim_all);
+            epoch::retire(array, free_array);
         }
-        // The collector, dropped next, frees what was retired.
+        epoch::collect();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::circuit::Policy;
+    use crate::clock::{SystemClock, Timebase};
+    use crate::config::Config;
+
+    fn policy() -> Arc<Policy> {
+        let time = Arc::new(Timebase::new(SystemClock));
+        Arc::new(Policy::new(Config::default(), time, "p", None))
+    }
+
+    fn table() -> Circuits {
+        Circuits::new(foldhash::fast::RandomState::default())
+    }
+
+    fn insert(t: &Circuits, policy: &Arc<Policy>, tenant: &str) -> Circuit {
+        let guard = t.guard();
+        let found = t.get_or_insert(
+            tenant,
+            || Circuit::from_policy(policy.clone(), tenant),
+            &guard,
+        );
+        Circuit::clone(&found)
+    }
+
+    fn find(t: &Circuits, tenant: &str) -> Option<Circuit> {
+        let guard = t.guard();
+        t.get(tenant, &guard).map(|c| Circuit::clone(&c))
+    }
+
+    /// Collects until `done`: tests in other threads pin the epoch now and then.
+    fn collect_until(done: impl Fn() -> bool) {
+        for _ in 0..1_000_000 {
+            epoch::collect();
+            if done() {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!("the epoch never passed what was retired");
+    }
+
+    fn groups(t: &Circuits) -> usize {
+        let _writer = t.lock();
+        t.current().groups.len()
+    }
+
+    #[test]
+    fn tag_matching_agrees_with_a_byte_by_byte_reading() {
+        let mut rng = fastrand::Rng::with_seed(6);
+        let bytes = [EMPTY, DELETED, 0x80, 0x81, 0xfe, 0xff];
+        for _ in 0..100_000 {
+            let tags =
+                (0..SLOTS).fold(0u64, |w, i| with_tag(w, i, bytes[rng.usize(..bytes.len())]));
+            let tag = bytes[2 + rng.usize(..4)];
+            let m = matching(tags, tag);
+            for i in 0..SLOTS {
+                if tag_at(tags, i) == tag {
+                    assert_ne!(m & (0x80 << (8 * i)), 0, "{tags:#x} slot {i} missed");
+                }
+            }
+            assert_eq!(m & !HIGH, 0);
+            let empty = (0..SLOTS).any(|i| tag_at(tags, i) == EMPTY);
+            assert_eq!(has_empty(tags), empty, "{tags:#x}");
+        }
+    }
+
+    #[test]
+    fn finds_every_tenant_it_holds_and_no_other() {
+        let (t, policy) = (table(), policy());
+        let names: Vec<String> = (0..20_000).map(|i| format!("tenant-{i}")).collect();
+        let held: Vec<Circuit> = names.iter().map(|n| insert(&t, &policy, n)).collect();
+        assert_eq!(t.len(), names.len());
+        for (n, c) in names.iter().zip(&held) {
+            let found = find(&t, n).unwrap_or_else(|| panic!("{n} lost"));
+            assert!(Circuit::ptr_eq(&found, c));
+            assert_eq!(found.tenant(), n);
+        }
+        assert!(find(&t, "tenant-20000").is_none());
+        assert!(find(&t, "").is_none());
+        // A second insert of a held tenant returns the circuit already there.
+        assert!(Circuit::ptr_eq(&insert(&t, &policy, "tenant-7"), &held[7]));
+        assert_eq!(t.len(), names.len());
+        // 20,000 circuits fit in 4,096 groups of 7 at most 7/8 full.
+        assert_eq!(groups(&t), 4096);
+    }
+
+    #[test]
+    fn removed_tenants_are_gone_and_their_slots_are_reused() {
+        let (t, policy) = (table(), policy());
+        for i in 0..1000 {
+            insert(&t, &policy, &format!("t{i}"));
+        }
+        let size = groups(&t);
+        for round in 0..50 {
+            for i in (0..1000).filter(|i| i % 2 == round % 2) {
+                assert!(t.remove(&format!("t{i}")));
+                assert!(!t.remove(&format!("t{i}")), "removed twice");
+            }
+            assert_eq!(t.len(), 500);
+            for i in 0..1000 {
+                let found = find(&t, &format!("t{i}")).is_some();
+                assert_eq!(found, i % 2 != round % 2, "round {round} t{i}");
+            }
+            for i in (0..1000).filter(|i| i % 2 == round % 2) {
+                insert(&t, &policy, &format!("t{i}"));
+            }
+            assert_eq!(t.len(), 1000);
+        }
+        // Deleted marks are reused or swept by rebuilds: churn does not grow the table.
+        assert!(
+            groups(&t) <= size,
+            "{} groups, {size} at the start",
+            groups(&t)
+        );
+    }
+
+    #[test]
+    fn a_sweep_that_empties_the_table_shrinks_it() {
+        let (t, policy) = (table(), policy());
+        for i in 0..10_000 {
+            insert(&t, &policy, &format!("t{i}"));
+        }
+        assert_eq!(groups(&t), 2048);
+        let evicted = t.evict(|c| c.tenant() != "t1");
+        assert_eq!((evicted, t.len()), (9_999, 1));
+        assert_eq!(groups(&t), 1, "a sweep that empties the table shrinks it");
+        assert!(find(&t, "t1").is_some());
+        for i in 0..10_000 {
+            insert(&t, &policy, &format!("n{i}"));
+            assert!(t.remove(&format!("n{i}")));
+        }
+        assert!(groups(&t) <= 2, "{} groups for one circuit", groups(&t));
+        assert!(find(&t, "t1").is_some());
+    }
+
+    #[test]
+    fn unlinked_and_dropped_circuits_are_released_with_their_shared_handle() {
+        let (t, policy) = (table(), policy());
+        let kept = insert(&t, &policy, "removed");
+        let swept = insert(&t, &policy, "swept");
+        let dropped = insert(&t, &policy, "dropped");
+        for name in ["removed", "swept", "dropped"] {
+            let guard = t.guard();
+            // The registry's `Arc<Circuit>`, made and kept with the circuit: a cycle until
+            // the table lets the circuit go.
+            drop(t.get(name, &guard).unwrap().shared());
+        }
+        // Ours, the table's and the shared handle's.
+        assert_eq!(kept.handles(), 3);
+        assert!(t.remove("removed"));
+        assert_eq!(t.evict(|c| c.tenant() == "swept"), 1);
+        // Freed once the epoch passes the unlink (other tests' pins may hold it a moment).
+        collect_until(|| kept.handles() == 1 && swept.handles() == 1);
+        assert_eq!(dropped.handles(), 3);
+        drop(t);
+        collect_until(|| dropped.handles() == 1);
+    }
+
+    #[test]
+    fn readers_find_stable_tenants_while_writers_churn_and_grow_the_table() {
+        let t = Arc::new(table());
+        let policy = policy();
+        let stable: Vec<String> = (0..500).map(|i| format!("stable-{i}")).collect();
+        for n in &stable {
+            insert(&t, &policy, n);
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (t, stable, done) = (t.clone(), stable.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut rounds = 0u64;
+                    while !done.load(Ordering::Relaxed) || rounds < 3 {
+                        for n in stable.iter().skip(r) {
+                            let guard = t.guard();
+                            let found = t.get(n, &guard).unwrap_or_else(|| panic!("{n} lost"));
+                            assert_eq!(found.tenant(), n);
+                        }
+                        rounds += 1;
+                    }
+                    rounds
+                })
+            })
+            .collect();
+        for round in 0..20 {
+            for i in 0..2_000 {
+                insert(&t, &policy, &format!("churn-{round}-{i}"));
+            }
+            let evicted = t.evict(|c| c.tenant().starts_with("churn-"));
+            assert_eq!(evicted, 2_000);
+        }
+        done.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() >= 3);
+        }
+        assert_eq!(t.len(), stable.len());
     }
 }
