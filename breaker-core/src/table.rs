@@ -239,7 +239,7 @@ impl Circuits {
                 if !p.is_null() {
                     // SAFETY: a slot's circuit, loaded under `guard`.
                     let found = unsafe { Found::new(p) };
-                    if found.tenant() == tenant {
+                    if same_name(found.tenant().as_bytes(), tenant.as_bytes()) {
                         return Some(found);
                     }
                 }
@@ -426,6 +426,24 @@ impl Circuits {
     }
 }
 
+/// `a == b`, without a call to `memcmp` for the short names tenants usually have (a call costs
+/// more than the comparison on the lookup path).
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().unwrap_or([0; 4]));
+    match n {
+        // Two overlapping words (or halves) cover the name.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
+}
+
 fn tag_of(hash: u64) -> u8 {
     0x80 | (hash >> 57) as u8
 }
@@ -522,6 +540,37 @@ mod tests {
             assert_eq!(m & !HIGH, 0);
             let empty = (0..SLOTS).any(|i| tag_at(tags, i) == EMPTY);
             assert_eq!(has_empty(tags), empty, "{tags:#x}");
+        }
+    }
+
+    #[test]
+    fn names_compare_equal_exactly_when_their_bytes_do() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "bbcd",
+            "abcdefg",
+            "abcdefh",
+            "tenant-1",
+            "tenant-2",
+            "uenant-1",
+            "tenant-12",
+            "tenant-13",
+            "xenant-12",
+            "tenant-1234567",
+            "tenant-1234568",
+            "tenant-123456789",
+            "tenant-123456780",
+            "tenant-1234567890",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same_name(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+            }
         }
     }
 
