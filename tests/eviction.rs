@@ -131,3 +131,30 @@ fn without_ttl_or_cap_nothing_is_evicted() {
     r.circuit("p", "b");
     assert_eq!(r.len(), 2);
 }
+
+#[test]
+fn a_registry_permit_outliving_its_evicted_circuit_stays_valid() {
+    let clock = ManualClock::new();
+    let r = registry(&clock);
+    // A call still running after two sweeps: its permit pins the circuit's memory, not its
+    // place in the registry.
+    r.acquire("p", "slow", None).unwrap().success();
+    let permit = r.acquire("p", "slow", None).unwrap();
+    r.evict_idle(); // used since the previous sweep: survives
+    assert_eq!(r.evict_idle(), 1);
+    assert!(r.get("p", "slow").is_none());
+    // Other tenants come and go meanwhile, so the registry frees what it can.
+    for round in 0..3 {
+        for i in 0..1_000 {
+            r.acquire("p", &format!("t{round}-{i}"), None)
+                .unwrap()
+                .success();
+        }
+        r.evict_idle();
+        r.evict_idle();
+    }
+    permit.failure(); // recorded into the dropped circuit
+    let fresh = r.circuit("p", "slow");
+    assert_eq!(fresh.state(), State::Closed);
+    assert_eq!(fresh.metrics().consecutive_failures, 0);
+}

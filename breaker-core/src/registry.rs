@@ -425,8 +425,11 @@ impl Registry {
         policy
     }
 
-    /// Drops every closed circuit that nobody holds and that has not been used since the
-    /// previous sweep; returns how many were dropped.
+    /// Drops every closed circuit that has not been used since the previous sweep and of which
+    /// no caller holds a handle or an `Arc<Circuit>`; returns how many were dropped. A permit
+    /// taken before the previous sweep and still out (a call running longer than the TTL) does
+    /// not keep its circuit: its outcome goes to the dropped circuit, whose memory is freed only
+    /// after the permit is gone.
     ///
     /// Runs by itself when circuits are created and an idle TTL is set; call it from a periodic
     /// task to shrink a registry that stopped growing.
