@@ -376,6 +376,17 @@ fn main() {
     };
     bench(&mut c, g, "breaker_owned_1t", owned_call);
     bench_threads(&mut c, g, "breaker_owned", cores, owned_call);
+    // The attribute's path: a registry lookup and a `'static` permit that pins an epoch
+    // (thread-local stores) instead of counting references on the shared circuit.
+    let threads_registry = Registry::builder().build();
+    let registry_call = |i: u64| {
+        let permit = threads_registry.acquire("bench", "tenant-1", None).unwrap();
+        let r = work(i);
+        permit.success();
+        r.unwrap_or(0)
+    };
+    bench(&mut c, g, "breaker_registry_1t", registry_call);
+    bench_threads(&mut c, g, "breaker_registry", cores, registry_call);
     let fs_shared = failsafe::Config::new().build();
     let fs_call = |i: u64| {
         use failsafe::CircuitBreaker;
@@ -476,6 +487,7 @@ fn print_ratios(cores: usize) {
     for name in [
         "breaker",
         "breaker_owned",
+        "breaker_registry",
         "breaker_window",
         "breaker_rate",
         "failsafe",
