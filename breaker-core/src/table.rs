@@ -57,7 +57,7 @@ impl Array {
             mask: groups - 1,
             groups: (0..groups)
                 .map(|_| Group {
-                    tags: AtomicU64::new(0),
+                    tags: AtomicU64::new(LOW * u64::from(EMPTY)),
                     slots: Default::default(),
                 })
                 .collect(),
@@ -222,34 +222,12 @@ impl Circuits {
     /// The circuit of `tenant`, if stored.
     #[inline]
     pub(crate) fn get<'g>(&'g self, tenant: &str, _guard: &'g Guard) -> Option<Found<'g>> {
-        let hash = self.hasher.hash_one(tenant);
         // SAFETY: the array pointer is never null, and an outgrown array is retired, so it
         // lives as long as the guard.
         let array = unsafe { &*self.array.load(Ordering::Acquire) };
-        let tag = tag_of(hash);
-        let mut g = hash as usize & array.mask;
-        loop {
-            // `mask` is `groups.len() - 1`, so the index is in bounds.
-            let group = &array.groups[g];
-            let tags = group.tags.load(Ordering::Acquire);
-            let mut m = matching(tags, tag);
-            while m != 0 {
-                let i = (m.trailing_zeros() / 8) as usize;
-                let p = group.slots[i].load(Ordering::Acquire);
-                if !p.is_null() {
-                    // SAFETY: a slot's circuit, loaded under `guard`.
-                    let found = unsafe { Found::new(p) };
-                    if same_name(found.tenant().as_bytes(), tenant.as_bytes()) {
-                        return Some(found);
-                    }
-                }
-                m &= m - 1;
-            }
-            if has_empty(tags) {
-                return None;
-            }
-            g = (g + 1) & array.mask;
-        }
+        let (_, _, p) = find(array, self.hasher.hash_one(tenant), tenant)?;
+        // SAFETY: a slot's circuit, loaded under `guard`.
+        Some(unsafe { Found::new(p) })
     }
 
     /// The circuit of `tenant`, inserting `make()` if there is none (`make` runs under the
@@ -271,61 +249,27 @@ impl Circuits {
         let circuit = make();
         debug_assert_eq!(circuit.tenant(), tenant);
         let p = circuit.into_raw();
-        let hash = self.hasher.hash_one(tenant);
-        let array = self.current();
-        let mut g = hash as usize & array.mask;
-        loop {
-            let group = &array.groups[g];
-            let tags = group.tags.load(Ordering::Relaxed);
-            if let Some(i) = (0..SLOTS).find(|&i| tag_at(tags, i) & 0x80 == 0) {
-                if tag_at(tags, i) == DELETED {
-                    counts.deleted -= 1;
-                }
-                counts.live += 1;
-                // The circuit first, then the tag that makes readers look at it.
-                group.slots[i].store(p, Ordering::Release);
-                group
-                    .tags
-                    .store(with_tag(tags, i, tag_of(hash)), Ordering::Release);
-                self.len.store(counts.live, Ordering::Relaxed);
-                // SAFETY: just stored; removals need the mutex this thread holds, and then wait
-                // for `guard`.
-                return unsafe { Found::new(p) };
-            }
-            g = (g + 1) & array.mask;
+        if place(self.current(), self.hasher.hash_one(tenant), p) == DELETED {
+            counts.deleted -= 1;
         }
+        counts.live += 1;
+        self.len.store(counts.live, Ordering::Relaxed);
+        // SAFETY: just stored; removals need the mutex this thread holds, and then wait for
+        // `guard`.
+        unsafe { Found::new(p) }
     }
 
     /// Unlinks the circuit of `tenant`; says whether there was one.
     pub(crate) fn remove(&self, tenant: &str) -> bool {
         let mut counts = self.lock();
-        let array = self.current();
-        let hash = self.hasher.hash_one(tenant);
-        let tag = tag_of(hash);
-        let mut g = hash as usize & array.mask;
-        loop {
-            let group = &array.groups[g];
-            let tags = group.tags.load(Ordering::Relaxed);
-            for i in 0..SLOTS {
-                let p = group.slots[i].load(Ordering::Relaxed);
-                if tag_at(tags, i) == tag
-                    && !p.is_null()
-                    // SAFETY: a slot's circuit, under the mutex (no one else unlinks it).
-                    && unsafe { Found::new(p) }.tenant() == tenant
-                {
-                    self.unlink(&mut counts, group, i);
-                    // SAFETY: unlinked: unreachable for readers that start from now on;
-                    // `reclaim` gives back the table's count once those that started before
-                    // are done.
-                    unsafe { epoch::retire(p, reclaim) };
-                    return true;
-                }
-            }
-            if has_empty(tags) {
-                return false;
-            }
-            g = (g + 1) & array.mask;
-        }
+        let Some((group, i, p)) = find(self.current(), self.hasher.hash_one(tenant), tenant) else {
+            return false;
+        };
+        self.unlink(&mut counts, group, i);
+        // SAFETY: unlinked: unreachable for pins taken from now on; `reclaim` gives back the
+        // table's count once the epoch has passed those taken before.
+        unsafe { epoch::retire(p, reclaim) };
+        true
     }
 
     /// Unlinks every circuit for which `evict` says so; returns how many.
@@ -403,19 +347,7 @@ impl Circuits {
         for (_, _, p) in old.full() {
             // SAFETY: a slot's circuit, under the mutex.
             let hash = self.hasher.hash_one(unsafe { Found::new(p) }.tenant());
-            let mut g = hash as usize & fresh.mask;
-            loop {
-                let group = &fresh.groups[g];
-                let tags = group.tags.load(Ordering::Relaxed);
-                if let Some(i) = (0..SLOTS).find(|&i| tag_at(tags, i) == EMPTY) {
-                    group.slots[i].store(p, Ordering::Relaxed);
-                    group
-                        .tags
-                        .store(with_tag(tags, i, tag_of(hash)), Ordering::Relaxed);
-                    break;
-                }
-                g = (g + 1) & fresh.mask;
-            }
+            place(&fresh, hash, p);
         }
         counts.deleted = 0;
         // Publishing with release makes the fresh array's contents visible with it.
@@ -423,6 +355,56 @@ impl Circuits {
         // SAFETY: unreachable for readers that start from now on; only the array is freed (its
         // slots are plain pointers, the circuits moved to the fresh array).
         unsafe { epoch::retire(old, free_array) };
+    }
+}
+
+/// The slot of `array` holding the circuit of `tenant` (whose hash is `hash`), if any. Readers
+/// call it under a pin, writers under the mutex.
+#[inline]
+fn find<'a>(array: &'a Array, hash: u64, tenant: &str) -> Option<(&'a Group, usize, *mut Inner)> {
+    let tag = tag_of(hash);
+    let mut g = hash as usize & array.mask;
+    loop {
+        // `mask` is `groups.len() - 1`, so the index is in bounds.
+        let group = &array.groups[g];
+        let tags = group.tags.load(Ordering::Acquire);
+        let mut m = matching(tags, tag);
+        while m != 0 {
+            let i = (m.trailing_zeros() / 8) as usize;
+            let p = group.slots[i].load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: a slot's circuit, loaded under the caller's pin or mutex.
+                let found = unsafe { Found::new(p) };
+                if same_name(found.tenant().as_bytes(), tenant.as_bytes()) {
+                    return Some((group, i, p));
+                }
+            }
+            m &= m - 1;
+        }
+        // Every array keeps an empty slot (`max_used`), so the probe ends.
+        if has_empty(tags) {
+            return None;
+        }
+        g = (g + 1) & array.mask;
+    }
+}
+
+/// Stores `p` in the first free slot of its probe in `array` (the caller holds the mutex, or
+/// owns an unpublished array); returns the tag the slot had (`EMPTY` or `DELETED`).
+fn place(array: &Array, hash: u64, p: *mut Inner) -> u8 {
+    let mut g = hash as usize & array.mask;
+    loop {
+        let group = &array.groups[g];
+        let tags = group.tags.load(Ordering::Relaxed);
+        if let Some(i) = (0..SLOTS).find(|&i| tag_at(tags, i) & 0x80 == 0) {
+            // The circuit first, then the tag that makes readers look at it.
+            group.slots[i].store(p, Ordering::Release);
+            group
+                .tags
+                .store(with_tag(tags, i, tag_of(hash)), Ordering::Release);
+            return tag_at(tags, i);
+        }
+        g = (g + 1) & array.mask;
     }
 }
 
