@@ -211,7 +211,7 @@ impl Circuit {
                 state::CLOSED | state::METRICS_ONLY | state::DISABLED => return Ok(self.ticket(s)),
                 state::OPEN => {
                     if let Some(left) = inner.policy.time.until(state::deadline(s)) {
-                        return Err(self.reject(State::Open, Some(micros(left))));
+                        return Err(self.reject(State::Open, left));
                     }
                     // The open period is over: the first caller turns the circuit half-open and
                     // takes the first probe slot in the same CAS.
@@ -229,7 +229,7 @@ impl Circuit {
                 }
                 state::HALF_OPEN => {
                     if state::in_flight(s) >= inner.policy.config.half_open_probes {
-                        return Err(self.reject(State::HalfOpen, None));
+                        return Err(self.reject(State::HalfOpen, CircuitOpen::UNKNOWN));
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
                     match inner.cas(s, taken) {
@@ -237,7 +237,7 @@ impl Circuit {
                         Err(actual) => s = actual,
                     }
                 }
-                _ => return Err(self.reject(State::ForcedOpen, None)),
+                _ => return Err(self.reject(State::ForcedOpen, CircuitOpen::UNKNOWN)),
             }
         }
     }
@@ -256,7 +256,7 @@ impl Circuit {
     }
 
     #[cold]
-    fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
+    fn reject(&self, state: State, retry_after_us: u64) -> CircuitOpen {
         self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         let inner = &*self.inner;
         if let Some(events) = &inner.policy.events {
@@ -264,14 +264,17 @@ impl Circuit {
                 provider: inner.policy.provider,
                 tenant: inner.tenant.as_str(),
                 state,
-                retry_after,
+                retry_after: (retry_after_us != CircuitOpen::UNKNOWN)
+                    .then(|| micros(retry_after_us)),
             });
         }
+        // Built last, straight into the caller's slot: a value built earlier and then moved
+        // there was reloaded with wider loads than its stores, a store-forwarding stall.
         CircuitOpen::new(
             inner.policy.provider,
             inner.tenant.clone(),
             state,
-            retry_after,
+            retry_after_us,
         )
     }
 

@@ -11,7 +11,7 @@ use crate::state::State;
 ///
 /// Carries which circuit rejected it and, when known, how long until a probe may pass. Building
 /// one never allocates and touches no shared memory: the provider name is interned and a tenant
-/// name of up to 22 bytes is copied inline (a longer one is shared by reference count).
+/// name of up to 23 bytes is copied inline (a longer one is shared by reference count).
 ///
 /// Functions annotated with `#[circuit_breaker]` return it through their own error type, which
 /// must implement `From<CircuitOpen>`.
@@ -36,21 +36,26 @@ pub struct CircuitOpen {
     provider: &'static str,
     tenant: Name,
     state: State,
-    retry_after: Option<Duration>,
+    /// Microseconds, or `UNKNOWN`: the `Duration` is made when asked for, off the hot path.
+    retry_after_us: u64,
 }
 
 impl CircuitOpen {
+    /// `retry_after_us` of a rejection that does not know when a probe may pass.
+    pub(crate) const UNKNOWN: u64 = u64::MAX;
+
+    #[inline]
     pub(crate) fn new(
         provider: &'static str,
         tenant: Name,
         state: State,
-        retry_after: Option<Duration>,
+        retry_after_us: u64,
     ) -> Self {
         CircuitOpen {
             provider,
             tenant,
             state,
-            retry_after,
+            retry_after_us,
         }
     }
 
@@ -73,7 +78,7 @@ impl CircuitOpen {
     /// Time left, at the moment of rejection, until a probe may pass. `None` when that is not
     /// known: half-open with its probes in flight, or forced open.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        (self.retry_after_us != Self::UNKNOWN).then(|| Duration::from_micros(self.retry_after_us))
     }
 
     /// The rejection inside `err`: `err` itself, or the first error of its
@@ -149,7 +154,7 @@ impl fmt::Debug for CircuitOpen {
             .field("provider", &self.provider())
             .field("tenant", &self.tenant())
             .field("state", &self.state)
-            .field("retry_after", &self.retry_after)
+            .field("retry_after", &self.retry_after())
             .finish()
     }
 }
@@ -166,7 +171,7 @@ impl fmt::Display for CircuitOpen {
             (p, "") => write!(f, " for provider `{p}`")?,
             (p, t) => write!(f, " for provider `{p}`, tenant `{t}`")?,
         }
-        if let Some(d) = self.retry_after {
+        if let Some(d) = self.retry_after() {
             write!(f, ": retry after {d:?}")?;
         }
         Ok(())
