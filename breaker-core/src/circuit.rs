@@ -162,7 +162,10 @@ impl Circuit {
     /// permit that borrows the circuit instead and touches no shared memory at all.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
-        let ticket = self.admit()?;
+        let ticket = self.inner.admit();
+        if ticket.is_rejection() {
+            return Err(self.inner.reject(ticket));
+        }
         Ok(Permit {
             circuit: Held::owned(self.inner.clone()),
             ticket,
@@ -183,99 +186,14 @@ impl Circuit {
     /// ```
     #[inline]
     pub fn try_acquire_scoped(&self) -> Result<ScopedPermit<'_>, CircuitOpen> {
-        let ticket = self.admit()?;
+        let ticket = self.inner.admit();
+        if ticket.is_rejection() {
+            return Err(self.inner.reject(ticket));
+        }
         Ok(ScopedPermit {
             circuit: &self.inner,
             ticket,
         })
-    }
-
-    #[inline]
-    fn admit(&self) -> Result<Ticket, CircuitOpen> {
-        let s = self.inner.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && !self.inner.timed {
-            return Ok(Ticket {
-                issued: s,
-                started_us: 0,
-            });
-        }
-        self.admit_from(s)
-    }
-
-    /// Everything but the closed, untimed fast path of [`admit`](Self::admit).
-    #[inline(never)]
-    fn admit_from(&self, mut s: u64) -> Result<Ticket, CircuitOpen> {
-        let inner = &*self.inner;
-        loop {
-            match state::tag(s) {
-                state::CLOSED | state::METRICS_ONLY | state::DISABLED => return Ok(self.ticket(s)),
-                state::OPEN => {
-                    if let Some(left) = inner.policy.time.until(state::deadline(s)) {
-                        return Err(self.reject(State::Open, left));
-                    }
-                    // The open period is over: the first caller turns the circuit half-open and
-                    // takes the first probe slot in the same CAS.
-                    let probe = state::half_open(s, state::level(s), 1, 0);
-                    // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
-                    // an old half-open number back; only 2^16 trips can, each one open period.
-                    let probe = state::with_stay(probe, inner.times_opened.load(Ordering::Relaxed));
-                    match inner.cas(s, probe) {
-                        Ok(()) => {
-                            inner.emit_transition(s, probe, Reason::OpenPeriodElapsed);
-                            return Ok(self.ticket(probe));
-                        }
-                        Err(actual) => s = actual,
-                    }
-                }
-                state::HALF_OPEN => {
-                    if state::in_flight(s) >= inner.policy.config.half_open_probes {
-                        return Err(self.reject(State::HalfOpen, CircuitOpen::UNKNOWN));
-                    }
-                    let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
-                    match inner.cas(s, taken) {
-                        Ok(()) => return Ok(self.ticket(taken)),
-                        Err(actual) => s = actual,
-                    }
-                }
-                _ => return Err(self.reject(State::ForcedOpen, CircuitOpen::UNKNOWN)),
-            }
-        }
-    }
-
-    #[inline]
-    fn ticket(&self, s: u64) -> Ticket {
-        let started_us = if self.inner.timed && state::tag(s) != state::DISABLED {
-            self.inner.now_us()
-        } else {
-            0
-        };
-        Ticket {
-            issued: s,
-            started_us,
-        }
-    }
-
-    #[cold]
-    fn reject(&self, state: State, retry_after_us: u64) -> CircuitOpen {
-        self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-        let inner = &*self.inner;
-        if let Some(events) = &inner.policy.events {
-            events.emit(&Event::Rejected {
-                provider: inner.policy.provider,
-                tenant: inner.tenant.as_str(),
-                state,
-                retry_after: (retry_after_us != CircuitOpen::UNKNOWN)
-                    .then(|| micros(retry_after_us)),
-            });
-        }
-        // Built last, straight into the caller's slot: a value built earlier and then moved
-        // there was reloaded with wider loads than its stores, a store-forwarding stall.
-        CircuitOpen::new(
-            inner.policy.provider,
-            inner.tenant.clone(),
-            state,
-            retry_after_us,
-        )
     }
 
     /// The current state. An open circuit whose open period has elapsed reports `HalfOpen`: the
@@ -359,6 +277,7 @@ impl Circuit {
     }
 
     /// The tenant this circuit belongs to (empty for a standalone circuit).
+    #[inline]
     pub fn tenant(&self) -> &str {
         self.inner.tenant.as_str()
     }
@@ -392,25 +311,23 @@ impl Circuit {
         Arc::strong_count(&shared) == 1 && Arc::strong_count(&self.inner) == 2
     }
 
-    /// Takes a permit that keeps the circuit alive by `guard`'s epoch pin rather than by a
-    /// reference count.
+    /// A hold on this circuit by `guard`'s epoch pin rather than by a reference count, for
+    /// [`Permit::admit`].
     ///
     /// # Safety
     /// The circuit cannot be freed before the epoch passes `guard` (it is in a registry's table,
     /// which retires what it unlinks to the epoch).
-    #[inline]
-    pub(crate) unsafe fn try_acquire_pinned(
-        &self,
-        guard: crate::epoch::Guard,
-    ) -> Result<Permit, CircuitOpen> {
-        let ticket = self.admit()?;
-        Ok(Permit {
-            circuit: Held {
-                inner: std::ptr::NonNull::from(&*self.inner),
-                hold: guard.into_parity(),
-            },
-            ticket,
-        })
+    #[inline(always)]
+    pub(crate) unsafe fn pinned(&self, guard: crate::epoch::Guard) -> Held {
+        Held::new(
+            std::ptr::NonNull::from(&*self.inner),
+            usize::from(guard.into_parity()),
+        )
+    }
+
+    /// A hold on this circuit by a reference count, for [`Permit::admit`].
+    pub(crate) fn owned(&self) -> Held {
+        Held::owned(self.inner.clone())
     }
 
     /// The handle as a raw pointer carrying its strong count, for the registry's table.
@@ -423,6 +340,7 @@ impl Circuit {
     /// # Safety
     /// `p` came from `into_raw`, and its strong count is given back once (or the result is
     /// never dropped).
+    #[inline]
     pub(crate) unsafe fn from_raw(p: *mut Inner) -> Circuit {
         Circuit {
             // SAFETY: the caller's contract.
@@ -497,6 +415,101 @@ impl fmt::Debug for Circuit {
 }
 
 impl Inner {
+    /// The ticket of an admitted call, or a rejection ticket ([`Ticket::is_rejection`]), which
+    /// the caller turns into a [`CircuitOpen`] with [`reject`](Self::reject). Two words, so
+    /// both the inlined fast path and `admit_from` hand it over in registers: a
+    /// `Result<Ticket, CircuitOpen>` went through memory, and so did every permit built from it.
+    #[inline(always)]
+    fn admit(&self) -> Ticket {
+        let s = self.state.load(Ordering::Acquire);
+        if state::tag(s) == state::CLOSED && !self.timed {
+            return Ticket {
+                issued: s,
+                started_us: 0,
+            };
+        }
+        self.admit_from(s)
+    }
+
+    /// Everything but the closed, untimed fast path of [`admit`](Self::admit).
+    #[inline(never)]
+    fn admit_from(&self, mut s: u64) -> Ticket {
+        let inner = self;
+        loop {
+            match state::tag(s) {
+                state::CLOSED | state::METRICS_ONLY | state::DISABLED => return self.ticket(s),
+                state::OPEN => {
+                    if let Some(left) = inner.policy.time.until(state::deadline(s)) {
+                        return Ticket::rejection(state::OPEN, left);
+                    }
+                    // The open period is over: the first caller turns the circuit half-open and
+                    // takes the first probe slot in the same CAS.
+                    let probe = state::half_open(s, state::level(s), 1, 0);
+                    // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
+                    // an old half-open number back; only 2^16 trips can, each one open period.
+                    let probe = state::with_stay(probe, inner.times_opened.load(Ordering::Relaxed));
+                    match inner.cas(s, probe) {
+                        Ok(()) => {
+                            inner.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            return self.ticket(probe);
+                        }
+                        Err(actual) => s = actual,
+                    }
+                }
+                state::HALF_OPEN => {
+                    if state::in_flight(s) >= inner.policy.config.half_open_probes {
+                        return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN);
+                    }
+                    let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
+                    match inner.cas(s, taken) {
+                        Ok(()) => return self.ticket(taken),
+                        Err(actual) => s = actual,
+                    }
+                }
+                _ => return Ticket::rejection(state::FORCED_OPEN, CircuitOpen::UNKNOWN),
+            }
+        }
+    }
+
+    #[inline]
+    fn ticket(&self, s: u64) -> Ticket {
+        let started_us = if self.timed && state::tag(s) != state::DISABLED {
+            self.now_us()
+        } else {
+            0
+        };
+        Ticket {
+            issued: s,
+            started_us,
+        }
+    }
+
+    /// Counts the rejection that `ticket` stands for and builds its error.
+    #[cold]
+    #[inline(never)]
+    fn reject(&self, ticket: Ticket) -> CircuitOpen {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        let (state, retry_after_us) = ticket.rejected();
+        let inner = self;
+        if let Some(events) = &inner.policy.events {
+            events.emit(&Event::Rejected {
+                provider: inner.policy.provider,
+                tenant: inner.tenant.as_str(),
+                state,
+                retry_after: (retry_after_us != CircuitOpen::UNKNOWN)
+                    .then(|| micros(retry_after_us)),
+            });
+        }
+        // Built last, straight into the caller's slot: a value built earlier and then moved
+        // there was reloaded with wider loads than its stores, a store-forwarding stall.
+        CircuitOpen::new(
+            inner.policy.provider,
+            inner.tenant.clone(),
+            state,
+            retry_after_us,
+        )
+    }
+
     #[inline]
     fn now_us(&self) -> u64 {
         self.policy.time.now_us()
@@ -744,6 +757,26 @@ impl Ticket {
     fn is_probe(self) -> bool {
         state::tag(self.issued) == state::HALF_OPEN
     }
+
+    /// A call turned away in the state of tag `tag` (`OPEN`, `HALF_OPEN` or `FORCED_OPEN`),
+    /// `retry_after_us` (or `CircuitOpen::UNKNOWN`) before a probe may pass. Never a permit's.
+    #[inline]
+    fn rejection(tag: u64, retry_after_us: u64) -> Ticket {
+        Ticket {
+            issued: (state::REJECTED << state::TAG_SHIFT) | tag,
+            started_us: retry_after_us,
+        }
+    }
+
+    #[inline]
+    fn is_rejection(self) -> bool {
+        state::tag(self.issued) == state::REJECTED
+    }
+
+    /// The state and retry-after of a [`rejection`](Self::rejection).
+    fn rejected(self) -> (State, u64) {
+        (State::from_tag(self.issued & 0b111), self.started_us)
+    }
 }
 
 /// The outcome methods, the abandon-on-drop rule and `Debug`, shared by both permit kinds, which
@@ -752,16 +785,19 @@ macro_rules! permit_impl {
     ($name:ident $(<$lt:lifetime>)?) => {
         impl$(<$lt>)? $name$(<$lt>)? {
             /// The call succeeded.
+            #[inline]
             pub fn success(self) {
                 self.record(Outcome::Success)
             }
 
             /// The call failed in a way that says the dependency is unhealthy.
+            #[inline]
             pub fn failure(self) {
                 self.record(Outcome::Failure)
             }
 
             /// The call proves nothing either way; it is counted nowhere.
+            #[inline]
             pub fn ignore(self) {
                 self.record(Outcome::Ignored)
             }
@@ -806,7 +842,23 @@ pub struct Permit {
 permit_impl!(Permit);
 
 impl Permit {
+    /// A permit for the circuit `circuit` holds, or its rejection (the hold is let go either
+    /// way: the rejection copies what it needs). Inlined whole: the fast path hands the permit
+    /// over in registers.
+    #[inline(always)]
+    pub(crate) fn admit(circuit: Held) -> Result<Permit, CircuitOpen> {
+        let ticket = circuit.admit();
+        if ticket.is_rejection() {
+            return Err(circuit.reject(ticket));
+        }
+        Ok(Permit { circuit, ticket })
+    }
+
     /// Records `outcome` (for example from [`Classify::classify`](crate::Classify::classify)).
+    /// Inlined always: moving the permit into a call copied it with wider loads than the stores
+    /// that made it (a store-forwarding stall), and a success on a closed circuit is only two
+    /// loads and the release of the hold.
+    #[inline(always)]
     pub fn record(self, outcome: Outcome) {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the hold is moved out of it exactly once and
@@ -819,40 +871,60 @@ impl Permit {
 /// How a [`Permit`] keeps its circuit alive: a strong count (a permit of a handle), or, for a
 /// permit a registry hands out, a pin of the epoch the registry frees unlinked circuits by
 /// (`epoch.rs`), which costs thread-local stores instead of two read-modify-writes on the
-/// circuit's cache line.
-struct Held {
-    inner: std::ptr::NonNull<Inner>,
-    /// `OWNED`, or the parity of the pinned epoch.
-    hold: u8,
+/// circuit's cache line. One word: the pointer to the circuit, which kind of hold in its two low
+/// bits (`Inner` is 8-aligned), so a permit is three words.
+pub(crate) struct Held {
+    tagged: std::ptr::NonNull<Inner>,
 }
 
-const OWNED: u8 = u8::MAX;
+/// The low bits of a [`Held`] that owns a strong count; `0` and `1` are epoch parities.
+const OWNED: usize = 2;
+const HOLD_BITS: usize = 3;
+const _: () = assert!(std::mem::align_of::<Inner>() > HOLD_BITS);
 
 impl Held {
-    fn owned(inner: Arc<Inner>) -> Held {
+    #[inline(always)]
+    fn new(inner: std::ptr::NonNull<Inner>, hold: usize) -> Held {
         Held {
-            // SAFETY: `Arc::into_raw` is never null.
-            inner: unsafe { std::ptr::NonNull::new_unchecked(Arc::into_raw(inner).cast_mut()) },
-            hold: OWNED,
+            tagged: inner.map_addr(|a| a | hold),
         }
+    }
+
+    fn owned(inner: Arc<Inner>) -> Held {
+        // SAFETY: `Arc::into_raw` is never null.
+        let inner = unsafe { std::ptr::NonNull::new_unchecked(Arc::into_raw(inner).cast_mut()) };
+        Held::new(inner, OWNED)
+    }
+
+    #[inline(always)]
+    fn inner(&self) -> std::ptr::NonNull<Inner> {
+        // SAFETY: clearing the low bits gives back the (non-null, 8-aligned) pointer.
+        self.tagged
+            .map_addr(|a| unsafe { std::num::NonZeroUsize::new_unchecked(a.get() & !HOLD_BITS) })
+    }
+
+    #[inline(always)]
+    fn hold(&self) -> usize {
+        self.tagged.addr().get() & HOLD_BITS
     }
 }
 
 impl std::ops::Deref for Held {
     type Target = Inner;
+    #[inline(always)]
     fn deref(&self) -> &Inner {
         // SAFETY: kept alive by the strong count or the pin this value owns.
-        unsafe { self.inner.as_ref() }
+        unsafe { self.inner().as_ref() }
     }
 }
 
 impl Drop for Held {
+    #[inline]
     fn drop(&mut self) {
-        if self.hold == OWNED {
+        match self.hold() {
             // SAFETY: the strong count this value owns, from `Arc::into_raw`.
-            unsafe { Arc::decrement_strong_count(self.inner.as_ptr()) }
-        } else {
-            crate::epoch::unpin(self.hold);
+            OWNED => unsafe { Arc::decrement_strong_count(self.inner().as_ptr()) },
+            parity => crate::epoch::unpin(parity as u8),
         }
     }
 }
@@ -875,6 +947,7 @@ permit_impl!(ScopedPermit<'a>);
 
 impl ScopedPermit<'_> {
     /// Records `outcome` (for example from [`Classify::classify`](crate::Classify::classify)).
+    #[inline]
     pub fn record(self, outcome: Outcome) {
         // Recording consumes the permit: skip the drop rule that would record it again.
         let this = ManuallyDrop::new(self);
@@ -918,6 +991,37 @@ mod tests {
     fn a_circuit_is_80_bytes_with_no_padding() {
         // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs).
         assert_eq!(std::mem::size_of::<Inner>(), 80);
+    }
+
+    #[test]
+    fn a_permit_is_three_words_and_a_ticket_two() {
+        // Two words come back from `admit` in registers; a bigger ticket or a permit with the
+        // hold in a separate word went through memory on the hot path (see `admit`).
+        assert_eq!(std::mem::size_of::<Ticket>(), 16);
+        assert_eq!(std::mem::size_of::<Permit>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Permit>>(), 24);
+    }
+
+    #[test]
+    fn rejection_tickets_carry_their_state_and_retry_after() {
+        for (tag, state) in [
+            (state::OPEN, State::Open),
+            (state::HALF_OPEN, State::HalfOpen),
+            (state::FORCED_OPEN, State::ForcedOpen),
+        ] {
+            let t = Ticket::rejection(tag, 1234);
+            assert!(t.is_rejection() && !t.is_probe());
+            assert_eq!(t.rejected(), (state, 1234));
+        }
+        // No state word a circuit publishes reads as a rejection.
+        for tag in 0..=state::METRICS_ONLY {
+            let issued = tag << state::TAG_SHIFT | (u64::MAX >> 3);
+            assert!(!Ticket {
+                issued,
+                started_us: 0
+            }
+            .is_rejection());
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::circuit::{Circuit, Metrics, Permit, Policy};
+use crate::circuit::{Circuit, Held, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::epoch::{self, Guard};
@@ -314,7 +314,11 @@ impl Registry {
         self.acquire_in(&p, tenant, site)
     }
 
-    #[inline]
+    /// Inlined whole into the caller (the annotated function's future), so the permit stays
+    /// in registers until it is stored where the future keeps it: a `Result<Permit, _>` returned
+    /// through memory was reloaded with wider loads than its stores (a store-forwarding stall
+    /// per call).
+    #[inline(always)]
     fn acquire_in(
         &self,
         p: &Provider,
@@ -322,19 +326,37 @@ impl Registry {
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
         let guard = p.circuits.guard();
-        if let Some(c) = p.circuits.get(tenant, &guard) {
-            c.touch();
-            // SAFETY: the permit takes over the guard's pin, which keeps the circuit alive:
-            // the table retires what it unlinks to the epoch.
-            return unsafe { c.detach().try_acquire_pinned(guard) };
-        }
-        let permit = match self.create(p, tenant, site, &guard) {
-            Ok(c) => c.try_acquire(),
-            Err(detached) => detached.try_acquire(),
+        let held = match p.circuits.get(tenant, &guard) {
+            Some(c) => {
+                c.touch();
+                // SAFETY: the hold takes over the guard's pin, which keeps the circuit alive:
+                // the table retires what it unlinks to the epoch.
+                unsafe { c.detach().pinned(guard) }
+            }
+            None => self.create_held(p, tenant, site, guard),
+        };
+        // One admission for found and new circuits alike, so the permit is built in one place.
+        Permit::admit(held)
+    }
+
+    /// A tenant's first call (or its first after eviction): make its circuit, held by a
+    /// reference count (the guard is let go here, so the epoch can collect).
+    #[cold]
+    #[inline(never)]
+    fn create_held(
+        &self,
+        p: &Provider,
+        tenant: &str,
+        site: Option<&'static Config>,
+        guard: epoch::Guard,
+    ) -> Held {
+        let held = match self.create(p, tenant, site, &guard) {
+            Ok(c) => c.owned(),
+            Err(detached) => detached.owned(),
         };
         drop(guard);
         epoch::collect();
-        permit
+        held
     }
 
     fn circuit_in(

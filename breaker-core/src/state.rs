@@ -25,8 +25,10 @@ pub(crate) const HALF_OPEN: u64 = 2;
 pub(crate) const FORCED_OPEN: u64 = 3;
 pub(crate) const DISABLED: u64 = 4;
 pub(crate) const METRICS_ONLY: u64 = 5;
+/// Never a circuit's: the tag of a ticket that stands for a rejection (`circuit.rs`).
+pub(crate) const REJECTED: u64 = 7;
 
-const TAG_SHIFT: u32 = 61;
+pub(crate) const TAG_SHIFT: u32 = 61;
 const GEN_SHIFT: u32 = 53;
 const GEN_MASK: u64 = 0xff;
 const LEVEL_SHIFT: u32 = 48;

@@ -133,6 +133,7 @@ pub(crate) struct Found<'g> {
 impl Found<'_> {
     /// # Safety
     /// `p` is a slot's circuit, loaded under a guard that outlives the result.
+    #[inline]
     unsafe fn new(p: *mut Inner) -> Self {
         Found {
             // SAFETY: the table holds one strong count of `p` until the epoch has passed its
@@ -162,6 +163,7 @@ impl Found<'_> {
 
 impl Deref for Found<'_> {
     type Target = Circuit;
+    #[inline]
     fn deref(&self) -> &Circuit {
         &self.circuit
     }
@@ -426,6 +428,7 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+#[inline]
 fn tag_of(hash: u64) -> u8 {
     0x80 | (hash >> 57) as u8
 }
