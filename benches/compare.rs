@@ -242,6 +242,21 @@ where
     });
 }
 
+/// `bytes` of cache lines, each line's first word the index of the next line of one random
+/// cycle through all of them.
+fn chase_cycle(bytes: usize) -> Vec<u64> {
+    let n = bytes / 64;
+    let mut order: Vec<u64> = (0..n as u64).collect();
+    for i in (1..n).rev() {
+        order.swap(i, (xorshift(i as u64) % (i as u64 + 1)) as usize);
+    }
+    let mut lines = vec![0u64; n * 8];
+    for w in 0..n {
+        lines[order[w] as usize * 8] = order[(w + 1) % n];
+    }
+    lines
+}
+
 fn xorshift(i: u64) -> u64 {
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     x ^= x >> 33;
@@ -321,6 +336,17 @@ fn main() {
         let circuit = tracker.get(pick(i), "bench");
         circuit.call(|| work(i)).and_then(Result::ok).unwrap_or(0)
     });
+    // Not a breaker: what one read of a cache line that is not in cache costs on this machine,
+    // each read depending on the one before (a random cycle through 16 MiB, about the size of
+    // 100,000 circuits and their table). Anything that must read a cold tenant's state pays
+    // at least this once a call, so it bounds the ratio a design can reach here.
+    let lines = chase_cycle(16 << 20);
+    let mut at = 0usize;
+    bench(&mut c, g, "memory_read", |_| {
+        at = lines[at * 8] as usize;
+        at as u64
+    });
+    drop(lines);
 
     // Rejection while open.
     let g = "rejection";
@@ -478,6 +504,11 @@ fn print_ratios(cores: usize) {
     println!(
         "100k tenants: reference/breaker = {:>8.2} ×  (target ≥ 6)",
         get("tenants_100k/reference") / get("tenants_100k/breaker")
+    );
+    println!(
+        "  one uncached read here        = {:>8.2} ns: reference / that = {:.2} ×, the most a design reading one cold line a call could reach",
+        get("tenants_100k/memory_read"),
+        get("tenants_100k/reference") / get("tenants_100k/memory_read")
     );
     println!(
         "rejection                       = {:>8.2} ns (target ≤ 20)",
