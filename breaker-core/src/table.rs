@@ -222,7 +222,7 @@ impl Circuits {
     }
 
     /// The circuit of `tenant`, if stored.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<'g>(&'g self, tenant: &str, _guard: &'g Guard) -> Option<Found<'g>> {
         // SAFETY: the array pointer is never null, and an outgrown array is retired, so it
         // lives as long as the guard.
@@ -362,7 +362,7 @@ impl Circuits {
 
 /// The slot of `array` holding the circuit of `tenant` (whose hash is `hash`), if any. Readers
 /// call it under a pin, writers under the mutex.
-#[inline]
+#[inline(always)]
 fn find<'a>(array: &'a Array, hash: u64, tenant: &str) -> Option<(&'a Group, usize, *mut Inner)> {
     let tag = tag_of(hash);
     let mut g = hash as usize & array.mask;
