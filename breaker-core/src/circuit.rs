@@ -434,12 +434,11 @@ impl Inner {
     /// Everything but the closed, untimed fast path of [`admit`](Self::admit).
     #[inline(never)]
     fn admit_from(&self, mut s: u64) -> Ticket {
-        let inner = self;
         loop {
             match state::tag(s) {
                 state::CLOSED | state::METRICS_ONLY | state::DISABLED => return self.ticket(s),
                 state::OPEN => {
-                    if let Some(left) = inner.policy.time.until(state::deadline(s)) {
+                    if let Some(left) = self.policy.time.until(state::deadline(s)) {
                         return Ticket::rejection(state::OPEN, left);
                     }
                     // The open period is over: the first caller turns the circuit half-open and
@@ -447,21 +446,21 @@ impl Inner {
                     let probe = state::half_open(s, state::level(s), 1, 0);
                     // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
                     // an old half-open number back; only 2^16 trips can, each one open period.
-                    let probe = state::with_stay(probe, inner.times_opened.load(Ordering::Relaxed));
-                    match inner.cas(s, probe) {
+                    let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    match self.cas(s, probe) {
                         Ok(()) => {
-                            inner.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
                             return self.ticket(probe);
                         }
                         Err(actual) => s = actual,
                     }
                 }
                 state::HALF_OPEN => {
-                    if state::in_flight(s) >= inner.policy.config.half_open_probes {
+                    if state::in_flight(s) >= self.policy.config.half_open_probes {
                         return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN);
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
-                    match inner.cas(s, taken) {
+                    match self.cas(s, taken) {
                         Ok(()) => return self.ticket(taken),
                         Err(actual) => s = actual,
                     }
@@ -490,11 +489,10 @@ impl Inner {
     fn reject(&self, ticket: Ticket) -> CircuitOpen {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let (state, retry_after_us) = ticket.rejected();
-        let inner = self;
-        if let Some(events) = &inner.policy.events {
+        if let Some(events) = &self.policy.events {
             events.emit(&Event::Rejected {
-                provider: inner.policy.provider,
-                tenant: inner.tenant.as_str(),
+                provider: self.policy.provider,
+                tenant: self.tenant.as_str(),
                 state,
                 retry_after: (retry_after_us != CircuitOpen::UNKNOWN)
                     .then(|| micros(retry_after_us)),
@@ -503,8 +501,8 @@ impl Inner {
         // Built last, straight into the caller's slot: a value built earlier and then moved
         // there was reloaded with wider loads than its stores, a store-forwarding stall.
         CircuitOpen::new(
-            inner.policy.provider,
-            inner.tenant.clone(),
+            self.policy.provider,
+            self.tenant.clone(),
             state,
             retry_after_us,
         )
@@ -890,6 +888,7 @@ impl Held {
         }
     }
 
+    #[inline]
     fn owned(inner: Arc<Inner>) -> Held {
         // SAFETY: `Arc::into_raw` is never null.
         let inner = unsafe { std::ptr::NonNull::new_unchecked(Arc::into_raw(inner).cast_mut()) };
