@@ -79,3 +79,36 @@ fn odd_provider_names_work_too() {
         assert!(!err.to_string().is_empty());
     }
 }
+
+/// A rejection copies its tenant name (inline up to 23 bytes, shared by reference count beyond):
+/// it must stay readable after its circuit and registry are gone, and in clones sent to other
+/// threads.
+#[test]
+fn rejections_keep_their_tenant_names_after_the_circuit_is_gone() {
+    let mut names = names();
+    names.extend(["x".repeat(22), "x".repeat(23), "x".repeat(24)]);
+    let errors: Vec<_> = {
+        let registry = Registry::builder().clock(ManualClock::new()).build();
+        names
+            .iter()
+            .map(|name| {
+                let c = registry.circuit("provider", name);
+                c.force_open();
+                c.try_acquire().unwrap_err()
+            })
+            .collect()
+    };
+    let clones = errors.clone();
+    drop(errors);
+    std::thread::scope(|s| {
+        for (err, name) in clones.into_iter().zip(&names) {
+            s.spawn(move || {
+                let copy = err.clone();
+                drop(err);
+                assert_eq!(copy.tenant(), name.as_str());
+                assert_eq!(copy.provider(), "provider");
+                assert_eq!(copy.state(), State::ForcedOpen);
+            });
+        }
+    });
+}
