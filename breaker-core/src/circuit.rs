@@ -928,6 +928,12 @@ impl Drop for Held {
     }
 }
 
+/// What the `unsafe impl`s below (and the table's retired circuits) rely on.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Inner>();
+};
+
 // SAFETY: `Held` is a shared reference to `Inner` (which is `Send + Sync`) kept alive by a strong
 // count or an epoch pin, and both may be released from any thread.
 unsafe impl Send for Held {}

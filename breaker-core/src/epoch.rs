@@ -15,7 +15,8 @@
 //! - To advance the epoch from `e` to `e + 1`, the advancer sums the counters of the other
 //!   parity (the pins of `e - 1`) over all threads, and advances only at zero. A pin validates
 //!   its epoch after counting itself (it re-reads the epoch and retries on a change), so once the
-//!   epoch is `e`, no new pin of `e - 1` appears.
+//!   advancer's barrier for the next advance has run, no pin of `e - 1` can still be accepted:
+//!   one that read `e - 1` before the epoch moved is counted by then, and is seen by the sum.
 //! - Something unlinked while the epoch is `r` is freed once the epoch is `r + 2`: the two
 //!   advances saw every pin of `r - 1` and of `r` released, and a pin of `r + 1` or later reads
 //!   the table after the unlink.
@@ -23,10 +24,15 @@
 //! The ordering between a pin's count and the advancer's sum is the classic store-then-load
 //! (Dekker) pattern. On Linux the pin side is a compiler fence and the advancer pays for both
 //! with `membarrier(PRIVATE_EXPEDITED)`, the asymmetric barrier seize and the Linux kernel's
-//! RCU use; elsewhere, or where the syscall is refused, both sides use a `SeqCst` fence.
+//! RCU use; elsewhere, or where registering is refused, both sides use a `SeqCst` fence. Should
+//! the barrier ever fail after registering (pins then rely on it), the advancer stops advancing:
+//! nothing is freed from then on, rather than something freed early.
 //!
-//! A permit that is never dropped (`mem::forget`) keeps its epoch pinned, and from then on
-//! nothing unlinked is freed: memory grows, nothing becomes unsafe.
+//! A permit that is never dropped (`mem::forget`), or one held for a very long call, keeps its
+//! epoch pinned, and until it goes nothing unlinked anywhere in the process is freed: memory
+//! grows, nothing becomes unsafe. Frees run in `collect`, called after the registry's writes;
+//! one that panics (user code in a drop) reaches that caller, and the rest of its batch is
+//! still freed.
 
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -213,7 +219,7 @@ pub(crate) fn unpin(parity: u8) {
 /// # Safety
 /// `ptr` is unreachable for pins taken after this call (unlinked before it), `free(ptr)` is
 /// sound once no pin can reach it, and what it points to is `Send`.
-pub(crate) unsafe fn retire<T>(ptr: *mut T, free: unsafe fn(*mut T)) {
+pub(crate) unsafe fn retire<T: Send>(ptr: *mut T, free: unsafe fn(*mut T)) {
     let mut retired = lock(&RETIRED);
     // Read under the lock that advances take, so an advance past this epoch happens after
     // the unlink and a pin that sees the advanced epoch sees the unlink.
@@ -250,10 +256,29 @@ pub(crate) fn collect() {
         PENDING.store(!retired.items.is_empty(), Ordering::Relaxed);
         ready
     };
-    // Outside the lock: freeing a circuit may run user code (a listener's drop).
-    for (_, d) in ready {
-        // SAFETY: the epoch passed it twice since it was unlinked (see the module docs).
-        unsafe { (d.free)(d.ptr) };
+    // Outside the lock: freeing a circuit may run user code (a listener's or a clock's drop).
+    // If one of those panics, the guard still frees the rest of the batch while unwinding.
+    let mut batch = Batch(ready.into_iter());
+    batch.free_all();
+}
+
+/// Items whose epoch has passed, freed in order; dropping it frees whatever is left, so a panic
+/// in one free (user code in a drop) leaks nothing else.
+struct Batch(std::vec::IntoIter<(u64, Deferred)>);
+
+impl Batch {
+    fn free_all(&mut self) {
+        for (_, d) in self.0.by_ref() {
+            // SAFETY: the epoch passed it twice since it was unlinked (see the module docs),
+            // and `by_ref` hands each item out once.
+            unsafe { (d.free)(d.ptr) };
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.free_all();
     }
 }
 
@@ -262,7 +287,11 @@ pub(crate) fn collect() {
 fn try_advance() -> bool {
     let e = EPOCH.load(Ordering::Relaxed);
     let old = ((e + 1) & 1) as usize;
-    barrier::heavy();
+    if !barrier::heavy() {
+        // Pins may have relied on a barrier that did not happen: advancing now could free what
+        // a pin still reads. Keep everything (memory held, never freed early).
+        return false;
+    }
     let mut sum = FALLBACK.pins[old].load(Ordering::Acquire);
     for c in &lock(&THREADS).all {
         sum += c.pins[old].load(Ordering::Acquire);
@@ -329,19 +358,37 @@ mod barrier {
         }
     }
 
-    pub(super) fn heavy() {
+    /// The advancer's side; `false` if it could not be made, and then the advancer must not
+    /// advance. With membarrier registered, pins fence only the compiler and rely on the barrier
+    /// here: a fence on this side alone does not order their stores before our loads. The
+    /// kernel keeps a registration, so a refusal should never happen (a sandbox could refuse);
+    /// it then stops reclamation rather than make it unsound.
+    #[must_use]
+    pub(super) fn heavy() -> bool {
         detect();
-        if !(ASYMMETRIC.load(Ordering::Relaxed) && sys::barrier()) {
-            // Registered but refused now cannot happen (the kernel keeps the registration);
-            // a fence keeps this side right either way.
-            fence(Ordering::SeqCst);
+        if ASYMMETRIC.load(Ordering::Relaxed) {
+            return sys::barrier() || refused();
         }
+        fence(Ordering::SeqCst);
+        true
+    }
+
+    #[cold]
+    fn refused() -> bool {
+        static WARNED: Once = Once::new();
+        WARNED.call_once(|| {
+            eprintln!(
+                "breaker: membarrier(PRIVATE_EXPEDITED) failed after registering; evicted \
+                 circuits will no longer be freed in this process"
+            )
+        });
+        false
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::AtomicPtr;
+    use std::sync::atomic::{AtomicPtr, AtomicUsize};
     use std::sync::{mpsc, Arc};
 
     use super::*;
@@ -373,6 +420,40 @@ mod tests {
             std::thread::yield_now();
         }
         panic!("the epoch never passed what was retired");
+    }
+
+    #[test]
+    fn a_panicking_free_does_not_leak_the_rest_of_its_batch() {
+        static FREED: AtomicUsize = AtomicUsize::new(0);
+        static PANICKED: AtomicBool = AtomicBool::new(false);
+        /// Whether freeing it panics, as a listener's drop might when its circuit goes.
+        struct Item(bool);
+        unsafe fn free(p: *mut Item) {
+            // SAFETY: from `Box::into_raw` below, freed once.
+            let item = unsafe { Box::from_raw(p) };
+            if item.0 {
+                PANICKED.store(true, Ordering::Relaxed);
+                panic!("a drop run by the collector panicked");
+            }
+            FREED.fetch_add(1, Ordering::Relaxed);
+        }
+        for panics in [false, true, false] {
+            // SAFETY: never linked anywhere; `free` frees it once.
+            unsafe { retire(Box::into_raw(Box::new(Item(panics))), free) };
+        }
+        for _ in 0..100_000 {
+            // The panic reaches whoever collects; the other two are freed regardless.
+            let _ = std::panic::catch_unwind(collect);
+            if PANICKED.load(Ordering::Relaxed) && FREED.load(Ordering::Relaxed) == 2 {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!(
+            "freed {} of 2 (panicked: {})",
+            FREED.load(Ordering::Relaxed),
+            PANICKED.load(Ordering::Relaxed)
+        );
     }
 
     #[test]

@@ -181,6 +181,10 @@ unsafe fn reclaim(p: *mut Inner) {
 /// Circuits unlinked together by one sweep, retired as one object.
 struct Unlinked(Vec<*mut Inner>);
 
+// SAFETY: each pointer is a strong count of an `Arc<Inner>` taken out of the table, and an
+// `Arc<Inner>` may move between threads (`Inner` is `Send + Sync`, asserted in circuit.rs).
+unsafe impl Send for Unlinked {}
+
 /// # Safety
 /// As [`reclaim`], for every circuit of a boxed [`Unlinked`].
 unsafe fn reclaim_all(p: *mut Unlinked) {
