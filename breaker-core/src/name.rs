@@ -33,55 +33,68 @@ const SHARED: u8 = u8::MAX;
 ///
 /// Flat rather than an enum so that a copy is three word moves: rejections copy the name on
 /// their hot path, and the enum's clone compiled into byte-sized partial copies that stalled
-/// store forwarding.
+/// store forwarding. The first 16 bytes are a union, so a shared name keeps its `Arc<str>` as a
+/// pointer (with its provenance), not as integer bytes.
 #[repr(C, align(8))]
 pub(crate) struct Name {
-    /// The name's bytes when `len <= INLINE`; otherwise the raw parts of an `Arc<str>` (pointer,
-    /// then length) in the first 16.
-    bytes: [u8; INLINE],
+    head: Head,
+    /// Bytes 16..23 of an inline name.
+    tail: [u8; INLINE - 16],
     /// The inline length, or `SHARED`.
     len: u8,
 }
 
+/// The first 16 bytes of an inline name, or the `Arc<str>` (from `Arc::into_raw`) of a shared
+/// one, which the name owns one strong count of.
+#[derive(Clone, Copy)]
+#[repr(C)]
+union Head {
+    bytes: [u8; 16],
+    shared: *const str,
+}
+
+const _: () = assert!(std::mem::size_of::<Name>() == 24);
+
 impl Name {
     pub(crate) fn new(s: &str) -> Name {
-        let mut bytes = [0; INLINE];
-        if s.len() <= INLINE {
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
+        if s.len() > INLINE {
             return Name {
-                bytes,
-                len: s.len() as u8,
+                head: Head {
+                    shared: Arc::into_raw(Arc::<str>::from(s)),
+                },
+                tail: [0; INLINE - 16],
+                len: SHARED,
             };
         }
-        let shared: *const str = Arc::into_raw(Arc::<str>::from(s));
-        bytes[..8].copy_from_slice(&(shared.cast::<u8>() as usize).to_ne_bytes());
-        bytes[8..16].copy_from_slice(&s.len().to_ne_bytes());
-        Name { bytes, len: SHARED }
-    }
-
-    /// The `Arc<str>` a shared name owns one strong count of.
-    #[inline]
-    fn shared(&self) -> *const str {
-        let word = |at: usize| {
-            let mut w = [0; 8];
-            w.copy_from_slice(&self.bytes[at..at + 8]);
-            usize::from_ne_bytes(w)
-        };
-        std::ptr::slice_from_raw_parts(word(0) as *const u8, word(8)) as *const str
+        let mut bytes = [0; INLINE];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        let (head, tail) = bytes.split_at(16);
+        Name {
+            head: Head {
+                bytes: head.try_into().unwrap_or([0; 16]),
+            },
+            tail: tail.try_into().unwrap_or([0; INLINE - 16]),
+            len: s.len() as u8,
+        }
     }
 
     #[inline]
     pub(crate) fn as_str(&self) -> &str {
         if self.len == SHARED {
-            // SAFETY: `self` owns a strong count of this `Arc<str>` (from `new` or `clone`),
-            // released only by `drop`, so it outlives `&self`.
-            unsafe { &*self.shared() }
+            // SAFETY: a shared name's head is the `Arc<str>` it owns a strong count of (from
+            // `new` or `clone`), released only by `drop`, so it outlives `&self`.
+            unsafe { &*self.head.shared }
         } else {
             // Every registry lookup compares names: no re-validation on this path.
-            // SAFETY: inline bytes are only written by `new`, from all `len` bytes of a `&str`,
-            // and never mutated, so `bytes[..len]` is valid UTF-8.
+            // SAFETY: `repr(C)` lays `head` and `tail` out as 23 contiguous initialised bytes,
+            // written only by `new` from all `len` (<= 23) bytes of a `&str` and never mutated,
+            // so the first `len` are valid UTF-8 and live as long as `&self`.
             unsafe {
-                std::str::from_utf8_unchecked(self.bytes.get_unchecked(..usize::from(self.len)))
+                let bytes = std::ptr::from_ref(self).cast::<u8>();
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                    bytes,
+                    usize::from(self.len),
+                ))
             }
         }
     }
@@ -93,10 +106,11 @@ impl Clone for Name {
         if self.len == SHARED {
             // SAFETY: a live strong count is owned by `self` (see `as_str`); the copy below
             // owns the one added here.
-            unsafe { Arc::increment_strong_count(self.shared()) }
+            unsafe { Arc::increment_strong_count(self.head.shared) }
         }
         Name {
-            bytes: self.bytes,
+            head: self.head,
+            tail: self.tail,
             len: self.len,
         }
     }
@@ -107,7 +121,7 @@ impl Drop for Name {
     fn drop(&mut self) {
         if self.len == SHARED {
             // SAFETY: the strong count this value owns, given back once.
-            unsafe { Arc::decrement_strong_count(self.shared()) }
+            unsafe { Arc::decrement_strong_count(self.head.shared) }
         }
     }
 }
