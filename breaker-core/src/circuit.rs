@@ -494,8 +494,7 @@ impl Inner {
                 provider: self.policy.provider,
                 tenant: self.tenant.as_str(),
                 state,
-                retry_after: (retry_after_us != CircuitOpen::UNKNOWN)
-                    .then(|| micros(retry_after_us)),
+                retry_after: CircuitOpen::retry_after_of(retry_after_us),
             });
         }
         // Built last, straight into the caller's slot: a value built earlier and then moved

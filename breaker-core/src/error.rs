@@ -78,7 +78,14 @@ impl CircuitOpen {
     /// Time left, at the moment of rejection, until a probe may pass. `None` when that is not
     /// known: half-open with its probes in flight, or forced open.
     pub fn retry_after(&self) -> Option<Duration> {
-        (self.retry_after_us != Self::UNKNOWN).then(|| Duration::from_micros(self.retry_after_us))
+        Self::retry_after_of(self.retry_after_us)
+    }
+
+    /// `retry_after_us` (or `UNKNOWN`) as the `Duration` it stands for; also what a rejection
+    /// event carries, built before the error itself.
+    #[inline]
+    pub(crate) fn retry_after_of(retry_after_us: u64) -> Option<Duration> {
+        (retry_after_us != Self::UNKNOWN).then(|| Duration::from_micros(retry_after_us))
     }
 
     /// The rejection inside `err`: `err` itself, or the first error of its

@@ -66,14 +66,14 @@ impl Name {
                 len: SHARED,
             };
         }
-        let mut bytes = [0; INLINE];
-        bytes[..s.len()].copy_from_slice(s.as_bytes());
-        let (head, tail) = bytes.split_at(16);
+        let (first, rest) = s.as_bytes().split_at(s.len().min(16));
+        let mut head = [0; 16];
+        head[..first.len()].copy_from_slice(first);
+        let mut tail = [0; INLINE - 16];
+        tail[..rest.len()].copy_from_slice(rest);
         Name {
-            head: Head {
-                bytes: head.try_into().unwrap_or([0; 16]),
-            },
-            tail: tail.try_into().unwrap_or([0; INLINE - 16]),
+            head: Head { bytes: head },
+            tail,
             len: s.len() as u8,
         }
     }
