@@ -48,3 +48,10 @@ pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
 pub use state::State;
+
+/// Not a public API: how many unlinked circuits and arrays wait to be freed, for the
+/// regression tests of reclamation's bounds.
+#[doc(hidden)]
+pub fn __pending_frees() -> usize {
+    epoch::pending()
+}

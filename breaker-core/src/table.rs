@@ -10,11 +10,11 @@
 //!   seven bits of the hash), one cache line a group: a lookup reads one line of the table,
 //!   compares tags eight bytes at a time and follows only pointers whose tag matches. Groups
 //!   fill to 7/8 before the table grows, about 17 bytes a circuit at a million circuits.
-//! - Reads take no lock and write nothing shared: an epoch pin (`epoch.rs`: two thread-local
-//!   stores) keeps whatever they load alive. Writes (a new tenant, a removal, an idle sweep)
-//!   are rare and take the table's mutex; they publish with release stores, and what they
-//!   unlink (a circuit, an outgrown array) is retired to the epoch and freed once no pin can
-//!   see it.
+//! - Reads take no lock and write nothing shared: an epoch pin (`epoch.rs`: a store to a slot
+//!   the thread owns) keeps whatever they load alive. Writes (a new tenant, a removal, an idle
+//!   sweep) are rare and take the table's mutex; they publish with release stores, and what
+//!   they unlink (a circuit, an outgrown array) is retired to the epoch and freed once no pin
+//!   can see it and no permit's hazard is on it.
 //! - A slot is never emptied in place, only marked deleted, so a reader's probe never stops
 //!   early at a slot that was full when the key it looks for was inserted behind it. Deleted
 //!   slots are reused by inserts and cleared when the table is rebuilt.
@@ -152,13 +152,6 @@ impl Found<'_> {
     pub(crate) unsafe fn detach(self) -> ManuallyDrop<Circuit> {
         self.circuit
     }
-
-    /// The `Arc<Circuit>` the registry's API hands out for this circuit (made on the first
-    /// request and kept with the circuit).
-    pub(crate) fn shared(&self) -> std::sync::Arc<Circuit> {
-        // SAFETY: found in a table under a live guard (the contract of `Circuit::shared`).
-        unsafe { self.circuit.shared() }
-    }
 }
 
 impl Deref for Found<'_> {
@@ -169,37 +162,15 @@ impl Deref for Found<'_> {
     }
 }
 
-/// Gives back the table's strong count of a circuit it unlinked, once no reader can see it.
+/// Gives back the table's strong count of a circuit it unlinked, once no reader can see it and
+/// no permit's hazard is on it (the last count then hands it back to the epoch, in case a
+/// handle's permit took a hazard meanwhile).
 ///
 /// # Safety
 /// `p` came from `Circuit::into_raw` and is unreachable from the table.
 unsafe fn reclaim(p: *mut Inner) {
     // SAFETY: the table's own count, given back exactly once.
-    release(unsafe { Circuit::from_raw(p) });
-}
-
-/// Circuits unlinked together by one sweep, retired as one object.
-struct Unlinked(Vec<*mut Inner>);
-
-// SAFETY: each pointer is a strong count of an `Arc<Inner>` taken out of the table, and an
-// `Arc<Inner>` may move between threads (`Inner` is `Send + Sync`, asserted in circuit.rs).
-unsafe impl Send for Unlinked {}
-
-/// # Safety
-/// As [`reclaim`], for every circuit of a boxed [`Unlinked`].
-unsafe fn reclaim_all(p: *mut Unlinked) {
-    // SAFETY: made by `Box::into_raw` in `evict`, reclaimed once.
-    let unlinked = unsafe { Box::from_raw(p) };
-    for &c in &unlinked.0 {
-        // SAFETY: as in `reclaim`.
-        release(unsafe { Circuit::from_raw(c) });
-    }
-}
-
-fn release(circuit: Circuit) {
-    // The handle the registry hands out points back at the circuit: drop it too, or the two
-    // would keep each other alive.
-    drop(circuit.take_shared());
+    drop(unsafe { Circuit::from_raw(p) });
 }
 
 impl Circuits {
@@ -307,23 +278,28 @@ impl Circuits {
         if groups > 1 && counts.live + counts.live / 2 < max_used(groups / 4) {
             self.rebuild(&mut counts);
         }
-        if evicted > 0 {
-            let unlinked = Box::into_raw(Box::new(Unlinked(unlinked)));
-            // SAFETY: as in `remove`, for each of them.
-            unsafe { epoch::retire(unlinked, reclaim_all) };
-        }
+        // One by one: a permit's hazard then keeps its own circuit, not the whole sweep.
+        // SAFETY: as in `remove`, for each of them.
+        unsafe { epoch::retire_all(unlinked, reclaim) };
         evicted
     }
 
     /// Calls `f` with every stored circuit; circuits added or removed meanwhile may or may not
-    /// be seen.
+    /// be seen. `f` runs with no pin held (on handles taken under one), so a slow `f` delays
+    /// no one's frees.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Circuit)) {
-        let _guard = self.guard();
-        // SAFETY: as in `get`.
-        let array = unsafe { &*self.array.load(Ordering::Acquire) };
-        for (_, _, p) in array.full() {
+        let circuits: Vec<Circuit> = {
+            let _guard = self.guard();
+            // SAFETY: as in `get`.
+            let array = unsafe { &*self.array.load(Ordering::Acquire) };
             // SAFETY: a slot's circuit, loaded under `guard`.
-            f(&*unsafe { Found::new(p) });
+            array
+                .full()
+                .map(|(_, _, p)| Circuit::clone(&*unsafe { Found::new(p) }))
+                .collect()
+        };
+        for c in &circuits {
+            f(c);
         }
     }
 
@@ -464,10 +440,10 @@ impl Drop for Circuits {
         // SAFETY: the table is gone, so nothing it held is reachable for a pin taken later;
         // each circuit's table count is given back once, the array freed once.
         unsafe {
-            epoch::retire(Box::into_raw(Box::new(Unlinked(live))), reclaim_all);
+            epoch::retire_all(live, reclaim);
             epoch::retire(array, free_array);
         }
-        epoch::collect();
+        epoch::collect_now();
     }
 }
 
@@ -643,24 +619,18 @@ mod tests {
     }
 
     #[test]
-    fn unlinked_and_dropped_circuits_are_released_with_their_shared_handle() {
+    fn unlinked_and_dropped_circuits_give_back_the_tables_count() {
         let (t, policy) = (table(), policy());
         let kept = insert(&t, &policy, "removed");
         let swept = insert(&t, &policy, "swept");
         let dropped = insert(&t, &policy, "dropped");
-        for name in ["removed", "swept", "dropped"] {
-            let guard = t.guard();
-            // The registry's `Arc<Circuit>`, made and kept with the circuit: a cycle until
-            // the table lets the circuit go.
-            drop(t.get(name, &guard).unwrap().shared());
-        }
-        // Ours, the table's and the shared handle's.
-        assert_eq!(kept.handles(), 3);
+        // Ours and the table's.
+        assert_eq!(kept.handles(), 2);
         assert!(t.remove("removed"));
         assert_eq!(t.evict(|c| c.tenant() == "swept"), 1);
-        // Freed once the epoch passes the unlink (other tests' pins may hold it a moment).
+        // Given back once the epoch passes the unlink (other tests' pins may hold it a moment).
         collect_until(|| kept.handles() == 1 && swept.handles() == 1);
-        assert_eq!(dropped.handles(), 3);
+        assert_eq!(dropped.handles(), 2);
         drop(t);
         collect_until(|| dropped.handles() == 1);
     }
