@@ -33,10 +33,11 @@
 //! (Dekker) pattern. On Linux the pin side is a compiler fence and the advancer pays for both
 //! with `membarrier(PRIVATE_EXPEDITED)`, the asymmetric barrier seize and the Linux kernel's
 //! RCU use; elsewhere, where registering is refused, and under `--cfg loom` (loom does not model
-//! membarrier), both sides use a `SeqCst` fence. Should the barrier fail after registering (pins
-//! then rely on it), the advancer stops advancing: from then on circuits and arrays the tables
-//! unlink are kept (memory grows), never freed early; the process prints one line saying so.
-//! Objects that need no advance (a standalone circuit's last handle gone) are still freed.
+//! membarrier), both sides use a `SeqCst` fence. A barrier can fail after registering (the
+//! kernel returns `ENOMEM` when it cannot allocate its CPU mask); pins rely on it then, so that
+//! attempt does not advance: what waits for an advance stays until a later attempt's barrier
+//! succeeds (never freed early), and the process prints one line the first time. Objects that
+//! need no advance (a circuit whose last handle is gone) are freed regardless.
 //!
 //! Pending objects are kept in batches, one per epoch, and freed batch by batch from the oldest,
 //! so the work of `collect` is proportional to what it frees plus one scan of the slots (whose
@@ -592,12 +593,11 @@ mod barrier {
         }
     }
 
-    /// The advancer's side; `false` if it could not be made, and then the advancer must not
+    /// The advancer's side; `false` if it could not be made, and then this attempt must not
     /// advance. With membarrier registered, pins fence only the compiler and rely on the barrier
     /// here: a fence on this side alone does not order their stores before our loads. The
-    /// kernel keeps a registration, so a failure should never happen (a seccomp filter that
-    /// starts refusing the call could cause one); from then on nothing that needs an advance is
-    /// freed.
+    /// kernel keeps a registration, but the barrier itself can fail (`ENOMEM`); the next
+    /// `collect` tries again.
     #[must_use]
     pub(super) fn heavy() -> bool {
         detect();
@@ -613,8 +613,8 @@ mod barrier {
         static WARNED: Once = Once::new();
         WARNED.call_once(|| {
             eprintln!(
-                "breaker: membarrier(PRIVATE_EXPEDITED) failed after registering; circuits and \
-                 tables that registries unlink will no longer be freed in this process"
+                "breaker: membarrier(PRIVATE_EXPEDITED) failed; what registries unlink is kept \
+                 until a later barrier succeeds"
             )
         });
         false
