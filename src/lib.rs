@@ -27,11 +27,8 @@ pub mod tower;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
-/// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
-/// of them use the `tracing` and `metrics` features).
-#[cfg(all(doctest, feature = "tracing", feature = "metrics", feature = "serde"))]
-#[doc = include_str!("../README.md")]
-struct ReadmeDocs;
+// The README's examples use the suite's dependencies (backon, tower, toml): they are doctests of
+// `suite/`.
 
 /// The examples of `#[circuit_breaker]`'s documentation, which lives in `breaker-macros` but can
 /// only compile against this facade.
