@@ -34,6 +34,12 @@ pub enum Outcome {
 /// ```
 ///
 /// [`Permit::record`]: crate::Permit::record
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Classify`: the circuit cannot tell whether it is the provider's fault",
+    label = "no `Classify` impl",
+    note = "`std::io`, `http` and `reqwest` errors implement it with breaker's features `io`, `http`, `reqwest` (reqwest 0.13) or `reqwest-0-12`",
+    note = "otherwise implement `Classify` for `{Self}`, or pass a `classify = ..` function"
+)]
 pub trait Classify {
     /// The outcome this value stands for.
     fn classify(&self) -> Outcome;

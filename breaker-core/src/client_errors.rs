@@ -1,6 +1,6 @@
-//! Classification of real clients' errors (features `io`, `http`, `reqwest`): what a refused
-//! connection, a 503 or a reqwest timeout means for the provider's circuit, so callers using
-//! these types need no `Classify` impl of their own.
+//! Classification of real clients' errors (features `io`, `http`, `reqwest` for reqwest 0.13;
+//! 0.12's are in `reqwest_0_12.rs`): what a refused connection, a 503 or a reqwest timeout means
+//! for the provider's circuit, so callers using these types need no `Classify` impl of their own.
 //!
 //! The impls live here, beside the trait, because Rust allows an impl of a trait for a foreign
 //! type only in the trait's crate.

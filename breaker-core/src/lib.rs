@@ -28,6 +28,8 @@ mod error;
 mod event;
 mod name;
 mod registry;
+#[cfg(feature = "reqwest-0-12")]
+mod reqwest_0_12;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod state;
