@@ -17,7 +17,8 @@ pub enum Outcome {
 /// only real provider failures:
 ///
 /// ```
-/// use breaker_core::{Classify, ErrorClass, Outcome};
+/// # use breaker_core as breaker;
+/// use breaker::{Classify, ErrorClass, Outcome};
 ///
 /// enum ApiError { Status(u16), Network }
 ///
@@ -70,7 +71,8 @@ impl ErrorClass {
     /// Maps an HTTP status code. Statuses below 400 are not errors and map to `Unknown`.
     ///
     /// ```
-    /// use breaker_core::{ErrorClass, Outcome};
+    /// # use breaker_core as breaker;
+    /// use breaker::{ErrorClass, Outcome};
     /// assert_eq!(ErrorClass::from_status(529), ErrorClass::ServerError);
     /// assert_eq!(ErrorClass::from_status(429).outcome(), Outcome::Failure);
     /// assert_eq!(ErrorClass::from_status(403).outcome(), Outcome::Success);
