@@ -14,7 +14,7 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::window::{Recorder, Totals};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
@@ -113,7 +113,24 @@ pub(crate) struct Inner {
     window: Option<Box<Recorder>>,
     /// Handles of this circuit ([`Shared`]): clones, a registry table's, owned permits'. Last,
     /// out of the line a lookup reads.
-    strong: std::sync::atomic::AtomicUsize,
+    strong: AtomicUsize,
+    /// Under loom, a freed circuit is marked and leaked instead of freed, and every access
+    /// through a handle, a permit or a table asserts it is not marked: a use after free the
+    /// models reach fails there rather than going unseen.
+    #[cfg(loom)]
+    freed: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    /// Under loom, fails if the epoch freed this circuit (see `freed`).
+    #[inline(always)]
+    pub(crate) fn assert_alive(&self) {
+        #[cfg(loom)]
+        assert!(
+            !self.freed.load(std::sync::atomic::Ordering::SeqCst),
+            "a circuit was used after the epoch freed it"
+        );
+    }
 }
 
 /// A counted reference to a circuit: an `Arc` whose last release does not free at once but
@@ -161,7 +178,9 @@ impl std::ops::Deref for Shared {
     #[inline(always)]
     fn deref(&self) -> &Inner {
         // SAFETY: alive while this count is.
-        unsafe { self.ptr.as_ref() }
+        let inner = unsafe { self.ptr.as_ref() };
+        inner.assert_alive();
+        inner
     }
 }
 
@@ -183,7 +202,7 @@ impl Drop for Shared {
             return;
         }
         // Acquire: every use through another count happens before the free, as in `Arc`.
-        std::sync::atomic::fence(Ordering::Acquire);
+        crate::sync::fence(Ordering::Acquire);
         // SAFETY: the last count is gone, so no table holds it (a table holds a count while the
         // circuit is linked) and no pin can reach it; permits' hazards, taken while a count kept
         // it alive, are ordered before this by the counts' release.
@@ -195,7 +214,16 @@ impl Drop for Shared {
 /// # Safety
 /// `p` is the `Box` of a [`Shared`] whose last count is gone and that no hazard protects.
 unsafe fn free_inner(p: *mut Inner) {
+    #[cfg(loom)]
+    {
+        // SAFETY: marked, not freed (see `Inner::freed`).
+        let inner = unsafe { &*p };
+        inner.assert_alive();
+        inner.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        return;
+    }
     // SAFETY: the caller's contract.
+    #[allow(unreachable_code)]
     drop(unsafe { Box::from_raw(p) });
 }
 
@@ -230,7 +258,9 @@ impl Circuit {
                 policy,
                 window,
                 tenant: Name::new(tenant),
-                strong: std::sync::atomic::AtomicUsize::new(1),
+                strong: AtomicUsize::new(1),
+                #[cfg(loom)]
+                freed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -425,7 +455,7 @@ impl Circuit {
     }
 
     /// Live handles of this circuit (the table's, clones, owned permits').
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn handles(&self) -> usize {
         self.inner.count()
     }
@@ -943,7 +973,9 @@ impl std::ops::Deref for Held {
     #[inline(always)]
     fn deref(&self) -> &Inner {
         // SAFETY: kept alive by the hazard or the strong count this value owns.
-        unsafe { self.inner.as_ref() }
+        let inner = unsafe { self.inner.as_ref() };
+        inner.assert_alive();
+        inner
     }
 }
 

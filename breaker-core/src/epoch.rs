@@ -50,14 +50,37 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+use std::sync::atomic::compiler_fence;
+use std::sync::{Once, PoisonError};
 
-static EPOCH: AtomicU64 = AtomicU64::new(0);
+use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 /// A slot's value when it holds nothing.
 const FREE: usize = 0;
+/// Slots a chunk holds (a power of two); a few under loom, where every slot a scan reads is a
+/// step to explore.
+#[cfg(not(loom))]
 const SLOTS: usize = 64;
+#[cfg(loom)]
+const SLOTS: usize = 2;
+
+// The process-wide state: plain statics, or one per model execution under loom.
+#[cfg(not(loom))]
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+#[cfg(not(loom))]
+static CHUNKS: Mutex<Chunks> = Mutex::new(Chunks::new());
+#[cfg(not(loom))]
+static RETIRED: Mutex<Retired> = Mutex::new(Retired::new());
+/// Whether `RETIRED` holds anything, so that `collect` costs one load when it does not.
+#[cfg(not(loom))]
+static PENDING: AtomicBool = AtomicBool::new(false);
+#[cfg(loom)]
+loom::lazy_static! {
+    static ref EPOCH: AtomicU64 = AtomicU64::new(0);
+    static ref CHUNKS: Mutex<Chunks> = Mutex::new(Chunks::new());
+    static ref RETIRED: Mutex<Retired> = Mutex::new(Retired::new());
+    static ref PENDING: AtomicBool = AtomicBool::new(false);
+}
 
 /// The value of a pin of epoch `e`: odd, so never an object's (aligned) address. Epochs are
 /// compared truncated to the bits that fit; two advances apart is all that is ever compared.
@@ -76,7 +99,7 @@ struct Chunk {
 impl Chunk {
     fn leak() -> &'static Chunk {
         Box::leak(Box::new(Chunk {
-            slots: [const { AtomicUsize::new(FREE) }; SLOTS],
+            slots: std::array::from_fn(|_| AtomicUsize::new(FREE)),
         }))
     }
 
@@ -100,13 +123,15 @@ struct Chunks {
     shared: Vec<&'static Chunk>,
 }
 
-static CHUNKS: Mutex<Chunks> = Mutex::new(Chunks {
-    all: Vec::new(),
-    spare: Vec::new(),
-    shared: Vec::new(),
-});
-
 impl Chunks {
+    const fn new() -> Self {
+        Chunks {
+            all: Vec::new(),
+            spare: Vec::new(),
+            shared: Vec::new(),
+        }
+    }
+
     fn fresh(&mut self) -> &'static Chunk {
         self.spare.pop().unwrap_or_else(|| {
             let c = Chunk::leak();
@@ -184,20 +209,35 @@ impl Local {
 impl Drop for Local {
     fn drop(&mut self) {
         // Slots still taken belong to permits that outlive the thread; they free them wherever
-        // they are released, and the next owner of the chunk skips them until then.
+        // they are released, and the next owner of the chunk skips them until then. (Under loom
+        // the model's statics may be gone when its main thread ends: the chunks are left.)
         let owned = std::mem::take(self.owned.get_mut());
+        #[cfg(not(loom))]
         lock(&CHUNKS).spare.extend(owned);
+        #[cfg(loom)]
+        drop(owned);
     }
 }
 
-thread_local! {
-    static LOCAL: Local = const {
+impl Local {
+    const fn new() -> Self {
         Local {
             owned: RefCell::new(Vec::new()),
             current: Cell::new(None),
             next: Cell::new(0),
         }
-    };
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static LOCAL: Local = const { Local::new() };
+    static COLLECTING: Cell<bool> = const { Cell::new(false) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static LOCAL: Local = Local::new();
+    static COLLECTING: Cell<bool> = Cell::new(false);
 }
 
 /// A slot from the shared pool, for a thread whose locals are gone (a registry call from
@@ -322,15 +362,16 @@ struct Retired {
     idle: u32,
 }
 
-static RETIRED: Mutex<Retired> = Mutex::new(Retired {
-    batches: VecDeque::new(),
-    held: Vec::new(),
-    unchecked: 0,
-    idle: 0,
-});
-
-/// Whether `RETIRED` holds anything, so that `collect` costs one load when it does not.
-static PENDING: AtomicBool = AtomicBool::new(false);
+impl Retired {
+    const fn new() -> Self {
+        Retired {
+            batches: VecDeque::new(),
+            held: Vec::new(),
+            unchecked: 0,
+            idle: 0,
+        }
+    }
+}
 
 /// How many `collect` calls may pass without an attempt to advance (a barrier and a scan) while
 /// something waits: spreads that cost over a few registry writes without delaying frees much.
@@ -429,10 +470,6 @@ fn collect_with(now: bool) {
             break;
         }
     }
-}
-
-thread_local! {
-    static COLLECTING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// One pass of [`collect`]; says whether it freed anything.
@@ -541,8 +578,8 @@ mod barrier {
 
     /// Whether `membarrier(PRIVATE_EXPEDITED)` is registered for this process; decided once,
     /// before the first pin (every thread's first slot is taken on the slow path, which
-    /// decides it).
-    static ASYMMETRIC: AtomicBool = AtomicBool::new(false);
+    /// decides it). Never under loom, so not one of loom's atomics.
+    static ASYMMETRIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     static DETECT: Once = Once::new();
 
     #[cfg(all(any(target_os = "linux", target_os = "android"), not(loom)))]
@@ -623,7 +660,7 @@ mod barrier {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::AtomicPtr;
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc};
 
     use super::*;
@@ -768,5 +805,100 @@ mod tests {
             r.join().unwrap();
         }
         releaser.join().unwrap();
+    }
+}
+
+/// loom models of the real code above (`RUSTFLAGS="--cfg loom" cargo test -p breaker-core --lib
+/// --release epoch`): membarrier is not modelled, so the `SeqCst`-fence fallback is what runs.
+#[cfg(all(test, loom))]
+pub(crate) mod loom_models {
+    use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+
+    /// Freeing marks the object dead (and leaks it), so a reader that sees it dead proves an
+    /// early free.
+    struct Obj {
+        dead: AtomicBool,
+    }
+
+    fn fresh() -> *mut Obj {
+        Box::into_raw(Box::new(Obj {
+            dead: AtomicBool::new(false),
+        }))
+    }
+
+    unsafe fn mark_dead(p: *mut Obj) {
+        // SAFETY: leaked, never deallocated.
+        unsafe { (*p).dead.store(true, Ordering::SeqCst) };
+    }
+
+    fn alive(p: *mut Obj) -> bool {
+        // SAFETY: leaked, so always readable.
+        !unsafe { &*p }.dead.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder.check(f);
+    }
+
+    /// A writer unlinks and retires the object a reader may have loaded under its pin, and
+    /// collects as hard as it can: never freed while the pin lives.
+    #[test]
+    fn a_retired_object_is_never_freed_under_a_pin_that_could_see_it() {
+        model(|| {
+            let current = Arc::new(AtomicPtr::new(fresh()));
+            let reader = {
+                let current = current.clone();
+                thread::spawn(move || {
+                    let guard = pin();
+                    let p = current.load(Ordering::Acquire);
+                    assert!(alive(p), "freed under a pin taken before its unlink");
+                    drop(guard);
+                })
+            };
+            let old = current.swap(fresh(), Ordering::AcqRel);
+            // SAFETY: unlinked by the swap; `mark_dead` leaks.
+            unsafe { retire(old, mark_dead) };
+            collect_now();
+            collect_now();
+            reader.join().unwrap();
+        });
+    }
+
+    /// A reader turns its pin into a hazard on what it found and releases it on another
+    /// thread, while the writer collects: the object outlives the hazard, and only it.
+    #[test]
+    fn a_hazard_released_on_another_thread_keeps_its_object_until_then() {
+        model(|| {
+            let current = Arc::new(AtomicPtr::new(fresh()));
+            let reader = {
+                let current = current.clone();
+                thread::spawn(move || {
+                    let guard = pin();
+                    let p = current.load(Ordering::Acquire);
+                    let hazard = guard.protect(NonNull::new(p).unwrap());
+                    let p = p as usize;
+                    thread::spawn(move || {
+                        assert!(alive(p as *mut Obj), "freed under a hazard");
+                        drop(hazard);
+                    })
+                    .join()
+                    .unwrap();
+                })
+            };
+            let old = current.swap(fresh(), Ordering::AcqRel);
+            // SAFETY: unlinked by the swap; `mark_dead` leaks.
+            unsafe { retire(old, mark_dead) };
+            collect_now();
+            collect_now();
+            reader.join().unwrap();
+        });
     }
 }

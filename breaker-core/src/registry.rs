@@ -415,7 +415,7 @@ impl Registry {
         let name = intern(name);
         let fresh = Arc::new(Provider {
             name,
-            circuits: Circuits::new(NameHasher::default()),
+            circuits: Circuits::new(),
             default: Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),

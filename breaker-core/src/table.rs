@@ -24,11 +24,11 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
 use crate::circuit::{Circuit, Inner};
 use crate::epoch::{self, Guard};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 const SLOTS: usize = 7;
 const EMPTY: u8 = 0;
@@ -48,6 +48,9 @@ struct Group {
 struct Array {
     mask: usize,
     groups: Box<[Group]>,
+    /// Marked instead of freed under loom, as `Inner::freed`.
+    #[cfg(loom)]
+    freed: std::sync::atomic::AtomicBool,
 }
 
 impl Array {
@@ -58,9 +61,11 @@ impl Array {
             groups: (0..groups)
                 .map(|_| Group {
                     tags: AtomicU64::new(LOW * u64::from(EMPTY)),
-                    slots: Default::default(),
+                    slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 })
                 .collect(),
+            #[cfg(loom)]
+            freed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -120,8 +125,15 @@ pub(crate) struct Circuits {
     array: AtomicPtr<Array>,
     writer: Mutex<Counts>,
     len: AtomicUsize,
-    hasher: foldhash::fast::RandomState,
+    hasher: TenantHasher,
 }
+
+/// Seeded per table, so the layout is unpredictable from outside; fixed under loom, whose
+/// models must run the same way each time.
+#[cfg(not(loom))]
+type TenantHasher = foldhash::fast::RandomState;
+#[cfg(loom)]
+type TenantHasher = foldhash::fast::FixedState;
 
 /// A circuit found in a table, valid while the guard it was found under lives. Derefs to the
 /// circuit; clone it (`Circuit::clone(&found)`) to keep it longer.
@@ -174,7 +186,7 @@ unsafe fn reclaim(p: *mut Inner) {
 }
 
 impl Circuits {
-    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
+    pub(crate) fn new() -> Self {
         Circuits {
             array: AtomicPtr::new(Box::into_raw(Array::new(1))),
             writer: Mutex::new(Counts {
@@ -182,7 +194,7 @@ impl Circuits {
                 deleted: 0,
             }),
             len: AtomicUsize::new(0),
-            hasher,
+            hasher: TenantHasher::default(),
         }
     }
 
@@ -303,7 +315,7 @@ impl Circuits {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+    fn lock(&self) -> MutexGuard<'_, Counts> {
         // The counts are updated after the slot they describe, by code that cannot panic.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -354,6 +366,11 @@ impl Circuits {
 /// call it under a pin, writers under the mutex.
 #[inline(always)]
 fn find<'a>(array: &'a Array, hash: u64, tenant: &str) -> Option<(&'a Group, usize, *mut Inner)> {
+    #[cfg(loom)]
+    assert!(
+        !array.freed.load(std::sync::atomic::Ordering::SeqCst),
+        "a table array was read after the epoch freed it"
+    );
     let tag = tag_of(hash);
     let mut g = hash as usize & array.mask;
     loop {
@@ -426,7 +443,16 @@ fn tag_of(hash: u64) -> u8 {
 /// # Safety
 /// `p` is an unlinked array from `Box::into_raw`.
 unsafe fn free_array(p: *mut Array) {
+    #[cfg(loom)]
+    {
+        // SAFETY: marked, not freed (see `Array::freed`).
+        unsafe { &*p }
+            .freed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        return;
+    }
     // SAFETY: the caller's contract; its slots are plain pointers, freed with the array.
+    #[allow(unreachable_code)]
     drop(unsafe { Box::from_raw(p) });
 }
 
@@ -434,7 +460,7 @@ impl Drop for Circuits {
     fn drop(&mut self) {
         // Permits taken from this table may outlive it (they pin the epoch, not the table):
         // its circuits and its array are retired like anything else it unlinks.
-        let array = *self.array.get_mut();
+        let array = self.array.load(Ordering::Acquire);
         // SAFETY: `&mut self`: the array is this table's and no writer is left.
         let live: Vec<*mut Inner> = unsafe { &*array }.full().map(|(_, _, p)| p).collect();
         // SAFETY: the table is gone, so nothing it held is reachable for a pin taken later;
@@ -449,7 +475,7 @@ impl Drop for Circuits {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
     use super::*;
@@ -463,7 +489,7 @@ mod tests {
     }
 
     fn table() -> Circuits {
-        Circuits::new(foldhash::fast::RandomState::default())
+        Circuits::new()
     }
 
     fn insert(t: &Circuits, policy: &Arc<Policy>, tenant: &str) -> Circuit {
@@ -673,5 +699,96 @@ mod tests {
             assert!(r.join().unwrap() >= 3);
         }
         assert_eq!(t.len(), stable.len());
+    }
+}
+
+/// loom models of the table with the epoch (`RUSTFLAGS="--cfg loom" cargo test -p breaker-core
+/// --lib --release table`): lookups and permits racing removals, sweeps and rebuilds. Freed
+/// circuits and arrays are marked, not freed, under loom, and every access asserts it is not
+/// marked (`Inner::freed`, `Array::freed`).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::sync::Arc as StdArc;
+
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+    use crate::circuit::{Permit, Policy};
+    use crate::clock::{SystemClock, Timebase};
+    use crate::config::Config;
+    use crate::epoch::loom_models::model;
+
+    fn table_of(tenants: &[&str]) -> (Arc<Circuits>, StdArc<Policy>) {
+        let time = StdArc::new(Timebase::new(SystemClock));
+        let policy = StdArc::new(Policy::new(Config::default(), time, "p", None));
+        let t = Arc::new(Circuits::new());
+        for n in tenants {
+            insert(&t, &policy, n);
+        }
+        (t, policy)
+    }
+
+    fn insert(t: &Circuits, policy: &StdArc<Policy>, tenant: &str) {
+        let guard = t.guard();
+        t.get_or_insert(
+            tenant,
+            || Circuit::from_policy(policy.clone(), tenant),
+            &guard,
+        );
+    }
+
+    /// A permit for `tenant`, as the registry takes one: a lookup whose pin becomes the hazard.
+    fn permit(t: &Circuits, tenant: &str) -> Option<Permit> {
+        let guard = t.guard();
+        let found = t.get(tenant, &guard)?;
+        // SAFETY: found under `guard`, whose pin becomes the hazard.
+        let held = unsafe { found.detach().pinned(guard) };
+        Permit::admit(held).ok()
+    }
+
+    /// Six circuits fill the first array to its limit: a removal and one insert rebuild it.
+    #[test]
+    fn lookups_racing_a_removal_and_a_rebuild_never_read_freed_memory() {
+        model(|| {
+            let (t, policy) = table_of(&["a", "b", "c", "d", "e", "f"]);
+            let reader = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    let guard = t.guard();
+                    let a = t.get("a", &guard).expect("a stable tenant is always found");
+                    assert_eq!(a.tenant(), "a");
+                    if let Some(b) = t.get("b", &guard) {
+                        assert_eq!(b.tenant(), "b");
+                    }
+                })
+            };
+            assert!(t.remove("b"));
+            insert(&t, &policy, "g");
+            epoch::collect_now();
+            epoch::collect_now();
+            reader.join().unwrap();
+        });
+    }
+
+    /// A permit taken while a sweep unlinks its circuit, moved to another thread and recorded
+    /// there after the sweep's frees: its circuit is kept until then.
+    #[test]
+    fn a_permit_moved_across_threads_outlives_the_sweep_that_unlinked_its_circuit() {
+        model(|| {
+            let (t, _policy) = table_of(&["a", "b"]);
+            let holder = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    if let Some(p) = permit(&t, "a") {
+                        thread::spawn(move || p.success()).join().unwrap();
+                    }
+                })
+            };
+            assert_eq!(t.evict(|c| c.tenant() == "a"), 1);
+            epoch::collect_now();
+            epoch::collect_now();
+            holder.join().unwrap();
+        });
     }
 }
