@@ -206,8 +206,8 @@ impl Drop for Shared {
         // SAFETY: the last count is gone, so no table holds it (a table holds a count while the
         // circuit is linked) and no pin can reach it; permits' hazards, taken while a count kept
         // it alive, are ordered before this by the counts' release.
-        unsafe { crate::epoch::retire_unreachable(self.ptr.as_ptr(), free_inner) };
-        crate::epoch::collect();
+        unsafe { crate::table::epoch::retire_unreachable(self.ptr.as_ptr(), free_inner) };
+        crate::table::epoch::collect();
     }
 }
 
@@ -283,7 +283,7 @@ impl Circuit {
         let inner = self.inner.ptr;
         Ok(Permit {
             // The handle keeps the circuit alive until the hazard is stored.
-            circuit: Held::protected(inner, crate::epoch::protect(inner)),
+            circuit: Held::protected(inner, crate::table::epoch::protect(inner)),
             ticket,
         })
     }
@@ -426,7 +426,7 @@ impl Circuit {
     /// The circuit was found under `guard` in a registry's table (which retires what it unlinks
     /// to the epoch, so it is alive until the hazard is stored).
     #[inline(always)]
-    pub(crate) unsafe fn pinned(&self, guard: crate::epoch::Guard) -> Held {
+    pub(crate) unsafe fn pinned(&self, guard: crate::table::epoch::Guard) -> Held {
         let inner = self.inner.ptr;
         Held::protected(inner, guard.protect(inner))
     }
@@ -945,12 +945,12 @@ impl Permit {
 pub(crate) struct Held {
     inner: NonNull<Inner>,
     /// `None` when `inner` carries a strong count.
-    hazard: Option<crate::epoch::Hazard>,
+    hazard: Option<crate::table::epoch::Hazard>,
 }
 
 impl Held {
     #[inline(always)]
-    fn protected(inner: NonNull<Inner>, hazard: crate::epoch::Hazard) -> Held {
+    fn protected(inner: NonNull<Inner>, hazard: crate::table::epoch::Hazard) -> Held {
         Held {
             inner,
             hazard: Some(hazard),

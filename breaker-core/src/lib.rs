@@ -24,7 +24,6 @@ mod client_errors;
 mod clock;
 mod config;
 mod duration;
-mod epoch;
 mod error;
 mod event;
 mod name;
@@ -56,5 +55,5 @@ pub use state::State;
 /// regression tests of reclamation's bounds.
 #[doc(hidden)]
 pub fn __pending_frees() -> usize {
-    epoch::pending()
+    table::epoch::pending()
 }

@@ -19,11 +19,11 @@ use std::time::Duration;
 use crate::circuit::{Circuit, Held, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
-use crate::epoch::{self, Guard};
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
 use crate::name::intern;
 use crate::state::State;
+use crate::table::epoch::{self, Guard};
 use crate::table::{Circuits, Found};
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();

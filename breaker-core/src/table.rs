@@ -19,6 +19,8 @@
 //!   early at a slot that was full when the key it looks for was inserted behind it. Deleted
 //!   slots are reused by inserts and cleared when the table is rebuilt.
 
+pub(crate) mod epoch;
+
 use std::hash::{BuildHasher, Hasher};
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -26,8 +28,8 @@ use std::ops::Deref;
 use std::ptr;
 use std::sync::PoisonError;
 
+use self::epoch::Guard;
 use crate::circuit::{Circuit, Inner};
-use crate::epoch::{self, Guard};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 const SLOTS: usize = 7;
@@ -717,7 +719,7 @@ mod loom_models {
     use crate::circuit::{Permit, Policy};
     use crate::clock::{SystemClock, Timebase};
     use crate::config::Config;
-    use crate::epoch::loom_models::model;
+    use crate::table::epoch::loom_models::model;
 
     fn table_of(tenants: &[&str]) -> (Arc<Circuits>, StdArc<Policy>) {
         let time = StdArc::new(Timebase::new(SystemClock));
