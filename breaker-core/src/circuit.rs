@@ -900,7 +900,11 @@ macro_rules! permit_impl {
 /// [`record`](Permit::record). A permit dropped without a report (a cancelled future, a panic)
 /// counts as the config's `on_abandoned` outcome and always frees its half-open slot.
 ///
-/// A permit is `Send + Sync + 'static`: hold it across `.await`.
+/// A permit is `Send + Sync + 'static`: hold it across `.await`. It keeps its circuit's memory
+/// alive (not its place in a registry: a registry may drop a circuit idle for two sweeps while
+/// a call on it still runs, and that call's outcome then goes to the dropped circuit) and
+/// nothing else, so a permit that is never released (a hung call without a timeout) costs one
+/// circuit, not the registry's ability to free what it drops.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct Permit {
     circuit: Held,
