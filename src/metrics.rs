@@ -12,6 +12,7 @@
 //! | `breaker_rejections_total` | counter | `provider`, `state` | calls refused |
 //! | `breaker_slow_calls_total` | counter | `provider` | calls over the slow-call threshold |
 //! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
+//! | `breaker_open_period_seconds` | histogram | `provider` | the open period of each trip (compounded, jittered) |
 //!
 //! `breaker_circuits` follows transitions, so it counts circuits out of `closed` (open,
 //! half-open, forced open, disabled, metrics-only): new circuits start closed without an event,
@@ -38,14 +39,23 @@ use breaker_core::{Event, State};
 ///     .build();
 /// // breaker_transitions_total{provider="openai",from="closed",to="open"} += 1
 /// // breaker_circuits{provider="openai",state="open"} += 1
+/// // breaker_open_period_seconds{provider="openai"} records 30.0
 /// registry.circuit("openai", "acme").try_acquire()?.failure();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn listener(event: &Event<'_>) {
     match *event {
         Event::Transition {
-            provider, from, to, ..
+            provider,
+            from,
+            to,
+            open_for,
+            ..
         } => {
+            if let Some(period) = open_for {
+                ::metrics::histogram!("breaker_open_period_seconds", "provider" => provider)
+                    .record(period.as_secs_f64());
+            }
             ::metrics::counter!(
                 "breaker_transitions_total",
                 "provider" => provider,
@@ -100,5 +110,10 @@ pub fn describe() {
     ::metrics::describe_gauge!(
         "breaker_circuits",
         "Circuits currently in each state other than closed"
+    );
+    ::metrics::describe_histogram!(
+        "breaker_open_period_seconds",
+        ::metrics::Unit::Seconds,
+        "How long each trip keeps its circuit open before a probe may pass"
     );
 }

@@ -451,7 +451,7 @@ impl Inner {
                     let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
                     match self.cas(s, probe) {
                         Ok(()) => {
-                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed, None);
                             return self.ticket(probe);
                         }
                         Err(actual) => s = actual,
@@ -538,7 +538,7 @@ impl Inner {
         loop {
             let next = state::with_stay(state::next(s, tag), stay);
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::Operator),
+                Ok(()) => return self.emit_transition(s, next, Reason::Operator, None),
                 Err(actual) => s = actual,
             }
         }
@@ -547,8 +547,9 @@ impl Inner {
     /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
     /// (state words already published). Nothing is held here: listeners may call back into the
     /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
+    /// `open_for` is the open period of a trip.
     #[inline]
-    fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
+    fn emit_transition(&self, from: u64, to: u64, reason: Reason, open_for: Option<Duration>) {
         if let Some(events) = &self.policy.events {
             let (from, to) = (state::tag(from), state::tag(to));
             if from != to {
@@ -558,6 +559,7 @@ impl Inner {
                     from: State::from_tag(from),
                     to: State::from_tag(to),
                     reason,
+                    open_for,
                 });
             }
         }
@@ -689,7 +691,7 @@ impl Inner {
         if ok {
             self.times_opened.fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);
-            self.emit_transition(from, open, reason);
+            self.emit_transition(from, open, reason, Some(period));
         }
         ok
     }
@@ -732,7 +734,7 @@ impl Inner {
                 }
             };
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded),
+                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded, None),
                 Err(actual) => s = actual,
             }
         }
