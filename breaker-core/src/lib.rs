@@ -50,4 +50,4 @@ pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
-pub use state::State;
+pub use state::{ParseStateError, State};

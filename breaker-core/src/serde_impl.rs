@@ -238,6 +238,25 @@ impl Serialize for State {
     }
 }
 
+/// The names of [`State::as_str`] (and what [`FromStr`](std::str::FromStr) accepts), so a query
+/// such as `?state=open` deserializes straight into a `State`.
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::State;
+///
+/// let state: State = serde_json::from_str(r#""half_open""#)?;
+/// assert_eq!(state, State::HalfOpen);
+/// assert!(serde_json::from_str::<State>(r#""shut""#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Every counter, with `retry_after_ms` for the time left open (`null` when not open).
 impl Serialize for Metrics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
