@@ -27,6 +27,7 @@ mod duration;
 mod epoch;
 mod error;
 mod event;
+mod http_response;
 mod name;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]
