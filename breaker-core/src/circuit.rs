@@ -29,6 +29,7 @@ pub(crate) struct Policy {
     pub(crate) events: Option<Arc<Listeners>>,
     slow_us: Option<u64>,
     consecutive: u32,
+    probe_timeout_us: u64,
 }
 
 impl Policy {
@@ -42,6 +43,7 @@ impl Policy {
             .slow_call
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let consecutive = config.consecutive_failures.unwrap_or(0);
+        let probe_timeout_us = u64::try_from(config.probe_timeout.as_micros()).unwrap_or(u64::MAX);
         Policy {
             config,
             time,
@@ -49,6 +51,7 @@ impl Policy {
             events,
             slow_us,
             consecutive,
+            probe_timeout_us,
         }
     }
 }
@@ -107,6 +110,11 @@ pub(crate) struct Inner {
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
     stays: AtomicU32,
     rejected: AtomicU64,
+    /// When the latest half-open probe was admitted (µs on the circuit's clock, low 48 bits) and
+    /// the generation of the half-open word it was admitted under (high 8 bits), so that a stamp
+    /// of another stay is never taken for this one's. Read only when a call finds every probe
+    /// slot taken (`expire_probes`), written only when a probe is admitted.
+    probe_stamp: AtomicU64,
     policy: Arc<Policy>,
     window: Option<Box<Recorder>>,
     /// The `Arc<Circuit>` that `Registry::circuit` hands out for a circuit in a registry, made
@@ -141,6 +149,7 @@ impl Circuit {
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
                 rejected: AtomicU64::new(0),
+                probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
                 timed,
@@ -447,6 +456,7 @@ impl Inner {
                     // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    self.stamp_probe(probe);
                     match self.cas(s, probe) {
                         Ok(()) => {
                             self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
@@ -457,9 +467,18 @@ impl Inner {
                 }
                 state::HALF_OPEN => {
                     if state::in_flight(s) >= self.policy.config.half_open_probes {
-                        return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN);
+                        match self.expire_probes(s) {
+                            Some(moved) => {
+                                s = moved;
+                                continue;
+                            }
+                            None => {
+                                return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN)
+                            }
+                        }
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
+                    self.stamp_probe(taken);
                     match self.cas(s, taken) {
                         Ok(()) => return self.ticket(taken),
                         Err(actual) => s = actual,
@@ -468,6 +487,75 @@ impl Inner {
                 _ => return Ticket::rejection(state::FORCED_OPEN, CircuitOpen::UNKNOWN),
             }
         }
+    }
+
+    /// Notes that a probe is being admitted into the half-open word `probe`. Stored before the
+    /// CAS that publishes `probe`, so a caller that sees the probe's slot taken (an acquire load
+    /// of the state word) also sees this stamp or a later one; a stamp stored for a CAS that then
+    /// failed is either of the same stay (a moment later than the real start: harmless) or
+    /// carries another generation and is ignored.
+    fn stamp_probe(&self, probe: u64) {
+        let stamp = (state::gen(probe) << PROBE_GEN_SHIFT) | (self.now_us() & state::DEADLINE_MAX);
+        self.probe_stamp.store(stamp, Ordering::Release);
+    }
+
+    /// Called when a call finds every probe slot of the half-open word `s` taken: if the latest
+    /// probe has been outstanding for the config's `probe_timeout`, every probe in flight (all
+    /// of them started no later) is let go and counted as `on_abandoned`, in a new state word so
+    /// that their own outcomes, whenever they come, are stale. Returns the state to look at
+    /// again, or `None` when the probes still hold their slots.
+    #[cold]
+    #[inline(never)]
+    fn expire_probes(&self, s: u64) -> Option<u64> {
+        let stamp = self.probe_stamp.load(Ordering::Acquire);
+        let now = self.now_us();
+        if stamp >> PROBE_GEN_SHIFT != state::gen(s) {
+            // Only a stamp stored late for a CAS that failed can be of another stay: time this
+            // stay's probes from now rather than not at all.
+            let fresh = (state::gen(s) << PROBE_GEN_SHIFT) | (now & state::DEADLINE_MAX);
+            let _ = self.probe_stamp.compare_exchange(
+                stamp,
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return None;
+        }
+        let started = stamp & state::DEADLINE_MAX;
+        if now.saturating_sub(started) < self.policy.probe_timeout_us {
+            return None;
+        }
+        let config = &self.policy.config;
+        let level = state::level(s);
+        let in_flight = state::in_flight(s);
+        // The same half-open stay in a new generation: probes admitted under `s` are stale.
+        let renewed = |successes: u32| {
+            state::with_stay(
+                state::half_open(s, level, 0, successes),
+                self.times_opened.load(Ordering::Relaxed),
+            )
+        };
+        let next = match config.on_abandoned {
+            Outcome::Failure => {
+                let next_level = (level + 1).min(MAX_LEVEL);
+                self.trip(s, next_level, Reason::ProbeTimedOut);
+                return Some(self.state.load(Ordering::Acquire));
+            }
+            Outcome::Ignored => renewed(state::successes(s)),
+            Outcome::Success => {
+                let successes = state::successes(s) + in_flight;
+                if successes >= config.half_open_successes {
+                    self.clear_counts();
+                    state::with_stay(state::next(s, state::CLOSED), self.next_stay())
+                } else {
+                    renewed(successes)
+                }
+            }
+        };
+        if self.cas(s, next).is_ok() {
+            self.emit_transition(s, next, Reason::ProbesSucceeded);
+        }
+        Some(self.state.load(Ordering::Acquire))
     }
 
     #[inline]
@@ -737,6 +825,9 @@ impl Inner {
     }
 }
 
+/// Where a probe stamp keeps the generation of its half-open word (above the 48-bit time).
+const PROBE_GEN_SHIFT: u32 = 56;
+
 fn micros(us: u64) -> Duration {
     Duration::from_micros(us)
 }
@@ -992,9 +1083,9 @@ mod tests {
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
-    fn a_circuit_is_80_bytes_with_no_padding() {
+    fn a_circuit_is_88_bytes() {
         // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs).
-        assert_eq!(std::mem::size_of::<Inner>(), 80);
+        assert_eq!(std::mem::size_of::<Inner>(), 88);
     }
 
     #[test]

@@ -35,6 +35,7 @@ struct ConfigFile {
     half_open_probes: Option<u32>,
     half_open_successes: Option<u32>,
     on_abandoned: Option<String>,
+    probe_timeout: Option<String>,
 }
 
 /// `window = 100` (calls) or `window = "60s"` (time), as in the attribute.
@@ -106,6 +107,9 @@ impl ConfigFile {
         if let Some(n) = self.half_open_successes {
             b = b.half_open_successes(n);
         }
+        if let Some(d) = duration("probe_timeout", self.probe_timeout)? {
+            b = b.probe_timeout(d);
+        }
         if let Some(o) = self.on_abandoned {
             b = b.on_abandoned(match o.as_str() {
                 "failure" => Outcome::Failure,
@@ -126,7 +130,8 @@ impl ConfigFile {
 
 /// Reads the keys of `#[circuit_breaker]` (`consecutive_failures`, `failure_rate`, `window`,
 /// `minimum_calls`, `slow_call`, `slow_call_rate`, `open_for`, `max_open_for`, `backoff`,
-/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`) with the same values;
+/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`, `probe_timeout`) with the
+/// same values;
 /// missing keys take the builder's defaults, unknown keys are an error, and the result is checked
 /// by [`ConfigBuilder::build`]: an invalid value is an error that names its key.
 ///

@@ -429,6 +429,10 @@ fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
             };
             quote!(.on_abandoned(#k::__private::Outcome::#o))
         }
+        Setting::ProbeTimeout(t) => {
+            let t = d(t);
+            quote!(.probe_timeout(#t))
+        }
     }
 }
 
