@@ -11,11 +11,13 @@
 //! let registry = Registry::builder().listener(breaker::tracing::listener).build();
 //! ```
 
-use breaker_core::{Event, State};
+use breaker_core::{Event, Reason, State};
 
 /// Logs one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
-/// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`; rejections
+/// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason` (and
+/// `retry_after_ms`, the open period the provider asked for, when the reason is `retry_after`);
+/// rejections
 /// `provider`, `tenant`, `state` and `retry_after_ms` (absent when unknown); slow calls
 /// `provider`, `tenant`, `elapsed_ms` and `threshold_ms`.
 ///
@@ -41,10 +43,15 @@ pub fn listener(event: &Event<'_>) {
             ..
         } => {
             let level = to;
+            let retry_after_ms = match reason {
+                Reason::RetryAfter(d) => Some(d.as_millis() as u64),
+                _ => None,
+            };
             let (from, to, reason) = (from.as_str(), to.as_str(), reason.as_str());
             match level {
                 State::Open | State::ForcedOpen => ::tracing::warn!(
-                    target: "breaker", provider, tenant, from, to, reason, "circuit opened"
+                    target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
+                    "circuit opened"
                 ),
                 State::Closed => ::tracing::info!(
                     target: "breaker", provider, tenant, from, to, reason, "circuit closed"

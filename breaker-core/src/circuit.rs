@@ -535,9 +535,14 @@ impl Inner {
                 self.times_opened.load(Ordering::Relaxed),
             )
         };
+        let next_level = (level + 1).min(MAX_LEVEL);
         let next = match config.on_abandoned {
-            Outcome::Failure => {
-                let next_level = (level + 1).min(MAX_LEVEL);
+            Outcome::RetryAfter(d) if !d.is_zero() => {
+                let period = self.asked_period(d);
+                self.trip_for(s, next_level, period, Reason::ProbeTimedOut);
+                return Some(self.state.load(Ordering::Acquire));
+            }
+            Outcome::Failure | Outcome::RetryAfter(_) => {
                 self.trip(s, next_level, Reason::ProbeTimedOut);
                 return Some(self.state.load(Ordering::Acquire));
             }
@@ -724,10 +729,11 @@ impl Inner {
             return;
         }
         let policy = &*self.policy;
-        let failure = match outcome {
+        let (failure, asked) = match outcome {
             Outcome::Ignored => return,
-            Outcome::Success => false,
-            Outcome::Failure => true,
+            Outcome::Success => (false, None),
+            Outcome::Failure => (true, None),
+            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then(|| self.asked_period(d))),
         };
         let mut trip = None;
         if policy.consecutive != 0 {
@@ -744,11 +750,20 @@ impl Inner {
             w.record(failure, slow, now);
             trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
         }
-        if let Some(reason) = trip {
-            if state::tag(s) == state::CLOSED {
-                self.trip(s, 0, reason);
-            }
+        if state::tag(s) != state::CLOSED {
+            return;
         }
+        if let Some(period) = asked {
+            // The provider's time wins over any threshold and over the backoff schedule.
+            self.trip_for(s, 0, period, Reason::RetryAfter(period));
+        } else if let Some(reason) = trip {
+            self.trip(s, 0, reason);
+        }
+    }
+
+    /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
+    fn asked_period(&self, d: Duration) -> Duration {
+        d.min(self.policy.config.max_open_for)
     }
 
     /// Which rate, if any, has reached its threshold.
@@ -769,6 +784,13 @@ impl Inner {
     /// the trip and tells the listeners.
     fn trip(&self, from: u64, level: u32, reason: Reason) -> bool {
         let period = jittered_period(&self.policy.config, level);
+        self.trip_for(from, level, period, reason)
+    }
+
+    /// [`trip`](Self::trip) for an open period of `period`. The deadline is kept in 48 bits of
+    /// µs since the circuit's origin (8.9 years; `state::open` saturates there), and `period` is
+    /// at most `max_open_for`, itself at most a year.
+    fn trip_for(&self, from: u64, level: u32, period: Duration, reason: Reason) -> bool {
         let deadline = self.now_us().saturating_add(period.as_micros() as u64);
         let open = state::open(from, level, deadline);
         let ok = self.cas(from, open).is_ok();
@@ -783,10 +805,10 @@ impl Inner {
     fn record_probe(&self, episode: u64, outcome: Outcome, slow: bool) {
         let config = &self.policy.config;
         // A slow probe means the provider has not recovered, when slow calls are a policy.
-        let outcome = if slow && outcome == Outcome::Success {
-            Outcome::Failure
-        } else {
-            outcome
+        let outcome = match outcome {
+            Outcome::Success if slow => Outcome::Failure,
+            Outcome::RetryAfter(d) if d.is_zero() => Outcome::Failure,
+            other => other,
         };
         let mut s = self.state.load(Ordering::Acquire);
         loop {
@@ -799,6 +821,15 @@ impl Inner {
                 Outcome::Failure => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
                     if self.trip(s, level, Reason::ProbeFailed) {
+                        return;
+                    }
+                    s = self.state.load(Ordering::Acquire);
+                    continue;
+                }
+                Outcome::RetryAfter(d) => {
+                    let level = (state::level(s) + 1).min(MAX_LEVEL);
+                    let period = self.asked_period(d);
+                    if self.trip_for(s, level, period, Reason::RetryAfter(period)) {
                         return;
                     }
                     s = self.state.load(Ordering::Acquire);

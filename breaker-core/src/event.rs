@@ -127,6 +127,12 @@ pub enum Reason {
     ProbesSucceeded,
     /// An operator's switch: `force_open`, `disable`, `metrics_only` or `reset`.
     Operator,
+    /// Closed or half-open → open: a call was recorded as [`Outcome::RetryAfter`]; the circuit
+    /// opened at once for the time the provider asked for, given here (capped at
+    /// `max_open_for`).
+    ///
+    /// [`Outcome::RetryAfter`]: crate::Outcome::RetryAfter
+    RetryAfter(Duration),
 }
 
 impl Reason {
@@ -141,6 +147,7 @@ impl Reason {
             Reason::ProbeTimedOut => "probe_timed_out",
             Reason::ProbesSucceeded => "probes_succeeded",
             Reason::Operator => "operator",
+            Reason::RetryAfter(_) => "retry_after",
         }
     }
 }

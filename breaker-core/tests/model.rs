@@ -145,7 +145,16 @@ impl Model {
     }
 
     fn trip(&mut self, level: u32) {
-        let deadline = self.now + self.period_us(level);
+        self.trip_for(level, self.period_us(level));
+    }
+
+    /// A provider's `Retry-After`, capped at `max_open_for`, in µs.
+    fn asked(&self, d: Duration) -> u64 {
+        (d.as_micros() as u64).min(self.spec.open_for_ms * self.spec.max_factor * 1000)
+    }
+
+    fn trip_for(&mut self, level: u32, period_us: u64) {
+        let deadline = self.now + period_us;
         self.goto(MState::Open { deadline, level });
         self.times_opened += 1;
         self.consecutive = 0;
@@ -201,6 +210,9 @@ impl Model {
                             in_flight: 0,
                             successes,
                         }),
+                        Outcome::RetryAfter(d) if !d.is_zero() => {
+                            self.trip_for((level + 1).min(31), self.asked(d))
+                        }
                         _ => self.trip((level + 1).min(31)),
                     }
                     return self.acquire();
@@ -274,7 +286,7 @@ impl Model {
                 let failure = match outcome {
                     Outcome::Ignored => return,
                     Outcome::Success => false,
-                    Outcome::Failure => true,
+                    Outcome::Failure | Outcome::RetryAfter(_) => true,
                 };
                 let mut trip = false;
                 if let Some(n) = self.config.consecutive_failures() {
@@ -305,8 +317,10 @@ impl Model {
                         trip |= self.spec.slow.is_some_and(|(_, r)| rate(slows) >= r);
                     }
                 }
-                if trip {
-                    self.trip(0);
+                match outcome {
+                    Outcome::RetryAfter(d) if !d.is_zero() => self.trip_for(0, self.asked(d)),
+                    _ if trip => self.trip(0),
+                    _ => {}
                 }
             }
             MState::HalfOpen {
@@ -320,7 +334,10 @@ impl Model {
                     outcome
                 };
                 match outcome {
-                    Outcome::Failure => self.trip((level + 1).min(31)),
+                    Outcome::RetryAfter(d) if !d.is_zero() => {
+                        self.trip_for((level + 1).min(31), self.asked(d))
+                    }
+                    Outcome::Failure | Outcome::RetryAfter(_) => self.trip((level + 1).min(31)),
                     Outcome::Ignored => {
                         self.state = MState::HalfOpen {
                             level,
@@ -381,7 +398,11 @@ fn outcome() -> impl Strategy<Value = Outcome> {
     prop_oneof![
         Just(Outcome::Success),
         Just(Outcome::Failure),
-        Just(Outcome::Ignored)
+        Just(Outcome::Ignored),
+        // The provider's time: zero (a plain failure), shorter and longer than the cap.
+        Just(Outcome::RetryAfter(Duration::ZERO)),
+        Just(Outcome::RetryAfter(Duration::from_micros(700_001))),
+        Just(Outcome::RetryAfter(Duration::from_secs(100))),
     ]
 }
 
