@@ -13,11 +13,18 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use crate::window::{Recorder, Totals};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::window::{Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
 /// a circuit carries one pointer for both.
+///
+/// Retuning (`Registry::configure`) never changes a policy: it links a new one after it
+/// ([`supersede`](Self::supersede)), and circuits read the config of the last policy of their
+/// chain ([`current`](Self::current)). A circuit keeps the head of its chain, which keeps every
+/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit;
+/// the chain costs one policy (a few hundred bytes) per retuning while a circuit made before it
+/// lives.
 #[derive(Debug)]
 pub(crate) struct Policy {
     pub(crate) config: Config,
@@ -30,6 +37,12 @@ pub(crate) struct Policy {
     slow_us: Option<u64>,
     consecutive: u32,
     probe_timeout_us: u64,
+    /// The policy that replaced this one, if any.
+    next: std::sync::OnceLock<Arc<Policy>>,
+    /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
+    /// that reaching the current policy does not walk every retuning since this one. Only ever
+    /// points at a policy reachable from this one through `next`.
+    latest: AtomicPtr<Policy>,
 }
 
 impl Policy {
@@ -52,6 +65,84 @@ impl Policy {
             slow_us,
             consecutive,
             probe_timeout_us,
+            next: std::sync::OnceLock::new(),
+            latest: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The policy circuits made from this one run on now: this one unless it was superseded.
+    #[inline]
+    pub(crate) fn current(&self) -> &Policy {
+        if self.next.get().is_none() {
+            return self;
+        }
+        self.current_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn current_slow(&self) -> &Policy {
+        let latest = self.latest.load(Ordering::Acquire);
+        // SAFETY: `latest` is null or points at a policy reachable from `self` through `next`
+        // (stored only after that link was made), and links are never undone: `self` keeps it
+        // alive as long as `&self` lives.
+        let mut p = unsafe { latest.as_ref() }.unwrap_or(self);
+        while let Some(next) = p.next.get() {
+            p = next;
+        }
+        p
+    }
+
+    /// Links `new` at the end of this policy's chain (unless it is there already), so that
+    /// circuits made from any policy of the chain run on `new` from their next decision. The
+    /// caller serializes retunings of one chain (the registry holds its provider's lock).
+    pub(crate) fn supersede(&self, new: &Arc<Policy>) {
+        let mut tail: &Policy = self;
+        loop {
+            if std::ptr::eq(tail, &**new) {
+                break;
+            }
+            match tail.next.get() {
+                Some(next) => tail = next,
+                None => match tail.next.set(new.clone()) {
+                    Ok(()) => break,
+                    // Linked meanwhile by someone else: go on from there.
+                    Err(_) => continue,
+                },
+            }
+        }
+        let target = Arc::as_ptr(new).cast_mut();
+        let mut p: &Policy = self;
+        while !std::ptr::eq(p, &**new) {
+            p.latest.store(target, Ordering::Release);
+            match p.next.get() {
+                Some(next) => p = next,
+                None => break,
+            }
+        }
+    }
+
+    /// Whether this policy was superseded.
+    pub(crate) fn current_is_newer(&self) -> bool {
+        self.next.get().is_some()
+    }
+
+    /// The window a circuit on this policy keeps, if any.
+    fn window_spec(&self) -> Option<crate::config::Window> {
+        self.config.has_window().then_some(self.config.window)
+    }
+}
+
+impl Drop for Policy {
+    /// Unlinks the chain one policy at a time: a long chain dropped recursively could overflow
+    /// the stack.
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(policy) = next {
+            next = match Arc::try_unwrap(policy) {
+                Ok(mut policy) => policy.next.take(),
+                Err(_) => None,
+            };
         }
     }
 }
@@ -100,11 +191,12 @@ pub(crate) struct Inner {
     /// so a hot circuit's lookups stay read-only.
     used: AtomicBool,
     /// Permits need their start time: slow calls are a policy. Copied out of the policy so the
-    /// hot path does not follow that pointer.
-    timed: bool,
+    /// hot path does not follow that pointer; atomic only because a retuning rewrites it (a
+    /// relaxed load is the same plain load).
+    timed: AtomicBool,
     /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
-    /// nothing, and the inlined fast path of `record` returns at once.
-    plain: bool,
+    /// nothing, and the inlined fast path of `record` returns at once. Rewritten by a retuning.
+    plain: AtomicBool,
     times_opened: AtomicU32,
     /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
@@ -115,8 +207,10 @@ pub(crate) struct Inner {
     /// of another stay is never taken for this one's. Read only when a call finds every probe
     /// slot taken (`expire_probes`), written only when a probe is admitted.
     probe_stamp: AtomicU64,
-    policy: Arc<Policy>,
-    window: Option<Box<Recorder>>,
+    /// The head of the circuit's policy chain: its clock, provider and listeners, which every
+    /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
+    head: Arc<Policy>,
+    window: WindowSlot,
     /// The `Arc<Circuit>` that `Registry::circuit` hands out for a circuit in a registry, made
     /// on the first request (from `Arc::into_raw`; null until then and for standalone circuits).
     /// Circuits that only `#[circuit_breaker]` calls reach never need one: their registry holds
@@ -138,11 +232,9 @@ impl Circuit {
     }
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
-        let window = policy
-            .config
-            .has_window()
-            .then(|| Box::new(Recorder::new(policy.config.window)));
-        let timed = policy.slow_us.is_some();
+        let current = policy.current();
+        let window = current.window_spec();
+        let timed = current.slow_us.is_some();
         Circuit {
             inner: Arc::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
@@ -152,10 +244,10 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                timed,
-                plain: !timed && window.is_none(),
-                policy,
-                window,
+                timed: AtomicBool::new(timed),
+                plain: AtomicBool::new(!timed && window.is_none()),
+                head: policy,
+                window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
                 shared: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             }),
@@ -209,8 +301,7 @@ impl Circuit {
     /// next call will be admitted as a probe.
     pub fn state(&self) -> State {
         let s = self.inner.state.load(Ordering::Acquire);
-        if state::tag(s) == state::OPEN
-            && self.inner.policy.time.until(state::deadline(s)).is_none()
+        if state::tag(s) == state::OPEN && self.inner.head.time.until(state::deadline(s)).is_none()
         {
             return State::HalfOpen;
         }
@@ -221,15 +312,8 @@ impl Circuit {
     /// forced open, which never ends by itself).
     pub fn retry_after(&self) -> Option<Duration> {
         let s = self.inner.state.load(Ordering::Acquire);
-        (state::tag(s) == state::OPEN).then(|| {
-            micros(
-                self.inner
-                    .policy
-                    .time
-                    .until(state::deadline(s))
-                    .unwrap_or(0),
-            )
-        })
+        (state::tag(s) == state::OPEN)
+            .then(|| micros(self.inner.head.time.until(state::deadline(s)).unwrap_or(0)))
     }
 
     /// A snapshot of the circuit's counters.
@@ -237,7 +321,7 @@ impl Circuit {
         let inner = &*self.inner;
         let totals = inner
             .window
-            .as_ref()
+            .get()
             .map(|w| w.totals(inner.now_us()))
             .unwrap_or_default();
         Metrics {
@@ -277,12 +361,12 @@ impl Circuit {
 
     /// The config this circuit runs on.
     pub fn config(&self) -> &Config {
-        &self.inner.policy.config
+        &self.inner.policy().config
     }
 
     /// The provider this circuit guards (empty for a standalone circuit).
     pub fn provider(&self) -> &str {
-        self.inner.policy.provider
+        self.inner.head.provider
     }
 
     /// The tenant this circuit belongs to (empty for a standalone circuit).
@@ -391,6 +475,27 @@ impl Circuit {
         }
     }
 
+    /// Brings the circuit onto its current policy after a retuning (see `Inner::retune`).
+    pub(crate) fn retune(&self) {
+        self.inner.retune();
+    }
+
+    /// A retuning of this circuit alone, as `Registry::configure` does it, for the loom models
+    /// (`tests/loom.rs`), which cannot run a registry.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __retune_for_loom(&self, config: Config) {
+        let head = &self.inner.head;
+        let new = Arc::new(Policy::new(
+            config,
+            head.time.clone(),
+            head.provider,
+            head.events.clone(),
+        ));
+        head.supersede(&new);
+        self.inner.retune();
+    }
+
     /// Live handles of this circuit (the table's, clones, permits, the cached `Arc`'s).
     #[cfg(test)]
     pub(crate) fn handles(&self) -> usize {
@@ -431,7 +536,7 @@ impl Inner {
     #[inline(always)]
     fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && !self.timed {
+        if state::tag(s) == state::CLOSED && !self.timed.load(Ordering::Relaxed) {
             return Ticket {
                 issued: s,
                 started_us: 0,
@@ -447,7 +552,7 @@ impl Inner {
             match state::tag(s) {
                 state::CLOSED | state::METRICS_ONLY | state::DISABLED => return self.ticket(s),
                 state::OPEN => {
-                    if let Some(left) = self.policy.time.until(state::deadline(s)) {
+                    if let Some(left) = self.head.time.until(state::deadline(s)) {
                         return Ticket::rejection(state::OPEN, left);
                     }
                     // The open period is over: the first caller turns the circuit half-open and
@@ -466,7 +571,7 @@ impl Inner {
                     }
                 }
                 state::HALF_OPEN => {
-                    if state::in_flight(s) >= self.policy.config.half_open_probes {
+                    if state::in_flight(s) >= self.policy().config.half_open_probes {
                         match self.expire_probes(s) {
                             Some(moved) => {
                                 s = moved;
@@ -522,10 +627,10 @@ impl Inner {
             return None;
         }
         let started = stamp & state::DEADLINE_MAX;
-        if now.saturating_sub(started) < self.policy.probe_timeout_us {
+        if now.saturating_sub(started) < self.policy().probe_timeout_us {
             return None;
         }
-        let config = &self.policy.config;
+        let config = &self.policy().config;
         let level = state::level(s);
         let in_flight = state::in_flight(s);
         // The same half-open stay in a new generation: probes admitted under `s` are stale.
@@ -565,8 +670,11 @@ impl Inner {
 
     #[inline]
     fn ticket(&self, s: u64) -> Ticket {
-        let started_us = if self.timed && state::tag(s) != state::DISABLED {
-            self.now_us()
+        // One more than the clock, so that 0 means "not timed": a permit issued before a
+        // retuning made slow calls a policy is then never taken for one that started at the
+        // clock's origin.
+        let started_us = if self.timed.load(Ordering::Relaxed) && state::tag(s) != state::DISABLED {
+            self.now_us() + 1
         } else {
             0
         };
@@ -582,9 +690,9 @@ impl Inner {
     fn reject(&self, ticket: Ticket) -> CircuitOpen {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let (state, retry_after_us) = ticket.rejected();
-        if let Some(events) = &self.policy.events {
+        if let Some(events) = &self.head.events {
             events.emit(&Event::Rejected {
-                provider: self.policy.provider,
+                provider: self.head.provider,
                 tenant: self.tenant.as_str(),
                 state,
                 retry_after: CircuitOpen::retry_after_of(retry_after_us),
@@ -593,16 +701,36 @@ impl Inner {
         // Built last, straight into the caller's slot: a value built earlier and then moved
         // there was reloaded with wider loads than its stores, a store-forwarding stall.
         CircuitOpen::new(
-            self.policy.provider,
+            self.head.provider,
             self.tenant.clone(),
             state,
             retry_after_us,
         )
     }
 
+    /// The policy decisions are made on: the last of the circuit's chain.
+    #[inline]
+    fn policy(&self) -> &Policy {
+        self.head.current()
+    }
+
+    /// Makes the window and the fast-path flags those of the current policy, after a retuning.
+    /// A window whose kind or size changes restarts empty; anything else (the state word, the
+    /// failure streak, the probes in flight) is kept. The caller serializes retunings of one
+    /// circuit.
+    pub(crate) fn retune(&self) {
+        let policy = self.policy();
+        let window = policy.window_spec();
+        self.window.set(window);
+        let timed = policy.slow_us.is_some();
+        self.timed.store(timed, Ordering::Relaxed);
+        self.plain
+            .store(!timed && window.is_none(), Ordering::Relaxed);
+    }
+
     #[inline]
     fn now_us(&self) -> u64 {
-        self.policy.time.now_us()
+        self.head.time.now_us()
     }
 
     #[inline]
@@ -614,7 +742,7 @@ impl Inner {
 
     fn clear_counts(&self) {
         self.consecutive.store(0, Ordering::Relaxed);
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window.get() {
             w.clear();
         }
     }
@@ -640,11 +768,11 @@ impl Inner {
     /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
     #[inline]
     fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
-        if let Some(events) = &self.policy.events {
+        if let Some(events) = &self.head.events {
             let (from, to) = (state::tag(from), state::tag(to));
             if from != to {
                 events.emit(&Event::Transition {
-                    provider: self.policy.provider,
+                    provider: self.head.provider,
                     tenant: self.tenant.as_str(),
                     from: State::from_tag(from),
                     to: State::from_tag(to),
@@ -662,7 +790,7 @@ impl Inner {
 
     #[inline]
     fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.plain
+        if self.plain.load(Ordering::Relaxed)
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -681,25 +809,27 @@ impl Inner {
     fn record_from(&self, ticket: Ticket, outcome: Outcome) {
         let episode = state::episode(ticket.issued);
         let started_us = ticket.started_us;
-        let now = match (self.policy.slow_us, &self.window) {
+        let policy = self.policy();
+        let window = self.window.get();
+        let now = match (policy.slow_us, window) {
             (Some(_), _) => self.now_us(),
             (None, Some(w)) if w.is_timed() => self.now_us(),
             _ => 0,
         };
-        let slow = self
-            .policy
-            .slow_us
-            .is_some_and(|t| now.saturating_sub(started_us) > t);
+        // `started_us` is one more than the clock at admission, or 0 for a permit issued
+        // untimed (see `ticket`).
+        let elapsed = (now + 1).saturating_sub(started_us);
+        let slow = started_us != 0 && policy.slow_us.is_some_and(|t| elapsed > t);
         match state::tag(episode) {
             state::CLOSED | state::METRICS_ONLY => {
                 if slow {
-                    self.emit_slow(now.saturating_sub(started_us));
+                    self.emit_slow(elapsed);
                 }
                 self.record_closed(episode, outcome, slow, now)
             }
             state::HALF_OPEN => {
                 if slow {
-                    self.emit_slow(now.saturating_sub(started_us));
+                    self.emit_slow(elapsed);
                 }
                 self.record_probe(episode, outcome, slow)
             }
@@ -710,10 +840,10 @@ impl Inner {
     #[cold]
     fn emit_slow(&self, elapsed_us: u64) {
         if let (Some(events), Some((threshold, _))) =
-            (&self.policy.events, self.policy.config.slow_call)
+            (&self.head.events, self.policy().config.slow_call)
         {
             events.emit(&Event::SlowCall {
-                provider: self.policy.provider,
+                provider: self.head.provider,
                 tenant: self.tenant.as_str(),
                 elapsed: micros(elapsed_us),
                 threshold,
@@ -728,7 +858,7 @@ impl Inner {
             // already acted on.
             return;
         }
-        let policy = &*self.policy;
+        let policy = self.policy();
         let (failure, asked) = match outcome {
             Outcome::Ignored => return,
             Outcome::Success => (false, None),
@@ -746,7 +876,7 @@ impl Inner {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
         }
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window.get() {
             w.record(failure, slow, now);
             trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
         }
@@ -763,12 +893,12 @@ impl Inner {
 
     /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
     fn asked_period(&self, d: Duration) -> Duration {
-        d.min(self.policy.config.max_open_for)
+        d.min(self.policy().config.max_open_for)
     }
 
     /// Which rate, if any, has reached its threshold.
     fn rates_exceeded(&self, t: Totals) -> Option<Reason> {
-        let c = &self.policy.config;
+        let c = &self.policy().config;
         if t.calls < c.minimum_calls {
             None
         } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
@@ -783,7 +913,7 @@ impl Inner {
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
     /// the trip and tells the listeners.
     fn trip(&self, from: u64, level: u32, reason: Reason) -> bool {
-        let period = jittered_period(&self.policy.config, level);
+        let period = jittered_period(&self.policy().config, level);
         self.trip_for(from, level, period, reason)
     }
 
@@ -803,7 +933,7 @@ impl Inner {
     }
 
     fn record_probe(&self, episode: u64, outcome: Outcome, slow: bool) {
-        let config = &self.policy.config;
+        let config = &self.policy().config;
         // A slow probe means the provider has not recovered, when slow calls are a policy.
         let outcome = match outcome {
             Outcome::Success if slow => Outcome::Failure,
@@ -929,7 +1059,7 @@ macro_rules! permit_impl {
 
         impl$(<$lt>)? Drop for $name$(<$lt>)? {
             fn drop(&mut self) {
-                let outcome = self.circuit.policy.config.on_abandoned;
+                let outcome = self.circuit.policy().config.on_abandoned;
                 self.circuit.record(self.ticket, outcome);
             }
         }
@@ -937,7 +1067,7 @@ macro_rules! permit_impl {
         impl$(<$lt>)? fmt::Debug for $name$(<$lt>)? {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("provider", &self.circuit.policy.provider)
+                    .field("provider", &self.circuit.head.provider)
                     .field("tenant", &self.circuit.tenant.as_str())
                     .field("probe", &self.is_probe())
                     .finish()

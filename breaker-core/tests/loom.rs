@@ -352,3 +352,70 @@ fn operator_transitions_race_probes_without_wedging() {
         assert_eq!(c.metrics().consecutive_failures, 0);
     });
 }
+
+/// A retuning that replaces the window (another size) while records run on the old one: every
+/// record lands in one window or the other, the old one stays valid for a record that read it
+/// before the swap, and afterwards the circuit counts in the new window only.
+#[test]
+fn retuning_swaps_the_window_under_concurrent_records() {
+    model(|| {
+        let rate = |n| {
+            config(
+                Config::builder()
+                    .failure_rate(1.0, Window::Calls(n))
+                    .minimum_calls(n),
+            )
+        };
+        let c = Circuit::with_clock(rate(4), ManualClock::new());
+        let p = c.try_acquire().unwrap();
+        let q = c.try_acquire().unwrap();
+        let recorder = thread::spawn(move || {
+            p.failure();
+            q.success();
+        });
+        let tuner = {
+            let c = c.clone();
+            thread::spawn(move || c.__retune_for_loom(rate(2)))
+        };
+        recorder.join().unwrap();
+        tuner.join().unwrap();
+        let m = c.metrics();
+        assert!(m.calls_in_window <= 2, "{m:?}");
+        assert_eq!(m.state, State::Closed, "never 2 failures of 2: {m:?}");
+        assert_eq!(c.config().window(), Window::Calls(2));
+        c.try_acquire().unwrap().failure();
+        c.try_acquire().unwrap().failure();
+        assert_eq!(c.state(), State::Open, "two failures fill the new window");
+    });
+}
+
+/// A plain circuit retuned to a windowed one while a success takes the fast path: the flag and
+/// the window change together as far as later calls can tell, and no call is lost or doubled.
+#[test]
+fn retuning_a_plain_circuit_races_a_success_safely() {
+    model(|| {
+        let c = Circuit::with_clock(
+            config(Config::builder().consecutive_failures(1)),
+            ManualClock::new(),
+        );
+        let p = c.try_acquire().unwrap();
+        let caller = thread::spawn(move || p.success());
+        let tuner = {
+            let c = c.clone();
+            thread::spawn(move || {
+                c.__retune_for_loom(config(
+                    Config::builder()
+                        .failure_rate(0.5, Window::Calls(2))
+                        .minimum_calls(2),
+                ))
+            })
+        };
+        caller.join().unwrap();
+        tuner.join().unwrap();
+        assert!(c.metrics().calls_in_window <= 1);
+        c.try_acquire().unwrap().failure();
+        let m = c.metrics();
+        assert!(m.calls_in_window >= 1 && m.calls_in_window <= 2, "{m:?}");
+        assert_eq!(m.failures_in_window, 1);
+    });
+}
