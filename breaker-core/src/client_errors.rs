@@ -1,6 +1,6 @@
-//! Classification of real clients' errors (features `io`, `http`, `reqwest`): what a refused
-//! connection, a 503 or a reqwest timeout means for the provider's circuit, so callers using
-//! these types need no `Classify` impl of their own.
+//! Classification of real clients' errors (features `io`, `http`, `reqwest` for reqwest 0.13;
+//! 0.12's are in `reqwest_0_12.rs`): what a refused connection, a 503 or a reqwest timeout means
+//! for the provider's circuit, so callers using these types need no `Classify` impl of their own.
 //!
 //! The impls live here, beside the trait, because Rust allows an impl of a trait for a foreign
 //! type only in the trait's crate.
@@ -12,8 +12,9 @@ use crate::classify::{Classify, ErrorClass, Outcome};
 /// nothing about the provider and is [`ErrorClass::Unknown`].
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::io::{Error, ErrorKind};
-/// use breaker_core::{Classify, ErrorClass, Outcome};
+/// use breaker::{Classify, ErrorClass, Outcome};
 ///
 /// assert_eq!(ErrorClass::from(&Error::from(ErrorKind::ConnectionRefused)), ErrorClass::Network);
 /// assert_eq!(Error::from(ErrorKind::TimedOut).classify(), Outcome::Failure);
@@ -48,7 +49,8 @@ impl Classify for std::io::Error {
 /// [`ErrorClass::from_status`] of the code.
 ///
 /// ```
-/// use breaker_core::ErrorClass;
+/// # use breaker_core as breaker;
+/// use breaker::ErrorClass;
 /// assert_eq!(ErrorClass::from(http::StatusCode::TOO_MANY_REQUESTS), ErrorClass::RateLimited);
 /// ```
 #[cfg(feature = "http")]
@@ -63,7 +65,8 @@ impl From<http::StatusCode> for ErrorClass {
 /// successes).
 ///
 /// ```
-/// use breaker_core::{Classify, Outcome};
+/// # use breaker_core as breaker;
+/// use breaker::{Classify, Outcome};
 /// use http::StatusCode;
 ///
 /// assert_eq!(StatusCode::OK.classify(), Outcome::Success);
@@ -88,7 +91,8 @@ impl Classify for http::StatusCode {
 ///
 /// ```
 /// use std::time::Duration;
-/// use breaker_core::{Classify, Outcome};
+/// # use breaker_core as breaker;
+/// use breaker::{Classify, Outcome};
 ///
 /// let response = http::Response::builder().status(503).body(()).unwrap();
 /// assert_eq!(response.classify(), Outcome::Failure);
@@ -106,7 +110,7 @@ impl<B> Classify for http::Response<B> {
 /// The outcome of a response with `status` and `headers`: its status's, or
 /// [`Outcome::RetryAfter`] for a 429 or 503 with a usable `Retry-After`.
 #[cfg(feature = "http")]
-fn classify_response(status: u16, headers: &http::HeaderMap) -> Outcome {
+pub(crate) fn classify_response(status: u16, headers: &http::HeaderMap) -> Outcome {
     if matches!(status, 429 | 503) {
         if let Some(d) = retry_after_header(headers) {
             return Outcome::RetryAfter(d);
@@ -133,7 +137,8 @@ fn classify_response(status: u16, headers: &http::HeaderMap) -> Outcome {
 ///
 /// ```
 /// use std::time::Duration;
-/// use breaker_core::retry_after_header;
+/// # use breaker_core as breaker;
+/// use breaker::retry_after_header;
 ///
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("date", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
@@ -172,8 +177,9 @@ pub fn retry_after_header(headers: &http::HeaderMap) -> Option<std::time::Durati
 /// [`ErrorClass::Unknown`].
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use breaker_core::{Classify, ErrorClass, Outcome};
+/// use breaker::{Classify, ErrorClass, Outcome};
 ///
 /// // Nothing listens on port 1 of the loopback: the connection is refused.
 /// let err = reqwest::get("http://127.0.0.1:1/").await.unwrap_err();

@@ -168,3 +168,16 @@ fn reqwest_responses_read_the_header_too() {
     );
     assert_eq!(with(&[]).classify(), Outcome::Failure);
 }
+
+#[cfg(feature = "reqwest-0-12")]
+#[test]
+fn reqwest_0_12_responses_read_the_header_too() {
+    let with = |headers: &[(&str, &str)]| {
+        reqwest_0_12::Response::from(response(503, headers).map(|()| ""))
+    };
+    assert_eq!(
+        with(&[("retry-after", "30")]).classify(),
+        Outcome::RetryAfter(Duration::from_secs(30))
+    );
+    assert_eq!(with(&[]).classify(), Outcome::Failure);
+}

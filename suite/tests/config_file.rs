@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use breaker::{Config, ManualClock, Outcome, Registry, Window};
 
-/// The first ```toml block of the README, so the documented example is the tested one.
+/// The README's `breaker.toml` example (not its `[dependencies]` block), so the documented
+/// example is the tested one.
 fn readme_toml() -> String {
-    let readme = include_str!("../README.md");
-    let start = readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
+    let readme = include_str!("../../README.md");
+    let fence = "```toml\n# breaker.toml";
+    let start = readme
+        .find(fence)
+        .expect("README has a config file example")
+        + "```toml\n".len();
     let len = readme[start..].find("```").unwrap();
     readme[start..start + len].to_owned()
 }
