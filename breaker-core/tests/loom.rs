@@ -419,3 +419,59 @@ fn retuning_a_plain_circuit_races_a_success_safely() {
         assert_eq!(m.failures_in_window, 1);
     });
 }
+
+/// A hung probe past its timeout, with two callers finding its slot taken at once: with
+/// `on_abandoned = Ignored` exactly one of them gets the freed slot, and the hung probe's late
+/// outcome changes nothing.
+#[test]
+fn a_timed_out_probe_frees_its_slot_exactly_once() {
+    model(|| {
+        let (c, clock) = expired(
+            Config::builder()
+                .probe_timeout(OPEN_FOR)
+                .on_abandoned(Outcome::Ignored),
+        );
+        let hung = c.try_acquire().unwrap();
+        clock.advance(OPEN_FOR);
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, admitted) = (c.clone(), admitted.clone());
+                thread::spawn(move || {
+                    if let Ok(p) = c.try_acquire() {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                        std::mem::forget(p); // still out when the threads end
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 1);
+        hung.failure();
+        assert_eq!(c.state(), State::HalfOpen, "the late failure is stale");
+    });
+}
+
+/// The same race with the default `on_abandoned = Failure`: the circuit reopens once, one step
+/// up the backoff, and both callers are turned away.
+#[test]
+fn a_timed_out_probe_reopens_the_circuit_once() {
+    model(|| {
+        let (c, clock) = expired(Config::builder().probe_timeout(OPEN_FOR));
+        let _hung = c.try_acquire().unwrap();
+        clock.advance(OPEN_FOR);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let c = c.clone();
+                thread::spawn(move || assert!(c.try_acquire().is_err()))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.metrics().times_opened, 2);
+        assert_eq!(c.retry_after(), Some(OPEN_FOR * 2));
+    });
+}
