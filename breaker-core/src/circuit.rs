@@ -615,10 +615,10 @@ impl Inner {
     #[inline(never)]
     fn expire_probes(&self, s: u64) -> Option<u64> {
         let stamp = self.probe_stamp.load(Ordering::Acquire);
-        let now = self.now_us();
         if stamp >> PROBE_GEN_SHIFT != state::gen(s) {
             // Only a stamp stored late for a CAS that failed can be of another stay: time this
             // stay's probes from now rather than not at all.
+            let now = self.now_us();
             let fresh = (state::gen(s) << PROBE_GEN_SHIFT) | (now & state::DEADLINE_MAX);
             let _ = self.probe_stamp.compare_exchange(
                 stamp,
@@ -629,7 +629,10 @@ impl Inner {
             return None;
         }
         let started = stamp & state::DEADLINE_MAX;
-        if now.saturating_sub(started) < self.policy().probe_timeout_us {
+        // `until` answers from the coarse clock while the timeout is clearly ahead, so the
+        // rejections of a half-open circuit whose probes are out stay as cheap as an open one's.
+        let expires = started.saturating_add(self.policy().probe_timeout_us);
+        if self.head.time.until(expires).is_some() {
             return None;
         }
         let config = &self.policy().config;
