@@ -12,7 +12,8 @@
 //! see [`RegistryBuilder::max_circuits`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ pub struct Registry {
     time: Arc<Timebase>,
     idle_ttl_us: Option<u64>,
     max_circuits: Option<usize>,
+    /// Stored circuits, plus creations under way that have reserved their place: incremented
+    /// before a circuit is stored, decremented after one is unlinked, so it never reads less
+    /// than what the tables hold and `max_circuits` bounds both.
+    count: AtomicUsize,
     /// Clock reading (µs) of the last idle sweep.
     last_sweep_us: AtomicU64,
     /// Circuits created detached (not stored) since the last sweep for space.
@@ -119,14 +124,21 @@ impl Registry {
     /// wins over a call site's attribute arguments, so operations can retune a provider without
     /// recompiling. Existing circuits keep their config until evicted or removed.
     pub fn configure(&self, provider: &str, config: Config) {
-        let p = self.provider(provider);
-        let policy = Arc::new(Policy::new(
-            config,
-            self.time.clone(),
-            p.name,
-            self.events.clone(),
-        ));
-        *lock(&p.configured) = Some(policy);
+        loop {
+            let p = self.provider(provider);
+            let policy = Arc::new(Policy::new(
+                config.clone(),
+                self.time.clone(),
+                p.name,
+                self.events.clone(),
+            ));
+            *lock(&p.configured) = Some(policy);
+            // A configured provider is kept even without circuits; one that an idle sweep
+            // closed meanwhile is about to go, so the config goes to its successor.
+            if p.circuits.hold_open() {
+                return;
+            }
+        }
     }
 
     /// [`configure`](Self::configure)s every provider of `configs`, for example a map read from
@@ -182,17 +194,22 @@ impl Registry {
     /// Removes a circuit; handles and permits already out keep working on the removed one.
     pub fn remove(&self, provider: &str, tenant: &str) -> bool {
         let providers = self.providers.pin();
-        let removed = providers
-            .get(provider)
-            .is_some_and(|p| p.circuits.remove(tenant));
+        let removed = match providers.get(provider) {
+            Some(p) if p.circuits.remove(tenant) => {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        };
+        drop(providers);
         epoch::collect();
         removed
     }
 
-    /// Number of circuits.
+    /// Number of circuits: one read, whatever the number of providers. While circuits are being
+    /// created or removed on other threads it may count one whose creation is under way.
     pub fn len(&self) -> usize {
-        let providers = self.providers.pin();
-        providers.values().map(|p| p.circuits.len()).sum()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether the registry holds no circuit.
@@ -302,15 +319,45 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
-        if let Some((id, p)) = cache.slot.get() {
-            if *id == self.id {
-                return self.acquire_in(p, tenant, site);
+        if let Some(cached) = cache.slot.get() {
+            if cached.registry == self.id {
+                // SAFETY: the entry was cached from this registry (ids are never reused) and
+                // kept open when cached, so this registry never drops it, and `&self` is alive.
+                return self.acquire_in(unsafe { cached.provider.as_ref() }, tenant, site);
             }
         }
-        let p = self.provider(provider);
-        // The first registry a site meets stays cached; calls into another registry (tests with
-        // their own) take the uncached path.
-        let _ = cache.slot.set((self.id, p.clone()));
+        self.acquire_caching(cache, provider, tenant, site)
+    }
+
+    /// The first call of a site (or a call into another registry than the one its cache
+    /// remembers).
+    #[cold]
+    #[inline(never)]
+    fn acquire_caching(
+        &self,
+        cache: &ProviderCache,
+        provider: &str,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Result<Permit, CircuitOpen> {
+        if cache.slot.get().is_some() {
+            // The first registry a site meets stays cached; calls into another registry (tests
+            // with their own) take the uncached path.
+            return self.acquire(provider, tenant, site);
+        }
+        let p = loop {
+            let p = self.provider(provider);
+            // The cache points at the entry without owning it: keep the entry for as long as
+            // this registry lives, so the pointer is valid whenever the ids match.
+            if p.circuits.hold_open() {
+                break p;
+            }
+        };
+        let _ = cache.slot.set(Cached {
+            registry: self.id,
+            provider: NonNull::from(&*p),
+            name: p.name,
+        });
         self.acquire_in(&p, tenant, site)
     }
 
@@ -351,8 +398,12 @@ impl Registry {
         guard: epoch::Guard,
     ) -> Held {
         let held = match self.create(p, tenant, site, &guard) {
-            Ok(c) => c.owned(),
-            Err(detached) => detached.owned(),
+            Created::Mine(_, c) | Created::Detached(c) => c.owned(),
+            Created::Theirs(c) => c.owned(),
+            Created::Closed => {
+                drop(guard);
+                return self.create_held(&self.provider(p.name), tenant, site, epoch::pin());
+            }
         };
         drop(guard);
         epoch::collect();
@@ -371,8 +422,13 @@ impl Registry {
             return c.shared();
         }
         let circuit = match self.create(p, tenant, site, &guard) {
-            Ok(c) => c.shared(),
-            Err(detached) => Arc::new(detached),
+            Created::Mine(c, _held_until_shared) => c.shared(),
+            Created::Theirs(c) => c.shared(),
+            Created::Detached(c) => Arc::new(c),
+            Created::Closed => {
+                drop(guard);
+                return self.circuit_in(&self.provider(p.name), tenant, site);
+            }
         };
         drop(guard);
         epoch::collect();
@@ -380,8 +436,8 @@ impl Registry {
     }
 
     /// The circuit of `tenant` after a lookup missed: stored now (or by a racing creator), or
-    /// `Err` with a circuit that is not stored because the registry is at its cap with nothing
-    /// evictable (fail open rather than refuse traffic; documented on the cap).
+    /// not stored because the registry is at its cap with nothing evictable (fail open rather
+    /// than refuse traffic; documented on the cap).
     #[cold]
     fn create<'g>(
         &self,
@@ -389,20 +445,48 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
         guard: &'g Guard,
-    ) -> Result<Found<'g>, Circuit> {
-        let policy = self.policy_for(p, site);
+    ) -> Created<'g> {
+        let Some(policy) = self.policy_for(p, site) else {
+            return Created::Closed;
+        };
         self.sweep_if_due();
-        if !self.has_room() {
-            return Err(Circuit::from_policy(policy, tenant));
+        if !self.reserve() {
+            // A racing creator may have stored it since the caller's lookup.
+            return match p.circuits.get(tenant, guard) {
+                Some(c) => Created::Theirs(c),
+                None => Created::Detached(Circuit::from_policy(policy, tenant)),
+            };
         }
-        Ok(p.circuits
-            .get_or_insert(tenant, || Circuit::from_policy(policy, tenant), guard))
+        let mut mine = None;
+        let found = p.circuits.get_or_insert(
+            tenant,
+            || {
+                let c = Circuit::from_policy(policy, tenant);
+                mine = Some(c.clone());
+                c
+            },
+            guard,
+        );
+        match (found, mine) {
+            (Some(c), Some(handle)) => Created::Mine(c, handle),
+            (found, None) => {
+                // A racing creator's circuit, or the table closed: give the place back.
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                found.map_or(Created::Closed, Created::Theirs)
+            }
+            (None, Some(_)) => unreachable!("a closed table makes nothing"),
+        }
     }
 
+    /// The entry of provider `name`, made if missing or closed.
     fn provider(&self, name: &str) -> Arc<Provider> {
         let providers = self.providers.pin();
         if let Some(p) = providers.get(name) {
-            return p.clone();
+            if !p.circuits.is_closed() {
+                return p.clone();
+            }
+            // Closed by a sweep that has not unlinked it yet: help.
+            let _ = providers.remove_if(name, |_, v| Arc::ptr_eq(v, p));
         }
         let name = intern(name);
         let fresh = Arc::new(Provider {
@@ -420,22 +504,35 @@ impl Registry {
         providers.get_or_insert(name, fresh).clone()
     }
 
-    fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Arc<Policy> {
+    /// Unlinks `p` if it held no circuit at this sweep and the previous one, and nothing needs
+    /// it kept (a config, a call site's policy or cache): a provider name seen once (a host a
+    /// tower layer was keyed by) then costs nothing once its circuits are gone, and sweeps stop
+    /// visiting it.
+    fn drop_if_idle(&self, providers: &ProviderMap<'_>, p: &Arc<Provider>) {
+        if p.circuits.len() == 0 && p.circuits.close_if_idle() {
+            let _ = providers.remove_if(p.name, |_, v| Arc::ptr_eq(v, p));
+        }
+    }
+
+    /// The policy of a new circuit of `p`; `None` when `p` was closed meanwhile.
+    fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Option<Arc<Policy>> {
         if let Some(policy) = lock(&p.configured).as_ref() {
-            return policy.clone();
+            return Some(policy.clone());
         }
         let mut sites = lock(&p.sites);
         let Some(site) = site else {
             // A circuit asked for by name, not through an annotated call: it gets the config of
             // the provider's first `#[circuit_breaker]` site, if one has run, so that looking a
             // circuit up before the first annotated call cannot bypass the attribute's settings.
-            return sites
-                .first()
-                .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone());
+            return Some(
+                sites
+                    .first()
+                    .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone()),
+            );
         };
         let key = site as *const Config as usize;
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
-            return policy.clone();
+            return Some(policy.clone());
         }
         let policy = Arc::new(Policy::new(
             site.clone(),
@@ -443,8 +540,13 @@ impl Registry {
             p.name,
             self.events.clone(),
         ));
+        if sites.is_empty() && !p.circuits.hold_open() {
+            // The first site's config must outlive the provider's circuits (see above); a
+            // closed entry is about to go, and the caller retries on its successor.
+            return None;
+        }
         sites.push((key, policy.clone()));
-        policy
+        Some(policy)
     }
 
     /// Drops every closed circuit that has not been used since the previous sweep and of which
@@ -462,8 +564,12 @@ impl Registry {
         let mut evicted = 0;
         let providers = self.providers.pin();
         for p in providers.values() {
-            evicted += p.circuits.evict(Circuit::sweep_evictable);
+            let n = p.circuits.evict(Circuit::sweep_evictable);
+            self.count.fetch_sub(n, Ordering::Relaxed);
+            evicted += n;
+            self.drop_if_idle(&providers, p);
         }
+        drop(providers);
         epoch::collect();
         evicted
     }
@@ -482,23 +588,47 @@ impl Registry {
         }
     }
 
-    /// Whether a new circuit may be stored under the cap, sweeping for space when full. Sweeps
-    /// for space are spaced out by creations (one per 1/8 of the cap) so that a full registry of
-    /// busy circuits does not sweep on every new tenant.
-    fn has_room(&self) -> bool {
+    /// Reserves a place for a new circuit, under the cap if there is one, sweeping for space
+    /// when full; the caller gives it back if it stores nothing. Reserving before storing, by a
+    /// compare-and-swap on the count, is what makes the cap exact under concurrency: racing
+    /// creators that each saw room could overshoot it. Sweeps for space are spaced out by
+    /// creations (one per 1/8 of the cap) so that a full registry of busy circuits does not
+    /// sweep on every new tenant.
+    fn reserve(&self) -> bool {
         let Some(cap) = self.max_circuits else {
+            self.count.fetch_add(1, Ordering::Relaxed);
             return true;
         };
-        if self.len() < cap {
+        let take = || {
+            self.count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < cap).then_some(n + 1)
+                })
+                .is_ok()
+        };
+        if take() {
             return true;
         }
         let detached = self.detached_since_sweep.fetch_add(1, Ordering::Relaxed);
         if detached % (cap as u64 / 8 + 1) == 0 {
             self.evict_idle();
-            return self.len() < cap;
+            return take();
         }
         false
     }
+}
+
+/// What [`Registry::create`] made of a lookup's miss.
+enum Created<'g> {
+    /// Stored by this call, with a handle taken before the table's mutex was let go: no sweep
+    /// can evict a circuit between its creation and its creator's first use of it.
+    Mine(Found<'g>, Circuit),
+    /// Stored by a racing creator.
+    Theirs(Found<'g>),
+    /// Not stored: the registry is at its cap with nothing evictable.
+    Detached(Circuit),
+    /// The provider entry was closed by a sweep meanwhile: look it up again.
+    Closed,
 }
 
 /// The registry's mutexes guard plain values that a panic cannot leave half-written.
@@ -621,6 +751,7 @@ impl RegistryBuilder {
             time,
             idle_ttl_us,
             max_circuits: self.max_circuits,
+            count: AtomicUsize::new(0),
             last_sweep_us: AtomicU64::new(0),
             detached_since_sweep: AtomicU64::new(0),
             events: Listeners::new(self.listeners).map(Arc::new),
@@ -655,11 +786,37 @@ pub struct CircuitSnapshot {
 }
 
 /// Where one provider's circuits live in a registry, remembered by a call site; see
-/// [`Registry::acquire_cached`]. Provider entries are never removed from a registry, so a cached
-/// one stays valid as long as the registry.
+/// [`Registry::acquire_cached`]. It remembers the first registry the site meets without keeping
+/// that registry (or anything of it) alive: a registry dropped while a `static` cache still
+/// names it is freed like any other.
 pub struct ProviderCache {
-    slot: OnceLock<(u64, Arc<Provider>)>,
+    slot: OnceLock<Cached>,
 }
+
+/// A provider entry of the registry `registry`, by address: the registry keeps the entry (it
+/// is held open, never unlinked), so the address is valid exactly while a registry with that id
+/// exists, which a caller holding `&Registry` with that id proves.
+struct Cached {
+    registry: u64,
+    provider: NonNull<Provider>,
+    /// For `Debug`, which has no registry to prove the entry alive.
+    name: &'static str,
+}
+
+// SAFETY: `Cached` is an id, an interned name and an address dereferenced only by the registry
+// that owns the entry (`Provider` is `Send + Sync`), from any thread.
+unsafe impl Send for Cached {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Cached {}
+
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Provider>();
+};
+
+/// The pinned provider map the registry's walks share.
+type ProviderMap<'m> =
+    papaya::HashMapRef<'m, &'static str, Arc<Provider>, NameHasher, papaya::LocalGuard<'m>>;
 
 impl ProviderCache {
     /// An empty cache, for a `static`.
@@ -678,9 +835,171 @@ impl Default for ProviderCache {
 
 impl fmt::Debug for ProviderCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let provider = self.slot.get().map(|(_, p)| p.name);
+        let provider = self.slot.get().map(|c| c.name);
         f.debug_struct("ProviderCache")
             .field("provider", &provider)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::ManualClock;
+
+    fn providers(r: &Registry) -> usize {
+        r.providers.len()
+    }
+
+    #[test]
+    fn provider_entries_without_circuits_were_never_freed() {
+        static SITE: LazyLock<Config> =
+            LazyLock::new(|| Config::builder().consecutive_failures(7).build().unwrap());
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .idle_ttl(Duration::from_secs(60))
+            .build();
+        r.configure("configured", Config::default());
+        r.acquire("annotated", "t", Some(&*SITE)).unwrap().success();
+        for i in 0..10_000 {
+            r.acquire(&format!("host-{i}"), "t", None)
+                .unwrap()
+                .success();
+        }
+        assert_eq!((providers(&r), r.len()), (10_002, 10_001));
+        // Used since creation: the first sweep keeps them, the second drops them.
+        assert_eq!(r.evict_idle(), 0);
+        assert_eq!(r.evict_idle(), 10_001);
+        assert_eq!(r.len(), 0);
+        // Empty at two sweeps in a row: the entries go, but for those something keeps.
+        assert_eq!(providers(&r), 10_002);
+        r.evict_idle();
+        assert_eq!(
+            providers(&r),
+            2,
+            "the configured and the annotated provider stay"
+        );
+        assert!(r.configured("configured").is_some());
+        assert_eq!(
+            r.circuit("annotated", "by-name")
+                .config()
+                .consecutive_failures(),
+            Some(7),
+            "the first site's config still applies to circuits asked for by name"
+        );
+        // Removing a provider's last circuit leaves its entry to the sweeps.
+        r.circuit("once", "t");
+        assert!(r.remove("once", "t"));
+        assert_eq!(providers(&r), 3);
+        r.evict_idle();
+        r.evict_idle();
+        assert_eq!(providers(&r), 2);
+        // And a provider name seen again gets a fresh entry.
+        r.acquire("host-1", "t", None).unwrap().success();
+        assert!(r.get("host-1", "t").is_some());
+        // (The circuit asked for by name went with those two sweeps.)
+        assert_eq!((providers(&r), r.len()), (3, 1));
+    }
+
+    #[test]
+    fn creators_racing_the_sweep_that_drops_their_provider_lose_no_circuit() {
+        let r = Registry::builder().build();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let sweeper = s.spawn(|| {
+                let mut sweeps = 0;
+                while !done.load(Ordering::Relaxed) {
+                    r.evict_idle();
+                    sweeps += 1;
+                }
+                sweeps
+            });
+            let workers: Vec<_> = (0..2)
+                .map(|w| {
+                    let r = &r;
+                    s.spawn(move || {
+                        for i in 0..5_000 {
+                            let provider = format!("p{}", i % 7);
+                            let tenant = format!("{w}-{i}");
+                            let c = r.circuit(&provider, &tenant);
+                            c.force_open();
+                            // Stored in the entry the registry keeps, not in one it dropped:
+                            // the forced-open circuit is never evicted, so it must still be there.
+                            assert!(
+                                Arc::ptr_eq(&c, &r.get(&provider, &tenant).unwrap()),
+                                "{provider}/{tenant} lost"
+                            );
+                            assert!(r.remove(&provider, &tenant));
+                        }
+                    })
+                })
+                .collect();
+            let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+            done.store(true, Ordering::Relaxed);
+            for r in results {
+                r.unwrap();
+            }
+            assert!(sweeper.join().unwrap() > 0);
+        });
+        r.evict_idle();
+        r.evict_idle();
+        assert_eq!((r.len(), providers(&r)), (0, 0));
+    }
+
+    /// What the tables hold, read from their own counts: exact for one provider at any moment.
+    fn stored(r: &Registry) -> usize {
+        let providers = r.providers.pin();
+        providers.values().map(|p| p.circuits.len()).sum()
+    }
+
+    #[test]
+    fn max_circuits_was_overshot_by_racing_new_tenants() {
+        for cap in [1, 2, 16, 20] {
+            let r = Registry::builder().max_circuits(cap).build();
+            // Kept, so `stored` reads one table, whose count is exact at any moment: an entry
+            // dropped and made again between two reads of a walk could count twice.
+            r.configure("p", Config::default());
+            let done = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let watcher = s.spawn(|| {
+                    let mut seen = 0;
+                    while !done.load(Ordering::Relaxed) {
+                        let (tables, len) = (stored(&r), r.len());
+                        assert!(tables <= cap, "cap {cap}: the table holds {tables}");
+                        assert!(len <= cap, "cap {cap}: len() {len}");
+                        seen = seen.max(tables);
+                    }
+                    seen
+                });
+                let workers: Vec<_> = (0..4)
+                    .map(|w| {
+                        let r = &r;
+                        s.spawn(move || {
+                            for i in 0..10_000 {
+                                let tenant = format!("{w}-{i}");
+                                r.acquire("p", &tenant, None).unwrap().success();
+                                // Room comes back by removals and by sweeps for space.
+                                if i % 3 == 0 {
+                                    r.remove("p", &format!("{w}-{}", i / 2));
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+                done.store(true, Ordering::Relaxed);
+                for r in results {
+                    r.unwrap();
+                }
+                assert!(watcher.join().unwrap() > 0);
+            });
+            assert!(r.len() <= cap && r.len() == stored(&r), "cap {cap}");
+            let mut visited = 0;
+            r.for_each(|_| visited += 1);
+            assert_eq!(visited, r.len());
+        }
     }
 }
