@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -447,10 +448,14 @@ impl Inner {
                     // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    // The clock (user code) is read before the CAS that takes the slot: a
+                    // clock that panics after it would leave the slot taken with no permit to
+                    // give it back, the circuit half-open for good.
+                    let ticket = self.ticket(probe);
                     match self.cas(s, probe) {
                         Ok(()) => {
                             self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
-                            return self.ticket(probe);
+                            return ticket;
                         }
                         Err(actual) => s = actual,
                     }
@@ -460,8 +465,10 @@ impl Inner {
                         return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN);
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
+                    // As above: no user code between taking the slot and handing out its permit.
+                    let ticket = self.ticket(taken);
                     match self.cas(s, taken) {
-                        Ok(()) => return self.ticket(taken),
+                        Ok(()) => return ticket,
                         Err(actual) => s = actual,
                     }
                 }
@@ -587,6 +594,9 @@ impl Inner {
     #[inline(never)]
     fn record_from(&self, ticket: Ticket, outcome: Outcome) {
         let episode = state::episode(ticket.issued);
+        if state::tag(episode) == state::HALF_OPEN {
+            return self.record_probe_from(ticket, outcome);
+        }
         let started_us = ticket.started_us;
         let now = match (self.policy.slow_us, &self.window) {
             (Some(_), _) => self.now_us(),
@@ -604,14 +614,34 @@ impl Inner {
                 }
                 self.record_closed(episode, outcome, slow, now)
             }
-            state::HALF_OPEN => {
-                if slow {
-                    self.emit_slow(now.saturating_sub(started_us));
-                }
-                self.record_probe(episode, outcome, slow)
-            }
             _ => {}
         }
+    }
+
+    /// [`record_from`](Self::record_from) for a probe. Its slot is given back however this
+    /// ends: if the clock (user code) panics before the outcome is published, the guard frees
+    /// the slot on the way out as an ignored outcome, which reads no clock; otherwise the
+    /// circuit would stay half-open with a slot that no permit can free.
+    #[cold]
+    #[inline(never)]
+    fn record_probe_from(&self, ticket: Ticket, outcome: Outcome) {
+        let episode = state::episode(ticket.issued);
+        let mut slot = ProbeSlot {
+            circuit: self,
+            episode,
+            held: true,
+        };
+        let slow = match self.policy.slow_us {
+            Some(threshold) => {
+                let elapsed = self.now_us().saturating_sub(ticket.started_us);
+                if elapsed > threshold {
+                    self.emit_slow(elapsed);
+                }
+                elapsed > threshold
+            }
+            None => false,
+        };
+        self.record_probe(&mut slot, outcome, slow);
     }
 
     #[cold]
@@ -692,7 +722,8 @@ impl Inner {
         ok
     }
 
-    fn record_probe(&self, episode: u64, outcome: Outcome, slow: bool) {
+    fn record_probe(&self, slot: &mut ProbeSlot<'_>, outcome: Outcome, slow: bool) {
+        let episode = slot.episode;
         let config = &self.policy.config;
         // A slow probe means the provider has not recovered, when slow calls are a policy.
         let outcome = if slow && outcome == Outcome::Success {
@@ -704,6 +735,7 @@ impl Inner {
         loop {
             if state::episode(s) != episode {
                 // The half-open stay this probe belonged to is over; its slot went with it.
+                slot.held = false;
                 return;
             }
             let in_flight = state::in_flight(s).saturating_sub(1);
@@ -711,6 +743,7 @@ impl Inner {
                 Outcome::Failure => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
                     if self.trip(s, level, Reason::ProbeFailed) {
+                        slot.held = false;
                         return;
                     }
                     s = self.state.load(Ordering::Acquire);
@@ -730,9 +763,55 @@ impl Inner {
                 }
             };
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded),
+                Ok(()) => {
+                    slot.held = false;
+                    return self.emit_transition(s, next, Reason::ProbesSucceeded);
+                }
                 Err(actual) => s = actual,
             }
+        }
+    }
+
+    /// Frees a probe slot of the half-open stay `episode` without an outcome, if that stay
+    /// still runs; reads no clock and raises no event.
+    fn give_back_probe(&self, episode: u64) {
+        let mut s = self.state.load(Ordering::Acquire);
+        while state::episode(s) == episode && state::in_flight(s) > 0 {
+            let next = state::reprobe(s, state::in_flight(s) - 1, state::successes(s));
+            match self.cas(s, next) {
+                Ok(()) => return,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// A permit dropped without an outcome: its `on_abandoned` outcome. A drop also runs while
+    /// unwinding, where a second panic (the clock's, a listener payload's drop) would abort the
+    /// process: contained here, after the probe guard gave the slot back.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&self, ticket: Ticket) {
+        let outcome = self.policy.config.on_abandoned;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.record(ticket, outcome))) {
+            crate::event::drop_payload(payload);
+        }
+    }
+}
+
+/// A probe's half-open slot while its outcome is being recorded: given back if the recording
+/// unwinds before it published the outcome.
+struct ProbeSlot<'a> {
+    circuit: &'a Inner,
+    episode: u64,
+    /// Still this probe's to give back: cleared once a CAS published its outcome (or its stay
+    /// ended).
+    held: bool,
+}
+
+impl Drop for ProbeSlot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.circuit.give_back_probe(self.episode);
         }
     }
 }
@@ -807,8 +886,7 @@ macro_rules! permit_impl {
 
         impl$(<$lt>)? Drop for $name$(<$lt>)? {
             fn drop(&mut self) {
-                let outcome = self.circuit.policy.config.on_abandoned;
-                self.circuit.record(self.ticket, outcome);
+                self.circuit.abandon(self.ticket);
             }
         }
 
