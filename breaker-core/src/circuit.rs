@@ -295,9 +295,12 @@ impl Circuit {
 
     /// Clears the used mark and says whether the registry holding this circuit may drop it:
     /// closed (an open, half-open or operator-set circuit holds information that must not be
-    /// lost), unused since the previous sweep, and with no permit, rejection, handle or
-    /// `Arc<Circuit>` alive but the registry's own (its table's handle, and the cached
-    /// [`shared`](Self::shared) one if made).
+    /// lost), unused since the previous sweep, and with no handle alive but the registry's own
+    /// (its table's, and the cached [`shared`](Self::shared) one if made): no clone, no
+    /// `Arc<Circuit>`, no permit of [`Circuit::try_acquire`] (each holds a strong count).
+    /// Permits the registry hands out hold their circuit by an epoch pin, which no count shows:
+    /// one taken before the previous sweep does not keep its circuit stored (its memory stays
+    /// valid; see `Registry::evict_idle`). Rejections hold nothing (they copy the names).
     pub(crate) fn sweep_evictable(&self) -> bool {
         let was_used = self.inner.used.swap(false, Ordering::Relaxed);
         if was_used || state::tag(self.inner.state.load(Ordering::Acquire)) != state::CLOSED {

@@ -4,12 +4,13 @@
 //! of an existing circuit hashes two `&str`s and allocates nothing; only the first call of a new
 //! (provider, tenant) allocates.
 //!
-//! At tenant scale the registry must not grow without bound. With an idle time to live, circuits
-//! that stayed unused for that long are dropped by a sweep that runs, at most once per TTL, when a
-//! new circuit is created (the only moment the registry grows), or whenever
-//! [`Registry::evict_idle`] is called. Only closed circuits that nobody holds are dropped: an open,
-//! half-open or operator-set circuit carries information that must outlive idleness. With a cap,
-//! see [`RegistryBuilder::max_circuits`].
+//! At tenant scale the registry must not grow without bound. With an idle time to live (one hour
+//! unless set, [`Registry::DEFAULT_IDLE_TTL`]), circuits that stayed unused for that long are
+//! dropped by a sweep that runs, at most once per TTL, when a new circuit is created (the only
+//! moment the registry grows), or whenever [`Registry::evict_idle`] is called. Only closed
+//! circuits that nobody holds are dropped: an open, half-open or operator-set circuit carries
+//! information that must outlive idleness. Sweeps also drop provider entries left without
+//! circuits. With a cap, see [`RegistryBuilder::max_circuits`].
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -91,6 +92,17 @@ struct Provider {
 }
 
 impl Registry {
+    /// How long a closed circuit may stay unused before a registry built without
+    /// [`idle_ttl`](RegistryBuilder::idle_ttl) drops it: one hour.
+    ///
+    /// Tenant names usually come from requests (a header, a token), so a registry that kept
+    /// every circuit would grow with every name anyone sends. An hour keeps a tenant that calls
+    /// even rarely (a circuit lives one to two TTLs after its last call), costs one sweep of the
+    /// registry per hour, run by a call that creates a circuit, and forgets little: open,
+    /// half-open and operator-set circuits, and those a caller holds, are never dropped; a
+    /// closed one nobody called for an hour loses only its counts, and comes back closed.
+    pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(3600);
+
     /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
     /// with the default config and the system clock, unless [`set_global`](Self::set_global)
     /// installed one first.
@@ -667,7 +679,6 @@ impl Default for Registry {
 ///     .build();
 /// # Ok::<(), breaker::ConfigError>(())
 /// ```
-#[derive(Default)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RegistryBuilder {
     default_config: Option<Config>,
@@ -675,6 +686,18 @@ pub struct RegistryBuilder {
     idle_ttl: Option<Duration>,
     max_circuits: Option<usize>,
     listeners: Vec<Listener>,
+}
+
+impl Default for RegistryBuilder {
+    fn default() -> Self {
+        RegistryBuilder {
+            default_config: None,
+            time: None,
+            idle_ttl: Some(Registry::DEFAULT_IDLE_TTL),
+            max_circuits: None,
+            listeners: Vec::new(),
+        }
+    }
 }
 
 impl RegistryBuilder {
@@ -691,18 +714,31 @@ impl RegistryBuilder {
         self
     }
 
-    /// Drops closed circuits that stayed unused for `ttl` (see [`Registry::evict_idle`]). Off by
-    /// default: without it the registry keeps every circuit it ever created.
-    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
-        self.idle_ttl = Some(ttl);
+    /// Drops closed circuits that stayed unused for `ttl` (see [`Registry::evict_idle`]);
+    /// [`Registry::DEFAULT_IDLE_TTL`] (one hour) unless set. `None` turns idle eviction off:
+    /// the registry then keeps every circuit it ever created, which suits a fixed set of
+    /// tenants, not tenant names that come from requests.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use breaker_core::Registry;
+    ///
+    /// let short = Registry::builder().idle_ttl(Duration::from_secs(600)).build();
+    /// let forever = Registry::builder().idle_ttl(None).build();
+    /// ```
+    pub fn idle_ttl(mut self, ttl: impl Into<Option<Duration>>) -> Self {
+        self.idle_ttl = ttl.into();
         self
     }
 
-    /// Caps the number of stored circuits. When the registry is full, a new (provider, tenant)
-    /// first triggers a sweep that drops closed, unheld circuits unused since the previous sweep
-    /// (whatever the TTL); if that frees nothing, the call gets a fresh closed circuit that is not
-    /// stored. Such tenants are then not protected until room frees up, but their calls are never
-    /// refused because of the cap, and no stored circuit (open ones above all) is displaced.
+    /// Caps the number of stored circuits: the registry never holds more than `n`, however many
+    /// threads create circuits at once (each creation reserves its place before it stores), and
+    /// [`Registry::len`] never reads more. No cap by default. When the registry is full, a new
+    /// (provider, tenant) first triggers a sweep that drops closed, unheld circuits unused since
+    /// the previous sweep (whatever the TTL); if that frees nothing, the call gets a fresh closed
+    /// circuit that is not stored. Such tenants are then not protected until room frees up, but
+    /// their calls are never refused because of the cap, and no stored circuit (open ones above
+    /// all) is displaced.
     pub fn max_circuits(mut self, n: usize) -> Self {
         self.max_circuits = Some(n);
         self
