@@ -581,9 +581,11 @@ impl Registry {
         let mut evicted = 0;
         let providers = self.providers.pin();
         for p in providers.values() {
-            let n = p.circuits.evict(Circuit::sweep_evictable);
-            self.count.fetch_sub(n, Ordering::Relaxed);
-            evicted += n;
+            if p.circuits.len() > 0 {
+                let n = p.circuits.evict(Circuit::sweep_evictable);
+                self.count.fetch_sub(n, Ordering::Relaxed);
+                evicted += n;
+            }
             self.drop_if_idle(&providers, p);
         }
         drop(providers);
@@ -738,7 +740,9 @@ impl RegistryBuilder {
     /// the previous sweep (whatever the TTL); if that frees nothing, the call gets a fresh closed
     /// circuit that is not stored. Such tenants are then not protected until room frees up, but
     /// their calls are never refused because of the cap, and no stored circuit (open ones above
-    /// all) is displaced.
+    /// all) is displaced. There is no default cap because of that trade (at the cap, new tenants
+    /// go unprotected) and because only the application knows how many tenants it serves; the
+    /// default [`idle_ttl`](Self::idle_ttl) bounds the registry by the rate of new tenants.
     pub fn max_circuits(mut self, n: usize) -> Self {
         self.max_circuits = Some(n);
         self
