@@ -722,8 +722,9 @@ impl RegistryBuilder {
     /// tenants, not tenant names that come from requests.
     ///
     /// ```
+    /// # use breaker_core as breaker;
     /// use std::time::Duration;
-    /// use breaker_core::Registry;
+    /// use breaker::Registry;
     ///
     /// let short = Registry::builder().idle_ttl(Duration::from_secs(600)).build();
     /// let forever = Registry::builder().idle_ttl(None).build();
