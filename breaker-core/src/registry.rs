@@ -953,6 +953,28 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_provider_entry_was_dropped_by_sweeps_that_emptied_it() {
+        static SITE: ProviderCache = ProviderCache::new();
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .idle_ttl(Duration::from_secs(60))
+            .build();
+        r.acquire_cached(&SITE, "anthropic", "acme", None)
+            .unwrap()
+            .success();
+        // The circuit goes at the second sweep; an entry nothing keeps would go at the fourth.
+        for _ in 0..4 {
+            r.evict_idle();
+        }
+        assert_eq!(r.len(), 0);
+        let providers = r.providers.pin();
+        let entry = providers.get("anthropic").expect("the cached entry stays");
+        // The cache's address is the registry's own, open entry: never dangling.
+        assert_eq!(SITE.slot.get().unwrap().provider, NonNull::from(&**entry));
+        assert!(!entry.circuits.is_closed());
+    }
+
+    #[test]
     fn creators_racing_the_sweep_that_drops_their_provider_lose_no_circuit() {
         let r = Registry::builder().build();
         let done = AtomicBool::new(false);
