@@ -910,7 +910,10 @@ macro_rules! permit_impl {
 /// The right to make one call through a circuit. Report the call's outcome with
 /// [`success`](Permit::success), [`failure`](Permit::failure), [`ignore`](Permit::ignore) or
 /// [`record`](Permit::record). A permit dropped without a report (a cancelled future, a panic)
-/// counts as the config's `on_abandoned` outcome and always frees its half-open slot.
+/// counts as the config's `on_abandoned` outcome and always frees its half-open slot. Dropping
+/// one never panics (so never aborts an unwinding thread): a panic of the user code it runs, a
+/// clock or a listener, is contained there. A panic while recording an outcome reaches the caller
+/// of `record`, with the probe slot, if any, freed first.
 ///
 /// A permit is `Send + Sync + 'static`: hold it across `.await`.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
