@@ -12,7 +12,7 @@ use syn::{
     Stmt, Type, TypeParamBound, Visibility,
 };
 
-use crate::attr::{self, Args, Setting};
+use crate::attr::{self, Args, Provider, Setting};
 
 /// Expands `#[circuit_breaker(args)] item`. Never panics; on any error the item is emitted
 /// unchanged next to the errors, so the rest of the crate (and the IDE) still sees the function.
@@ -310,7 +310,18 @@ fn with_leading(first: Option<TokenStream>, run: TokenStream) -> TokenStream {
 fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
     let k = &site.krate;
     let args = site.args;
-    let provider = &args.provider;
+    let provider = match &args.provider {
+        Provider::Literal(name) => name.to_token_stream(),
+        // Evaluated when the crate is compiled: a constant of another type is a type error at the
+        // path, an empty one fails the build like an empty literal.
+        Provider::Const(path) => quote_spanned! {path.span()=>
+            const {
+                let __breaker_provider: &'static str = #path;
+                ::core::assert!(!__breaker_provider.is_empty(), "`provider` must not be empty");
+                __breaker_provider
+            }
+        },
+    };
     let registry = match &args.registry {
         Some(r) => quote_spanned!(r.span()=> #r),
         None => quote!(#k::__private::Registry::global()),
