@@ -55,9 +55,7 @@ async fn constants_name_the_circuits_provider() {
     let open = charge(false).unwrap_err();
     assert!(matches!(open, Error));
     assert_eq!(
-        REGISTRY
-            .circuit("billing", breaker::DEFAULT_TENANT)
-            .state(),
+        REGISTRY.circuit("billing", breaker::DEFAULT_TENANT).state(),
         State::Open
     );
 
