@@ -11,6 +11,8 @@
 //! | `breaker_transitions_total` | counter | `provider`, `from`, `to` | state transitions |
 //! | `breaker_rejections_total` | counter | `provider`, `state` | calls refused |
 //! | `breaker_slow_calls_total` | counter | `provider` | calls over the slow-call threshold |
+//! | `breaker_retry_after_total` | counter | `provider` | circuits opened for the time the provider asked for (`Retry-After`) |
+//! | `breaker_retry_after_seconds` | histogram | `provider` | those open periods |
 //! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
 //! | `breaker_open_period_seconds` | histogram | `provider` | the open period of each trip (compounded, jittered) |
 //!
@@ -26,7 +28,7 @@
 //! let registry = Registry::builder().listener(breaker::metrics::listener).build();
 //! ```
 
-use breaker_core::{Event, State};
+use breaker_core::{Event, Reason, State};
 
 /// Records one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
@@ -49,12 +51,19 @@ pub fn listener(event: &Event<'_>) {
             provider,
             from,
             to,
+            reason,
             open_for,
             ..
         } => {
             if let Some(period) = open_for {
                 ::metrics::histogram!("breaker_open_period_seconds", "provider" => provider)
                     .record(period.as_secs_f64());
+            }
+            if let Reason::RetryAfter(d) = reason {
+                ::metrics::counter!("breaker_retry_after_total", "provider" => provider)
+                    .increment(1);
+                ::metrics::histogram!("breaker_retry_after_seconds", "provider" => provider)
+                    .record(d.as_secs_f64());
             }
             ::metrics::counter!(
                 "breaker_transitions_total",
@@ -106,6 +115,15 @@ pub fn describe() {
     ::metrics::describe_counter!(
         "breaker_slow_calls_total",
         "Calls slower than their circuit's slow-call threshold"
+    );
+    ::metrics::describe_counter!(
+        "breaker_retry_after_total",
+        "Circuits opened for the time their provider asked for (Retry-After)"
+    );
+    ::metrics::describe_histogram!(
+        "breaker_retry_after_seconds",
+        ::metrics::Unit::Seconds,
+        "Open periods asked for by providers (Retry-After), capped at max_open_for"
     );
     ::metrics::describe_gauge!(
         "breaker_circuits",

@@ -11,12 +11,13 @@
 //! let registry = Registry::builder().listener(breaker::tracing::listener).build();
 //! ```
 
-use breaker_core::{Event, State};
+use breaker_core::{Event, Reason, State};
 
 /// Logs one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
 /// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`, and an opening its
-/// `open_for_ms` (also in the message: "circuit opened for 30s"); rejections
+/// `open_for_ms` (also in the message: "circuit opened for 30s") and, when the provider set the
+/// period (reason `retry_after`), `retry_after_ms`; rejections
 /// `provider`, `tenant`, `state` and `retry_after_ms` (absent when unknown); slow calls
 /// `provider`, `tenant`, `elapsed_ms` and `threshold_ms`.
 ///
@@ -44,15 +45,20 @@ pub fn listener(event: &Event<'_>) {
             ..
         } => {
             let level = to;
+            let retry_after_ms = match reason {
+                Reason::RetryAfter(d) => Some(d.as_millis() as u64),
+                _ => None,
+            };
             let (from, to, reason) = (from.as_str(), to.as_str(), reason.as_str());
             match (level, open_for) {
                 (State::Open | State::ForcedOpen, Some(period)) => ::tracing::warn!(
-                    target: "breaker", provider, tenant, from, to, reason,
+                    target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
                     open_for_ms = period.as_millis() as u64,
                     "circuit opened for {period:?}"
                 ),
                 (State::Open | State::ForcedOpen, None) => ::tracing::warn!(
-                    target: "breaker", provider, tenant, from, to, reason, "circuit opened"
+                    target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
+                    "circuit opened"
                 ),
                 (State::Closed, _) => ::tracing::info!(
                     target: "breaker", provider, tenant, from, to, reason, "circuit closed"

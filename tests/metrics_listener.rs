@@ -175,3 +175,31 @@ fn events_become_counters_and_gauges_without_tenant_labels() {
         "two trips of 10 s"
     );
 }
+
+#[test]
+fn opens_for_the_providers_time_are_counted() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .listener(breaker::metrics::listener)
+        .build();
+    metrics::with_local_recorder(&capture, || {
+        for tenant in ["acme", "globex"] {
+            registry
+                .circuit("openai", tenant)
+                .try_acquire()
+                .unwrap()
+                .record(breaker::Outcome::RetryAfter(Duration::from_secs(90)));
+        }
+    });
+    assert_eq!(
+        capture.counters(),
+        [
+            ("breaker_retry_after_total{provider=openai}".into(), 2),
+            (
+                "breaker_transitions_total{provider=openai,from=closed,to=open}".into(),
+                2
+            ),
+        ]
+    );
+}

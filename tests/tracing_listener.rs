@@ -84,3 +84,25 @@ fn transitions_rejections_and_slow_calls_are_logged_at_their_levels() {
         ]
     );
 }
+
+#[test]
+fn an_open_for_the_providers_time_logs_that_time() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        registry
+            .circuit("openai", "acme")
+            .try_acquire()
+            .unwrap()
+            .record(breaker::Outcome::RetryAfter(Duration::from_secs(90)));
+    });
+    assert_eq!(
+        *capture.0.lock().unwrap(),
+        [
+            r#"WARN breaker circuit opened for 90s: provider="openai" tenant="acme" from="closed" to="open" reason="retry_after" retry_after_ms=90000 open_for_ms=90000"#,
+        ]
+    );
+}

@@ -41,6 +41,8 @@ mod window;
 
 pub use circuit::{Circuit, Metrics, Permit, ScopedPermit};
 pub use classify::{Classify, ErrorClass, Outcome};
+#[cfg(feature = "http")]
+pub use client_errors::retry_after_header;
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};

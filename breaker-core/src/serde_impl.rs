@@ -51,6 +51,8 @@ struct ConfigFile {
     half_open_successes: Option<u32>,
     #[serde(default, deserialize_with = "on_abandoned")]
     on_abandoned: Option<Outcome>,
+    #[serde(default, deserialize_with = "probe_timeout")]
+    probe_timeout: Option<Duration>,
 }
 
 /// `window = 100` (calls) or `window = "60s"` (time), as in the attribute.
@@ -154,6 +156,8 @@ keys! {
             )),
         },
         |b, o| alone("on_abandoned", b.on_abandoned(o));
+    probe_timeout: String => Duration, |v| parse_duration_at("probe_timeout", &v),
+        |b, d| alone("probe_timeout", b.probe_timeout(d));
 }
 
 impl ConfigFile {
@@ -199,6 +203,9 @@ impl ConfigFile {
         if let Some(n) = self.half_open_successes {
             b = b.half_open_successes(n);
         }
+        if let Some(d) = self.probe_timeout {
+            b = b.probe_timeout(d);
+        }
         if let Some(o) = self.on_abandoned {
             b = b.on_abandoned(o);
         }
@@ -208,7 +215,8 @@ impl ConfigFile {
 
 /// Reads the keys of `#[circuit_breaker]` (`consecutive_failures`, `failure_rate`, `window`,
 /// `minimum_calls`, `slow_call`, `slow_call_rate`, `open_for`, `max_open_for`, `backoff`,
-/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`) with the same values;
+/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`, `probe_timeout`) with the
+/// same values;
 /// missing keys take the builder's defaults, unknown keys are an error, and the result is checked
 /// by [`ConfigBuilder::build`]: an invalid value is an error that names its key.
 ///

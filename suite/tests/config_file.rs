@@ -41,6 +41,12 @@ fn the_readme_example_parses_into_the_documented_configs() {
     assert_eq!(anthropic.open_for(), Duration::from_secs(90));
     assert_eq!(anthropic.jitter(), 0.1);
     assert_eq!(anthropic.on_abandoned(), Outcome::Ignored);
+    assert_eq!(anthropic.probe_timeout(), Duration::from_secs(120));
+    assert_eq!(
+        openai.probe_timeout(),
+        Duration::from_secs(60),
+        "the default"
+    );
 }
 
 #[test]
@@ -117,6 +123,10 @@ fn invalid_values_are_errors_naming_their_key() {
         (
             "open_for = \"10m\"\nmax_open_for = \"1m\"",
             "invalid `max_open_for` = 60s",
+        ),
+        (
+            "probe_timeout = \"0s\"",
+            "invalid `probe_timeout` = 0s: must be longer than zero",
         ),
         (
             "on_abandoned = \"maybe\"",
