@@ -3,6 +3,7 @@
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,18 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use crate::window::{Recorder, Totals};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::window::{Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
 /// a circuit carries one pointer for both.
+///
+/// Retuning (`Registry::configure`) never changes a policy: it links a new one after it
+/// ([`supersede`](Self::supersede)), and circuits read the config of the last policy of their
+/// chain ([`current`](Self::current)). A circuit keeps the head of its chain, which keeps every
+/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit;
+/// the chain costs one policy (a few hundred bytes) per retuning while a circuit made before it
+/// lives.
 #[derive(Debug)]
 pub(crate) struct Policy {
     pub(crate) config: Config,
@@ -30,6 +38,13 @@ pub(crate) struct Policy {
     pub(crate) events: Option<Arc<Listeners>>,
     slow_us: Option<u64>,
     consecutive: u32,
+    probe_timeout_us: u64,
+    /// The policy that replaced this one, if any.
+    next: std::sync::OnceLock<Arc<Policy>>,
+    /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
+    /// that reaching the current policy does not walk every retuning since this one. Only ever
+    /// points at a policy reachable from this one through `next`.
+    latest: AtomicPtr<Policy>,
 }
 
 impl Policy {
@@ -43,6 +58,7 @@ impl Policy {
             .slow_call
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let consecutive = config.consecutive_failures.unwrap_or(0);
+        let probe_timeout_us = u64::try_from(config.probe_timeout.as_micros()).unwrap_or(u64::MAX);
         Policy {
             config,
             time,
@@ -50,6 +66,85 @@ impl Policy {
             events,
             slow_us,
             consecutive,
+            probe_timeout_us,
+            next: std::sync::OnceLock::new(),
+            latest: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The policy circuits made from this one run on now: this one unless it was superseded.
+    #[inline]
+    pub(crate) fn current(&self) -> &Policy {
+        if self.next.get().is_none() {
+            return self;
+        }
+        self.current_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn current_slow(&self) -> &Policy {
+        let latest = self.latest.load(Ordering::Acquire);
+        // SAFETY: `latest` is null or points at a policy reachable from `self` through `next`
+        // (stored only after that link was made), and links are never undone: `self` keeps it
+        // alive as long as `&self` lives.
+        let mut p = unsafe { latest.as_ref() }.unwrap_or(self);
+        while let Some(next) = p.next.get() {
+            p = next;
+        }
+        p
+    }
+
+    /// Links `new` at the end of this policy's chain (unless it is there already), so that
+    /// circuits made from any policy of the chain run on `new` from their next decision. The
+    /// caller serializes retunings of one chain (the registry holds its provider's lock).
+    pub(crate) fn supersede(&self, new: &Arc<Policy>) {
+        let mut tail: &Policy = self;
+        loop {
+            if std::ptr::eq(tail, &**new) {
+                break;
+            }
+            match tail.next.get() {
+                Some(next) => tail = next,
+                None => match tail.next.set(new.clone()) {
+                    Ok(()) => break,
+                    // Linked meanwhile by someone else: go on from there.
+                    Err(_) => continue,
+                },
+            }
+        }
+        let target = Arc::as_ptr(new).cast_mut();
+        let mut p: &Policy = self;
+        while !std::ptr::eq(p, &**new) {
+            p.latest.store(target, Ordering::Release);
+            match p.next.get() {
+                Some(next) => p = next,
+                None => break,
+            }
+        }
+    }
+
+    /// Whether this policy was superseded.
+    pub(crate) fn current_is_newer(&self) -> bool {
+        self.next.get().is_some()
+    }
+
+    /// The window a circuit on this policy keeps, if any.
+    fn window_spec(&self) -> Option<crate::config::Window> {
+        self.config.has_window().then_some(self.config.window)
+    }
+}
+
+impl Drop for Policy {
+    /// Unlinks the chain one policy at a time: a long chain dropped recursively could overflow
+    /// the stack.
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(policy) = next {
+            next = match Arc::try_unwrap(policy) {
+                Ok(mut policy) => policy.next.take(),
+                Err(_) => None,
+            };
         }
     }
 }
@@ -83,12 +178,12 @@ impl Policy {
 /// ```
 #[derive(Clone)]
 pub struct Circuit {
-    inner: Arc<Inner>,
+    inner: Shared,
 }
 
 /// `repr(C)` to keep what a lookup and a call read (the tenant name that the registry compares,
 /// the state word, the fast-path flags, the failure streak) in the first 64 bytes of the
-/// allocation, right after the reference counts, so a lookup of a cold circuit misses once.
+/// allocation (the reference count is last), so a lookup of a cold circuit misses once.
 #[repr(C)]
 pub(crate) struct Inner {
     tenant: Name,
@@ -99,24 +194,142 @@ pub(crate) struct Inner {
     /// so a hot circuit's lookups stay read-only.
     used: AtomicBool,
     /// Permits need their start time: slow calls are a policy. Copied out of the policy so the
-    /// hot path does not follow that pointer.
-    timed: bool,
+    /// hot path does not follow that pointer; atomic only because a retuning rewrites it (a
+    /// relaxed load is the same plain load).
+    timed: AtomicBool,
     /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
-    /// nothing, and the inlined fast path of `record` returns at once.
-    plain: bool,
+    /// nothing, and the inlined fast path of `record` returns at once. Rewritten by a retuning.
+    plain: AtomicBool,
     times_opened: AtomicU32,
     /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
     stays: AtomicU32,
     rejected: AtomicU64,
-    policy: Arc<Policy>,
-    window: Option<Box<Recorder>>,
-    /// The `Arc<Circuit>` that `Registry::circuit` hands out for a circuit in a registry, made
-    /// on the first request (from `Arc::into_raw`; null until then and for standalone circuits).
-    /// Circuits that only `#[circuit_breaker]` calls reach never need one: their registry holds
-    /// them by handle, which saves an allocation and a hop per circuit. It points back at this
-    /// circuit, so the registry drops it when it lets the circuit go (`take_shared`).
-    shared: std::sync::atomic::AtomicPtr<Circuit>,
+    /// When the latest half-open probe was admitted (µs on the circuit's clock, low 48 bits) and
+    /// the generation of the half-open word it was admitted under (high 8 bits), so that a stamp
+    /// of another stay is never taken for this one's. Read only when a call finds every probe
+    /// slot taken (`expire_probes`), written only when a probe is admitted.
+    probe_stamp: AtomicU64,
+    /// The head of the circuit's policy chain: its clock, provider and listeners, which every
+    /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
+    head: Arc<Policy>,
+    window: WindowSlot,
+    /// Handles of this circuit ([`Shared`]): clones, a registry table's, owned permits'. Last,
+    /// out of the line a lookup reads. Not one of loom's atomics: it orders only what `Arc`'s
+    /// count orders, and modelling it would add a step to every clone in the state machine's
+    /// models.
+    strong: std::sync::atomic::AtomicUsize,
+    /// Under loom, a freed circuit is marked and leaked instead of freed, and every access
+    /// through a handle, a permit or a table asserts it is not marked: a use after free the
+    /// models reach fails there rather than going unseen.
+    #[cfg(loom)]
+    freed: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    /// Under loom, fails if the epoch freed this circuit (see `freed`).
+    #[inline(always)]
+    pub(crate) fn assert_alive(&self) {
+        #[cfg(loom)]
+        assert!(
+            !self.freed.load(std::sync::atomic::Ordering::SeqCst),
+            "a circuit was used after the epoch freed it"
+        );
+    }
+}
+
+/// A counted reference to a circuit: an `Arc` whose last release does not free at once but
+/// hands the circuit to the epoch (`epoch.rs`), which frees it when no permit's hazard is on
+/// it. That is what lets permits hold a circuit with a hazard (thread-local stores) instead of
+/// a count. One word less than an `Arc`'s header, too (no weak count).
+struct Shared {
+    ptr: NonNull<Inner>,
+}
+
+// SAFETY: a shared reference to `Inner` (`Send + Sync`, asserted below) with a thread-safe
+// count, like `Arc<Inner>`.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn new(inner: Inner) -> Shared {
+        Shared {
+            ptr: NonNull::from(Box::leak(Box::new(inner))),
+        }
+    }
+
+    fn into_raw(self) -> *mut Inner {
+        ManuallyDrop::new(self).ptr.as_ptr()
+    }
+
+    /// # Safety
+    /// `p` came from [`into_raw`](Self::into_raw), whose count the result takes over.
+    #[inline]
+    unsafe fn from_raw(p: *mut Inner) -> Shared {
+        Shared {
+            // SAFETY: `into_raw` never returns null.
+            ptr: unsafe { NonNull::new_unchecked(p) },
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.strong.load(Ordering::Acquire)
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Inner;
+    #[inline(always)]
+    fn deref(&self) -> &Inner {
+        // SAFETY: alive while this count is.
+        let inner = unsafe { self.ptr.as_ref() };
+        inner.assert_alive();
+        inner
+    }
+}
+
+impl Clone for Shared {
+    fn clone(&self) -> Shared {
+        // Relaxed, as `Arc`: a new count comes from an existing one, which keeps it alive.
+        let old = self.strong.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // Only reachable by leaking counts (`mem::forget` in a loop), as `Arc` guards.
+            std::process::abort();
+        }
+        Shared { ptr: self.ptr }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.strong.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Acquire: every use through another count happens before the free, as in `Arc`.
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the last count is gone, so no table holds it (a table holds a count while the
+        // circuit is linked) and no pin can reach it; permits' hazards, taken while a count kept
+        // it alive, are ordered before this by the counts' release.
+        unsafe { crate::table::epoch::retire_unreachable(self.ptr.as_ptr(), free_inner) };
+        crate::table::epoch::collect();
+    }
+}
+
+/// # Safety
+/// `p` is the `Box` of a [`Shared`] whose last count is gone and that no hazard protects.
+unsafe fn free_inner(p: *mut Inner) {
+    #[cfg(loom)]
+    {
+        // SAFETY: marked, not freed (see `Inner::freed`).
+        let inner = unsafe { &*p };
+        inner.assert_alive();
+        inner.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        return;
+    }
+    // SAFETY: the caller's contract.
+    #[allow(unreachable_code)]
+    drop(unsafe { Box::from_raw(p) });
 }
 
 impl Circuit {
@@ -132,25 +345,26 @@ impl Circuit {
     }
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
-        let window = policy
-            .config
-            .has_window()
-            .then(|| Box::new(Recorder::new(policy.config.window)));
-        let timed = policy.slow_us.is_some();
+        let current = policy.current();
+        let window = current.window_spec();
+        let timed = current.slow_us.is_some();
         Circuit {
-            inner: Arc::new(Inner {
+            inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
                 rejected: AtomicU64::new(0),
+                probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                timed,
-                plain: !timed && window.is_none(),
-                policy,
-                window,
+                timed: AtomicBool::new(timed),
+                plain: AtomicBool::new(!timed && window.is_none()),
+                head: policy,
+                window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
-                shared: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+                strong: std::sync::atomic::AtomicUsize::new(1),
+                #[cfg(loom)]
+                freed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -159,17 +373,21 @@ impl Circuit {
     /// the circuit is open (or half-open with every probe slot taken) and the call must not be
     /// made.
     ///
-    /// On a closed circuit this is one atomic load and a reference-count increment (the permit
-    /// keeps the circuit alive); see [`try_acquire_scoped`](Self::try_acquire_scoped) for a
-    /// permit that borrows the circuit instead and touches no shared memory at all.
+    /// On a closed circuit this is one atomic load and two stores to a slot the thread owns
+    /// (the permit's hazard, which keeps this one circuit alive without a reference count, so
+    /// threads sharing a circuit never contend); see
+    /// [`try_acquire_scoped`](Self::try_acquire_scoped) for a permit that borrows the circuit
+    /// instead and stores nothing.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
         let ticket = self.inner.admit();
         if ticket.is_rejection() {
             return Err(self.inner.reject(ticket));
         }
+        let inner = self.inner.ptr;
         Ok(Permit {
-            circuit: Held::owned(self.inner.clone()),
+            // The handle keeps the circuit alive until the hazard is stored.
+            circuit: Held::protected(inner, crate::table::epoch::protect(inner)),
             ticket,
         })
     }
@@ -203,8 +421,7 @@ impl Circuit {
     /// next call will be admitted as a probe.
     pub fn state(&self) -> State {
         let s = self.inner.state.load(Ordering::Acquire);
-        if state::tag(s) == state::OPEN
-            && self.inner.policy.time.until(state::deadline(s)).is_none()
+        if state::tag(s) == state::OPEN && self.inner.head.time.until(state::deadline(s)).is_none()
         {
             return State::HalfOpen;
         }
@@ -215,15 +432,8 @@ impl Circuit {
     /// forced open, which never ends by itself).
     pub fn retry_after(&self) -> Option<Duration> {
         let s = self.inner.state.load(Ordering::Acquire);
-        (state::tag(s) == state::OPEN).then(|| {
-            micros(
-                self.inner
-                    .policy
-                    .time
-                    .until(state::deadline(s))
-                    .unwrap_or(0),
-            )
-        })
+        (state::tag(s) == state::OPEN)
+            .then(|| micros(self.inner.head.time.until(state::deadline(s)).unwrap_or(0)))
     }
 
     /// A snapshot of the circuit's counters.
@@ -231,7 +441,7 @@ impl Circuit {
         let inner = &*self.inner;
         let totals = inner
             .window
-            .as_ref()
+            .get()
             .map(|w| w.totals(inner.now_us()))
             .unwrap_or_default();
         Metrics {
@@ -271,12 +481,12 @@ impl Circuit {
 
     /// The config this circuit runs on.
     pub fn config(&self) -> &Config {
-        &self.inner.policy.config
+        &self.inner.policy().config
     }
 
     /// The provider this circuit guards (empty for a standalone circuit).
     pub fn provider(&self) -> &str {
-        self.inner.policy.provider
+        self.inner.head.provider
     }
 
     /// The tenant this circuit belongs to (empty for a standalone circuit).
@@ -296,49 +506,38 @@ impl Circuit {
     /// Clears the used mark and says whether the registry holding this circuit may drop it:
     /// closed (an open, half-open or operator-set circuit holds information that must not be
     /// lost), unused since the previous sweep, and with no handle alive but the registry's own
-    /// (its table's, and the cached [`shared`](Self::shared) one if made): no clone, no
-    /// `Arc<Circuit>`, no permit of [`Circuit::try_acquire`] (each holds a strong count).
-    /// Permits the registry hands out hold their circuit by an epoch pin, which no count shows:
-    /// one taken before the previous sweep does not keep its circuit stored (its memory stays
-    /// valid; see `Registry::evict_idle`). Rejections hold nothing (they copy the names).
+    /// (its table's): no clone and no permit of [`Circuit::try_acquire`] (each holds a strong
+    /// count). Permits the registry hands out hold their circuit by a hazard, which no count
+    /// shows: one taken before the previous sweep does not keep its circuit stored (its memory
+    /// stays valid; see `Registry::evict_idle`). Rejections hold nothing (they copy the names).
     pub(crate) fn sweep_evictable(&self) -> bool {
         let was_used = self.inner.used.swap(false, Ordering::Relaxed);
         if was_used || state::tag(self.inner.state.load(Ordering::Acquire)) != state::CLOSED {
             return false;
         }
-        let shared = self.inner.shared.load(Ordering::Acquire);
-        if shared.is_null() {
-            return Arc::strong_count(&self.inner) == 1;
-        }
-        // SAFETY: the cached handle is dropped only by `take_shared`, which the registry calls
-        // after unlinking the circuit, and the caller (the registry's sweep) holds the circuit
-        // linked. The count it holds is not given up (`ManuallyDrop`).
-        let shared = ManuallyDrop::new(unsafe { Arc::from_raw(shared) });
-        Arc::strong_count(&shared) == 1 && Arc::strong_count(&self.inner) == 2
+        self.inner.count() == 1
     }
 
-    /// A hold on this circuit by `guard`'s epoch pin rather than by a reference count, for
-    /// [`Permit::admit`].
+    /// A hold on this circuit by a hazard that `guard`'s pin turns into, rather than by a
+    /// reference count, for [`Permit::admit`].
     ///
     /// # Safety
-    /// The circuit cannot be freed before the epoch passes `guard` (it is in a registry's table,
-    /// which retires what it unlinks to the epoch).
+    /// The circuit was found under `guard` in a registry's table (which retires what it unlinks
+    /// to the epoch, so it is alive until the hazard is stored).
     #[inline(always)]
-    pub(crate) unsafe fn pinned(&self, guard: crate::epoch::Guard) -> Held {
-        Held::new(
-            std::ptr::NonNull::from(&*self.inner),
-            usize::from(guard.into_parity()),
-        )
+    pub(crate) unsafe fn pinned(&self, guard: crate::table::epoch::Guard) -> Held {
+        let inner = self.inner.ptr;
+        Held::protected(inner, guard.protect(inner))
     }
 
-    /// A hold on this circuit by a reference count, for [`Permit::admit`].
-    pub(crate) fn owned(&self) -> Held {
-        Held::owned(self.inner.clone())
+    /// A hold on this circuit by its reference count, for [`Permit::admit`].
+    pub(crate) fn into_held(self) -> Held {
+        Held::owned(self.inner)
     }
 
     /// The handle as a raw pointer carrying its strong count, for the registry's table.
     pub(crate) fn into_raw(self) -> *mut Inner {
-        Arc::into_raw(self.inner).cast_mut()
+        self.inner.into_raw()
     }
 
     /// Takes back a handle from [`into_raw`](Self::into_raw).
@@ -350,63 +549,49 @@ impl Circuit {
     pub(crate) unsafe fn from_raw(p: *mut Inner) -> Circuit {
         Circuit {
             // SAFETY: the caller's contract.
-            inner: unsafe { Arc::from_raw(p) },
+            inner: unsafe { Shared::from_raw(p) },
         }
     }
 
-    /// The one `Arc<Circuit>` a registry hands out for this circuit, made on first request.
-    ///
-    /// # Safety
-    /// The caller found this circuit in a registry's table under a guard that is still alive,
-    /// so the registry cannot have called [`take_shared`](Self::take_shared) yet.
-    pub(crate) unsafe fn shared(&self) -> Arc<Circuit> {
-        let current = self.inner.shared.load(Ordering::Acquire);
-        if !current.is_null() {
-            // SAFETY: the cached handle's count is alive (the caller's contract); take one more.
-            return unsafe {
-                Arc::increment_strong_count(current);
-                Arc::from_raw(current)
-            };
-        }
-        let fresh = Arc::new(self.clone());
-        let raw = Arc::into_raw(fresh.clone()).cast_mut();
-        match self.inner.shared.compare_exchange(
-            std::ptr::null_mut(),
-            raw,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => fresh,
-            Err(winner) => {
-                // SAFETY: `raw` was never published; `winner` is alive as above.
-                unsafe {
-                    drop(Arc::from_raw(raw));
-                    Arc::increment_strong_count(winner);
-                    Arc::from_raw(winner)
-                }
-            }
-        }
+    /// Brings the circuit onto its current policy after a retuning (see `Inner::retune`).
+    pub(crate) fn retune(&self) {
+        self.inner.retune();
     }
 
-    /// Live handles of this circuit (the table's, clones, permits, the cached `Arc`'s).
-    #[cfg(test)]
+    /// A retuning of this circuit alone, as `Registry::configure` does it, for the loom models
+    /// (`tests/loom.rs`), which cannot run a registry.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __retune_for_loom(&self, config: Config) {
+        let head = &self.inner.head;
+        let new = Arc::new(Policy::new(
+            config,
+            head.time.clone(),
+            head.provider,
+            head.events.clone(),
+        ));
+        head.supersede(&new);
+        self.inner.retune();
+    }
+
+    /// Live handles of this circuit (the table's, clones, owned permits').
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.inner)
-    }
-
-    /// Takes the cached `Arc<Circuit>` out, breaking the cycle it forms with the circuit.
-    pub(crate) fn take_shared(&self) -> Option<Arc<Circuit>> {
-        let p = self
-            .inner
-            .shared
-            .swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: published by `shared` from `Arc::into_raw`; the swap makes this its only owner.
-        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+        self.inner.count()
     }
 
     /// Whether both handles point at the same circuit.
+    ///
+    /// ```
+    /// use breaker_core::{Circuit, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// let a = registry.circuit("openai", "acme");
+    /// assert!(Circuit::ptr_eq(&a, &registry.circuit("openai", "acme")));
+    /// assert!(!Circuit::ptr_eq(&a, &registry.circuit("openai", "globex")));
+    /// ```
     pub fn ptr_eq(a: &Circuit, b: &Circuit) -> bool {
-        Arc::ptr_eq(&a.inner, &b.inner)
+        a.inner.ptr == b.inner.ptr
     }
 }
 
@@ -428,7 +613,7 @@ impl Inner {
     #[inline(always)]
     fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && !self.timed {
+        if state::tag(s) == state::CLOSED && !self.timed.load(Ordering::Relaxed) {
             return Ticket {
                 issued: s,
                 started_us: 0,
@@ -444,7 +629,7 @@ impl Inner {
             match state::tag(s) {
                 state::CLOSED | state::METRICS_ONLY | state::DISABLED => return self.ticket(s),
                 state::OPEN => {
-                    if let Some(left) = self.policy.time.until(state::deadline(s)) {
+                    if let Some(left) = self.head.time.until(state::deadline(s)) {
                         return Ticket::rejection(state::OPEN, left);
                     }
                     // The open period is over: the first caller turns the circuit half-open and
@@ -453,23 +638,33 @@ impl Inner {
                     // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    self.stamp_probe(probe);
                     // The clock (user code) is read before the CAS that takes the slot: a
                     // clock that panics after it would leave the slot taken with no permit to
-                    // give it back, the circuit half-open for good.
+                    // give it back.
                     let ticket = self.ticket(probe);
                     match self.cas(s, probe) {
                         Ok(()) => {
-                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed, None);
                             return ticket;
                         }
                         Err(actual) => s = actual,
                     }
                 }
                 state::HALF_OPEN => {
-                    if state::in_flight(s) >= self.policy.config.half_open_probes {
-                        return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN);
+                    if state::in_flight(s) >= self.policy().config.half_open_probes {
+                        match self.expire_probes(s) {
+                            Some(moved) => {
+                                s = moved;
+                                continue;
+                            }
+                            None => {
+                                return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN)
+                            }
+                        }
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
+                    self.stamp_probe(taken);
                     // As above: no user code between taking the slot and handing out its permit.
                     let ticket = self.ticket(taken);
                     match self.cas(s, taken) {
@@ -482,10 +677,90 @@ impl Inner {
         }
     }
 
+    /// Notes that a probe is being admitted into the half-open word `probe`. Stored before the
+    /// CAS that publishes `probe`, so a caller that sees the probe's slot taken (an acquire load
+    /// of the state word) also sees this stamp or a later one; a stamp stored for a CAS that then
+    /// failed is either of the same stay (a moment later than the real start: harmless) or
+    /// carries another generation and is ignored.
+    fn stamp_probe(&self, probe: u64) {
+        let stamp = (state::gen(probe) << PROBE_GEN_SHIFT) | (self.now_us() & state::DEADLINE_MAX);
+        self.probe_stamp.store(stamp, Ordering::Release);
+    }
+
+    /// Called when a call finds every probe slot of the half-open word `s` taken: if the latest
+    /// probe has been outstanding for the config's `probe_timeout`, every probe in flight (all
+    /// of them started no later) is let go and counted as `on_abandoned`, in a new state word so
+    /// that their own outcomes, whenever they come, are stale. Returns the state to look at
+    /// again, or `None` when the probes still hold their slots.
+    #[cold]
+    #[inline(never)]
+    fn expire_probes(&self, s: u64) -> Option<u64> {
+        let stamp = self.probe_stamp.load(Ordering::Acquire);
+        if stamp >> PROBE_GEN_SHIFT != state::gen(s) {
+            // Only a stamp stored late for a CAS that failed can be of another stay: time this
+            // stay's probes from now rather than not at all.
+            let now = self.now_us();
+            let fresh = (state::gen(s) << PROBE_GEN_SHIFT) | (now & state::DEADLINE_MAX);
+            let _ = self.probe_stamp.compare_exchange(
+                stamp,
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return None;
+        }
+        let started = stamp & state::DEADLINE_MAX;
+        // `until` answers from the coarse clock while the timeout is clearly ahead, so the
+        // rejections of a half-open circuit whose probes are out stay as cheap as an open one's.
+        let expires = started.saturating_add(self.policy().probe_timeout_us);
+        if self.head.time.until(expires).is_some() {
+            return None;
+        }
+        let config = &self.policy().config;
+        let level = state::level(s);
+        let in_flight = state::in_flight(s);
+        // The same half-open stay in a new generation: probes admitted under `s` are stale.
+        let renewed = |successes: u32| {
+            state::with_stay(
+                state::half_open(s, level, 0, successes),
+                self.times_opened.load(Ordering::Relaxed),
+            )
+        };
+        let next_level = (level + 1).min(MAX_LEVEL);
+        let next = match config.on_abandoned {
+            Outcome::RetryAfter(d) if !d.is_zero() => {
+                let period = self.asked_period(d);
+                self.trip_for(s, next_level, period, Reason::ProbeTimedOut);
+                return Some(self.state.load(Ordering::Acquire));
+            }
+            Outcome::Failure | Outcome::RetryAfter(_) => {
+                self.trip(s, next_level, Reason::ProbeTimedOut);
+                return Some(self.state.load(Ordering::Acquire));
+            }
+            Outcome::Ignored => renewed(state::successes(s)),
+            Outcome::Success => {
+                let successes = state::successes(s) + in_flight;
+                if successes >= config.half_open_successes {
+                    self.clear_counts();
+                    state::with_stay(state::next(s, state::CLOSED), self.next_stay())
+                } else {
+                    renewed(successes)
+                }
+            }
+        };
+        if self.cas(s, next).is_ok() {
+            self.emit_transition(s, next, Reason::ProbesSucceeded, None);
+        }
+        Some(self.state.load(Ordering::Acquire))
+    }
+
     #[inline]
     fn ticket(&self, s: u64) -> Ticket {
-        let started_us = if self.timed && state::tag(s) != state::DISABLED {
-            self.now_us()
+        // One more than the clock, so that 0 means "not timed": a permit issued before a
+        // retuning made slow calls a policy is then never taken for one that started at the
+        // clock's origin.
+        let started_us = if self.timed.load(Ordering::Relaxed) && state::tag(s) != state::DISABLED {
+            self.now_us() + 1
         } else {
             0
         };
@@ -501,9 +776,9 @@ impl Inner {
     fn reject(&self, ticket: Ticket) -> CircuitOpen {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let (state, retry_after_us) = ticket.rejected();
-        if let Some(events) = &self.policy.events {
+        if let Some(events) = &self.head.events {
             events.emit(&Event::Rejected {
-                provider: self.policy.provider,
+                provider: self.head.provider,
                 tenant: self.tenant.as_str(),
                 state,
                 retry_after: CircuitOpen::retry_after_of(retry_after_us),
@@ -512,16 +787,36 @@ impl Inner {
         // Built last, straight into the caller's slot: a value built earlier and then moved
         // there was reloaded with wider loads than its stores, a store-forwarding stall.
         CircuitOpen::new(
-            self.policy.provider,
+            self.head.provider,
             self.tenant.clone(),
             state,
             retry_after_us,
         )
     }
 
+    /// The policy decisions are made on: the last of the circuit's chain.
+    #[inline]
+    fn policy(&self) -> &Policy {
+        self.head.current()
+    }
+
+    /// Makes the window and the fast-path flags those of the current policy, after a retuning.
+    /// A window whose kind or size changes restarts empty; anything else (the state word, the
+    /// failure streak, the probes in flight) is kept. The caller serializes retunings of one
+    /// circuit.
+    pub(crate) fn retune(&self) {
+        let policy = self.policy();
+        let window = policy.window_spec();
+        self.window.set(window);
+        let timed = policy.slow_us.is_some();
+        self.timed.store(timed, Ordering::Relaxed);
+        self.plain
+            .store(!timed && window.is_none(), Ordering::Relaxed);
+    }
+
     #[inline]
     fn now_us(&self) -> u64 {
-        self.policy.time.now_us()
+        self.head.time.now_us()
     }
 
     #[inline]
@@ -533,7 +828,7 @@ impl Inner {
 
     fn clear_counts(&self) {
         self.consecutive.store(0, Ordering::Relaxed);
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window.get() {
             w.clear();
         }
     }
@@ -548,7 +843,7 @@ impl Inner {
         loop {
             let next = state::with_stay(state::next(s, tag), stay);
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::Operator),
+                Ok(()) => return self.emit_transition(s, next, Reason::Operator, None),
                 Err(actual) => s = actual,
             }
         }
@@ -557,17 +852,19 @@ impl Inner {
     /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
     /// (state words already published). Nothing is held here: listeners may call back into the
     /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
+    /// `open_for` is the open period of a trip.
     #[inline]
-    fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
-        if let Some(events) = &self.policy.events {
+    fn emit_transition(&self, from: u64, to: u64, reason: Reason, open_for: Option<Duration>) {
+        if let Some(events) = &self.head.events {
             let (from, to) = (state::tag(from), state::tag(to));
             if from != to {
                 events.emit(&Event::Transition {
-                    provider: self.policy.provider,
+                    provider: self.head.provider,
                     tenant: self.tenant.as_str(),
                     from: State::from_tag(from),
                     to: State::from_tag(to),
                     reason,
+                    open_for,
                 });
             }
         }
@@ -581,7 +878,7 @@ impl Inner {
 
     #[inline]
     fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.plain
+        if self.plain.load(Ordering::Relaxed)
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -603,19 +900,21 @@ impl Inner {
             return self.record_probe_from(ticket, outcome);
         }
         let started_us = ticket.started_us;
-        let now = match (self.policy.slow_us, &self.window) {
+        let policy = self.policy();
+        let window = self.window.get();
+        let now = match (policy.slow_us, window) {
             (Some(_), _) => self.now_us(),
             (None, Some(w)) if w.is_timed() => self.now_us(),
             _ => 0,
         };
-        let slow = self
-            .policy
-            .slow_us
-            .is_some_and(|t| now.saturating_sub(started_us) > t);
+        // `started_us` is one more than the clock at admission, or 0 for a permit issued
+        // untimed (see `ticket`).
+        let elapsed = (now + 1).saturating_sub(started_us);
+        let slow = started_us != 0 && policy.slow_us.is_some_and(|t| elapsed > t);
         match state::tag(episode) {
             state::CLOSED | state::METRICS_ONLY => {
                 if slow {
-                    self.emit_slow(now.saturating_sub(started_us));
+                    self.emit_slow(elapsed);
                 }
                 self.record_closed(episode, outcome, slow, now)
             }
@@ -636,15 +935,16 @@ impl Inner {
             episode,
             held: true,
         };
-        let slow = match self.policy.slow_us {
-            Some(threshold) => {
-                let elapsed = self.now_us().saturating_sub(ticket.started_us);
+        // As in `record_from`: `started_us` is 0 for a permit issued untimed.
+        let slow = match self.policy().slow_us {
+            Some(threshold) if ticket.started_us != 0 => {
+                let elapsed = (self.now_us() + 1).saturating_sub(ticket.started_us);
                 if elapsed > threshold {
                     self.emit_slow(elapsed);
                 }
                 elapsed > threshold
             }
-            None => false,
+            _ => false,
         };
         self.record_probe(&mut slot, outcome, slow);
     }
@@ -652,10 +952,10 @@ impl Inner {
     #[cold]
     fn emit_slow(&self, elapsed_us: u64) {
         if let (Some(events), Some((threshold, _))) =
-            (&self.policy.events, self.policy.config.slow_call)
+            (&self.head.events, self.policy().config.slow_call)
         {
             events.emit(&Event::SlowCall {
-                provider: self.policy.provider,
+                provider: self.head.provider,
                 tenant: self.tenant.as_str(),
                 elapsed: micros(elapsed_us),
                 threshold,
@@ -670,11 +970,12 @@ impl Inner {
             // already acted on.
             return;
         }
-        let policy = &*self.policy;
-        let failure = match outcome {
+        let policy = self.policy();
+        let (failure, asked) = match outcome {
             Outcome::Ignored => return,
-            Outcome::Success => false,
-            Outcome::Failure => true,
+            Outcome::Success => (false, None),
+            Outcome::Failure => (true, None),
+            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then(|| self.asked_period(d))),
         };
         let mut trip = None;
         if policy.consecutive != 0 {
@@ -687,20 +988,29 @@ impl Inner {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
         }
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window.get() {
             w.record(failure, slow, now);
             trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
         }
-        if let Some(reason) = trip {
-            if state::tag(s) == state::CLOSED {
-                self.trip(s, 0, reason);
-            }
+        if state::tag(s) != state::CLOSED {
+            return;
         }
+        if let Some(period) = asked {
+            // The provider's time wins over any threshold and over the backoff schedule.
+            self.trip_for(s, 0, period, Reason::RetryAfter(period));
+        } else if let Some(reason) = trip {
+            self.trip(s, 0, reason);
+        }
+    }
+
+    /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
+    fn asked_period(&self, d: Duration) -> Duration {
+        d.min(self.policy().config.max_open_for)
     }
 
     /// Which rate, if any, has reached its threshold.
     fn rates_exceeded(&self, t: Totals) -> Option<Reason> {
-        let c = &self.policy.config;
+        let c = &self.policy().config;
         if t.calls < c.minimum_calls {
             None
         } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
@@ -715,26 +1025,33 @@ impl Inner {
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
     /// the trip and tells the listeners.
     fn trip(&self, from: u64, level: u32, reason: Reason) -> bool {
-        let period = jittered_period(&self.policy.config, level);
+        let period = jittered_period(&self.policy().config, level);
+        self.trip_for(from, level, period, reason)
+    }
+
+    /// [`trip`](Self::trip) for an open period of `period`. The deadline is kept in 48 bits of
+    /// µs since the circuit's origin (8.9 years; `state::open` saturates there), and `period` is
+    /// at most `max_open_for`, itself at most a year.
+    fn trip_for(&self, from: u64, level: u32, period: Duration, reason: Reason) -> bool {
         let deadline = self.now_us().saturating_add(period.as_micros() as u64);
         let open = state::open(from, level, deadline);
         let ok = self.cas(from, open).is_ok();
         if ok {
             self.times_opened.fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);
-            self.emit_transition(from, open, reason);
+            self.emit_transition(from, open, reason, Some(period));
         }
         ok
     }
 
     fn record_probe(&self, slot: &mut ProbeSlot<'_>, outcome: Outcome, slow: bool) {
         let episode = slot.episode;
-        let config = &self.policy.config;
+        let config = &self.policy().config;
         // A slow probe means the provider has not recovered, when slow calls are a policy.
-        let outcome = if slow && outcome == Outcome::Success {
-            Outcome::Failure
-        } else {
-            outcome
+        let outcome = match outcome {
+            Outcome::Success if slow => Outcome::Failure,
+            Outcome::RetryAfter(d) if d.is_zero() => Outcome::Failure,
+            other => other,
         };
         let mut s = self.state.load(Ordering::Acquire);
         loop {
@@ -748,6 +1065,16 @@ impl Inner {
                 Outcome::Failure => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
                     if self.trip(s, level, Reason::ProbeFailed) {
+                        slot.held = false;
+                        return;
+                    }
+                    s = self.state.load(Ordering::Acquire);
+                    continue;
+                }
+                Outcome::RetryAfter(d) => {
+                    let level = (state::level(s) + 1).min(MAX_LEVEL);
+                    let period = self.asked_period(d);
+                    if self.trip_for(s, level, period, Reason::RetryAfter(period)) {
                         slot.held = false;
                         return;
                     }
@@ -770,7 +1097,7 @@ impl Inner {
             match self.cas(s, next) {
                 Ok(()) => {
                     slot.held = false;
-                    return self.emit_transition(s, next, Reason::ProbesSucceeded);
+                    return self.emit_transition(s, next, Reason::ProbesSucceeded, None);
                 }
                 Err(actual) => s = actual,
             }
@@ -796,7 +1123,7 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn abandon(&self, ticket: Ticket) {
-        let outcome = self.policy.config.on_abandoned;
+        let outcome = self.policy().config.on_abandoned;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.record(ticket, outcome))) {
             crate::event::drop_payload(payload);
         }
@@ -820,6 +1147,9 @@ impl Drop for ProbeSlot<'_> {
         }
     }
 }
+
+/// Where a probe stamp keeps the generation of its half-open word (above the 48-bit time).
+const PROBE_GEN_SHIFT: u32 = 56;
 
 fn micros(us: u64) -> Duration {
     Duration::from_micros(us)
@@ -898,7 +1228,7 @@ macro_rules! permit_impl {
         impl$(<$lt>)? fmt::Debug for $name$(<$lt>)? {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("provider", &self.circuit.policy.provider)
+                    .field("provider", &self.circuit.head.provider)
                     .field("tenant", &self.circuit.tenant.as_str())
                     .field("probe", &self.is_probe())
                     .finish()
@@ -915,7 +1245,11 @@ macro_rules! permit_impl {
 /// clock or a listener, is contained there. A panic while recording an outcome reaches the caller
 /// of `record`, with the probe slot, if any, freed first.
 ///
-/// A permit is `Send + Sync + 'static`: hold it across `.await`.
+/// A permit is `Send + Sync + 'static`: hold it across `.await`. It keeps its circuit's memory
+/// alive (not its place in a registry: a registry may drop a circuit idle for two sweeps while
+/// a call on it still runs, and that call's outcome then goes to the dropped circuit) and
+/// nothing else, so a permit that is never released (a hung call without a timeout) costs one
+/// circuit, not the registry's ability to free what it drops.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct Permit {
     circuit: Held,
@@ -951,45 +1285,35 @@ impl Permit {
     }
 }
 
-/// How a [`Permit`] keeps its circuit alive: a strong count (a permit of a handle), or, for a
-/// permit a registry hands out, a pin of the epoch the registry frees unlinked circuits by
-/// (`epoch.rs`), which costs thread-local stores instead of two read-modify-writes on the
-/// circuit's cache line. One word: the pointer to the circuit, which kind of hold in its two low
-/// bits (`Inner` is 8-aligned), so a permit is three words.
+/// How a [`Permit`] keeps its circuit alive: a hazard (`epoch.rs`: a slot the acquiring thread
+/// owns holds the circuit's address; a registry's lookup pin turns into it, or a handle's
+/// [`try_acquire`](Circuit::try_acquire) stores it), which costs plain stores instead of two
+/// read-modify-writes on the circuit's cache line and keeps this one circuit alive and nothing
+/// else; or a strong count (a circuit the registry made but could not store, under its cap).
+/// Two words, so a permit is four.
 pub(crate) struct Held {
-    tagged: std::ptr::NonNull<Inner>,
+    inner: NonNull<Inner>,
+    /// `None` when `inner` carries a strong count.
+    hazard: Option<crate::table::epoch::Hazard>,
 }
-
-/// The low bits of a [`Held`] that owns a strong count; `0` and `1` are epoch parities.
-const OWNED: usize = 2;
-const HOLD_BITS: usize = 3;
-const _: () = assert!(std::mem::align_of::<Inner>() > HOLD_BITS);
 
 impl Held {
     #[inline(always)]
-    fn new(inner: std::ptr::NonNull<Inner>, hold: usize) -> Held {
+    fn protected(inner: NonNull<Inner>, hazard: crate::table::epoch::Hazard) -> Held {
         Held {
-            tagged: inner.map_addr(|a| a | hold),
+            inner,
+            hazard: Some(hazard),
         }
     }
 
     #[inline]
-    fn owned(inner: Arc<Inner>) -> Held {
-        // SAFETY: `Arc::into_raw` is never null.
-        let inner = unsafe { std::ptr::NonNull::new_unchecked(Arc::into_raw(inner).cast_mut()) };
-        Held::new(inner, OWNED)
-    }
-
-    #[inline(always)]
-    fn inner(&self) -> std::ptr::NonNull<Inner> {
-        // SAFETY: clearing the low bits gives back the (non-null, 8-aligned) pointer.
-        self.tagged
-            .map_addr(|a| unsafe { std::num::NonZeroUsize::new_unchecked(a.get() & !HOLD_BITS) })
-    }
-
-    #[inline(always)]
-    fn hold(&self) -> usize {
-        self.tagged.addr().get() & HOLD_BITS
+    fn owned(inner: Shared) -> Held {
+        // SAFETY: `into_raw` is never null.
+        let inner = unsafe { NonNull::new_unchecked(inner.into_raw()) };
+        Held {
+            inner,
+            hazard: None,
+        }
     }
 }
 
@@ -997,19 +1321,21 @@ impl std::ops::Deref for Held {
     type Target = Inner;
     #[inline(always)]
     fn deref(&self) -> &Inner {
-        // SAFETY: kept alive by the strong count or the pin this value owns.
-        unsafe { self.inner().as_ref() }
+        // SAFETY: kept alive by the hazard or the strong count this value owns.
+        let inner = unsafe { self.inner.as_ref() };
+        inner.assert_alive();
+        inner
     }
 }
 
 impl Drop for Held {
     #[inline]
     fn drop(&mut self) {
-        match self.hold() {
-            // SAFETY: the strong count this value owns, from `Arc::into_raw`.
-            OWNED => unsafe { Arc::decrement_strong_count(self.inner().as_ptr()) },
-            parity => crate::epoch::unpin(parity as u8),
+        if self.hazard.is_none() {
+            // SAFETY: the strong count this value owns, from `Shared::into_raw`.
+            drop(unsafe { Shared::from_raw(self.inner.as_ptr()) });
         }
+        // A hazard is released by its own drop, right after this.
     }
 }
 
@@ -1020,7 +1346,7 @@ const _: fn() = || {
 };
 
 // SAFETY: `Held` is a shared reference to `Inner` (which is `Send + Sync`) kept alive by a strong
-// count or an epoch pin, and both may be released from any thread.
+// count or a hazard, and both may be released from any thread.
 unsafe impl Send for Held {}
 // SAFETY: as above; `&Held` only gives `&Inner`.
 unsafe impl Sync for Held {}
@@ -1078,18 +1404,19 @@ mod tests {
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
-    fn a_circuit_is_80_bytes_with_no_padding() {
+    fn a_circuit_is_88_bytes() {
         // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs).
-        assert_eq!(std::mem::size_of::<Inner>(), 80);
+        assert_eq!(std::mem::size_of::<Inner>(), 88);
     }
 
     #[test]
-    fn a_permit_is_three_words_and_a_ticket_two() {
-        // Two words come back from `admit` in registers; a bigger ticket or a permit with the
-        // hold in a separate word went through memory on the hot path (see `admit`).
+    fn a_permit_is_four_words_and_a_ticket_two() {
+        // Two words come back from `admit` in registers; a bigger ticket went through memory
+        // on the hot path (see `admit`). The hold is the circuit and its hazard's slot.
         assert_eq!(std::mem::size_of::<Ticket>(), 16);
-        assert_eq!(std::mem::size_of::<Permit>(), 24);
-        assert_eq!(std::mem::size_of::<Option<Permit>>(), 24);
+        assert_eq!(std::mem::size_of::<Held>(), 16);
+        assert_eq!(std::mem::size_of::<Permit>(), 32);
+        assert_eq!(std::mem::size_of::<Option<Permit>>(), 32);
     }
 
     #[test]

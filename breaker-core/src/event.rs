@@ -54,6 +54,10 @@ pub enum Event<'a> {
         to: State,
         /// What made it move.
         reason: Reason,
+        /// How long the circuit stays open before a probe may pass, when it entered `Open`: the
+        /// period of this trip (compounded by re-trips, with any jitter). `None` for every other
+        /// transition (`ForcedOpen` lasts until an operator resets it).
+        open_for: Option<Duration>,
     },
     /// A call was refused (the same information as the [`CircuitOpen`](crate::CircuitOpen) the
     /// caller got).
@@ -122,10 +126,19 @@ pub enum Reason {
     OpenPeriodElapsed,
     /// Half-open → open: a probe failed (or was slow), so the open period compounds.
     ProbeFailed,
+    /// Half-open → open: a probe stayed outstanding for the config's `probe_timeout` and counted
+    /// as a failure (its `on_abandoned` outcome), so the open period compounds.
+    ProbeTimedOut,
     /// Half-open → closed: enough probes succeeded.
     ProbesSucceeded,
     /// An operator's switch: `force_open`, `disable`, `metrics_only` or `reset`.
     Operator,
+    /// Closed or half-open → open: a call was recorded as [`Outcome::RetryAfter`]; the circuit
+    /// opened at once for the time the provider asked for, given here (capped at
+    /// `max_open_for`).
+    ///
+    /// [`Outcome::RetryAfter`]: crate::Outcome::RetryAfter
+    RetryAfter(Duration),
 }
 
 impl Reason {
@@ -137,8 +150,10 @@ impl Reason {
             Reason::SlowCallRate => "slow_call_rate",
             Reason::OpenPeriodElapsed => "open_period_elapsed",
             Reason::ProbeFailed => "probe_failed",
+            Reason::ProbeTimedOut => "probe_timed_out",
             Reason::ProbesSucceeded => "probes_succeeded",
             Reason::Operator => "operator",
+            Reason::RetryAfter(_) => "retry_after",
         }
     }
 }

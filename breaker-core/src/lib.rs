@@ -24,9 +24,9 @@ mod client_errors;
 mod clock;
 mod config;
 mod duration;
-mod epoch;
 mod error;
 mod event;
+mod http_response;
 mod name;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]
@@ -40,6 +40,8 @@ mod window;
 
 pub use circuit::{Circuit, Metrics, Permit, ScopedPermit};
 pub use classify::{Classify, ErrorClass, Outcome};
+#[cfg(feature = "http")]
+pub use client_errors::retry_after_header;
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -50,4 +52,11 @@ pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
-pub use state::State;
+pub use state::{ParseStateError, State};
+
+/// Not a public API: how many unlinked circuits and arrays wait to be freed, for the
+/// regression tests of reclamation's bounds.
+#[doc(hidden)]
+pub fn __pending_frees() -> usize {
+    table::epoch::pending()
+}

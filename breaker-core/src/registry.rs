@@ -21,11 +21,11 @@ use std::time::Duration;
 use crate::circuit::{Circuit, Held, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
-use crate::epoch::{self, Guard};
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
 use crate::name::intern;
 use crate::state::State;
+use crate::table::epoch::{self, Guard};
 use crate::table::{Circuits, Found};
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
@@ -84,7 +84,8 @@ struct Provider {
     /// This provider's copy of the registry default, created with the provider.
     default: Arc<Policy>,
     /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
-    /// created.
+    /// created. Its lock also serializes retunings of the provider's circuits, and is taken
+    /// before `sites`'.
     configured: Mutex<Option<Arc<Policy>>>,
     /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
     /// config, so all circuits of one site share one policy.
@@ -134,30 +135,78 @@ impl Registry {
         RegistryBuilder::default()
     }
 
-    /// Sets the config of `provider`'s circuits. It applies to circuits created afterwards and
-    /// wins over a call site's attribute arguments, so operations can retune a provider without
-    /// recompiling. Existing circuits keep their config until evicted or removed.
+    /// Sets the config of `provider`'s circuits: circuits created afterwards, and the
+    /// provider's existing circuits from their next call on. It wins over a call site's
+    /// attribute arguments (circuits made with them switch to it too), so operations can retune
+    /// a provider without recompiling, hot tenants included.
+    ///
+    /// An existing circuit keeps its state: a running open period keeps its deadline, and the
+    /// backoff level, the failure streak and the probes in flight are kept. Thresholds,
+    /// durations, probe counts and the slow-call policy of the new config apply from the next
+    /// decision on: a circuit at backoff level 2 that re-trips after a retuning to
+    /// `open_for(5s)` opens for 5 s × 2² (not for its old `open_for` × 2²). A window whose kind
+    /// or size changes restarts empty (a failure-rate window of 100 calls retuned to 50 calls
+    /// starts counting again); one that stays the same keeps its outcomes. Retuning to an equal
+    /// config does nothing.
+    ///
+    /// It visits every circuit of the provider once (under the provider's lock, which a new
+    /// tenant's first call of that provider waits for); calls on existing circuits never wait.
+    /// Each retuning keeps a copy of the config (a few hundred bytes) alive while a circuit
+    /// made before it lives, and a window replaced by it while that circuit lives.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, ManualClock, Registry, State};
+    ///
+    /// let registry = Registry::builder().clock(ManualClock::new()).build();
+    /// registry.configure("openai", Config::builder().consecutive_failures(5).build()?);
+    /// let circuit = registry.circuit("openai", "acme");
+    /// circuit.try_acquire()?.failure();
+    ///
+    /// // 3 a.m.: trip sooner, including the tenants already running.
+    /// registry.configure("openai", Config::builder().consecutive_failures(2).build()?);
+    /// circuit.try_acquire()?.failure(); // the streak of 1 was kept: 2 now
+    /// assert_eq!(circuit.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn configure(&self, provider: &str, config: Config) {
-        loop {
+        let p = loop {
             let p = self.provider(provider);
-            let policy = Arc::new(Policy::new(
-                config.clone(),
-                self.time.clone(),
-                p.name,
-                self.events.clone(),
-            ));
-            *lock(&p.configured) = Some(policy);
-            // A configured provider is kept even without circuits; one that an idle sweep
-            // closed meanwhile is about to go, so the config goes to its successor.
+            // A configured provider is kept even without circuits; one that an idle sweep closed
+            // meanwhile is about to go, so the config goes to its successor.
             if p.circuits.hold_open() {
-                return;
+                break p;
             }
+        };
+        let mut configured = lock(&p.configured);
+        if configured.as_ref().is_some_and(|c| c.config == config) {
+            return;
         }
+        let policy = Arc::new(Policy::new(
+            config,
+            self.time.clone(),
+            p.name,
+            self.events.clone(),
+        ));
+        // Every policy the provider has handed out leads to the new one: the default, each
+        // site's, and (through them) every earlier configured one.
+        p.default.supersede(&policy);
+        for (_, site) in lock(&p.sites).iter() {
+            site.supersede(&policy);
+        }
+        *configured = Some(policy);
+        // Pairs with the fence in `create`: a circuit stored meanwhile is either visited here or
+        // sees the new policy linked and retunes itself.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        p.circuits.for_each(Circuit::retune);
     }
 
     /// [`configure`](Self::configure)s every provider of `configs`, for example a map read from
     /// a config file (with the `serde` feature, `Config` deserializes; see the README's TOML
-    /// example). Providers the map does not name keep their config.
+    /// example), existing circuits included. Providers the map does not name keep their config;
+    /// providers whose config did not change are left alone, so reloading a file on every change
+    /// retunes only what changed.
     ///
     /// ```
     /// # use breaker_core as breaker;
@@ -193,17 +242,22 @@ impl Registry {
     /// A new circuit takes the provider's [`configure`](Self::configure)d config; failing that,
     /// the config of the provider's first `#[circuit_breaker]` call site that has run; failing
     /// that, the registry's default.
-    pub fn circuit(&self, provider: &str, tenant: &str) -> Arc<Circuit> {
+    ///
+    /// A [`Circuit`] is a handle (one pointer; clones share the circuit): keep it, clone it, or
+    /// compare two with [`Circuit::ptr_eq`]. A handle kept after the registry let the circuit
+    /// go (removed, or evicted while idle: a handle keeps a circuit from idle eviction) still
+    /// works, on a circuit the registry no longer hands out.
+    pub fn circuit(&self, provider: &str, tenant: &str) -> Circuit {
         self.circuit_in(&self.provider(provider), tenant, None)
     }
 
     /// The circuit of (`provider`, `tenant`) if it exists. A look, not a use: it does not keep
     /// the circuit from being evicted as idle.
-    pub fn get(&self, provider: &str, tenant: &str) -> Option<Arc<Circuit>> {
+    pub fn get(&self, provider: &str, tenant: &str) -> Option<Circuit> {
         let providers = self.providers.pin();
         let p = providers.get(provider)?;
         let guard = p.circuits.guard();
-        p.circuits.get(tenant, &guard).map(|c| c.shared())
+        p.circuits.get(tenant, &guard).map(|c| Circuit::clone(&c))
     }
 
     /// Removes a circuit; handles and permits already out keep working on the removed one.
@@ -393,8 +447,7 @@ impl Registry {
         let held = match p.circuits.get(tenant, &guard) {
             Some(c) => {
                 c.touch();
-                // SAFETY: the hold takes over the guard's pin, which keeps the circuit alive:
-                // the table retires what it unlinks to the epoch.
+                // SAFETY: found under `guard`, whose pin becomes the permit's hazard on it.
                 unsafe { c.detach().pinned(guard) }
             }
             None => self.create_held(p, tenant, site, guard),
@@ -403,8 +456,9 @@ impl Registry {
         Permit::admit(held)
     }
 
-    /// A tenant's first call (or its first after eviction): make its circuit, held by a
-    /// reference count (the guard is let go here, so the epoch can collect).
+    /// A tenant's first call (or its first after eviction): make its circuit, held by the
+    /// guard's hazard when stored, by its reference count when not (its only handle). The pin
+    /// is gone before collecting, so the epoch can advance.
     #[cold]
     #[inline(never)]
     fn create_held(
@@ -415,33 +469,32 @@ impl Registry {
         guard: epoch::Guard,
     ) -> Held {
         let held = match self.create(p, tenant, site, &guard) {
-            Created::Mine(_, c) | Created::Detached(c) => c.owned(),
-            Created::Theirs(c) => c.owned(),
+            // SAFETY: stored in the table (found under `guard`), which retires it to the epoch.
+            Created::Mine(c, _) | Created::Theirs(c) => unsafe { c.detach().pinned(guard) },
+            Created::Detached(detached) => {
+                drop(guard);
+                detached.into_held()
+            }
             Created::Closed => {
                 drop(guard);
                 return self.create_held(&self.provider(p.name), tenant, site, epoch::pin());
             }
         };
-        drop(guard);
         epoch::collect();
         held
     }
 
-    fn circuit_in(
-        &self,
-        p: &Provider,
-        tenant: &str,
-        site: Option<&'static Config>,
-    ) -> Arc<Circuit> {
+    fn circuit_in(&self, p: &Provider, tenant: &str, site: Option<&'static Config>) -> Circuit {
         let guard = p.circuits.guard();
         if let Some(c) = p.circuits.get(tenant, &guard) {
             c.touch();
-            return c.shared();
+            return Circuit::clone(&c);
         }
         let circuit = match self.create(p, tenant, site, &guard) {
-            Created::Mine(c, _held_until_shared) => c.shared(),
-            Created::Theirs(c) => c.shared(),
-            Created::Detached(c) => Arc::new(c),
+            // Taken under the table's mutex: no sweep evicted it before this first use.
+            Created::Mine(_, handle) => handle,
+            Created::Theirs(c) => Circuit::clone(&c),
+            Created::Detached(c) => c,
             Created::Closed => {
                 drop(guard);
                 return self.circuit_in(&self.provider(p.name), tenant, site);
@@ -478,21 +531,34 @@ impl Registry {
         let found = p.circuits.get_or_insert(
             tenant,
             || {
-                let c = Circuit::from_policy(policy, tenant);
+                let c = Circuit::from_policy(policy.clone(), tenant);
                 mine = Some(c.clone());
                 c
             },
             guard,
         );
-        match (found, mine) {
+        let created = match (found, mine) {
             (Some(c), Some(handle)) => Created::Mine(c, handle),
             (found, None) => {
                 // A racing creator's circuit, or the table closed: give the place back.
                 self.count.fetch_sub(1, Ordering::Relaxed);
-                found.map_or(Created::Closed, Created::Theirs)
+                match found {
+                    Some(c) => Created::Theirs(c),
+                    None => return Created::Closed,
+                }
             }
             (None, Some(_)) => unreachable!("a closed table makes nothing"),
+        };
+        // Pairs with the fence in `configure`: a retuning that linked a new policy after this
+        // circuit was made either visits it or is seen here.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if policy.current_is_newer() {
+            let _serial = lock(&p.configured);
+            if let Created::Mine(c, _) | Created::Theirs(c) = &created {
+                c.retune();
+            }
         }
+        created
     }
 
     /// The entry of provider `name`, made if missing or closed.
@@ -508,7 +574,7 @@ impl Registry {
         let name = intern(name);
         let fresh = Arc::new(Provider {
             name,
-            circuits: Circuits::new(NameHasher::default()),
+            circuits: Circuits::new(),
             default: Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),
@@ -533,7 +599,9 @@ impl Registry {
 
     /// The policy of a new circuit of `p`; `None` when `p` was closed meanwhile.
     fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Option<Arc<Policy>> {
-        if let Some(policy) = lock(&p.configured).as_ref() {
+        // Held while a site's policy is added, so that a concurrent `configure` links it too.
+        let configured = lock(&p.configured);
+        if let Some(policy) = configured.as_ref() {
             return Some(policy.clone());
         }
         let mut sites = lock(&p.sites);
@@ -567,10 +635,10 @@ impl Registry {
     }
 
     /// Drops every closed circuit that has not been used since the previous sweep and of which
-    /// no caller holds a handle or an `Arc<Circuit>`; returns how many were dropped. A permit
-    /// taken before the previous sweep and still out (a call running longer than the TTL) does
-    /// not keep its circuit: its outcome goes to the dropped circuit, whose memory is freed only
-    /// after the permit is gone.
+    /// no caller holds a handle; returns how many were dropped. A permit taken before the
+    /// previous sweep and still out (a call running longer than the TTL) does not keep its
+    /// circuit: its outcome goes to the dropped circuit, whose memory is freed only after the
+    /// permit is gone (that circuit alone: a permit held forever keeps nothing else).
     ///
     /// Runs by itself when circuits are created and an idle TTL is set; call it from a periodic
     /// task to shrink a registry that stopped growing.
@@ -589,7 +657,7 @@ impl Registry {
             self.drop_if_idle(&providers, p);
         }
         drop(providers);
-        epoch::collect();
+        epoch::collect_now();
         evicted
     }
 
@@ -999,7 +1067,7 @@ mod tests {
                             // Stored in the entry the registry keeps, not in one it dropped:
                             // the forced-open circuit is never evicted, so it must still be there.
                             assert!(
-                                Arc::ptr_eq(&c, &r.get(&provider, &tenant).unwrap()),
+                                Circuit::ptr_eq(&c, &r.get(&provider, &tenant).unwrap()),
                                 "{provider}/{tenant} lost"
                             );
                             assert!(r.remove(&provider, &tenant));

@@ -33,6 +33,7 @@ const KEYS: &[&str] = &[
     "half_open_probes",
     "half_open_successes",
     "on_abandoned",
+    "probe_timeout",
     "classify",
     "fallback",
     "crate",
@@ -42,9 +43,17 @@ const KEYS: &[&str] = &[
 /// when every call in the window (at least `minimum_calls` of them) was slow.
 pub(crate) const DEFAULT_SLOW_CALL_RATE: f64 = 1.0;
 
+/// The circuit's provider name: a literal, or the path of a `&'static str` constant (checked for
+/// its type and emptiness when the crate is compiled, since its value is not known here).
+#[derive(Clone)]
+pub(crate) enum Provider {
+    Literal(LitStr),
+    Const(Path),
+}
+
 /// The parsed arguments of one `#[circuit_breaker(...)]`.
 pub(crate) struct Args {
-    pub(crate) provider: LitStr,
+    pub(crate) provider: Provider,
     pub(crate) tenant: Option<Expr>,
     pub(crate) registry: Option<Expr>,
     pub(crate) krate: Option<Path>,
@@ -71,6 +80,7 @@ pub(crate) enum Setting {
     HalfOpenProbes(u32),
     HalfOpenSuccesses(u32),
     OnAbandoned(Outcome),
+    ProbeTimeout(Duration),
 }
 
 impl Setting {
@@ -88,6 +98,7 @@ impl Setting {
             Setting::HalfOpenProbes(n) => b.half_open_probes(n),
             Setting::HalfOpenSuccesses(n) => b.half_open_successes(n),
             Setting::OnAbandoned(o) => b.on_abandoned(o),
+            Setting::ProbeTimeout(d) => b.probe_timeout(d),
         }
     }
 }
@@ -101,7 +112,7 @@ struct Keyed<T> {
 /// Arguments as written, before they are combined into [`Args`].
 #[derive(Default)]
 struct Raw {
-    provider: Option<Keyed<LitStr>>,
+    provider: Option<Keyed<Provider>>,
     tenant: Option<Keyed<Expr>>,
     registry: Option<Keyed<Expr>>,
     krate: Option<Keyed<Path>>,
@@ -120,6 +131,7 @@ struct Raw {
     half_open_probes: Option<Keyed<u32>>,
     half_open_successes: Option<Keyed<u32>>,
     on_abandoned: Option<Keyed<Outcome>>,
+    probe_timeout: Option<Keyed<Duration>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
     provider_written: bool,
     errors: Option<syn::Error>,
@@ -248,6 +260,7 @@ impl Raw {
                 count(&value, &name),
             ),
             "on_abandoned" => set(&mut self.on_abandoned, e, key, &name, outcome(&value)),
+            "probe_timeout" => set(&mut self.probe_timeout, e, key, &name, dur(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
         }
@@ -353,6 +366,9 @@ impl Raw {
         if let Some(o) = &self.on_abandoned {
             s.push(Setting::OnAbandoned(o.value));
         }
+        if let Some(d) = &self.probe_timeout {
+            s.push(Setting::ProbeTimeout(d.value));
+        }
         s
     }
 
@@ -373,6 +389,7 @@ impl Raw {
             "jitter" => self.jitter.as_ref().map(|a| a.key),
             "half_open_probes" => self.half_open_probes.as_ref().map(|a| a.key),
             "half_open_successes" => self.half_open_successes.as_ref().map(|a| a.key),
+            "probe_timeout" => self.probe_timeout.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)
@@ -411,6 +428,7 @@ fn example(key: &str) -> &'static str {
         "slow_call" => "\"2s\"",
         "open_for" => "\"30s\"",
         "max_open_for" => "\"5m\"",
+        "probe_timeout" => "\"30s\"",
         "on_abandoned" => "\"failure\"",
         _ => "5",
     }
@@ -426,15 +444,18 @@ fn lit(value: &Expr) -> Option<&Lit> {
     }
 }
 
-fn provider(value: &Expr) -> syn::Result<LitStr> {
-    match lit(value) {
-        Some(Lit::Str(s)) if s.value().is_empty() => {
+fn provider(value: &Expr) -> syn::Result<Provider> {
+    match (lit(value), value) {
+        (Some(Lit::Str(s)), _) if s.value().is_empty() => {
             Err(syn::Error::new_spanned(s, "`provider` must not be empty"))
         }
-        Some(Lit::Str(s)) => Ok(s.clone()),
+        (Some(Lit::Str(s)), _) => Ok(Provider::Literal(s.clone())),
+        (_, Expr::Path(p)) if p.qself.is_none() && p.attrs.is_empty() => {
+            Ok(Provider::Const(p.path.clone()))
+        }
         _ => Err(syn::Error::new_spanned(
             value,
-            "`provider` must be a string literal, e.g. `provider = \"anthropic\"`",
+            "`provider` must be a string literal or a `&'static str` constant, e.g. `provider = \"anthropic\"` or `provider = providers::ANTHROPIC`",
         )),
     }
 }
@@ -578,7 +599,7 @@ mod tests {
     #[test]
     fn provider_alone_has_no_site_config() {
         let args = ok(quote!(provider = "openai"));
-        assert_eq!(args.provider.value(), "openai");
+        assert!(matches!(&args.provider, Provider::Literal(s) if s.value() == "openai"));
         assert!(args.settings.is_empty());
     }
 
@@ -624,7 +645,10 @@ mod tests {
             jitter = "x",
             jitter = 0.1
         ));
-        assert!(msg.contains("`provider` must be a string literal"), "{msg}");
+        assert!(
+            msg.contains("`provider` must be a string literal or a `&'static str` constant"),
+            "{msg}"
+        );
         assert!(
             msg.contains("unknown `circuit_breaker` argument; expected one of: provider"),
             "{msg}"
