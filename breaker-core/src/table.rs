@@ -243,7 +243,7 @@ impl Circuits {
     }
 
     /// The circuit of `tenant`, inserting `make()` if there is none (`make` runs under the
-    /// table's mutex, at most once); `None` when the table is [closed](Self::close_if_empty).
+    /// table's mutex, at most once); `None` when the table is [closed](Self::close_if_idle).
     pub(crate) fn get_or_insert<'g>(
         &'g self,
         tenant: &str,
