@@ -579,7 +579,8 @@ impl Circuit {
     /// Whether both handles point at the same circuit.
     ///
     /// ```
-    /// use breaker_core::{Circuit, Registry};
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Registry};
     ///
     /// let registry = Registry::default();
     /// let a = registry.circuit("openai", "acme");
