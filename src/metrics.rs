@@ -14,6 +14,7 @@
 //! | `breaker_retry_after_total` | counter | `provider` | circuits opened for the time the provider asked for (`Retry-After`) |
 //! | `breaker_retry_after_seconds` | histogram | `provider` | those open periods |
 //! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
+//! | `breaker_open_period_seconds` | histogram | `provider` | the open period of each trip (compounded, jittered) |
 //!
 //! `breaker_circuits` follows transitions, so it counts circuits out of `closed` (open,
 //! half-open, forced open, disabled, metrics-only): new circuits start closed without an event,
@@ -40,6 +41,7 @@ use breaker_core::{Event, Reason, State};
 ///     .build();
 /// // breaker_transitions_total{provider="openai",from="closed",to="open"} += 1
 /// // breaker_circuits{provider="openai",state="open"} += 1
+/// // breaker_open_period_seconds{provider="openai"} records 30.0
 /// registry.circuit("openai", "acme").try_acquire()?.failure();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -50,8 +52,13 @@ pub fn listener(event: &Event<'_>) {
             from,
             to,
             reason,
+            open_for,
             ..
         } => {
+            if let Some(period) = open_for {
+                ::metrics::histogram!("breaker_open_period_seconds", "provider" => provider)
+                    .record(period.as_secs_f64());
+            }
             if let Reason::RetryAfter(d) = reason {
                 ::metrics::counter!("breaker_retry_after_total", "provider" => provider)
                     .increment(1);
@@ -121,5 +128,10 @@ pub fn describe() {
     ::metrics::describe_gauge!(
         "breaker_circuits",
         "Circuits currently in each state other than closed"
+    );
+    ::metrics::describe_histogram!(
+        "breaker_open_period_seconds",
+        ::metrics::Unit::Seconds,
+        "How long each trip keeps its circuit open before a probe may pass"
     );
 }

@@ -566,7 +566,7 @@ impl Inner {
                     self.stamp_probe(probe);
                     match self.cas(s, probe) {
                         Ok(()) => {
-                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed, None);
                             return self.ticket(probe);
                         }
                         Err(actual) => s = actual,
@@ -668,7 +668,7 @@ impl Inner {
             }
         };
         if self.cas(s, next).is_ok() {
-            self.emit_transition(s, next, Reason::ProbesSucceeded);
+            self.emit_transition(s, next, Reason::ProbesSucceeded, None);
         }
         Some(self.state.load(Ordering::Acquire))
     }
@@ -762,7 +762,7 @@ impl Inner {
         loop {
             let next = state::with_stay(state::next(s, tag), stay);
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::Operator),
+                Ok(()) => return self.emit_transition(s, next, Reason::Operator, None),
                 Err(actual) => s = actual,
             }
         }
@@ -771,8 +771,9 @@ impl Inner {
     /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
     /// (state words already published). Nothing is held here: listeners may call back into the
     /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
+    /// `open_for` is the open period of a trip.
     #[inline]
-    fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
+    fn emit_transition(&self, from: u64, to: u64, reason: Reason, open_for: Option<Duration>) {
         if let Some(events) = &self.head.events {
             let (from, to) = (state::tag(from), state::tag(to));
             if from != to {
@@ -782,6 +783,7 @@ impl Inner {
                     from: State::from_tag(from),
                     to: State::from_tag(to),
                     reason,
+                    open_for,
                 });
             }
         }
@@ -932,7 +934,7 @@ impl Inner {
         if ok {
             self.times_opened.fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);
-            self.emit_transition(from, open, reason);
+            self.emit_transition(from, open, reason, Some(period));
         }
         ok
     }
@@ -984,7 +986,7 @@ impl Inner {
                 }
             };
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded),
+                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded, None),
                 Err(actual) => s = actual,
             }
         }

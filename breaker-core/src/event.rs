@@ -54,6 +54,10 @@ pub enum Event<'a> {
         to: State,
         /// What made it move.
         reason: Reason,
+        /// How long the circuit stays open before a probe may pass, when it entered `Open`: the
+        /// period of this trip (compounded by re-trips, with any jitter). `None` for every other
+        /// transition (`ForcedOpen` lasts until an operator resets it).
+        open_for: Option<Duration>,
     },
     /// A call was refused (the same information as the [`CircuitOpen`](crate::CircuitOpen) the
     /// caller got).

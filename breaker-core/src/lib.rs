@@ -27,6 +27,7 @@ mod duration;
 mod epoch;
 mod error;
 mod event;
+mod http_response;
 mod name;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]
@@ -52,4 +53,4 @@ pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
-pub use state::State;
+pub use state::{ParseStateError, State};

@@ -5,6 +5,12 @@
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
 /// of them use the `tracing` and `metrics` features, backon, tower and toml).
-#[cfg(all(doctest, feature = "tracing", feature = "metrics", feature = "serde"))]
+#[cfg(all(
+    doctest,
+    feature = "tracing",
+    feature = "metrics",
+    feature = "serde",
+    feature = "axum"
+))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDocs;

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use breaker::{Config, ManualClock, Outcome, Registry, Window};
 
-/// The README's `breaker.toml` example (not its `[dependencies]` block), so the documented
-/// example is the tested one.
+/// The README's `breaker.toml` example, so the documented example is the tested one.
 fn readme_toml() -> String {
     let readme = include_str!("../../README.md");
     let fence = "```toml\n# breaker.toml";
     let start = readme
         .find(fence)
-        .expect("README has a config file example")
+        .expect("README has a breaker.toml example")
         + "```toml\n".len();
     let len = readme[start..].find("```").unwrap();
     readme[start..start + len].to_owned()
@@ -154,4 +153,58 @@ fn unknown_keys_and_wrong_types_are_errors() {
         err.contains("a number of calls or a duration string"),
         "{err}"
     );
+}
+
+/// The line (1-based) where toml puts `text`'s error.
+fn error_line(text: &str) -> usize {
+    let err = parse(text).unwrap_err();
+    let span = err.span().expect("toml knows where the error is");
+    text[..span.start].matches('\n').count() + 1
+}
+
+/// A bad value is reported at its key's line, not at the table's header: each value is checked as
+/// it is read (it used to be checked with the whole table).
+#[test]
+fn a_bad_value_is_reported_at_its_keys_line() {
+    let text = "[p]\nfailure_rate = 0.5\nopen_for = \"30x\"\n";
+    assert_eq!(error_line(text), 3, "{}", parse(text).unwrap_err());
+    for (body, key) in [
+        ("jitter = 1.5", "jitter"),
+        ("backoff = 0.5", "backoff"),
+        ("failure_rate = 2.0", "failure_rate"),
+        ("window = 0", "window"),
+        ("window = \"1x\"", "window"),
+        ("half_open_probes = 0", "half_open_probes"),
+        ("on_abandoned = \"maybe\"", "on_abandoned"),
+        ("slow_call = \"0s\"", "slow_call"),
+        ("max_open_for = \"0s\"", "max_open_for"),
+    ] {
+        let text = format!("[p]\nminimum_calls = 5\n\n{body}\n");
+        assert_eq!(
+            error_line(&text),
+            4,
+            "{body}: {}",
+            parse(&text).unwrap_err()
+        );
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains(&format!("invalid `{key}`")),
+            "{body}: {}",
+            parse(&text).unwrap_err()
+        );
+    }
+}
+
+/// Values checked alone are judged beside the most permissive partners: these combinations are
+/// valid, and a combination that is not is still an error (of the whole table).
+#[test]
+fn values_valid_together_are_not_rejected_alone() {
+    let c = &parse("[p]\nopen_for = \"5s\"\nmax_open_for = \"10s\"\nhalf_open_probes = 3\nhalf_open_successes = 3\nfailure_rate = 0.5\nwindow = \"1m\"\nminimum_calls = 500").unwrap()["p"];
+    assert_eq!(c.max_open_for(), Duration::from_secs(10));
+    assert_eq!(c.half_open_successes(), 3);
+    assert_eq!(c.minimum_calls(), 500);
+    let err = error("open_for = \"10m\"\nmax_open_for = \"1m\"");
+    assert!(err.contains("invalid `max_open_for` = 60s"), "{err}");
 }
