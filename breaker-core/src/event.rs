@@ -192,9 +192,19 @@ impl Listeners {
             return;
         }
         for listener in &self.0 {
-            let _ = catch_unwind(AssertUnwindSafe(|| listener(event)));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(event))) {
+                drop_payload(payload);
+            }
         }
         EMITTING.with(|e| e.set(false));
+    }
+}
+
+/// Drops a contained panic's payload, whose own `Drop` is user code and may panic too: that
+/// second payload is leaked rather than let out of the call that contained the first.
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
