@@ -527,12 +527,15 @@ fn pass_and_free(now: bool) -> bool {
 /// Frees `items` outside every lock (freeing a circuit may run user code: a listener's or a
 /// clock's drop). A free that panics is contained, after the panic hook has reported it, and
 /// the others are still freed: two panicking drops in one batch would otherwise abort the
-/// process, and the caller (any registry write) has nothing to do with them.
+/// process, and the caller (any registry write) has nothing to do with them. The panic's
+/// payload is dropped inside a catch too: it is user data, and its own drop may panic.
 fn free_all(items: Vec<Deferred>) {
     for d in items {
         // SAFETY: past every pin and under no hazard (see the module docs); each item is
         // freed once, as `items` is consumed.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe { (d.free)(d.ptr) }));
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| unsafe { (d.free)(d.ptr) })) {
+            crate::event::drop_payload(payload);
+        }
     }
 }
 
