@@ -458,7 +458,8 @@ impl Registry {
 
     /// A tenant's first call (or its first after eviction): make its circuit, held by the
     /// guard's hazard when stored, by its reference count when not (its only handle). The pin
-    /// is gone before collecting, so the epoch can advance.
+    /// is gone before collecting, so the epoch can advance: collecting under it could free
+    /// nothing that a sweep run by this creation unlinked.
     #[cold]
     #[inline(never)]
     fn create_held(
@@ -468,7 +469,8 @@ impl Registry {
         site: Option<&'static Config>,
         guard: epoch::Guard,
     ) -> Held {
-        let held = match self.create(p, tenant, site, &guard) {
+        let (created, swept) = self.create(p, tenant, site, &guard);
+        let held = match created {
             // SAFETY: stored in the table (found under `guard`), which retires it to the epoch.
             Created::Mine(c, _) | Created::Theirs(c) => unsafe { c.detach().pinned(guard) },
             Created::Detached(detached) => {
@@ -477,10 +479,11 @@ impl Registry {
             }
             Created::Closed => {
                 drop(guard);
+                collect_after(swept);
                 return self.create_held(&self.provider(p.name), tenant, site, epoch::pin());
             }
         };
-        epoch::collect();
+        collect_after(swept);
         held
     }
 
@@ -490,24 +493,28 @@ impl Registry {
             c.touch();
             return Circuit::clone(&c);
         }
-        let circuit = match self.create(p, tenant, site, &guard) {
+        let (created, swept) = self.create(p, tenant, site, &guard);
+        let circuit = match created {
             // Taken under the table's mutex: no sweep evicted it before this first use.
             Created::Mine(_, handle) => handle,
             Created::Theirs(c) => Circuit::clone(&c),
             Created::Detached(c) => c,
             Created::Closed => {
                 drop(guard);
+                collect_after(swept);
                 return self.circuit_in(&self.provider(p.name), tenant, site);
             }
         };
         drop(guard);
-        epoch::collect();
+        collect_after(swept);
         circuit
     }
 
     /// The circuit of `tenant` after a lookup missed: stored now (or by a racing creator), or
     /// not stored because the registry is at its cap with nothing evictable (fail open rather
-    /// than refuse traffic; documented on the cap).
+    /// than refuse traffic; documented on the cap). Also says whether a sweep ran: it unlinks
+    /// under the caller's pin, which keeps what it unlinked from being freed, so the caller
+    /// collects once its pin is gone (see [`collect_after`]).
     #[cold]
     fn create<'g>(
         &self,
@@ -515,17 +522,20 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
         guard: &'g Guard,
-    ) -> Created<'g> {
+    ) -> (Created<'g>, bool) {
         let Some(policy) = self.policy_for(p, site) else {
-            return Created::Closed;
+            return (Created::Closed, false);
         };
-        self.sweep_if_due();
-        if !self.reserve() {
+        let swept = self.sweep_if_due();
+        let (reserved, swept_for_space) = self.reserve();
+        let swept = swept || swept_for_space;
+        if !reserved {
             // A racing creator may have stored it since the caller's lookup.
-            return match p.circuits.get(tenant, guard) {
+            let created = match p.circuits.get(tenant, guard) {
                 Some(c) => Created::Theirs(c),
                 None => Created::Detached(Circuit::from_policy(policy, tenant)),
             };
+            return (created, swept);
         }
         let mut mine = None;
         let found = p.circuits.get_or_insert(
@@ -544,7 +554,7 @@ impl Registry {
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 match found {
                     Some(c) => Created::Theirs(c),
-                    None => return Created::Closed,
+                    None => return (Created::Closed, swept),
                 }
             }
             (None, Some(_)) => unreachable!("a closed table makes nothing"),
@@ -558,7 +568,7 @@ impl Registry {
                 c.retune();
             }
         }
-        created
+        (created, swept)
     }
 
     /// The entry of provider `name`, made if missing or closed.
@@ -643,6 +653,14 @@ impl Registry {
     /// Runs by itself when circuits are created and an idle TTL is set; call it from a periodic
     /// task to shrink a registry that stopped growing.
     pub fn evict_idle(&self) -> usize {
+        let evicted = self.sweep();
+        epoch::collect_now();
+        evicted
+    }
+
+    /// [`evict_idle`](Self::evict_idle) without the collection, for a creation that sweeps
+    /// under its own pin and collects after it.
+    fn sweep(&self) -> usize {
         self.last_sweep_us
             .store(self.time.now_us(), Ordering::Relaxed);
         self.detached_since_sweep.store(0, Ordering::Relaxed);
@@ -656,13 +674,15 @@ impl Registry {
             }
             self.drop_if_idle(&providers, p);
         }
-        drop(providers);
-        epoch::collect_now();
         evicted
     }
 
-    fn sweep_if_due(&self) {
-        let Some(ttl) = self.idle_ttl_us else { return };
+    /// Sweeps (without collecting) if the idle TTL has passed since the last sweep; says
+    /// whether it did.
+    fn sweep_if_due(&self) -> bool {
+        let Some(ttl) = self.idle_ttl_us else {
+            return false;
+        };
         let now = self.time.now_us();
         let last = self.last_sweep_us.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= ttl
@@ -671,8 +691,10 @@ impl Registry {
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            self.evict_idle();
+            self.sweep();
+            return true;
         }
+        false
     }
 
     /// Reserves a place for a new circuit, under the cap if there is one, sweeping for space
@@ -680,11 +702,13 @@ impl Registry {
     /// compare-and-swap on the count, is what makes the cap exact under concurrency: racing
     /// creators that each saw room could overshoot it. Sweeps for space are spaced out by
     /// creations (one per 1/8 of the cap) so that a full registry of busy circuits does not
-    /// sweep on every new tenant.
-    fn reserve(&self) -> bool {
+    /// sweep on every new tenant. The cap counts circuits in tables, so a sweep makes room as
+    /// soon as it unlinks; freeing their memory is left to the caller's collection after its
+    /// pin (the second value: whether it swept).
+    fn reserve(&self) -> (bool, bool) {
         let Some(cap) = self.max_circuits else {
             self.count.fetch_add(1, Ordering::Relaxed);
-            return true;
+            return (true, false);
         };
         let take = || {
             self.count
@@ -694,14 +718,25 @@ impl Registry {
                 .is_ok()
         };
         if take() {
-            return true;
+            return (true, false);
         }
         let detached = self.detached_since_sweep.fetch_add(1, Ordering::Relaxed);
         if detached % (cap as u64 / 8 + 1) == 0 {
-            self.evict_idle();
-            return take();
+            self.sweep();
+            return (take(), true);
         }
-        false
+        (false, false)
+    }
+}
+
+/// The collection after a creation, run once the creator's pin is gone (dropped, or turned
+/// into a hazard on its circuit): at once and as far as the pins allow when the creation swept,
+/// so that what the sweep unlinked is freed now rather than a few registry writes later.
+fn collect_after(swept: bool) {
+    if swept {
+        epoch::collect_now();
+    } else {
+        epoch::collect();
     }
 }
 
