@@ -504,8 +504,9 @@ unsafe fn free_array(p: *mut Array) {
 
 impl Drop for Circuits {
     fn drop(&mut self) {
-        // Permits taken from this table may outlive it (they pin the epoch, not the table):
-        // its circuits and its array are retired like anything else it unlinks.
+        // Permits taken from this table may outlive it (each holds a hazard on its own
+        // circuit, not on the table): its circuits and its array are retired like anything
+        // else it unlinks.
         let array = self.array.load(Ordering::Acquire);
         // SAFETY: `&mut self`: the array is this table's and no writer is left.
         let live: Vec<*mut Inner> = unsafe { &*array }.full().map(|(_, _, p)| p).collect();

@@ -44,7 +44,9 @@
 //! number follows the permits outstanding), never to what stays pending. Frees run in `collect`,
 //! called after the registry's writes and when a standalone circuit's last handle goes, outside
 //! every lock. A free that panics (user code: a clock's or a listener's drop) does not stop the
-//! others: every item of the batch is freed, and the first panic is then resumed in that caller.
+//! others: every item of the batch is freed, and the panic is contained (reported by the panic
+//! hook, its payload dropped under a catch of its own); it never reaches the caller, a registry
+//! write or a handle's drop that has nothing to do with it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -279,6 +281,7 @@ impl Guard {
     /// same slot is overwritten, so there is no moment when neither protects `p`.
     #[inline(always)]
     pub(crate) fn protect<T>(self, p: NonNull<T>) -> Hazard {
+        const { assert!(align_of::<T>() >= 2, "an odd address would read as a pin") };
         let slot = self.slot;
         std::mem::forget(self);
         // Release: a scan that reads it reads after the lookup that found `p`.
@@ -328,6 +331,7 @@ pub(crate) fn pin() -> Guard {
 /// scan that decides to free `p` (see [`retire_unreachable`]).
 #[inline(always)]
 pub(crate) fn protect<T>(p: NonNull<T>) -> Hazard {
+    const { assert!(align_of::<T>() >= 2, "an odd address would read as a pin") };
     let slot = take();
     slot.store(p.as_ptr().addr(), Ordering::Release);
     Hazard { slot }
@@ -673,7 +677,8 @@ mod tests {
 
     /// A retired object is "freed" by marking it dead (and leaking it), so a reader that sees
     /// a dead object it loaded under a pin or hazard proves the protocol wrong without
-    /// undefined behaviour.
+    /// undefined behaviour. Aligned so its address never reads as a pin.
+    #[repr(align(8))]
     struct Obj {
         dead: AtomicBool,
     }
@@ -827,7 +832,8 @@ pub(crate) mod loom_models {
     use super::*;
 
     /// Freeing marks the object dead (and leaks it), so a reader that sees it dead proves an
-    /// early free.
+    /// early free. Aligned so its address never reads as a pin.
+    #[repr(align(8))]
     struct Obj {
         dead: AtomicBool,
     }
