@@ -15,7 +15,7 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::window::{Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
@@ -214,11 +214,13 @@ pub(crate) struct Inner {
     /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
     head: Arc<Policy>,
     window: WindowSlot,
-    /// Handles of this circuit ([`Shared`]): clones, a registry table's, owned permits'. Last,
-    /// out of the line a lookup reads. Not one of loom's atomics: it orders only what `Arc`'s
-    /// count orders, and modelling it would add a step to every clone in the state machine's
-    /// models.
-    strong: std::sync::atomic::AtomicUsize,
+    /// Handles of this circuit ([`Shared`]): clones, a registry table's, the permits of a
+    /// circuit the registry could not store. Last, out of the line a lookup reads. Besides
+    /// keeping the circuit alive, its release orders a [`try_acquire`](Circuit::try_acquire)
+    /// permit's hazard (stored while a handle kept the circuit alive) before the scan of the
+    /// slots that decides to free it; so it is one of loom's atomics under loom, where the
+    /// models check that.
+    strong: AtomicUsize,
     /// Under loom, a freed circuit is marked and leaked instead of freed, and every access
     /// through a handle, a permit or a table asserts it is not marked: a use after free the
     /// models reach fails there rather than going unseen.
@@ -306,8 +308,9 @@ impl Drop for Shared {
         if self.strong.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
-        // Acquire: every use through another count happens before the free, as in `Arc`.
-        std::sync::atomic::fence(Ordering::Acquire);
+        // Acquire: every use through another count happens before the free, as in `Arc`, and so
+        // does every hazard stored while another count kept the circuit alive.
+        crate::sync::fence(Ordering::Acquire);
         // SAFETY: the last count is gone, so no table holds it (a table holds a count while the
         // circuit is linked) and no pin can reach it; permits' hazards, taken while a count kept
         // it alive, are ordered before this by the counts' release.
@@ -362,7 +365,7 @@ impl Circuit {
                 head: policy,
                 window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
-                strong: std::sync::atomic::AtomicUsize::new(1),
+                strong: AtomicUsize::new(1),
                 #[cfg(loom)]
                 freed: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -1471,5 +1474,39 @@ mod tests {
         assert_eq!(state::in_flight(s), 1);
         fresh.success();
         assert_eq!(c.state(), State::HalfOpen, "2 successes needed");
+    }
+}
+
+/// loom model of a standalone circuit's permit (`RUSTFLAGS="--cfg loom" cargo test -p
+/// breaker-core --lib --release circuit`): the handle count and its fence are loom's under
+/// loom, so the model sees the order they give between a permit's hazard and the scan that
+/// decides to free the circuit.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use loom::thread;
+
+    use super::*;
+    use crate::table::epoch;
+    use crate::table::epoch::loom_models::model;
+
+    /// A permit of `try_acquire` outlives its circuit's last handle, dropped on another thread
+    /// that then collects as hard as it can; the permit is recorded on a third thread: its
+    /// hazard keeps the circuit until then.
+    #[test]
+    fn a_permit_outlives_the_last_handle_dropped_on_another_thread() {
+        model(|| {
+            let c = Circuit::new(Config::default());
+            let c2 = c.clone();
+            let holder = thread::spawn(move || {
+                let permit = c2.try_acquire().unwrap();
+                drop(c2);
+                // A step between the drop and the permit's use, where the other thread's free
+                // may fall.
+                thread::spawn(move || permit.success()).join().unwrap();
+            });
+            drop(c);
+            epoch::collect_now();
+            holder.join().unwrap();
+        });
     }
 }
