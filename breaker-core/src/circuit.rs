@@ -222,10 +222,11 @@ pub(crate) struct Inner {
     /// models check that.
     strong: AtomicUsize,
     /// Under loom, a freed circuit is marked and leaked instead of freed, and every access
-    /// through a handle, a permit or a table asserts it is not marked: a use after free the
-    /// models reach fails there rather than going unseen.
+    /// through a handle, a permit or a table checks the mark (see [`crate::sync::Liveness`]): a
+    /// use after free, or a free not ordered after every use, fails the model there rather
+    /// than going unseen.
     #[cfg(loom)]
-    freed: std::sync::atomic::AtomicBool,
+    freed: crate::sync::Liveness,
 }
 
 impl Inner {
@@ -233,10 +234,7 @@ impl Inner {
     #[inline(always)]
     pub(crate) fn assert_alive(&self) {
         #[cfg(loom)]
-        assert!(
-            !self.freed.load(std::sync::atomic::Ordering::SeqCst),
-            "a circuit was used after the epoch freed it"
-        );
+        self.freed.check("a circuit");
     }
 }
 
@@ -326,8 +324,7 @@ unsafe fn free_inner(p: *mut Inner) {
     {
         // SAFETY: marked, not freed (see `Inner::freed`).
         let inner = unsafe { &*p };
-        inner.assert_alive();
-        inner.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        inner.freed.free("a circuit");
         return;
     }
     // SAFETY: the caller's contract.
@@ -367,7 +364,7 @@ impl Circuit {
                 tenant: Name::new(tenant),
                 strong: AtomicUsize::new(1),
                 #[cfg(loom)]
-                freed: std::sync::atomic::AtomicBool::new(false),
+                freed: crate::sync::Liveness::new(),
             }),
         }
     }

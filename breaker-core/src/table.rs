@@ -52,7 +52,7 @@ struct Array {
     groups: Box<[Group]>,
     /// Marked instead of freed under loom, as `Inner::freed`.
     #[cfg(loom)]
-    freed: std::sync::atomic::AtomicBool,
+    freed: crate::sync::Liveness,
 }
 
 impl Array {
@@ -67,7 +67,7 @@ impl Array {
                 })
                 .collect(),
             #[cfg(loom)]
-            freed: std::sync::atomic::AtomicBool::new(false),
+            freed: crate::sync::Liveness::new(),
         })
     }
 
@@ -413,10 +413,7 @@ impl Circuits {
 #[inline(always)]
 fn find<'a>(array: &'a Array, hash: u64, tenant: &str) -> Option<(&'a Group, usize, *mut Inner)> {
     #[cfg(loom)]
-    assert!(
-        !array.freed.load(std::sync::atomic::Ordering::SeqCst),
-        "a table array was read after the epoch freed it"
-    );
+    array.freed.check("a table array");
     let tag = tag_of(hash);
     let mut g = hash as usize & array.mask;
     loop {
@@ -492,9 +489,7 @@ unsafe fn free_array(p: *mut Array) {
     #[cfg(loom)]
     {
         // SAFETY: marked, not freed (see `Array::freed`).
-        unsafe { &*p }
-            .freed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        unsafe { &*p }.freed.free("a table array");
         return;
     }
     // SAFETY: the caller's contract; its slots are plain pointers, freed with the array.

@@ -50,6 +50,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+#[cfg(not(loom))]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::compiler_fence;
@@ -537,7 +538,13 @@ fn free_all(items: Vec<Deferred>) {
     for d in items {
         // SAFETY: past every pin and under no hazard (see the module docs); each item is
         // freed once, as `items` is consumed.
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| unsafe { (d.free)(d.ptr) })) {
+        let free = || unsafe { (d.free)(d.ptr) };
+        // Under loom a free's panic is the model's failure (a free racing a use, see
+        // `crate::sync::Liveness`): it must reach the model, not be contained here.
+        #[cfg(loom)]
+        free();
+        #[cfg(not(loom))]
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(free)) {
             crate::event::drop_payload(payload);
         }
     }
@@ -825,33 +832,36 @@ mod tests {
 /// --release epoch`): membarrier is not modelled, so the `SeqCst`-fence fallback is what runs.
 #[cfg(all(test, loom))]
 pub(crate) mod loom_models {
-    use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+    use loom::sync::atomic::{AtomicPtr, Ordering};
     use loom::sync::Arc;
     use loom::thread;
 
     use super::*;
+    use crate::sync::Liveness;
 
-    /// Freeing marks the object dead (and leaks it), so a reader that sees it dead proves an
-    /// early free. Aligned so its address never reads as a pin.
+    /// Freeing marks the object dead (and leaks it) through a loom cell, so a reader that sees
+    /// it dead, or a free that does not happen after a reader's use, fails the model. Aligned
+    /// so its address never reads as a pin.
     #[repr(align(8))]
     struct Obj {
-        dead: AtomicBool,
+        dead: Liveness,
     }
 
     fn fresh() -> *mut Obj {
         Box::into_raw(Box::new(Obj {
-            dead: AtomicBool::new(false),
+            dead: Liveness::new(),
         }))
     }
 
     unsafe fn mark_dead(p: *mut Obj) {
         // SAFETY: leaked, never deallocated.
-        unsafe { (*p).dead.store(true, Ordering::SeqCst) };
+        unsafe { &*p }.dead.free("an object");
     }
 
-    fn alive(p: *mut Obj) -> bool {
+    #[track_caller]
+    fn assert_alive(p: *mut Obj) {
         // SAFETY: leaked, so always readable.
-        !unsafe { &*p }.dead.load(Ordering::SeqCst)
+        unsafe { &*p }.dead.check("an object");
     }
 
     pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -873,7 +883,7 @@ pub(crate) mod loom_models {
                 thread::spawn(move || {
                     let guard = pin();
                     let p = current.load(Ordering::Acquire);
-                    assert!(alive(p), "freed under a pin taken before its unlink");
+                    assert_alive(p);
                     drop(guard);
                 })
             };
@@ -900,7 +910,7 @@ pub(crate) mod loom_models {
                     let hazard = guard.protect(NonNull::new(p).unwrap());
                     let p = p as usize;
                     thread::spawn(move || {
-                        assert!(alive(p as *mut Obj), "freed under a hazard");
+                        assert_alive(p as *mut Obj);
                         drop(hazard);
                     })
                     .join()
