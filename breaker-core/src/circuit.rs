@@ -398,6 +398,16 @@ impl Circuit {
         (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
     }
 
+    /// See `Inner::adopt_open` (the fleet's way in; `fleet.rs`).
+    pub(crate) fn adopt_open(&self, left_us: u64, level: u32) {
+        self.inner.adopt_open(left_us, level);
+    }
+
+    /// See `Inner::adopt_close`.
+    pub(crate) fn adopt_close(&self) {
+        self.inner.adopt_close();
+    }
+
     /// Whether both handles point at the same circuit.
     pub fn ptr_eq(a: &Circuit, b: &Circuit) -> bool {
         Arc::ptr_eq(&a.inner, &b.inner)
@@ -548,15 +558,71 @@ impl Inner {
     #[inline]
     fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
         if let Some(events) = &self.policy.events {
-            let (from, to) = (state::tag(from), state::tag(to));
-            if from != to {
-                events.emit(&Event::Transition {
-                    provider: self.policy.provider,
-                    tenant: self.tenant.as_str(),
-                    from: State::from_tag(from),
-                    to: State::from_tag(to),
-                    reason,
-                });
+            if state::tag(from) != state::tag(to) {
+                self.emit_transition_to(events, from, to, reason);
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn emit_transition_to(&self, events: &Listeners, from: u64, to: u64, reason: Reason) {
+        let open = state::tag(to) == state::OPEN;
+        events.emit(&Event::Transition {
+            provider: self.policy.provider,
+            tenant: self.tenant.as_str(),
+            from: State::from_tag(state::tag(from)),
+            to: State::from_tag(state::tag(to)),
+            reason,
+            retry_after: open
+                .then(|| micros(self.policy.time.until(state::deadline(to)).unwrap_or(0))),
+            level: if open { state::level(to) } else { 0 },
+        });
+    }
+
+    /// Opens the circuit for `left_us` more at backoff `level`, as another replica's circuit did
+    /// (see `fleet.rs`): a closed or half-open circuit opens (a probe in flight then belongs to a
+    /// stay that is over), an open one whose period ends sooner is extended, an operator's state
+    /// wins.
+    pub(crate) fn adopt_open(&self, left_us: u64, level: u32) {
+        let deadline = self.now_us().saturating_add(left_us);
+        let level = level.min(MAX_LEVEL);
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            match state::tag(s) {
+                state::CLOSED | state::HALF_OPEN => {}
+                state::OPEN if state::deadline(s) < deadline.min(state::DEADLINE_MAX) => {}
+                _ => return,
+            }
+            let open = state::open(s, level, deadline);
+            match self.cas(s, open) {
+                Ok(()) => {
+                    if state::tag(s) != state::OPEN {
+                        self.times_opened.fetch_add(1, Ordering::Relaxed);
+                        self.consecutive.store(0, Ordering::Relaxed);
+                    }
+                    return self.emit_transition(s, open, Reason::Fleet);
+                }
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// Closes an open or half-open circuit because another replica's probes succeeded; any other
+    /// state stays.
+    pub(crate) fn adopt_close(&self) {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if !matches!(state::tag(s), state::OPEN | state::HALF_OPEN) {
+                return;
+            }
+            // As on a local close: clear before publishing Closed, so the first calls of the new
+            // stay are not wiped.
+            self.clear_counts();
+            let closed = state::with_stay(state::next(s, state::CLOSED), self.next_stay());
+            match self.cas(s, closed) {
+                Ok(()) => return self.emit_transition(s, closed, Reason::Fleet),
+                Err(actual) => s = actual,
             }
         }
     }

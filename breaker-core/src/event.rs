@@ -10,8 +10,10 @@
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fleet::{Change, Fleet};
 use crate::state::State;
 
 /// Something that happened to one circuit of a [`Registry`](crate::Registry), as given to the
@@ -53,6 +55,12 @@ pub enum Event<'a> {
         to: State,
         /// What made it move.
         reason: Reason,
+        /// Into `Open`: the open period it entered (time until a probe may pass). `None` for
+        /// every other state.
+        retry_after: Option<Duration>,
+        /// Into `Open`: the backoff level of that period (0 for a trip from closed, one more per
+        /// failed probe since); 0 for every other state.
+        level: u32,
     },
     /// A call was refused (the same information as the [`CircuitOpen`](crate::CircuitOpen) the
     /// caller got).
@@ -124,6 +132,9 @@ pub enum Reason {
     ProbesSucceeded,
     /// An operator's switch: `force_open`, `disable`, `metrics_only` or `reset`.
     Operator,
+    /// Another replica's circuit opened or closed, applied through the registry's
+    /// [`Fleet`](crate::fleet::Fleet).
+    Fleet,
 }
 
 impl Reason {
@@ -137,6 +148,7 @@ impl Reason {
             Reason::ProbeFailed => "probe_failed",
             Reason::ProbesSucceeded => "probes_succeeded",
             Reason::Operator => "operator",
+            Reason::Fleet => "fleet",
         }
     }
 }
@@ -149,8 +161,11 @@ impl fmt::Display for Reason {
 
 pub(crate) type Listener = Box<dyn Fn(&Event<'_>) + Send + Sync + 'static>;
 
-/// The listeners of one registry, shared by the policies of all its circuits.
-pub(crate) struct Listeners(Vec<Listener>);
+/// The listeners of one registry, and its fleet, shared by the policies of all its circuits.
+pub(crate) struct Listeners {
+    listeners: Vec<Listener>,
+    fleet: Option<Arc<dyn Fleet>>,
+}
 
 thread_local! {
     /// Set while this thread runs listeners: events raised by a listener's own calls into the
@@ -162,19 +177,41 @@ thread_local! {
 impl Listeners {
     /// `None` when there is nothing to call, so circuits test one `Option` before building an
     /// event.
-    pub(crate) fn new(listeners: Vec<Listener>) -> Option<Self> {
-        (!listeners.is_empty()).then_some(Listeners(listeners))
+    pub(crate) fn new(listeners: Vec<Listener>, fleet: Option<Arc<dyn Fleet>>) -> Option<Self> {
+        (!listeners.is_empty() || fleet.is_some()).then_some(Listeners { listeners, fleet })
     }
 
-    /// Calls every listener with `event`. The caller holds no lock and has already published
-    /// whatever the event reports. A panicking listener is contained here: the panic does not
-    /// reach the call that raised the event, and the other listeners still run.
+    /// Hands a transition the fleet shares to it, then calls every listener with `event`. The
+    /// caller holds no lock and has already published whatever the event reports. A panicking
+    /// listener (or fleet) is contained here: the panic does not reach the call that raised the
+    /// event, and the other listeners still run.
     #[cold]
     pub(crate) fn emit(&self, event: &Event<'_>) {
-        if EMITTING.with(|e| e.replace(true)) {
+        if let (
+            Some(fleet),
+            &Event::Transition {
+                provider,
+                tenant,
+                to,
+                reason,
+                retry_after,
+                level,
+                ..
+            },
+        ) = (&self.fleet, event)
+        {
+            // Outside the re-entry guard: a transition a listener's own call makes is still the
+            // fleet's business, and publishing never calls back into the registry.
+            if let Some(change) =
+                Change::of_transition(provider, tenant, to, reason, retry_after, level)
+            {
+                let _ = catch_unwind(AssertUnwindSafe(|| fleet.publish(&change)));
+            }
+        }
+        if self.listeners.is_empty() || EMITTING.with(|e| e.replace(true)) {
             return;
         }
-        for listener in &self.0 {
+        for listener in &self.listeners {
             let _ = catch_unwind(AssertUnwindSafe(|| listener(event)));
         }
         EMITTING.with(|e| e.set(false));
@@ -183,6 +220,15 @@ impl Listeners {
 
 impl fmt::Debug for Listeners {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} listener(s)", self.0.len())
+        write!(
+            f,
+            "{} listener(s){}",
+            self.listeners.len(),
+            if self.fleet.is_some() {
+                ", a fleet"
+            } else {
+                ""
+            }
+        )
     }
 }

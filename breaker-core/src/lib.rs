@@ -26,6 +26,7 @@ mod duration;
 mod epoch;
 mod error;
 mod event;
+pub mod fleet;
 mod name;
 mod registry;
 #[cfg(feature = "serde")]

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::epoch::{self, Guard};
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
+use crate::fleet::{Fleet, Hub};
 use crate::name::intern;
 use crate::state::State;
 use crate::table::{Circuits, Found};
@@ -62,15 +63,17 @@ pub struct Registry {
     detached_since_sweep: AtomicU64,
     /// Given to every policy, so each circuit finds its listeners without knowing the registry.
     events: Option<Arc<Listeners>>,
+    /// With a fleet attached: where its link finds circuits, told of every circuit created.
+    fleet: Option<Arc<Hub>>,
 }
 
 /// Tenant ids are short strings; a fast seeded hash keeps a lookup's hashing to a few
 /// nanoseconds while still randomising the table layout per registry.
 type NameHasher = foldhash::fast::RandomState;
 
-struct Provider {
+pub(crate) struct Provider {
     /// Interned: rejections carry it without a reference count.
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
     /// racing first calls get one circuit (`concurrent_first_use_creates_one_circuit`).
     circuits: Circuits,
@@ -82,6 +85,16 @@ struct Provider {
     /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
     /// config, so all circuits of one site share one policy.
     sites: Mutex<Vec<(usize, Arc<Policy>)>>,
+}
+
+impl Provider {
+    /// The circuit of `tenant`, if it exists (for a fleet's facts; `fleet.rs`).
+    pub(crate) fn find(&self, tenant: &str) -> Option<Circuit> {
+        let guard = self.circuits.guard();
+        self.circuits
+            .get(tenant, &guard)
+            .map(|c| Circuit::clone(&c))
+    }
 }
 
 impl Registry {
@@ -392,11 +405,24 @@ impl Registry {
     ) -> Result<Found<'g>, Circuit> {
         let policy = self.policy_for(p, site);
         self.sweep_if_due();
-        if !self.has_room() {
-            return Err(Circuit::from_policy(policy, tenant));
+        let created = if self.has_room() {
+            Ok(p.circuits
+                .get_or_insert(tenant, || Circuit::from_policy(policy, tenant), guard))
+        } else {
+            Err(Circuit::from_policy(policy, tenant))
+        };
+        if let Some(hub) = &self.fleet {
+            // After the insertion, so a fact the fleet notes meanwhile reaches this circuit
+            // either here or through the table (`Hub::note`).
+            if let Some(entry) = self.providers.pin().get(p.name) {
+                let circuit = match &created {
+                    Ok(found) => Circuit::clone(found),
+                    Err(detached) => detached.clone(),
+                };
+                hub.created(entry.clone(), &circuit);
+            }
         }
-        Ok(p.circuits
-            .get_or_insert(tenant, || Circuit::from_policy(policy, tenant), guard))
+        created
     }
 
     fn provider(&self, name: &str) -> Arc<Provider> {
@@ -539,6 +565,7 @@ pub struct RegistryBuilder {
     idle_ttl: Option<Duration>,
     max_circuits: Option<usize>,
     listeners: Vec<Listener>,
+    fleet: Option<Arc<dyn Fleet>>,
 }
 
 impl RegistryBuilder {
@@ -607,6 +634,27 @@ impl RegistryBuilder {
         self
     }
 
+    /// Shares this registry's circuit openings and closings with the other replicas of the
+    /// service through `fleet` (for example `breaker::fleet::RedisFleet`, feature `redis`), and
+    /// applies theirs. Calls never wait on it: see [`fleet`](crate::fleet). A later call replaces
+    /// an earlier one.
+    ///
+    /// ```
+    /// use breaker_core::fleet::{Change, Fleet, FleetLink};
+    /// use breaker_core::Registry;
+    ///
+    /// struct Quiet;
+    /// impl Fleet for Quiet {
+    ///     fn attach(&self, _link: FleetLink) {}
+    ///     fn publish(&self, _change: &Change<'_>) {}
+    /// }
+    /// let registry = Registry::builder().fleet(Quiet).build();
+    /// ```
+    pub fn fleet(mut self, fleet: impl Fleet) -> Self {
+        self.fleet = Some(Arc::new(fleet));
+        self
+    }
+
     /// Builds the registry.
     pub fn build(self) -> Registry {
         let time = Arc::new(self.time.unwrap_or_else(|| Timebase::new(SystemClock)));
@@ -614,6 +662,13 @@ impl RegistryBuilder {
             .idle_ttl
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let hub = self
+            .fleet
+            .as_ref()
+            .map(|_| Arc::new(Hub::new(time.clone())));
+        if let (Some(fleet), Some(hub)) = (&self.fleet, &hub) {
+            fleet.attach(hub.link());
+        }
         Registry {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             providers: papaya::HashMap::with_hasher(NameHasher::default()),
@@ -623,7 +678,8 @@ impl RegistryBuilder {
             max_circuits: self.max_circuits,
             last_sweep_us: AtomicU64::new(0),
             detached_since_sweep: AtomicU64::new(0),
-            events: Listeners::new(self.listeners).map(Arc::new),
+            events: Listeners::new(self.listeners, self.fleet).map(Arc::new),
+            fleet: hub,
         }
     }
 }
@@ -635,6 +691,7 @@ impl fmt::Debug for RegistryBuilder {
             .field("idle_ttl", &self.idle_ttl)
             .field("max_circuits", &self.max_circuits)
             .field("listeners", &self.listeners.len())
+            .field("fleet", &self.fleet.is_some())
             .finish_non_exhaustive()
     }
 }
