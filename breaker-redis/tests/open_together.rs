@@ -1,0 +1,78 @@
+//! Behaviour 1: when one replica's circuit opens, every replica of the namespace rejects that
+//! (provider, tenant), for what is left of that open period, including replicas that start
+//! later; other tenants and namespaces are untouched; a success after the period closes them all.
+
+mod support;
+
+use std::time::Duration;
+
+use breaker_core::State;
+use support::{connected, eventually, RedisServer, BOUND};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_open_together_for_what_is_left_of_the_period() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let open_for = Duration::from_secs(30);
+    let (a, _) = connected(&server.url(), "checkout", open_for).await;
+    let (b, _) = connected(&server.url(), "checkout", open_for).await;
+    let (other, _) = connected(&server.url(), "billing", open_for).await;
+    // `b` has a circuit for acme already; `c` will have none until after the opening.
+    assert_eq!(b.circuit("openai", "acme").state(), State::Closed);
+
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    let local = a.circuit("openai", "acme").retry_after().unwrap();
+
+    assert!(
+        eventually(BOUND, || b.circuit("openai", "acme").state() == State::Open).await,
+        "b never opened"
+    );
+    let rejected = b.acquire("openai", "acme", None).unwrap_err();
+    let left = rejected.retry_after().unwrap();
+    assert!(
+        left <= local && left > local - Duration::from_secs(5),
+        "what is left of a's period ({local:?}), not a new one: {left:?}"
+    );
+
+    // A replica that starts later rejects too, though it never called acme.
+    let (c, _) = connected(&server.url(), "checkout", open_for).await;
+    assert!(
+        eventually(BOUND, || c.acquire("openai", "acme", None).is_err()).await,
+        "a replica started later did not resync"
+    );
+    assert!(c.circuit("openai", "acme").retry_after().unwrap() <= local);
+
+    // Untouched: another tenant, another provider, another namespace.
+    assert_eq!(b.circuit("openai", "globex").state(), State::Closed);
+    assert_eq!(b.circuit("anthropic", "acme").state(), State::Closed);
+    assert_eq!(other.circuit("openai", "acme").state(), State::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_probe_closes_every_replica() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let open_for = Duration::from_millis(500);
+    let (a, _) = connected(&server.url(), "checkout", open_for).await;
+    let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(eventually(BOUND, || b.circuit("openai", "acme").state() == State::Open).await);
+
+    // After a's period, a's probe passes; b, whose own config would stay open 30 s, follows the
+    // fleet's period (a's), and closes when a's probe succeeds.
+    assert!(eventually(BOUND, || a.circuit("openai", "acme").state() == State::HalfOpen).await);
+    a.circuit("openai", "acme").try_acquire().unwrap().success();
+    assert_eq!(a.circuit("openai", "acme").state(), State::Closed);
+    assert!(
+        eventually(BOUND, || b.circuit("openai", "acme").state() == State::Closed).await,
+        "b did not close with a's probe"
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("breaker:*")
+        .query_async(&mut server.client().get_multiplexed_async_connection().await.unwrap())
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "the opening's key went with it: {keys:?}");
+}
