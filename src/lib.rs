@@ -20,6 +20,8 @@ pub use breaker_macros::circuit_breaker;
 #[doc(hidden)]
 pub mod __private;
 
+pub mod fleet;
+
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "tower")]

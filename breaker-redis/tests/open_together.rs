@@ -62,16 +62,28 @@ async fn a_successful_probe_closes_every_replica() {
 
     // After a's period, a's probe passes; b, whose own config would stay open 30 s, follows the
     // fleet's period (a's), and closes when a's probe succeeds.
-    assert!(eventually(BOUND, || a.circuit("openai", "acme").state() == State::HalfOpen).await);
+    assert!(
+        eventually(BOUND, || a.circuit("openai", "acme").state()
+            == State::HalfOpen)
+        .await
+    );
     a.circuit("openai", "acme").try_acquire().unwrap().success();
     assert_eq!(a.circuit("openai", "acme").state(), State::Closed);
     assert!(
-        eventually(BOUND, || b.circuit("openai", "acme").state() == State::Closed).await,
+        eventually(BOUND, || b.circuit("openai", "acme").state()
+            == State::Closed)
+        .await,
         "b did not close with a's probe"
     );
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("breaker:*")
-        .query_async(&mut server.client().get_multiplexed_async_connection().await.unwrap())
+        .query_async(
+            &mut server
+                .client()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert!(keys.is_empty(), "the opening's key went with it: {keys:?}");

@@ -35,7 +35,9 @@ impl RedisServer {
             .spawn();
         let child = match spawned {
             Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
+            {
                 eprintln!("skipped: redis-server is not on PATH (apt-get install redis-server)");
                 return None;
             }
@@ -43,7 +45,11 @@ impl RedisServer {
         };
         let server = RedisServer { child, port };
         assert!(
-            poll(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            poll(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
             "redis-server did not listen on {port}"
         );
         Some(server)
