@@ -247,23 +247,23 @@ impl Circuit {
 
     /// Opens the circuit until [`reset`](Self::reset), whatever the outcomes.
     pub fn force_open(&self) {
-        self.inner.set(state::FORCED_OPEN, false);
+        self.inner.set(state::FORCED_OPEN, false, Reason::Operator);
     }
 
     /// Passes every call and records nothing, until [`reset`](Self::reset).
     pub fn disable(&self) {
-        self.inner.set(state::DISABLED, false);
+        self.inner.set(state::DISABLED, false, Reason::Operator);
     }
 
     /// Passes every call and records outcomes (visible in [`metrics`](Self::metrics)) but never
     /// trips, until [`reset`](Self::reset). For trying a new policy in production.
     pub fn metrics_only(&self) {
-        self.inner.set(state::METRICS_ONLY, false);
+        self.inner.set(state::METRICS_ONLY, false, Reason::Operator);
     }
 
     /// Back to closed with an empty window and the backoff schedule restarted.
     pub fn reset(&self) {
-        self.inner.set(state::CLOSED, true);
+        self.inner.set(state::CLOSED, true, Reason::Operator);
     }
 
     /// The config this circuit runs on.
@@ -408,6 +408,20 @@ impl Circuit {
         self.inner.adopt_close();
     }
 
+    /// An operator's switch made on another replica (`fleet.rs`): `ForcedOpen`, `Disabled`,
+    /// `MetricsOnly`, or `Closed` for a reset; other states are not an operator's and change
+    /// nothing.
+    pub(crate) fn adopt_operator(&self, to: State) {
+        let (tag, clear) = match to {
+            State::ForcedOpen => (state::FORCED_OPEN, false),
+            State::Disabled => (state::DISABLED, false),
+            State::MetricsOnly => (state::METRICS_ONLY, false),
+            State::Closed => (state::CLOSED, true),
+            State::Open | State::HalfOpen => return,
+        };
+        self.inner.set(tag, clear, Reason::Fleet);
+    }
+
     /// Whether both handles point at the same circuit.
     pub fn ptr_eq(a: &Circuit, b: &Circuit) -> bool {
         Arc::ptr_eq(&a.inner, &b.inner)
@@ -536,8 +550,9 @@ impl Inner {
         }
     }
 
-    /// An operator's transition: always wins, whatever the circuit was doing.
-    fn set(&self, tag: u64, clear: bool) {
+    /// An operator's transition (here or, with `Reason::Fleet`, on another replica): always
+    /// wins, whatever the circuit was doing.
+    fn set(&self, tag: u64, clear: bool, reason: Reason) {
         if clear {
             self.clear_counts();
         }
@@ -546,7 +561,7 @@ impl Inner {
         loop {
             let next = state::with_stay(state::next(s, tag), stay);
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::Operator),
+                Ok(()) => return self.emit_transition(s, next, reason),
                 Err(actual) => s = actual,
             }
         }

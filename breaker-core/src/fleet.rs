@@ -199,11 +199,34 @@ impl FleetLink {
         let Some(hub) = self.hub.upgrade() else {
             return false;
         };
+        let entry = hub.note(provider, tenant, Some(Fact::Close));
+        if let Some(circuit) = entry.and_then(|p| p.find(tenant)) {
+            hub.apply(&circuit, Fact::Close);
+        }
+        true
+    }
+
+    /// Makes on (`provider`, `tenant`) the operator's switch another replica made: `ForcedOpen`,
+    /// `Disabled`, `MetricsOnly`, or `Closed` for a reset (which also forgets a kept opening),
+    /// with reason [`Reason::Fleet`]. Without a circuit for that tenant yet, the switch is kept
+    /// (a reset drops it) and made when the circuit is created. `Open` and `HalfOpen` are no
+    /// operator's switch and change nothing.
+    ///
+    /// Returns `false` when the registry is gone.
+    pub fn operate(&self, provider: &str, tenant: &str, state: State) -> bool {
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        if matches!(state, State::Open | State::HalfOpen) {
+            return true;
+        }
+        let fact = Fact::Operator(state);
+        let keep = (state != State::Closed).then_some(fact);
         if let Some(circuit) = hub
-            .note(provider, tenant, None)
+            .note(provider, tenant, keep)
             .and_then(|p| p.find(tenant))
         {
-            hub.apply(&circuit, Fact::Close);
+            hub.apply(&circuit, fact);
         }
         true
     }
@@ -213,8 +236,8 @@ impl FleetLink {
         self.hub.strong_count() > 0
     }
 
-    /// Openings kept for tenants without a circuit that were let go because too many were kept
-    /// (more than 65,536 unexpired at once).
+    /// Facts kept for tenants without a circuit that were let go because too many were kept
+    /// (more than 65,536 in force at once).
     pub fn dropped(&self) -> u64 {
         self.hub
             .upgrade()
@@ -230,7 +253,7 @@ impl fmt::Debug for FleetLink {
     }
 }
 
-/// Most openings kept for tenants that have no circuit here yet.
+/// Most facts kept for tenants that have no circuit here yet.
 const MAX_KEPT: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug)]
@@ -241,10 +264,22 @@ enum Fact {
         level: u32,
     },
     Close,
+    Operator(State),
+}
+
+impl Fact {
+    /// Whether a kept fact still says something at `now_us`.
+    fn in_force(self, now_us: u64) -> bool {
+        match self {
+            Fact::Open { deadline_us, .. } => deadline_us > now_us,
+            Fact::Close => false,
+            Fact::Operator(_) => true,
+        }
+    }
 }
 
 /// The registry's side of a [`FleetLink`]: the providers whose circuits facts may reach, and the
-/// openings kept for circuits not created yet. Only remote facts and circuit creations take its
+/// facts kept for circuits not created yet. Only remote facts and circuit creations take its
 /// lock, never a call on an existing circuit.
 pub(crate) struct Hub {
     time: Arc<Timebase>,
@@ -256,8 +291,9 @@ pub(crate) struct Hub {
 struct Kept {
     /// Every provider that has circuits, added by the creation of its first one.
     providers: HashMap<&'static str, Arc<Provider>>,
-    /// (provider, tenant) → deadline (µs on the registry's clock) and backoff level.
-    opens: HashMap<(Box<str>, Box<str>), (u64, u32)>,
+    /// (provider, tenant) → an opening (deadline in µs on the registry's clock) or an
+    /// operator's switch.
+    facts: HashMap<(Box<str>, Box<str>), Fact>,
 }
 
 impl Hub {
@@ -279,7 +315,8 @@ impl Hub {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `fact` (an opening to keep, or `None` to forget one) and returns the provider the
+    /// Records `fact` (to keep; a close forgets a kept opening; `None` forgets whatever is kept)
+    /// and returns the provider the
     /// circuit would live in, if it has any circuit. Together with [`created`](Self::created),
     /// which takes the same lock after inserting its circuit, a fact is applied to a circuit
     /// created concurrently by one side or the other (or both: applying is idempotent).
@@ -288,43 +325,58 @@ impl Hub {
         let mut kept = self.lock();
         let key = (Box::<str>::from(provider), Box::<str>::from(tenant));
         match fact {
-            Some(Fact::Open { deadline_us, level }) => {
-                if kept.opens.len() >= MAX_KEPT && !kept.opens.contains_key(&key) {
-                    kept.opens.retain(|_, (deadline, _)| *deadline > now);
+            Some(Fact::Close) => {
+                if let Some(Fact::Open { .. }) = kept.facts.get(&key) {
+                    kept.facts.remove(&key);
                 }
-                if kept.opens.len() < MAX_KEPT || kept.opens.contains_key(&key) {
-                    let entry = kept.opens.entry(key).or_insert((0, 0));
-                    if deadline_us >= entry.0 {
-                        *entry = (deadline_us, level);
-                    }
+            }
+            Some(fact) => {
+                let present = kept.facts.contains_key(&key);
+                if kept.facts.len() >= MAX_KEPT && !present {
+                    kept.facts.retain(|_, f| f.in_force(now));
+                }
+                if kept.facts.len() < MAX_KEPT || present {
+                    let entry = kept.facts.entry(key).or_insert(fact);
+                    // An opening never shortens a kept one, nor displaces an operator's switch.
+                    *entry = match (*entry, fact) {
+                        (
+                            Fact::Open {
+                                deadline_us: kept_us,
+                                ..
+                            },
+                            Fact::Open { deadline_us, .. },
+                        ) if kept_us > deadline_us => *entry,
+                        (Fact::Operator(_), Fact::Open { .. }) => *entry,
+                        _ => fact,
+                    };
                 } else {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Some(Fact::Close) | None => {
-                kept.opens.remove(&key);
+            None => {
+                kept.facts.remove(&key);
             }
         }
         kept.providers.get(provider).cloned()
     }
 
     /// A circuit was just created (and stored, unless the registry is full) in `provider`:
-    /// applies a kept opening of it.
+    /// applies what is kept of it.
     pub(crate) fn created(&self, provider: Arc<Provider>, circuit: &Circuit) {
-        let kept_open = {
+        let kept_fact = {
             let mut kept = self.lock();
             kept.providers.entry(provider.name).or_insert(provider);
-            if kept.opens.is_empty() {
+            if kept.facts.is_empty() {
                 return;
             }
             let key = (
                 Box::<str>::from(circuit.provider()),
                 Box::<str>::from(circuit.tenant()),
             );
-            kept.opens.get(&key).copied()
+            kept.facts.get(&key).copied()
         };
-        if let Some((deadline_us, level)) = kept_open {
-            self.apply(circuit, Fact::Open { deadline_us, level });
+        if let Some(fact) = kept_fact {
+            self.apply(circuit, fact);
         }
     }
 
@@ -336,6 +388,7 @@ impl Hub {
                 }
             }
             Fact::Close => circuit.adopt_close(),
+            Fact::Operator(state) => circuit.adopt_operator(state),
         }
     }
 }

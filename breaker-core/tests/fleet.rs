@@ -253,3 +253,34 @@ fn a_panicking_fleet_never_reaches_the_call() {
     circuit.try_acquire().unwrap().failure();
     assert_eq!(circuit.state(), State::Open);
 }
+
+#[test]
+fn remote_operator_switches_apply_without_echo_and_reach_later_tenants() {
+    let (registry, fleet, _clock) = setup();
+    let link = fleet.link();
+    let circuit = registry.circuit("openai", "acme");
+    circuit.try_acquire().unwrap().failure();
+    fleet.take();
+
+    assert!(link.operate("openai", "acme", State::ForcedOpen));
+    assert_eq!(circuit.state(), State::ForcedOpen);
+    link.operate("openai", "acme", State::Closed); // a reset
+    assert_eq!(circuit.state(), State::Closed);
+    link.operate("openai", "acme", State::Disabled);
+    assert_eq!(circuit.state(), State::Disabled);
+    link.operate("openai", "acme", State::Open); // not an operator's switch
+    assert_eq!(circuit.state(), State::Disabled);
+    assert_eq!(fleet.take(), [], "applied switches are not published back");
+
+    // Kept for a tenant created later, not displaced by an opening, dropped by a reset.
+    link.operate("openai", "globex", State::ForcedOpen);
+    link.open("openai", "globex", secs(5), 0);
+    link.close("openai", "globex");
+    assert_eq!(
+        registry.circuit("openai", "globex").state(),
+        State::ForcedOpen
+    );
+    link.operate("openai", "initech", State::MetricsOnly);
+    link.operate("openai", "initech", State::Closed);
+    assert_eq!(registry.circuit("openai", "initech").state(), State::Closed);
+}

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:open     an opening (string, TTL = open period + margin)
+//! breaker:v1:<namespace>:{<provider>:<tenant>}:operator an operator's switch (string, TTL = operator_ttl)
 //! breaker:v1:<namespace>:changes                        the pub/sub channel of the namespace
 //! ```
 //!
@@ -56,6 +57,13 @@ pub(crate) fn decode(encoded: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// What a circuit key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Open,
+    Operator,
+}
+
 /// The keys and channel of one namespace.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
@@ -80,17 +88,32 @@ impl Layout {
         )
     }
 
-    /// The SCAN pattern of every opening of the namespace.
-    pub(crate) fn open_pattern(&self) -> String {
-        format!("{}{{*}}:open", self.prefix)
+    /// The key of an operator's switch of (`provider`, `tenant`).
+    pub(crate) fn operator_key(&self, provider: &str, tenant: &str) -> String {
+        format!(
+            "{}{{{}:{}}}:operator",
+            self.prefix,
+            encode(provider),
+            encode(tenant)
+        )
     }
 
-    /// (provider, tenant) of an opening's key of this namespace.
-    pub(crate) fn parse_open_key(&self, key: &str) -> Option<(String, String)> {
-        let tag = key.strip_prefix(&self.prefix)?.strip_prefix('{')?;
-        let tag = tag.strip_suffix("}:open")?;
+    /// The SCAN pattern of every circuit key of the namespace.
+    pub(crate) fn circuit_pattern(&self) -> String {
+        format!("{}{{*}}:*", self.prefix)
+    }
+
+    /// What a circuit key of this namespace holds, and of which (provider, tenant).
+    pub(crate) fn parse_key(&self, key: &str) -> Option<(Kind, String, String)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix('{')?;
+        let (tag, kind) = rest.split_once('}')?;
+        let kind = match kind {
+            ":open" => Kind::Open,
+            ":operator" => Kind::Operator,
+            _ => return None,
+        };
         let (provider, tenant) = tag.split_once(':')?;
-        Some((decode(provider)?, decode(tenant)?))
+        Some((kind, decode(provider)?, decode(tenant)?))
     }
 
     /// The namespace's pub/sub channel.
@@ -135,7 +158,14 @@ mod tests {
         let l = Layout::new("checkout");
         let k = l.open_key("openai", "acme");
         assert_eq!(k, "breaker:v1:checkout:{openai:acme}:open");
-        assert_eq!(l.parse_open_key(&k), Some(("openai".into(), "acme".into())));
+        assert_eq!(
+            l.parse_key(&k),
+            Some((Kind::Open, "openai".into(), "acme".into()))
+        );
+        assert_eq!(
+            l.parse_key(&l.operator_key("openai", "a:b")),
+            Some((Kind::Operator, "openai".into(), "a:b".into()))
+        );
         // A tenant that looks like a key suffix or a provider separator stays its own circuit.
         assert_ne!(l.open_key("openai", "a:b"), l.open_key("openai:a", "b"));
         let evil = l.open_key("openai", "x}:open\nbreaker:v1:other:{openai:acme");
@@ -144,7 +174,7 @@ mod tests {
         assert!(evil.starts_with("breaker:v1:checkout:{"));
         // A namespace cannot reach another: "a" and "a:b" have disjoint key spaces.
         let (a, ab) = (Layout::new("a"), Layout::new("a:b"));
-        assert!(a.parse_open_key(&ab.open_key("p", "t")).is_none());
+        assert!(a.parse_key(&ab.open_key("p", "t")).is_none());
         assert_ne!(a.channel(), ab.channel());
     }
 }

@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use breaker_core::fleet::{Change, Fleet, FleetLink};
+use breaker_core::State;
 use tokio::sync::{mpsc, oneshot};
 
 /// Shares circuit openings and closings between the replicas of a service through Redis or
@@ -70,6 +71,11 @@ pub(crate) enum Queued {
         provider: &'static str,
         tenant: Box<str>,
     },
+    Operator {
+        provider: &'static str,
+        tenant: Box<str>,
+        state: State,
+    },
 }
 
 impl RedisFleet {
@@ -83,6 +89,7 @@ impl RedisFleet {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(1),
             margin: Duration::from_secs(60),
+            operator_ttl: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -126,7 +133,16 @@ impl Fleet for RedisFleet {
                 provider,
                 tenant: tenant.into(),
             },
-            // Operators' switches stay local for now.
+            Change::Operator {
+                provider,
+                tenant,
+                state,
+                ..
+            } => Queued::Operator {
+                provider,
+                tenant: tenant.into(),
+                state,
+            },
             _ => return,
         };
         if self.queue.try_send(queued).is_err() {
@@ -161,6 +177,7 @@ pub struct RedisFleetBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     margin: Duration,
+    operator_ttl: Duration,
 }
 
 impl RedisFleetBuilder {
@@ -199,6 +216,14 @@ impl RedisFleetBuilder {
         self
     }
 
+    /// How long an operator's `force_open`, `disable` or `metrics_only` stays in the store for
+    /// replicas that start (or reconnect) later (default 24 h, at most 30 days). Replicas
+    /// connected at the time apply it at once and keep it until a `reset` anywhere in the fleet.
+    pub fn operator_ttl(mut self, d: Duration) -> Self {
+        self.operator_ttl = d;
+        self
+    }
+
     /// Checks the URL and settings and starts the background task on the current tokio
     /// runtime. It does not wait for the store: an unreachable one is a degraded start
     /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying).
@@ -223,6 +248,14 @@ impl RedisFleetBuilder {
         if self.margin > Duration::from_secs(24 * 3600) {
             return Err(FleetError::new("margin", "must be at most 24 hours"));
         }
+        if self.operator_ttl < Duration::from_millis(1)
+            || self.operator_ttl > Duration::from_secs(30 * 24 * 3600)
+        {
+            return Err(FleetError::new(
+                "operator_ttl",
+                "must be between 1 ms and 30 days",
+            ));
+        }
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| FleetError::new("url", &e.to_string()))?;
         let runtime = tokio::runtime::Handle::try_current()
@@ -244,6 +277,7 @@ impl RedisFleetBuilder {
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
             margin: self.margin,
+            operator_ttl: self.operator_ttl,
             health: health.0.clone(),
         };
         runtime.spawn(task.run(queued, linked, stopped));
@@ -272,7 +306,7 @@ impl FleetError {
     }
 
     /// The setting at fault: `url`, `namespace`, `queue_capacity`, `connect_timeout`,
-    /// `command_timeout`, `margin`, or `runtime` (built outside a tokio runtime).
+    /// `command_timeout`, `margin`, `operator_ttl`, or `runtime` (built outside a tokio runtime).
     pub fn field(&self) -> &'static str {
         self.field
     }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use breaker_core::fleet::FleetLink;
+use breaker_core::State;
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
-use crate::keys::{self, Layout, VERSION};
+use crate::keys::{self, Kind, Layout, VERSION};
 use crate::{Health, Queued};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -31,6 +32,7 @@ pub(crate) struct Task {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) margin: Duration,
+    pub(crate) operator_ttl: Duration,
     pub(crate) health: Arc<Health>,
 }
 
@@ -196,6 +198,37 @@ impl Task {
                     .arg(self.message("open", provider, tenant))
                     .ignore();
             }
+            Queued::Operator {
+                provider,
+                tenant,
+                state: State::Closed,
+            } => {
+                // A reset anywhere resets everywhere: the switch and the opening both go.
+                pipe.cmd("DEL")
+                    .arg(self.layout.operator_key(provider, tenant))
+                    .arg(self.layout.open_key(provider, tenant))
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(self.layout.channel())
+                    .arg(self.message("operator", provider, tenant))
+                    .ignore();
+            }
+            Queued::Operator {
+                provider,
+                tenant,
+                state,
+            } => {
+                pipe.cmd("SET")
+                    .arg(self.layout.operator_key(provider, tenant))
+                    .arg(format!("{}:{}", state.as_str(), self.replica))
+                    .arg("PX")
+                    .arg(millis(self.operator_ttl).max(1))
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(self.layout.channel())
+                    .arg(self.message("operator", provider, tenant))
+                    .ignore();
+            }
             Queued::Close { provider, tenant } => {
                 pipe.cmd("DEL")
                     .arg(self.layout.open_key(provider, tenant))
@@ -288,6 +321,16 @@ impl Task {
                     link.close(&provider, &tenant)
                 }
             }
+            "operator" => {
+                let value: Option<String> = timeout(
+                    self.command_timeout,
+                    redis::cmd("GET")
+                        .arg(self.layout.operator_key(&provider, &tenant))
+                        .query_async(conn),
+                )
+                .await??;
+                self.apply_operator(link, &provider, &tenant, value.as_deref())
+            }
             _ => true,
         };
         if alive {
@@ -323,9 +366,32 @@ impl Task {
         )
     }
 
-    /// Applies every opening of the namespace (at start and after every reconnection).
+    /// Makes the operator's switch stored as `value` (none: a reset). Returns whether the
+    /// registry is still there.
+    fn apply_operator(
+        &self,
+        link: &FleetLink,
+        provider: &str,
+        tenant: &str,
+        value: Option<&str>,
+    ) -> bool {
+        let state = match value {
+            None => State::Closed,
+            Some(value) => match value.split(':').next() {
+                Some("forced_open") => State::ForcedOpen,
+                Some("disabled") => State::Disabled,
+                Some("metrics_only") => State::MetricsOnly,
+                _ => return link.is_alive(),
+            },
+        };
+        self.health.applied.fetch_add(1, Ordering::Relaxed);
+        link.operate(provider, tenant, state)
+    }
+
+    /// Applies every opening and operator's switch of the namespace (at start and after every
+    /// reconnection).
     async fn resync(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
-        let pattern = self.layout.open_pattern();
+        let pattern = self.layout.circuit_pattern();
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = timeout(
@@ -347,10 +413,17 @@ impl Task {
                 let found: Vec<(Option<String>, i64)> =
                     timeout(self.command_timeout, pipe.query_async(conn)).await??;
                 for (key, (value, pttl)) in keys.iter().zip(found) {
-                    let Some((provider, tenant)) = self.layout.parse_open_key(key) else {
-                        continue;
+                    let alive = match self.layout.parse_key(key) {
+                        Some((Kind::Open, provider, tenant)) => {
+                            self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
+                        }
+                        // A key gone between SCAN and GET is no reset: skip it.
+                        Some((Kind::Operator, provider, tenant)) if value.is_some() => {
+                            self.apply_operator(link, &provider, &tenant, value.as_deref())
+                        }
+                        _ => true,
                     };
-                    if !self.apply_open(link, &provider, &tenant, value.as_deref(), pttl) {
+                    if !alive {
                         return Err(End::Done);
                     }
                 }
