@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use breaker_core::State;
 use redis::aio::MultiplexedConnection;
-use support::{connected, eventually, RedisServer, BOUND};
+use support::{becomes, connected, eventually, RedisServer, BOUND};
 
 async fn keys(conn: &mut MultiplexedConnection) -> Vec<String> {
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
@@ -85,7 +85,7 @@ async fn hostile_tenant_names_reach_only_their_own_circuit() {
     }
     for tenant in hostile {
         assert!(
-            eventually(BOUND, || b.circuit("openai", tenant).state() == State::Open).await,
+            becomes(&b, "openai", tenant, State::Open).await,
             "{tenant:?}"
         );
     }

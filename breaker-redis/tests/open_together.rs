@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use breaker_core::State;
-use support::{connected, eventually, RedisServer, BOUND};
+use support::{all_keys, becomes, connected, eventually, RedisServer, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_open_together_for_what_is_left_of_the_period() {
@@ -25,7 +25,7 @@ async fn replicas_open_together_for_what_is_left_of_the_period() {
     let local = a.circuit("openai", "acme").retry_after().unwrap();
 
     assert!(
-        eventually(BOUND, || b.circuit("openai", "acme").state() == State::Open).await,
+        becomes(&b, "openai", "acme", State::Open).await,
         "b never opened"
     );
     let rejected = b.acquire("openai", "acme", None).unwrap_err();
@@ -58,33 +58,17 @@ async fn a_successful_probe_closes_every_replica() {
     let (a, _) = connected(&server.url(), "checkout", open_for).await;
     let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
-    assert!(eventually(BOUND, || b.circuit("openai", "acme").state() == State::Open).await);
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
 
     // After a's period, a's probe passes; b, whose own config would stay open 30 s, follows the
     // fleet's period (a's), and closes when a's probe succeeds.
-    assert!(
-        eventually(BOUND, || a.circuit("openai", "acme").state()
-            == State::HalfOpen)
-        .await
-    );
+    assert!(becomes(&a, "openai", "acme", State::HalfOpen).await);
     a.circuit("openai", "acme").try_acquire().unwrap().success();
     assert_eq!(a.circuit("openai", "acme").state(), State::Closed);
     assert!(
-        eventually(BOUND, || b.circuit("openai", "acme").state()
-            == State::Closed)
-        .await,
+        becomes(&b, "openai", "acme", State::Closed).await,
         "b did not close with a's probe"
     );
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("breaker:*")
-        .query_async(
-            &mut server
-                .client()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let keys = all_keys(&server).await;
     assert!(keys.is_empty(), "the opening's key went with it: {keys:?}");
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use breaker_core::State;
-use support::{connected, eventually, RedisServer, BOUND};
+use support::{all_keys, becomes, connected, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_switches_reach_every_replica() {
@@ -18,23 +18,23 @@ async fn operator_switches_reach_every_replica() {
     let (b, _) = connected(&server.url(), "checkout", open_for).await;
 
     a.circuit("openai", "acme").force_open();
-    assert!(eventually(BOUND, || b.circuit("openai", "acme").state() == State::ForcedOpen).await);
+    assert!(becomes(&b, "openai", "acme", State::ForcedOpen).await);
     let (c, _) = connected(&server.url(), "checkout", open_for).await;
     assert!(
-        eventually(BOUND, || c.circuit("openai", "acme").state() == State::ForcedOpen).await,
+        becomes(&c, "openai", "acme", State::ForcedOpen).await,
         "a replica started later did not resync the switch"
     );
 
     b.circuit("openai", "acme").reset();
     for (name, r) in [("a", &a), ("c", &c)] {
         assert!(
-            eventually(BOUND, || r.circuit("openai", "acme").state() == State::Closed).await,
+            becomes(r, "openai", "acme", State::Closed).await,
             "{name} did not reset"
         );
     }
 
     c.circuit("openai", "globex").disable();
-    assert!(eventually(BOUND, || a.circuit("openai", "globex").state() == State::Disabled).await);
+    assert!(becomes(&a, "openai", "globex", State::Disabled).await);
     assert_eq!(a.circuit("openai", "acme").state(), State::Closed);
 }
 
@@ -47,13 +47,9 @@ async fn a_reset_anywhere_closes_an_open_circuit_everywhere() {
     let (a, _) = connected(&server.url(), "checkout", open_for).await;
     let (b, _) = connected(&server.url(), "checkout", open_for).await;
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
-    assert!(eventually(BOUND, || b.circuit("openai", "acme").state() == State::Open).await);
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
     b.circuit("openai", "acme").reset();
-    assert!(eventually(BOUND, || a.circuit("openai", "acme").state() == State::Closed).await);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("breaker:*")
-        .query_async(&mut server.client().get_multiplexed_async_connection().await.unwrap())
-        .await
-        .unwrap();
+    assert!(becomes(&a, "openai", "acme", State::Closed).await);
+    let keys = all_keys(&server).await;
     assert!(keys.is_empty(), "{keys:?}");
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use breaker_core::{Registry, State};
 use breaker_redis::RedisFleet;
-use support::{connected, eventually, replica, RedisServer, BOUND};
+use support::{becomes, connected, eventually, replica, RedisServer, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns() {
@@ -67,9 +67,7 @@ async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns
         .unwrap()
         .failure();
     assert!(
-        eventually(BOUND, || a.circuit("openai", "initech").state()
-            == State::Open)
-        .await,
+        becomes(&a, "openai", "initech", State::Open).await,
         "sharing did not resume after the store returned"
     );
 }
@@ -97,9 +95,7 @@ async fn a_start_with_the_store_down_is_degraded_then_catches_up() {
         .unwrap()
         .failure();
     assert!(
-        eventually(BOUND, || late.circuit("openai", "acme").state()
-            == State::Open)
-        .await,
+        becomes(&late, "openai", "acme", State::Open).await,
         "the replica that started degraded never caught up"
     );
     assert!(health.is_connected());

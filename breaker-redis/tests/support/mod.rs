@@ -144,3 +144,32 @@ pub async fn connected(url: &str, namespace: &str, open_for: Duration) -> (Regis
     );
     (registry, health)
 }
+
+/// Whether `registry`'s circuit of (`provider`, `tenant`) reaches `state` within [`BOUND`].
+pub async fn becomes(
+    registry: &Registry,
+    provider: &str,
+    tenant: &str,
+    state: breaker_core::State,
+) -> bool {
+    eventually(BOUND, || {
+        registry.circuit(provider, tenant).state() == state
+    })
+    .await
+}
+
+/// Every key of the server (sorted).
+pub async fn all_keys(server: &RedisServer) -> Vec<String> {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
