@@ -597,8 +597,8 @@ impl Inner {
 
     /// Opens the circuit for `left_us` more at backoff `level`, as another replica's circuit did
     /// (see `fleet.rs`): a closed or half-open circuit opens (a probe in flight then belongs to a
-    /// stay that is over), an open one whose period ends sooner is extended, an operator's state
-    /// wins.
+    /// stay that is over), an open one takes the period if it is at a higher level or, at the
+    /// same level, ends later; an operator's state wins.
     pub(crate) fn adopt_open(&self, left_us: u64, level: u32) {
         let deadline = self.now_us().saturating_add(left_us);
         let level = level.min(MAX_LEVEL);
@@ -606,7 +606,11 @@ impl Inner {
         loop {
             match state::tag(s) {
                 state::CLOSED | state::HALF_OPEN => {}
-                state::OPEN if state::deadline(s) < deadline.min(state::DEADLINE_MAX) => {}
+                // A higher level is a newer opening (a probe failed since); at the same level,
+                // the later end wins, so replicas converge whatever order facts arrive in.
+                state::OPEN
+                    if (state::level(s), state::deadline(s))
+                        < (level, deadline.min(state::DEADLINE_MAX)) => {}
                 _ => return,
             }
             let open = state::open(s, level, deadline);

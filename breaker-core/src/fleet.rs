@@ -169,9 +169,11 @@ impl FleetLink {
     /// Opens the circuit of (`provider`, `tenant`) for `remaining` (what is left of the open
     /// period another replica entered, measured by the store, never by wall clocks) at backoff
     /// `level`, with reason [`Reason::Fleet`]. A closed or half-open circuit opens; an open one
-    /// whose period ends earlier is extended; an operator's state (forced open, disabled,
-    /// metrics only) is left alone. Without a circuit for that tenant yet, the fact is kept
-    /// until `remaining` runs out and applied to the circuit when it is created.
+    /// takes the period if it is at a higher level (a probe failed since) or, at the same level,
+    /// ends later; an operator's state (forced open, disabled, metrics only) is left alone. Without a circuit for that tenant yet, the fact is kept
+    /// and applied when the circuit is created: open for what is left then, or, once the period
+    /// has ended without a [`close`](Self::close), open with its period over, so that the
+    /// tenant's first call here is a probe.
     ///
     /// Returns `false` when the registry is gone.
     pub fn open(&self, provider: &str, tenant: &str, remaining: Duration, level: u32) -> bool {
@@ -337,15 +339,16 @@ impl Hub {
                 }
                 if kept.facts.len() < MAX_KEPT || present {
                     let entry = kept.facts.entry(key).or_insert(fact);
-                    // An opening never shortens a kept one, nor displaces an operator's switch.
+                    // As on a circuit: a kept opening gives way to a higher level or, at the
+                    // same level, to a later end; never to an operator's switch.
                     *entry = match (*entry, fact) {
                         (
                             Fact::Open {
                                 deadline_us: kept_us,
-                                ..
+                                level: kept_level,
                             },
-                            Fact::Open { deadline_us, .. },
-                        ) if kept_us > deadline_us => *entry,
+                            Fact::Open { deadline_us, level },
+                        ) if (kept_level, kept_us) > (level, deadline_us) => *entry,
                         (Fact::Operator(_), Fact::Open { .. }) => *entry,
                         _ => fact,
                     };
@@ -375,8 +378,14 @@ impl Hub {
             );
             kept.facts.get(&key).copied()
         };
-        if let Some(fact) = kept_fact {
-            self.apply(circuit, fact);
+        match kept_fact {
+            // A fleet-wide open period that ended before this replica met the tenant: the
+            // tenant has not been seen to recover, so its first call here is a probe.
+            Some(Fact::Open { deadline_us, level }) if self.time.until(deadline_us).is_none() => {
+                circuit.adopt_open(0, level);
+            }
+            Some(fact) => self.apply(circuit, fact),
+            None => {}
         }
     }
 

@@ -137,11 +137,17 @@ fn a_remote_opening_reaches_a_tenant_created_later() {
 }
 
 #[test]
-fn a_kept_opening_lapses_with_its_period() {
+fn a_kept_opening_that_ended_makes_the_first_call_a_probe_at_its_level() {
     let (registry, fleet, clock) = setup();
-    fleet.link().open("openai", "acme", secs(5), 0);
-    clock.advance(secs(5));
-    assert_eq!(registry.circuit("openai", "acme").state(), State::Closed);
+    fleet.link().open("openai", "acme", secs(5), 1);
+    clock.advance(secs(6));
+    let circuit = registry.circuit("openai", "acme");
+    assert_eq!(circuit.state(), State::HalfOpen);
+    let probe = circuit.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    assert!(circuit.try_acquire().is_err(), "one probe");
+    probe.failure();
+    assert_eq!(circuit.retry_after(), Some(secs(40)), "level 2: 10 s × 2²");
 }
 
 #[test]
@@ -189,7 +195,7 @@ fn remote_facts_reach_listeners_with_reason_fleet() {
 }
 
 #[test]
-fn a_remote_opening_never_shortens_a_longer_one_nor_overrides_an_operator() {
+fn a_remote_opening_shortens_only_from_a_higher_level_and_never_overrides_an_operator() {
     let (registry, fleet, _clock) = setup();
     let open = registry.circuit("openai", "acme");
     open.try_acquire().unwrap().failure(); // 10 s
@@ -197,6 +203,12 @@ fn a_remote_opening_never_shortens_a_longer_one_nor_overrides_an_operator() {
     assert_eq!(open.retry_after(), Some(secs(10)));
     fleet.link().open("openai", "acme", secs(30), 1);
     assert_eq!(open.retry_after(), Some(secs(30)), "a longer one extends");
+    fleet.link().open("openai", "acme", secs(2), 2);
+    assert_eq!(
+        open.retry_after(),
+        Some(secs(2)),
+        "a higher level is a newer opening (a probe failed since), even if shorter"
+    );
 
     let disabled = registry.circuit("openai", "globex");
     disabled.disable();

@@ -3,6 +3,7 @@
 //! ```text
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:open     an opening (string, TTL = open period + margin)
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:operator an operator's switch (string, TTL = operator_ttl)
+//! breaker:v1:<namespace>:{<provider>:<tenant>}:probe    the probe lease (string, TTL = probe_lease)
 //! breaker:v1:<namespace>:changes                        the pub/sub channel of the namespace
 //! ```
 //!
@@ -92,6 +93,16 @@ impl Layout {
     pub(crate) fn operator_key(&self, provider: &str, tenant: &str) -> String {
         format!(
             "{}{{{}:{}}}:operator",
+            self.prefix,
+            encode(provider),
+            encode(tenant)
+        )
+    }
+
+    /// The key of the probe lease of (`provider`, `tenant`).
+    pub(crate) fn probe_key(&self, provider: &str, tenant: &str) -> String {
+        format!(
+            "{}{{{}:{}}}:probe",
             self.prefix,
             encode(provider),
             encode(tenant)

@@ -35,6 +35,7 @@
 //! every name percent-encoded.
 
 mod keys;
+mod probes;
 mod task;
 
 use std::fmt;
@@ -90,6 +91,7 @@ impl RedisFleet {
             command_timeout: Duration::from_secs(1),
             margin: Duration::from_secs(60),
             operator_ttl: Duration::from_secs(24 * 3600),
+            probe_lease: Duration::from_secs(10),
         }
     }
 
@@ -178,6 +180,7 @@ pub struct RedisFleetBuilder {
     command_timeout: Duration,
     margin: Duration,
     operator_ttl: Duration,
+    probe_lease: Duration,
 }
 
 impl RedisFleetBuilder {
@@ -224,6 +227,15 @@ impl RedisFleetBuilder {
         self
     }
 
+    /// How long the replica that won the probe of an ended open period may take to publish its
+    /// outcome (default 10 s; set it to the longest a probe call may take). Meanwhile the other
+    /// replicas keep the circuit open; if the outcome never comes (the prober died), the lease
+    /// lapses and they race for the probe again.
+    pub fn probe_lease(mut self, d: Duration) -> Self {
+        self.probe_lease = d;
+        self
+    }
+
     /// Checks the URL and settings and starts the background task on the current tokio
     /// runtime. It does not wait for the store: an unreachable one is a degraded start
     /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying).
@@ -247,6 +259,14 @@ impl RedisFleetBuilder {
         }
         if self.margin > Duration::from_secs(24 * 3600) {
             return Err(FleetError::new("margin", "must be at most 24 hours"));
+        }
+        if self.probe_lease < Duration::from_millis(1)
+            || self.probe_lease > Duration::from_secs(3600)
+        {
+            return Err(FleetError::new(
+                "probe_lease",
+                "must be between 1 ms and 1 hour",
+            ));
         }
         if self.operator_ttl < Duration::from_millis(1)
             || self.operator_ttl > Duration::from_secs(30 * 24 * 3600)
@@ -278,6 +298,8 @@ impl RedisFleetBuilder {
             command_timeout: self.command_timeout,
             margin: self.margin,
             operator_ttl: self.operator_ttl,
+            probe_lease: self.probe_lease,
+            probes: Mutex::default(),
             health: health.0.clone(),
         };
         runtime.spawn(task.run(queued, linked, stopped));
@@ -306,7 +328,8 @@ impl FleetError {
     }
 
     /// The setting at fault: `url`, `namespace`, `queue_capacity`, `connect_timeout`,
-    /// `command_timeout`, `margin`, `operator_ttl`, or `runtime` (built outside a tokio runtime).
+    /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, or `runtime` (built outside a
+    /// tokio runtime).
     pub fn field(&self) -> &'static str {
         self.field
     }

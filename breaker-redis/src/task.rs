@@ -2,8 +2,8 @@
 //! backoff whenever the store fails, and a resync after every (re)connection.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use breaker_core::fleet::FleetLink;
 use breaker_core::State;
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
 use crate::keys::{self, Kind, Layout, VERSION};
+use crate::probes::{self, Probes};
 use crate::{Health, Queued};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -33,6 +34,9 @@ pub(crate) struct Task {
     pub(crate) command_timeout: Duration,
     pub(crate) margin: Duration,
     pub(crate) operator_ttl: Duration,
+    pub(crate) probe_lease: Duration,
+    /// Never held across an await (a `Mutex` so the task's future is `Send`).
+    pub(crate) probes: Mutex<Probes>,
     pub(crate) health: Arc<Health>,
 }
 
@@ -143,6 +147,8 @@ impl Task {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let due = self.probes().next_due();
+            let race_at = tokio::time::Instant::from_std(due.unwrap_or_else(Instant::now));
             let step = tokio::select! {
                 change = queued.recv() => match change {
                     Some(change) => self.write(&mut conn, change).await,
@@ -153,11 +159,54 @@ impl Task {
                     None => Err(End::Failed("pub/sub connection closed".to_owned())),
                 },
                 _ = ping.tick() => self.ping(&mut conn).await,
+                _ = tokio::time::sleep_until(race_at), if due.is_some() => {
+                    self.race(&mut conn, link).await
+                }
             };
             if let Err(end) = step {
                 return end;
             }
         }
+    }
+
+    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+        self.probes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Races for the probe lease of every circuit whose fleet-wide open period is about to end
+    /// (see `probes.rs`).
+    async fn race(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
+        let due = self.probes().take_due(Instant::now());
+        let lease_ms = millis(self.probe_lease + probes::LEAD).max(1);
+        for ((provider, tenant), level) in due {
+            let key = self.layout.probe_key(&provider, &tenant);
+            let (won, pttl): (Option<String>, i64) = timeout(
+                self.command_timeout,
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(&self.replica)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lease_ms)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(conn),
+            )
+            .await??;
+            if won.is_some() {
+                // This replica's circuit probes when its period ends; its outcome is published.
+                continue;
+            }
+            // Another replica probes: stay open until its outcome comes or its lease lapses.
+            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+            if !left.is_zero() && !link.open(&provider, &tenant, left, level) {
+                return Err(End::Done);
+            }
+            let retry = Instant::now() + left.max(probes::LEAD);
+            self.probes().track((provider, tenant), retry, level);
+        }
+        Ok(())
     }
 
     async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), End> {
@@ -186,6 +235,15 @@ impl Task {
                     return Ok(());
                 }
                 let ttl_ms = millis(left).max(1) + millis(self.margin);
+                self.probes().track(
+                    (provider.to_string(), tenant.to_string()),
+                    Instant::now() + left,
+                    *level,
+                );
+                // An opening is also the outcome of a probe (one that failed): its lease goes.
+                pipe.cmd("DEL")
+                    .arg(self.layout.probe_key(provider, tenant))
+                    .ignore();
                 let value = format!("{level}:{}:{}", millis(self.margin), self.replica);
                 pipe.cmd("SET")
                     .arg(self.layout.open_key(provider, tenant))
@@ -203,10 +261,13 @@ impl Task {
                 tenant,
                 state: State::Closed,
             } => {
-                // A reset anywhere resets everywhere: the switch and the opening both go.
+                // A reset anywhere resets everywhere: the switch, the opening and its lease go.
+                self.probes()
+                    .untrack(&(provider.to_string(), tenant.to_string()));
                 pipe.cmd("DEL")
                     .arg(self.layout.operator_key(provider, tenant))
                     .arg(self.layout.open_key(provider, tenant))
+                    .arg(self.layout.probe_key(provider, tenant))
                     .ignore();
                 pipe.cmd("PUBLISH")
                     .arg(self.layout.channel())
@@ -218,6 +279,8 @@ impl Task {
                 tenant,
                 state,
             } => {
+                self.probes()
+                    .untrack(&(provider.to_string(), tenant.to_string()));
                 pipe.cmd("SET")
                     .arg(self.layout.operator_key(provider, tenant))
                     .arg(format!("{}:{}", state.as_str(), self.replica))
@@ -230,8 +293,11 @@ impl Task {
                     .ignore();
             }
             Queued::Close { provider, tenant } => {
+                self.probes()
+                    .untrack(&(provider.to_string(), tenant.to_string()));
                 pipe.cmd("DEL")
                     .arg(self.layout.open_key(provider, tenant))
+                    .arg(self.layout.probe_key(provider, tenant))
                     .ignore();
                 pipe.cmd("PUBLISH")
                     .arg(self.layout.channel())
@@ -318,6 +384,7 @@ impl Task {
                     true
                 } else {
                     self.health.applied.fetch_add(1, Ordering::Relaxed);
+                    self.probes().untrack(&(provider.clone(), tenant.clone()));
                     link.close(&provider, &tenant)
                 }
             }
@@ -358,12 +425,13 @@ impl Task {
             return link.is_alive();
         }
         self.health.applied.fetch_add(1, Ordering::Relaxed);
-        link.open(
-            provider,
-            tenant,
-            Duration::from_millis(left_ms as u64),
+        let left = Duration::from_millis(left_ms as u64);
+        self.probes().track(
+            (provider.to_owned(), tenant.to_owned()),
+            Instant::now() + left,
             level,
-        )
+        );
+        link.open(provider, tenant, left, level)
     }
 
     /// Makes the operator's switch stored as `value` (none: a reset). Returns whether the
@@ -385,6 +453,8 @@ impl Task {
             },
         };
         self.health.applied.fetch_add(1, Ordering::Relaxed);
+        self.probes()
+            .untrack(&(provider.to_owned(), tenant.to_owned()));
         link.operate(provider, tenant, state)
     }
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use breaker_core::{Config, Registry};
-use breaker_redis::{FleetHealth, RedisFleet};
+use breaker_redis::{FleetHealth, RedisFleet, RedisFleetBuilder};
 
 pub struct RedisServer {
     child: Child,
@@ -122,8 +122,17 @@ pub fn config(open_for: Duration) -> Config {
 
 /// A replica: a registry with its own fleet (its own connections) on `url` under `namespace`.
 pub async fn replica(url: &str, namespace: &str, open_for: Duration) -> (Registry, FleetHealth) {
-    let fleet = RedisFleet::builder(url)
-        .namespace(namespace)
+    replica_with(url, namespace, open_for, |b| b).await
+}
+
+/// [`replica`] with more fleet settings.
+pub async fn replica_with(
+    url: &str,
+    namespace: &str,
+    open_for: Duration,
+    settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
+) -> (Registry, FleetHealth) {
+    let fleet = settings(RedisFleet::builder(url).namespace(namespace))
         .build()
         .await
         .expect("valid fleet config");
