@@ -42,8 +42,9 @@ async fn only_openings_make_keys_each_with_a_ttl_of_period_plus_margin() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    // 30 s open + 60 s default margin.
-    assert!(pttl > 80_000 && pttl <= 90_000, "{pttl}");
+    // 30 s open + 60 s default margin (the circuit's coarse clock may read the period a few
+    // milliseconds long, never short).
+    assert!(pttl > 80_000 && pttl <= 90_050, "{pttl}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

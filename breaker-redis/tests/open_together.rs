@@ -31,7 +31,8 @@ async fn replicas_open_together_for_what_is_left_of_the_period() {
     let rejected = b.acquire("openai", "acme", None).unwrap_err();
     let left = rejected.retry_after().unwrap();
     assert!(
-        left <= local && left > local - Duration::from_secs(5),
+        // The circuits' coarse clocks may read a period a few milliseconds long, never short.
+        left <= local + Duration::from_millis(50) && left > local - Duration::from_secs(5),
         "what is left of a's period ({local:?}), not a new one: {left:?}"
     );
 
@@ -41,7 +42,9 @@ async fn replicas_open_together_for_what_is_left_of_the_period() {
         eventually(BOUND, || c.acquire("openai", "acme", None).is_err()).await,
         "a replica started later did not resync"
     );
-    assert!(c.circuit("openai", "acme").retry_after().unwrap() <= local);
+    assert!(
+        c.circuit("openai", "acme").retry_after().unwrap() <= local + Duration::from_millis(50)
+    );
 
     // Untouched: another tenant, another provider, another namespace.
     assert_eq!(b.circuit("openai", "globex").state(), State::Closed);
@@ -60,14 +63,28 @@ async fn a_successful_probe_closes_every_replica() {
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
     assert!(becomes(&b, "openai", "acme", State::Open).await);
 
-    // After a's period, a's probe passes; b, whose own config would stay open 30 s, follows the
-    // fleet's period (a's), and closes when a's probe succeeds.
-    assert!(becomes(&a, "openai", "acme", State::HalfOpen).await);
-    a.circuit("openai", "acme").try_acquire().unwrap().success();
-    assert_eq!(a.circuit("openai", "acme").state(), State::Closed);
+    // After a's period (b's own config would stay open 30 s: it follows the fleet's period),
+    // one of them probes; its success closes both.
+    let start = std::time::Instant::now();
+    let probe = loop {
+        assert!(start.elapsed() < BOUND, "nobody probed");
+        if let Some(p) = [&a, &b]
+            .iter()
+            .find_map(|r| r.acquire("openai", "acme", None).ok())
+        {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(probe.is_probe());
+    probe.success();
+    assert!(
+        becomes(&a, "openai", "acme", State::Closed).await,
+        "a did not close"
+    );
     assert!(
         becomes(&b, "openai", "acme", State::Closed).await,
-        "b did not close with a's probe"
+        "b did not close"
     );
     let keys = all_keys(&server).await;
     assert!(keys.is_empty(), "the opening's key went with it: {keys:?}");
