@@ -60,8 +60,9 @@ impl Policy {
 /// [`try_acquire`](Circuit::try_acquire) and reports how it went through it:
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::{Circuit, Config, ManualClock, State};
+/// use breaker::{Circuit, Config, ManualClock, State};
 ///
 /// let clock = ManualClock::new();
 /// let config = Config::builder().consecutive_failures(2).open_for(Duration::from_secs(10)).build()?;
@@ -178,11 +179,12 @@ impl Circuit {
     /// an async block that borrows the circuit).
     ///
     /// ```
-    /// use breaker_core::{Circuit, Config};
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Config};
     /// let circuit = Circuit::new(Config::default());
     /// let permit = circuit.try_acquire_scoped()?;
     /// permit.success();
-    /// # Ok::<(), breaker_core::CircuitOpen>(())
+    /// # Ok::<(), breaker::CircuitOpen>(())
     /// ```
     #[inline]
     pub fn try_acquire_scoped(&self) -> Result<ScopedPermit<'_>, CircuitOpen> {

@@ -17,7 +17,8 @@ pub enum Outcome {
 /// only real provider failures:
 ///
 /// ```
-/// use breaker_core::{Classify, ErrorClass, Outcome};
+/// # use breaker_core as breaker;
+/// use breaker::{Classify, ErrorClass, Outcome};
 ///
 /// enum ApiError { Status(u16), Network }
 ///
@@ -34,6 +35,12 @@ pub enum Outcome {
 /// ```
 ///
 /// [`Permit::record`]: crate::Permit::record
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Classify`: the circuit cannot tell whether it is the provider's fault",
+    label = "no `Classify` impl",
+    note = "`std::io`, `http` and `reqwest` errors implement it with breaker's features `io`, `http`, `reqwest` (reqwest 0.13) or `reqwest-0-12`",
+    note = "otherwise implement `Classify` for `{Self}`, or pass a `classify = ..` function"
+)]
 pub trait Classify {
     /// The outcome this value stands for.
     fn classify(&self) -> Outcome;
@@ -64,7 +71,8 @@ impl ErrorClass {
     /// Maps an HTTP status code. Statuses below 400 are not errors and map to `Unknown`.
     ///
     /// ```
-    /// use breaker_core::{ErrorClass, Outcome};
+    /// # use breaker_core as breaker;
+    /// use breaker::{ErrorClass, Outcome};
     /// assert_eq!(ErrorClass::from_status(529), ErrorClass::ServerError);
     /// assert_eq!(ErrorClass::from_status(429).outcome(), Outcome::Failure);
     /// assert_eq!(ErrorClass::from_status(403).outcome(), Outcome::Success);

@@ -1,6 +1,6 @@
-//! Classification of real clients' errors (features `io`, `http`, `reqwest`): what a refused
-//! connection, a 503 or a reqwest timeout means for the provider's circuit, so callers using
-//! these types need no `Classify` impl of their own.
+//! Classification of real clients' errors (features `io`, `http`, `reqwest` for reqwest 0.13;
+//! 0.12's are in `reqwest_0_12.rs`): what a refused connection, a 503 or a reqwest timeout means
+//! for the provider's circuit, so callers using these types need no `Classify` impl of their own.
 //!
 //! The impls live here, beside the trait, because Rust allows an impl of a trait for a foreign
 //! type only in the trait's crate.
@@ -12,8 +12,9 @@ use crate::classify::{Classify, ErrorClass, Outcome};
 /// nothing about the provider and is [`ErrorClass::Unknown`].
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::io::{Error, ErrorKind};
-/// use breaker_core::{Classify, ErrorClass, Outcome};
+/// use breaker::{Classify, ErrorClass, Outcome};
 ///
 /// assert_eq!(ErrorClass::from(&Error::from(ErrorKind::ConnectionRefused)), ErrorClass::Network);
 /// assert_eq!(Error::from(ErrorKind::TimedOut).classify(), Outcome::Failure);
@@ -48,7 +49,8 @@ impl Classify for std::io::Error {
 /// [`ErrorClass::from_status`] of the code.
 ///
 /// ```
-/// use breaker_core::ErrorClass;
+/// # use breaker_core as breaker;
+/// use breaker::ErrorClass;
 /// assert_eq!(ErrorClass::from(http::StatusCode::TOO_MANY_REQUESTS), ErrorClass::RateLimited);
 /// ```
 #[cfg(feature = "http")]
@@ -63,7 +65,8 @@ impl From<http::StatusCode> for ErrorClass {
 /// successes).
 ///
 /// ```
-/// use breaker_core::{Classify, Outcome};
+/// # use breaker_core as breaker;
+/// use breaker::{Classify, Outcome};
 /// use http::StatusCode;
 ///
 /// assert_eq!(StatusCode::OK.classify(), Outcome::Success);
@@ -84,7 +87,8 @@ impl Classify for http::StatusCode {
 /// A response counts as its status: an `Ok(response)` with a 503 is a failure of the provider.
 ///
 /// ```
-/// use breaker_core::{Classify, Outcome};
+/// # use breaker_core as breaker;
+/// use breaker::{Classify, Outcome};
 ///
 /// let response = http::Response::builder().status(503).body(()).unwrap();
 /// assert_eq!(response.classify(), Outcome::Failure);
@@ -103,8 +107,9 @@ impl<B> Classify for http::Response<B> {
 /// [`ErrorClass::Unknown`].
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use breaker_core::{Classify, ErrorClass, Outcome};
+/// use breaker::{Classify, ErrorClass, Outcome};
 ///
 /// // Nothing listens on port 1 of the loopback: the connection is refused.
 /// let err = reqwest::get("http://127.0.0.1:1/").await.unwrap_err();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 /// readings of the same clock, so the absolute value is irrelevant.
 ///
 /// ```
-/// use breaker_core::{Clock, SystemClock};
+/// # use breaker_core as breaker;
+/// use breaker::{Clock, SystemClock};
 /// let clock = SystemClock;
 /// let a = clock.now();
 /// assert!(clock.now() >= a);
@@ -37,8 +38,9 @@ impl Clock for SystemClock {
 /// advances it while the circuit (or registry) holds the other.
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::{Clock, ManualClock};
+/// use breaker::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let handle = clock.clone();
@@ -110,8 +112,9 @@ impl Clock for ManualClock {
 /// Outside a paused runtime it reads the same monotonic time as [`SystemClock`].
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use breaker_core::{Clock, TokioClock};
+/// use breaker::{Clock, TokioClock};
 /// let clock = TokioClock;
 /// let a = clock.now();
 /// assert!(clock.now() >= a);

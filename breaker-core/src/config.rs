@@ -36,8 +36,9 @@ impl Default for Window {
 /// A validated circuit configuration.
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::{Config, Window};
+/// use breaker::{Config, Window};
 ///
 /// let config = Config::builder()
 ///     .failure_rate(0.5, Window::Calls(20))
@@ -45,7 +46,7 @@ impl Default for Window {
 ///     .open_for(Duration::from_secs(10))
 ///     .build()?;
 /// assert_eq!(config.open_for(), Duration::from_secs(10));
-/// # Ok::<(), breaker_core::ConfigError>(())
+/// # Ok::<(), breaker::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -137,8 +138,9 @@ impl Default for Config {
 /// Builds a [`Config`]; every value is checked by [`build`](ConfigBuilder::build).
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::Config;
+/// use breaker::Config;
 ///
 /// let err = Config::builder().failure_rate(1.5, Default::default()).build().unwrap_err();
 /// assert_eq!(err.field(), "failure_rate");
@@ -389,7 +391,8 @@ fn check_probes(field: &'static str, n: u32) -> Result<(), ConfigError> {
 /// An invalid configuration value: which field, what was given, and what is allowed.
 ///
 /// ```
-/// use breaker_core::Config;
+/// # use breaker_core as breaker;
+/// use breaker::Config;
 /// let err = Config::builder().jitter(f64::NAN).build().unwrap_err();
 /// assert_eq!(err.field(), "jitter");
 /// assert_eq!(err.to_string(), "invalid `jitter` = NaN: must be in [0, 1)");

@@ -17,8 +17,9 @@ pub const DURATION_FORMAT: &str =
 /// including overflow; [`DURATION_FORMAT`] says what is expected.
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::parse_duration;
+/// use breaker::parse_duration;
 ///
 /// assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
 /// assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));

@@ -17,8 +17,9 @@ use crate::state::State;
 /// must implement `From<CircuitOpen>`.
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::{Circuit, Config, ManualClock, State};
+/// use breaker::{Circuit, Config, ManualClock, State};
 ///
 /// let clock = ManualClock::new();
 /// let circuit = Circuit::with_clock(Config::builder().consecutive_failures(1).build()?, clock.clone());
@@ -95,7 +96,8 @@ impl CircuitOpen {
     /// failure.
     ///
     /// ```
-    /// use breaker_core::{Circuit, CircuitOpen, Config};
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, CircuitOpen, Config};
     ///
     /// let circuit = Circuit::new(Config::builder().consecutive_failures(1).build()?);
     /// circuit.try_acquire()?.failure();
@@ -138,8 +140,9 @@ impl CircuitOpen {
 /// per logical call; see the README's "Retries" section).
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::{retry_after_hint, Circuit, Config, ManualClock};
+/// use breaker::{retry_after_hint, Circuit, Config, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let circuit = Circuit::with_clock(Config::builder().consecutive_failures(1).build()?, clock.clone());

@@ -20,7 +20,8 @@ use crate::state::State;
 /// listeners of [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
 /// ```
-/// use breaker_core::{Config, Event, Reason, Registry, State};
+/// # use breaker_core as breaker;
+/// use breaker::{Config, Event, Reason, Registry, State};
 /// use std::sync::{Arc, Mutex};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -112,7 +113,8 @@ impl Event<'_> {
 /// Why a circuit changed state, in an [`Event::Transition`].
 ///
 /// ```
-/// use breaker_core::Reason;
+/// # use breaker_core as breaker;
+/// use breaker::Reason;
 /// assert_eq!(Reason::FailureRate.to_string(), "failure_rate");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -5,7 +5,8 @@
 //! Users depend on `breaker`, which re-exports everything here.
 //!
 //! ```
-//! use breaker_core::{Registry, Config};
+//! # use breaker_core as breaker;
+//! use breaker::{Registry, Config};
 //!
 //! let registry = Registry::builder().default_config(Config::default()).build();
 //! let circuit = registry.circuit("anthropic", "tenant-a");
@@ -29,6 +30,8 @@ mod event;
 pub mod fleet;
 mod name;
 mod registry;
+#[cfg(feature = "reqwest-0-12")]
+mod reqwest_0_12;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod state;

@@ -36,7 +36,8 @@ pub const DEFAULT_TENANT: &str = "default";
 /// another tenant's circuit, and the same tenant on two providers has two circuits.
 ///
 /// ```
-/// use breaker_core::{Config, Registry, State};
+/// # use breaker_core as breaker;
+/// use breaker::{Config, Registry, State};
 ///
 /// let registry = Registry::builder()
 ///     .default_config(Config::builder().consecutive_failures(1).build()?)
@@ -111,7 +112,8 @@ impl Registry {
     /// `registry` back (boxed: a registry is a few hundred bytes).
     ///
     /// ```
-    /// use breaker_core::{Event, Registry};
+    /// # use breaker_core as breaker;
+    /// use breaker::{Event, Registry};
     ///
     /// let installed = Registry::set_global(
     ///     Registry::builder().listener(|event: &Event<'_>| eprintln!("{event:?}")).build(),
@@ -147,8 +149,9 @@ impl Registry {
     /// example). Providers the map does not name keep their config.
     ///
     /// ```
+    /// # use breaker_core as breaker;
     /// use std::collections::BTreeMap;
-    /// use breaker_core::{Config, Registry};
+    /// use breaker::{Config, Registry};
     ///
     /// let mut configs = BTreeMap::new();
     /// configs.insert("openai", Config::builder().consecutive_failures(3).build()?);
@@ -157,7 +160,7 @@ impl Registry {
     /// let registry = Registry::default();
     /// registry.configure_from(configs);
     /// assert_eq!(registry.circuit("openai", "acme").config().consecutive_failures(), Some(3));
-    /// # Ok::<(), breaker_core::ConfigError>(())
+    /// # Ok::<(), breaker::ConfigError>(())
     /// ```
     pub fn configure_from<K: AsRef<str>>(&self, configs: impl IntoIterator<Item = (K, Config)>) {
         for (provider, config) in configs {
@@ -223,7 +226,8 @@ impl Registry {
     /// open right now". A provider filter visits that provider's circuits only.
     ///
     /// ```
-    /// use breaker_core::{Config, Registry, State};
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, Registry, State};
     ///
     /// let registry = Registry::builder()
     ///     .default_config(Config::builder().consecutive_failures(1).build()?)
@@ -300,12 +304,13 @@ impl Registry {
     /// provider lookup and only look the tenant up. `#[circuit_breaker]` keeps one per site.
     ///
     /// ```
-    /// use breaker_core::{ProviderCache, Registry};
+    /// # use breaker_core as breaker;
+    /// use breaker::{ProviderCache, Registry};
     ///
     /// static SITE: ProviderCache = ProviderCache::new();
     /// let registry = Registry::global();
     /// registry.acquire_cached(&SITE, "anthropic", "acme", None)?.success();
-    /// # Ok::<(), breaker_core::CircuitOpen>(())
+    /// # Ok::<(), breaker::CircuitOpen>(())
     /// ```
     #[inline]
     pub fn acquire_cached(
@@ -549,13 +554,14 @@ impl Default for Registry {
 /// Builds a [`Registry`].
 ///
 /// ```
-/// use breaker_core::{Config, ManualClock, Registry};
+/// # use breaker_core as breaker;
+/// use breaker::{Config, ManualClock, Registry};
 /// let clock = ManualClock::new();
 /// let registry = Registry::builder()
 ///     .default_config(Config::builder().consecutive_failures(3).build()?)
 ///     .clock(clock.clone())
 ///     .build();
-/// # Ok::<(), breaker_core::ConfigError>(())
+/// # Ok::<(), breaker::ConfigError>(())
 /// ```
 #[derive(Default)]
 #[must_use = "a builder does nothing until `build` is called"]
@@ -609,9 +615,10 @@ impl RegistryBuilder {
     /// Keep listeners short (count, log, send to a channel): they run inside callers' requests.
     ///
     /// ```
+    /// # use breaker_core as breaker;
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
-    /// use breaker_core::{Config, Event, Registry};
+    /// use breaker::{Config, Event, Registry};
     ///
     /// let rejections = Arc::new(AtomicUsize::new(0));
     /// let count = rejections.clone();

@@ -131,8 +131,9 @@ impl ConfigFile {
 /// by [`ConfigBuilder::build`]: an invalid value is an error that names its key.
 ///
 /// ```
+/// # use breaker_core as breaker;
 /// use std::time::Duration;
-/// use breaker_core::Config;
+/// use breaker::Config;
 ///
 /// let config: Config = serde_json::from_str(r#"{ "failure_rate": 0.5, "window": "60s", "open_for": "1m30s" }"#)?;
 /// assert_eq!(config.open_for(), Duration::from_secs(90));

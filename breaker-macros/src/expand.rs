@@ -245,10 +245,11 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
             }
         }
     });
+    let run = with_leading(pin, run);
     let call = if site.is_async {
-        quote!(async move { #pin #run }.await)
+        quote!(async move #run.await)
     } else {
-        quote!(#k::__private::call_once(move || { #pin #run }))
+        quote!(#k::__private::call_once(move || #run))
     };
     let outcome = match &site.args.classify {
         Some(classify) => quote_spanned!(classify.span()=> #classify(&__breaker_ret)),
@@ -275,6 +276,29 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
         #k::__private::Permit::record(__breaker_permit, #outcome);
         __breaker_ret
     }
+}
+
+/// The block `run` with `first` as its first statements, keeping its braces and span: a block
+/// nested in a block of ours would draw `unused_braces` on a one-line body, which the user can
+/// neither fix nor silence. A body with inner attributes (`#![allow(..)]`) is nested all the
+/// same, since an async block or a closure may not start with them.
+fn with_leading(first: Option<TokenStream>, run: TokenStream) -> TokenStream {
+    let mut trees = run.clone().into_iter();
+    let block = match (trees.next(), trees.next()) {
+        (Some(TokenTree::Group(block)), None) if block.delimiter() == Delimiter::Brace => block,
+        _ => return quote!({ #first #run }),
+    };
+    let mut body = block.stream().into_iter();
+    if let (Some(TokenTree::Punct(hash)), Some(TokenTree::Punct(bang))) = (body.next(), body.next())
+    {
+        if hash.as_char() == '#' && bang.as_char() == '!' {
+            return quote!({ #first #run });
+        }
+    }
+    let stmts = block.stream();
+    let mut out = Group::new(Delimiter::Brace, quote!(#first #stmts));
+    out.set_span(block.span());
+    out.into_token_stream()
 }
 
 /// `let __breaker_permit = ...;`: evaluates the registry and the tenant (before the body moves

@@ -1,9 +1,9 @@
 //! `breaker` side by side with its peers and a bare call, in one run.
 //!
 //! ```text
-//! cargo bench --bench compare                 # everything (a few minutes)
-//! cargo bench --bench compare -- held         # one group, by criterion's name filter
-//! BREAKER_BENCH_QUICK=1 cargo bench --bench compare   # shorter samples, for a smoke run
+//! cargo bench -p breaker-suite --bench compare                        # everything (a few minutes)
+//! cargo bench -p breaker-suite --bench compare -- held                # one group, by name filter
+//! BREAKER_BENCH_QUICK=1 cargo bench -p breaker-suite --bench compare  # shorter samples
 //! ```
 //!
 //! Every case is timed with criterion; at the end a table prints each case as a ratio to the bare

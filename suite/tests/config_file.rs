@@ -9,7 +9,7 @@ use breaker::{Config, ManualClock, Outcome, Registry, Window};
 
 /// The first ```toml block of the README, so the documented example is the tested one.
 fn readme_toml() -> String {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let start = readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
     let len = readme[start..].find("```").unwrap();
     readme[start..start + len].to_owned()

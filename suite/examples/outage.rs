@@ -19,7 +19,7 @@
 //! those counts.
 //!
 //! ```text
-//! cargo run --example outage
+//! cargo run -p breaker-suite --example outage
 //! ```
 
 // Shared with tests/outage.rs; under a folder without `main.rs`, so Cargo does not take it for

@@ -1,9 +1,9 @@
 //! Compile-time behaviour of `#[circuit_breaker]`: every supported function shape compiles
 //! (`ui/pass`), and every misuse is one clear error at the offending tokens (`ui/fail`).
 //!
-//! Regenerate the `.stderr` snapshots with `TRYBUILD=overwrite cargo test --test ui`, then read
-//! the diff: a snapshot is a promise about what the user sees. They depend on the compiler
-//! version (made with stable 1.95).
+//! Regenerate the `.stderr` snapshots with
+//! `TRYBUILD=overwrite cargo test -p breaker-suite --test ui`, then read the diff: a snapshot is a
+//! promise about what the user sees. They depend on the compiler version (made with stable 1.95).
 
 #[test]
 fn ui() {

@@ -12,7 +12,7 @@
 //! advance, so the demo runs instantly and prints the same timeline every time.
 //!
 //! ```text
-//! cargo run --example retry
+//! cargo run -p breaker-suite --example retry
 //! ```
 
 use std::fmt;

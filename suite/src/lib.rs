@@ -1,0 +1,10 @@
+//! Nothing to use: this package holds `breaker`'s benchmarks, its heavy demos (`outage`, `retry`)
+//! and the tests that need their dependencies, so that `breaker`'s own examples build only
+//! `breaker`. Its library exists to run the README's examples as doctests with those
+//! dependencies at hand.
+
+/// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
+/// of them use the `tracing` and `metrics` features, backon, tower and toml).
+#[cfg(all(doctest, feature = "tracing", feature = "metrics", feature = "serde"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDocs;
