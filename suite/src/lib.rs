@@ -4,7 +4,13 @@
 //! dependencies at hand.
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
-/// of them use the `tracing` and `metrics` features, backon, tower and toml).
-#[cfg(all(doctest, feature = "tracing", feature = "metrics", feature = "serde"))]
+/// of them use the `tracing`, `metrics` and `redis` features, backon, tower and toml).
+#[cfg(all(
+    doctest,
+    feature = "tracing",
+    feature = "metrics",
+    feature = "serde",
+    feature = "redis"
+))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDocs;
