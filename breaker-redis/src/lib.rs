@@ -238,7 +238,8 @@ impl RedisFleetBuilder {
 
     /// Checks the URL and settings and starts the background task on the current tokio
     /// runtime. It does not wait for the store: an unreachable one is a degraded start
-    /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying).
+    /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying). The task
+    /// connects once the fleet is attached to a registry (`RegistryBuilder::fleet(..).build()`).
     pub async fn build(self) -> Result<RedisFleet, FleetError> {
         if self.namespace.is_empty() || self.namespace.len() > 256 {
             return Err(FleetError::new("namespace", "must be 1 to 256 bytes"));
