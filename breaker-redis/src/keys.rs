@@ -4,6 +4,9 @@
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:open     an opening (string, TTL = open period + margin)
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:operator an operator's switch (string, TTL = operator_ttl)
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:probe    the probe lease (string, TTL = probe_lease)
+//! breaker:v1:<namespace>:{<provider>:<tenant>}:reports  with a quorum: who reported an opening
+//!                                                       (sorted set: replica by expiry in store
+//!                                                       time, TTL = the longest report's period)
 //! breaker:v1:<namespace>:changes                        the pub/sub channel of the namespace
 //! ```
 //!
@@ -103,6 +106,16 @@ impl Layout {
     pub(crate) fn probe_key(&self, provider: &str, tenant: &str) -> String {
         format!(
             "{}{{{}:{}}}:probe",
+            self.prefix,
+            encode(provider),
+            encode(tenant)
+        )
+    }
+
+    /// The key of the reports of an opening of (`provider`, `tenant`), with a quorum.
+    pub(crate) fn reports_key(&self, provider: &str, tenant: &str) -> String {
+        format!(
+            "{}{{{}:{}}}:reports",
             self.prefix,
             encode(provider),
             encode(tenant)

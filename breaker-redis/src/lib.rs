@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use breaker_core::fleet::{Change, Fleet, FleetLink};
-use breaker_core::State;
+use breaker_core::{Reason, State};
 use tokio::sync::{mpsc, oneshot};
 
 /// Shares circuit openings and closings between the replicas of a service through Redis or
@@ -67,6 +67,8 @@ pub(crate) enum Queued {
         level: u32,
         /// When it opened: what is left of the period is written, not the whole of it.
         at: Instant,
+        /// A failed probe's reopening: the fleet was open already, no quorum needed.
+        reopened: bool,
     },
     Close {
         provider: &'static str,
@@ -92,6 +94,7 @@ impl RedisFleet {
             margin: Duration::from_secs(60),
             operator_ttl: Duration::from_secs(24 * 3600),
             probe_lease: Duration::from_secs(10),
+            quorum: 1,
         }
     }
 
@@ -121,6 +124,7 @@ impl Fleet for RedisFleet {
                 tenant,
                 open_for,
                 level,
+                reason,
                 ..
             } => Queued::Open {
                 provider,
@@ -128,6 +132,7 @@ impl Fleet for RedisFleet {
                 open_for,
                 level,
                 at: Instant::now(),
+                reopened: reason == Reason::ProbeFailed,
             },
             Change::Closed {
                 provider, tenant, ..
@@ -181,6 +186,7 @@ pub struct RedisFleetBuilder {
     margin: Duration,
     operator_ttl: Duration,
     probe_lease: Duration,
+    quorum: u32,
 }
 
 impl RedisFleetBuilder {
@@ -236,6 +242,17 @@ impl RedisFleetBuilder {
         self
     }
 
+    /// Shares an opening with the fleet only once `k` distinct replicas have reported one of that
+    /// circuit within their open periods (default 1: every opening is shared at once), so one
+    /// sick replica (a bad network path, a broken local dependency) cannot open the fleet. Until
+    /// then each reporting replica is open on its own; the `k`-th report opens every replica
+    /// with its period and level. A failed probe's reopening is shared at once: the fleet was
+    /// open already. Every replica of a namespace should use the same `k`.
+    pub fn quorum(mut self, k: u32) -> Self {
+        self.quorum = k;
+        self
+    }
+
     /// Checks the URL and settings and starts the background task on the current tokio
     /// runtime. It does not wait for the store: an unreachable one is a degraded start
     /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying). The task
@@ -269,6 +286,9 @@ impl RedisFleetBuilder {
                 "must be between 1 ms and 1 hour",
             ));
         }
+        if self.quorum == 0 || self.quorum > 1000 {
+            return Err(FleetError::new("quorum", "must be between 1 and 1000"));
+        }
         if self.operator_ttl < Duration::from_millis(1)
             || self.operator_ttl > Duration::from_secs(30 * 24 * 3600)
         {
@@ -300,6 +320,7 @@ impl RedisFleetBuilder {
             margin: self.margin,
             operator_ttl: self.operator_ttl,
             probe_lease: self.probe_lease,
+            quorum: self.quorum,
             probes: Mutex::default(),
             health: health.0.clone(),
         };
@@ -329,8 +350,8 @@ impl FleetError {
     }
 
     /// The setting at fault: `url`, `namespace`, `queue_capacity`, `connect_timeout`,
-    /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, or `runtime` (built outside a
-    /// tokio runtime).
+    /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, `quorum`, or `runtime` (built
+    /// outside a tokio runtime).
     pub fn field(&self) -> &'static str {
         self.field
     }

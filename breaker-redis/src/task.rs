@@ -35,6 +35,7 @@ pub(crate) struct Task {
     pub(crate) margin: Duration,
     pub(crate) operator_ttl: Duration,
     pub(crate) probe_lease: Duration,
+    pub(crate) quorum: u32,
     /// Never held across an await (a `Mutex` so the task's future is `Send`).
     pub(crate) probes: Mutex<Probes>,
     pub(crate) health: Arc<Health>,
@@ -228,11 +229,15 @@ impl Task {
                 open_for,
                 level,
                 at,
+                reopened,
             } => {
                 let left = open_for.saturating_sub(at.elapsed());
                 if left.is_zero() {
                     // Its period ended while it waited: nothing left to share.
                     return Ok(());
+                }
+                if self.quorum > 1 && !reopened {
+                    return self.report(conn, provider, tenant, left, *level).await;
                 }
                 let ttl_ms = millis(left).max(1) + millis(self.margin);
                 self.probes().track(
@@ -268,6 +273,7 @@ impl Task {
                     .arg(self.layout.operator_key(provider, tenant))
                     .arg(self.layout.open_key(provider, tenant))
                     .arg(self.layout.probe_key(provider, tenant))
+                    .arg(self.layout.reports_key(provider, tenant))
                     .ignore();
                 pipe.cmd("PUBLISH")
                     .arg(self.layout.channel())
@@ -295,9 +301,11 @@ impl Task {
             Queued::Close { provider, tenant } => {
                 self.probes()
                     .untrack(&(provider.to_string(), tenant.to_string()));
+                // The incident is over: a new one needs a new quorum.
                 pipe.cmd("DEL")
                     .arg(self.layout.open_key(provider, tenant))
                     .arg(self.layout.probe_key(provider, tenant))
+                    .arg(self.layout.reports_key(provider, tenant))
                     .ignore();
                 pipe.cmd("PUBLISH")
                     .arg(self.layout.channel())
@@ -319,6 +327,46 @@ impl Task {
                 Err(e.into())
             }
         }
+    }
+
+    /// With a quorum: records this replica's report of an opening (for `left`, in store time)
+    /// and, when it makes `quorum` live reports, writes and announces the opening, all in one
+    /// script so that two last reporters cannot both miss the count.
+    async fn report(
+        &self,
+        conn: &mut MultiplexedConnection,
+        provider: &str,
+        tenant: &str,
+        left: Duration,
+        level: u32,
+    ) -> Result<(), End> {
+        let left_ms = millis(left).max(1);
+        let opened: i64 = timeout(
+            self.command_timeout,
+            redis::cmd("EVAL")
+                .arg(REPORT_SCRIPT)
+                .arg(2)
+                .arg(self.layout.reports_key(provider, tenant))
+                .arg(self.layout.open_key(provider, tenant))
+                .arg(&self.replica)
+                .arg(left_ms)
+                .arg(millis(self.margin))
+                .arg(self.quorum)
+                .arg(format!("{level}:{}:{}", millis(self.margin), self.replica))
+                .arg(self.layout.channel())
+                .arg(self.message("open", provider, tenant))
+                .query_async(conn),
+        )
+        .await??;
+        self.health.published.fetch_add(1, Ordering::Relaxed);
+        if opened == 1 {
+            self.probes().track(
+                (provider.to_owned(), tenant.to_owned()),
+                Instant::now() + left,
+                level,
+            );
+        }
+        Ok(())
     }
 
     fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
@@ -505,6 +553,27 @@ impl Task {
         }
     }
 }
+
+/// KEYS: reports, opening. ARGV: replica, period left (ms), margin (ms), quorum, the opening's
+/// value, channel, message. Reports expire by the store's clock (`TIME`), never a replica's.
+/// Returns 1 when this report completed the quorum and the opening was written and announced.
+const REPORT_SCRIPT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local left = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + left, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < left then
+  redis.call('PEXPIRE', KEYS[1], left)
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', left + tonumber(ARGV[3]))
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
+  return 1
+end
+return 0
+";
 
 /// (level, margin in ms) of an opening's value `level:margin_ms:replica`.
 fn parse_value(value: &str) -> Option<(u32, u64)> {

@@ -29,6 +29,22 @@ async fn invalid_settings_name_their_field() {
             RedisFleet::builder("redis://127.0.0.1/").connect_timeout(Duration::ZERO),
             "connect_timeout",
         ),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").quorum(0),
+            "quorum",
+        ),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").probe_lease(Duration::ZERO),
+            "probe_lease",
+        ),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").operator_ttl(Duration::ZERO),
+            "operator_ttl",
+        ),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").margin(Duration::from_secs(90_000)),
+            "margin",
+        ),
     ];
     for (builder, field) in cases {
         let err = builder.build().await.unwrap_err();
