@@ -11,7 +11,10 @@
 //! | `breaker_transitions_total` | counter | `provider`, `from`, `to` | state transitions |
 //! | `breaker_rejections_total` | counter | `provider`, `state` | calls refused |
 //! | `breaker_slow_calls_total` | counter | `provider` | calls over the slow-call threshold |
+//! | `breaker_retry_after_total` | counter | `provider` | circuits opened for the time the provider asked for (`Retry-After`) |
+//! | `breaker_retry_after_seconds` | histogram | `provider` | those open periods |
 //! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
+//! | `breaker_open_period_seconds` | histogram | `provider` | the open period of each trip (compounded, jittered) |
 //!
 //! `breaker_circuits` follows transitions, so it counts circuits out of `closed` (open,
 //! half-open, forced open, disabled, metrics-only): new circuits start closed without an event,
@@ -25,7 +28,7 @@
 //! let registry = Registry::builder().listener(breaker::metrics::listener).build();
 //! ```
 
-use breaker_core::{Event, State};
+use breaker_core::{Event, Reason, State};
 
 /// Records one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
@@ -38,14 +41,30 @@ use breaker_core::{Event, State};
 ///     .build();
 /// // breaker_transitions_total{provider="openai",from="closed",to="open"} += 1
 /// // breaker_circuits{provider="openai",state="open"} += 1
+/// // breaker_open_period_seconds{provider="openai"} records 30.0
 /// registry.circuit("openai", "acme").try_acquire()?.failure();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn listener(event: &Event<'_>) {
     match *event {
         Event::Transition {
-            provider, from, to, ..
+            provider,
+            from,
+            to,
+            reason,
+            open_for,
+            ..
         } => {
+            if let Some(period) = open_for {
+                ::metrics::histogram!("breaker_open_period_seconds", "provider" => provider)
+                    .record(period.as_secs_f64());
+            }
+            if let Reason::RetryAfter(d) = reason {
+                ::metrics::counter!("breaker_retry_after_total", "provider" => provider)
+                    .increment(1);
+                ::metrics::histogram!("breaker_retry_after_seconds", "provider" => provider)
+                    .record(d.as_secs_f64());
+            }
             ::metrics::counter!(
                 "breaker_transitions_total",
                 "provider" => provider,
@@ -97,8 +116,22 @@ pub fn describe() {
         "breaker_slow_calls_total",
         "Calls slower than their circuit's slow-call threshold"
     );
+    ::metrics::describe_counter!(
+        "breaker_retry_after_total",
+        "Circuits opened for the time their provider asked for (Retry-After)"
+    );
+    ::metrics::describe_histogram!(
+        "breaker_retry_after_seconds",
+        ::metrics::Unit::Seconds,
+        "Open periods asked for by providers (Retry-After), capped at max_open_for"
+    );
     ::metrics::describe_gauge!(
         "breaker_circuits",
         "Circuits currently in each state other than closed"
+    );
+    ::metrics::describe_histogram!(
+        "breaker_open_period_seconds",
+        ::metrics::Unit::Seconds,
+        "How long each trip keeps its circuit open before a probe may pass"
     );
 }

@@ -46,7 +46,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use breaker_core::{CircuitOpen, Classify, Outcome, Permit, Registry};
+use std::sync::LazyLock;
+
+use breaker_core::{CircuitOpen, Classify, Config, Outcome, Permit, Registry};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -130,20 +132,62 @@ impl<Resp: Classify, E> ClassifyResult<Resp, E> for ResponseClassifier {
     }
 }
 
-/// The registry a layer takes its circuits from.
+/// The registry a layer takes its circuits from, as given to
+/// [`CircuitBreakerLayer::registry`]: a `&'static Registry` ([`Registry::global()`], a
+/// `static` one, a `&'static LazyLock<Registry>`) or an `Arc<Registry>`.
+///
+/// ```
+/// use std::sync::{Arc, LazyLock};
+/// use breaker::tower::RegistryRef;
+/// use breaker::Registry;
+///
+/// static GATEWAY: LazyLock<Registry> = LazyLock::new(Registry::default);
+/// let _: [RegistryRef; 3] = [
+///     Registry::global().into(),
+///     (&GATEWAY).into(),
+///     Arc::new(Registry::default()).into(),
+/// ];
+/// ```
 #[derive(Clone)]
-enum RegistryRef {
+pub struct RegistryRef(Held);
+
+#[derive(Clone)]
+enum Held {
     Static(&'static Registry),
     Shared(Arc<Registry>),
+}
+
+impl From<&'static Registry> for RegistryRef {
+    fn from(registry: &'static Registry) -> Self {
+        RegistryRef(Held::Static(registry))
+    }
+}
+
+impl From<&'static LazyLock<Registry>> for RegistryRef {
+    fn from(registry: &'static LazyLock<Registry>) -> Self {
+        RegistryRef(Held::Static(registry))
+    }
+}
+
+impl From<Arc<Registry>> for RegistryRef {
+    fn from(registry: Arc<Registry>) -> Self {
+        RegistryRef(Held::Shared(registry))
+    }
+}
+
+impl fmt::Debug for RegistryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RegistryRef").field(&**self).finish()
+    }
 }
 
 impl Deref for RegistryRef {
     type Target = Registry;
 
     fn deref(&self) -> &Registry {
-        match self {
-            RegistryRef::Static(r) => r,
-            RegistryRef::Shared(r) => r,
+        match &self.0 {
+            Held::Static(r) => r,
+            Held::Shared(r) => r,
         }
     }
 }
@@ -180,6 +224,7 @@ pub struct CircuitBreakerLayer<K, C = ErrIsFailure> {
     key: K,
     classify: C,
     registry: RegistryRef,
+    config: Option<&'static Config>,
 }
 
 impl<K> CircuitBreakerLayer<K> {
@@ -194,16 +239,45 @@ impl<K> CircuitBreakerLayer<K> {
         CircuitBreakerLayer {
             key,
             classify: ErrIsFailure,
-            registry: RegistryRef::Static(Registry::global()),
+            registry: Registry::global().into(),
+            config: None,
         }
     }
 }
 
 impl<K, C> CircuitBreakerLayer<K, C> {
-    /// Takes circuits from `registry` instead of the global one (tests give one with a
-    /// [`ManualClock`](crate::ManualClock)).
-    pub fn registry(mut self, registry: Arc<Registry>) -> Self {
-        self.registry = RegistryRef::Shared(registry);
+    /// Takes circuits from `registry` instead of the global one: a `&'static Registry`
+    /// (`Registry::global()`, a `static`), a `&'static LazyLock<Registry>` or an
+    /// `Arc<Registry>` (tests give one with a [`ManualClock`](crate::ManualClock)).
+    pub fn registry(mut self, registry: impl Into<RegistryRef>) -> Self {
+        self.registry = registry.into();
+        self
+    }
+
+    /// The config of the circuits this layer creates, as the attribute's arguments are for its
+    /// function: it applies when a circuit is created, unless
+    /// [`Registry::configure`](crate::Registry::configure) set one for the provider (operations
+    /// keep the last word). Without it, circuits take the registry's default.
+    ///
+    /// The config is kept for the rest of the process (circuits may outlive the layer), so build
+    /// layers once, at startup, not per request.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use std::time::Duration;
+    /// use breaker::tower::CircuitBreakerLayer;
+    /// use breaker::Config;
+    ///
+    /// let layer = CircuitBreakerLayer::new(|tenant: &String| {
+    ///     (Cow::Borrowed("search"), Cow::Borrowed(tenant.as_str()))
+    /// })
+    /// .config(Config::builder().consecutive_failures(3).open_for(Duration::from_secs(10)).build()?);
+    /// # let _ = layer;
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn config(mut self, config: Config) -> Self {
+        // The registry keeps a site's config by `&'static` (the attribute's live in statics).
+        self.config = Some(Box::leak(Box::new(config)));
         self
     }
 
@@ -215,6 +289,7 @@ impl<K, C> CircuitBreakerLayer<K, C> {
             key: self.key,
             classify,
             registry: self.registry,
+            config: self.config,
         }
     }
 }
@@ -225,6 +300,7 @@ impl<K: Clone, C: Clone> Clone for CircuitBreakerLayer<K, C> {
             key: self.key.clone(),
             classify: self.classify.clone(),
             registry: self.registry.clone(),
+            config: self.config,
         }
     }
 }
@@ -245,6 +321,7 @@ impl<S, K: Clone, C: Clone> Layer<S> for CircuitBreakerLayer<K, C> {
             key: self.key.clone(),
             classify: self.classify.clone(),
             registry: self.registry.clone(),
+            config: self.config,
         }
     }
 }
@@ -266,6 +343,7 @@ pub struct CircuitBreaker<S, K, C = ErrIsFailure> {
     key: K,
     classify: C,
     registry: RegistryRef,
+    config: Option<&'static Config>,
 }
 
 impl<S: Clone, K: Clone, C: Clone> Clone for CircuitBreaker<S, K, C> {
@@ -275,6 +353,7 @@ impl<S: Clone, K: Clone, C: Clone> Clone for CircuitBreaker<S, K, C> {
             key: self.key.clone(),
             classify: self.classify.clone(),
             registry: self.registry.clone(),
+            config: self.config,
         }
     }
 }
@@ -305,7 +384,7 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let acquired = {
             let (provider, tenant) = (self.key)(&req);
-            self.registry.acquire(&provider, &tenant, None)
+            self.registry.acquire(&provider, &tenant, self.config)
         };
         let kind = match acquired {
             Ok(permit) => Kind::Called {

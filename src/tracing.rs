@@ -11,11 +11,13 @@
 //! let registry = Registry::builder().listener(breaker::tracing::listener).build();
 //! ```
 
-use breaker_core::{Event, State};
+use breaker_core::{Event, Reason, State};
 
 /// Logs one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
-/// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`; rejections
+/// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`, and an opening its
+/// `open_for_ms` (also in the message: "circuit opened for 30s") and, when the provider set the
+/// period (reason `retry_after`), `retry_after_ms`; rejections
 /// `provider`, `tenant`, `state` and `retry_after_ms` (absent when unknown); slow calls
 /// `provider`, `tenant`, `elapsed_ms` and `threshold_ms`.
 ///
@@ -26,7 +28,8 @@ use breaker_core::{Event, State};
 ///     .default_config(Config::builder().consecutive_failures(1).build()?)
 ///     .listener(breaker::tracing::listener)
 ///     .build();
-/// // WARN breaker: circuit opened provider="openai" tenant="acme" from="closed" to="open" ...
+/// // WARN breaker: circuit opened for 30s provider="openai" tenant="acme" from="closed" to="open"
+/// //     reason="consecutive_failures" open_for_ms=30000
 /// registry.circuit("openai", "acme").try_acquire()?.failure();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -38,15 +41,26 @@ pub fn listener(event: &Event<'_>) {
             from,
             to,
             reason,
+            open_for,
             ..
         } => {
             let level = to;
+            let retry_after_ms = match reason {
+                Reason::RetryAfter(d) => Some(d.as_millis() as u64),
+                _ => None,
+            };
             let (from, to, reason) = (from.as_str(), to.as_str(), reason.as_str());
-            match level {
-                State::Open | State::ForcedOpen => ::tracing::warn!(
-                    target: "breaker", provider, tenant, from, to, reason, "circuit opened"
+            match (level, open_for) {
+                (State::Open | State::ForcedOpen, Some(period)) => ::tracing::warn!(
+                    target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
+                    open_for_ms = period.as_millis() as u64,
+                    "circuit opened for {period:?}"
                 ),
-                State::Closed => ::tracing::info!(
+                (State::Open | State::ForcedOpen, None) => ::tracing::warn!(
+                    target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
+                    "circuit opened"
+                ),
+                (State::Closed, _) => ::tracing::info!(
                     target: "breaker", provider, tenant, from, to, reason, "circuit closed"
                 ),
                 _ => ::tracing::info!(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use breaker::{Config, ManualClock, Registry};
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString,
-    Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
 
 /// Every series as `name{label=value,...}` (labels in the order given) with its value.
@@ -42,6 +42,13 @@ impl GaugeFn for Value {
     }
 }
 
+/// Histograms keep the sum of their samples (as f64 bits, like gauges).
+impl HistogramFn for Value {
+    fn record(&self, v: f64) {
+        GaugeFn::increment(self, v);
+    }
+}
+
 impl Capture {
     fn series(&self, key: &Key) -> Arc<Value> {
         let labels: Vec<_> = key
@@ -60,10 +67,19 @@ impl Capture {
             .collect()
     }
 
+    fn histogram_sums(&self) -> Vec<(String, f64)> {
+        let map = self.0.lock().unwrap();
+        map.iter()
+            .filter(|(k, _)| k.contains("_seconds"))
+            .map(|(k, v)| (k.clone(), f64::from_bits(v.0.load(Ordering::Relaxed))))
+            .collect()
+    }
+
     fn gauges(&self) -> Vec<(String, f64)> {
         let map = self.0.lock().unwrap();
         map.iter()
             .filter(|(k, _)| !k.contains("_total"))
+            .filter(|(k, _)| !k.contains("_seconds"))
             .map(|(k, v)| (k.clone(), f64::from_bits(v.0.load(Ordering::Relaxed))))
             .collect()
     }
@@ -79,8 +95,8 @@ impl Recorder for Capture {
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
         Gauge::from_arc(self.series(key))
     }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(self.series(key))
     }
 }
 
@@ -152,5 +168,38 @@ fn events_become_counters_and_gauges_without_tenant_labels() {
             ("breaker_circuits{provider=openai,state=open}".into(), 1.0),
         ],
         "globex is still open; acme went open -> half-open -> closed"
+    );
+    assert_eq!(
+        capture.histogram_sums(),
+        [("breaker_open_period_seconds{provider=openai}".into(), 20.0)],
+        "two trips of 10 s"
+    );
+}
+
+#[test]
+fn opens_for_the_providers_time_are_counted() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .listener(breaker::metrics::listener)
+        .build();
+    metrics::with_local_recorder(&capture, || {
+        for tenant in ["acme", "globex"] {
+            registry
+                .circuit("openai", tenant)
+                .try_acquire()
+                .unwrap()
+                .record(breaker::Outcome::RetryAfter(Duration::from_secs(90)));
+        }
+    });
+    assert_eq!(
+        capture.counters(),
+        [
+            ("breaker_retry_after_total{provider=openai}".into(), 2),
+            (
+                "breaker_transitions_total{provider=openai,from=closed,to=open}".into(),
+                2
+            ),
+        ]
     );
 }

@@ -54,7 +54,7 @@ fn get_does_not_create() {
 }
 
 #[test]
-fn configure_applies_to_circuits_created_afterwards() {
+fn configure_applies_to_circuits_created_before_and_after() {
     let clock = ManualClock::new();
     let r = registry(&clock);
     let before = r.circuit("openai", "acme");
@@ -77,8 +77,8 @@ fn configure_applies_to_circuits_created_afterwards() {
     before.try_acquire().unwrap().failure();
     assert_eq!(
         before.state(),
-        State::Closed,
-        "the existing circuit keeps its config"
+        State::Open,
+        "the existing circuit is retuned too (tests/retune.rs)"
     );
     assert_eq!(
         r.circuit("anthropic", "acme")

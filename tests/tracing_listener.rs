@@ -77,10 +77,32 @@ fn transitions_rejections_and_slow_calls_are_logged_at_their_levels() {
         *capture.0.lock().unwrap(),
         [
             r#"DEBUG breaker slow call: provider="openai" tenant="acme" elapsed_ms=3000 threshold_ms=2000"#,
-            r#"WARN breaker circuit opened: provider="openai" tenant="acme" from="closed" to="open" reason="consecutive_failures""#,
+            r#"WARN breaker circuit opened for 10s: provider="openai" tenant="acme" from="closed" to="open" reason="consecutive_failures" open_for_ms=10000"#,
             r#"DEBUG breaker call rejected: provider="openai" tenant="acme" state="open" retry_after_ms=10000"#,
             r#"INFO breaker circuit state changed: provider="openai" tenant="acme" from="open" to="half_open" reason="open_period_elapsed""#,
             r#"INFO breaker circuit closed: provider="openai" tenant="acme" from="half_open" to="closed" reason="probes_succeeded""#,
+        ]
+    );
+}
+
+#[test]
+fn an_open_for_the_providers_time_logs_that_time() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        registry
+            .circuit("openai", "acme")
+            .try_acquire()
+            .unwrap()
+            .record(breaker::Outcome::RetryAfter(Duration::from_secs(90)));
+    });
+    assert_eq!(
+        *capture.0.lock().unwrap(),
+        [
+            r#"WARN breaker circuit opened for 90s: provider="openai" tenant="acme" from="closed" to="open" reason="retry_after" retry_after_ms=90000 open_for_ms=90000"#,
         ]
     );
 }

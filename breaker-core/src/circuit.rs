@@ -13,11 +13,18 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use crate::window::{Recorder, Totals};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::window::{Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
 /// a circuit carries one pointer for both.
+///
+/// Retuning (`Registry::configure`) never changes a policy: it links a new one after it
+/// ([`supersede`](Self::supersede)), and circuits read the config of the last policy of their
+/// chain ([`current`](Self::current)). A circuit keeps the head of its chain, which keeps every
+/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit;
+/// the chain costs one policy (a few hundred bytes) per retuning while a circuit made before it
+/// lives.
 #[derive(Debug)]
 pub(crate) struct Policy {
     pub(crate) config: Config,
@@ -29,6 +36,13 @@ pub(crate) struct Policy {
     pub(crate) events: Option<Arc<Listeners>>,
     slow_us: Option<u64>,
     consecutive: u32,
+    probe_timeout_us: u64,
+    /// The policy that replaced this one, if any.
+    next: std::sync::OnceLock<Arc<Policy>>,
+    /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
+    /// that reaching the current policy does not walk every retuning since this one. Only ever
+    /// points at a policy reachable from this one through `next`.
+    latest: AtomicPtr<Policy>,
 }
 
 impl Policy {
@@ -42,6 +56,7 @@ impl Policy {
             .slow_call
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let consecutive = config.consecutive_failures.unwrap_or(0);
+        let probe_timeout_us = u64::try_from(config.probe_timeout.as_micros()).unwrap_or(u64::MAX);
         Policy {
             config,
             time,
@@ -49,6 +64,85 @@ impl Policy {
             events,
             slow_us,
             consecutive,
+            probe_timeout_us,
+            next: std::sync::OnceLock::new(),
+            latest: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The policy circuits made from this one run on now: this one unless it was superseded.
+    #[inline]
+    pub(crate) fn current(&self) -> &Policy {
+        if self.next.get().is_none() {
+            return self;
+        }
+        self.current_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn current_slow(&self) -> &Policy {
+        let latest = self.latest.load(Ordering::Acquire);
+        // SAFETY: `latest` is null or points at a policy reachable from `self` through `next`
+        // (stored only after that link was made), and links are never undone: `self` keeps it
+        // alive as long as `&self` lives.
+        let mut p = unsafe { latest.as_ref() }.unwrap_or(self);
+        while let Some(next) = p.next.get() {
+            p = next;
+        }
+        p
+    }
+
+    /// Links `new` at the end of this policy's chain (unless it is there already), so that
+    /// circuits made from any policy of the chain run on `new` from their next decision. The
+    /// caller serializes retunings of one chain (the registry holds its provider's lock).
+    pub(crate) fn supersede(&self, new: &Arc<Policy>) {
+        let mut tail: &Policy = self;
+        loop {
+            if std::ptr::eq(tail, &**new) {
+                break;
+            }
+            match tail.next.get() {
+                Some(next) => tail = next,
+                None => match tail.next.set(new.clone()) {
+                    Ok(()) => break,
+                    // Linked meanwhile by someone else: go on from there.
+                    Err(_) => continue,
+                },
+            }
+        }
+        let target = Arc::as_ptr(new).cast_mut();
+        let mut p: &Policy = self;
+        while !std::ptr::eq(p, &**new) {
+            p.latest.store(target, Ordering::Release);
+            match p.next.get() {
+                Some(next) => p = next,
+                None => break,
+            }
+        }
+    }
+
+    /// Whether this policy was superseded.
+    pub(crate) fn current_is_newer(&self) -> bool {
+        self.next.get().is_some()
+    }
+
+    /// The window a circuit on this policy keeps, if any.
+    fn window_spec(&self) -> Option<crate::config::Window> {
+        self.config.has_window().then_some(self.config.window)
+    }
+}
+
+impl Drop for Policy {
+    /// Unlinks the chain one policy at a time: a long chain dropped recursively could overflow
+    /// the stack.
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(policy) = next {
+            next = match Arc::try_unwrap(policy) {
+                Ok(mut policy) => policy.next.take(),
+                Err(_) => None,
+            };
         }
     }
 }
@@ -98,18 +192,26 @@ pub(crate) struct Inner {
     /// so a hot circuit's lookups stay read-only.
     used: AtomicBool,
     /// Permits need their start time: slow calls are a policy. Copied out of the policy so the
-    /// hot path does not follow that pointer.
-    timed: bool,
+    /// hot path does not follow that pointer; atomic only because a retuning rewrites it (a
+    /// relaxed load is the same plain load).
+    timed: AtomicBool,
     /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
-    /// nothing, and the inlined fast path of `record` returns at once.
-    plain: bool,
+    /// nothing, and the inlined fast path of `record` returns at once. Rewritten by a retuning.
+    plain: AtomicBool,
     times_opened: AtomicU32,
     /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
     stays: AtomicU32,
     rejected: AtomicU64,
-    policy: Arc<Policy>,
-    window: Option<Box<Recorder>>,
+    /// When the latest half-open probe was admitted (µs on the circuit's clock, low 48 bits) and
+    /// the generation of the half-open word it was admitted under (high 8 bits), so that a stamp
+    /// of another stay is never taken for this one's. Read only when a call finds every probe
+    /// slot taken (`expire_probes`), written only when a probe is admitted.
+    probe_stamp: AtomicU64,
+    /// The head of the circuit's policy chain: its clock, provider and listeners, which every
+    /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
+    head: Arc<Policy>,
+    window: WindowSlot,
     /// The `Arc<Circuit>` that `Registry::circuit` hands out for a circuit in a registry, made
     /// on the first request (from `Arc::into_raw`; null until then and for standalone circuits).
     /// Circuits that only `#[circuit_breaker]` calls reach never need one: their registry holds
@@ -131,23 +233,22 @@ impl Circuit {
     }
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
-        let window = policy
-            .config
-            .has_window()
-            .then(|| Box::new(Recorder::new(policy.config.window)));
-        let timed = policy.slow_us.is_some();
+        let current = policy.current();
+        let window = current.window_spec();
+        let timed = current.slow_us.is_some();
         Circuit {
             inner: Arc::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
                 rejected: AtomicU64::new(0),
+                probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                timed,
-                plain: !timed && window.is_none(),
-                policy,
-                window,
+                timed: AtomicBool::new(timed),
+                plain: AtomicBool::new(!timed && window.is_none()),
+                head: policy,
+                window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
                 shared: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             }),
@@ -202,8 +303,7 @@ impl Circuit {
     /// next call will be admitted as a probe.
     pub fn state(&self) -> State {
         let s = self.inner.state.load(Ordering::Acquire);
-        if state::tag(s) == state::OPEN
-            && self.inner.policy.time.until(state::deadline(s)).is_none()
+        if state::tag(s) == state::OPEN && self.inner.head.time.until(state::deadline(s)).is_none()
         {
             return State::HalfOpen;
         }
@@ -214,15 +314,8 @@ impl Circuit {
     /// forced open, which never ends by itself).
     pub fn retry_after(&self) -> Option<Duration> {
         let s = self.inner.state.load(Ordering::Acquire);
-        (state::tag(s) == state::OPEN).then(|| {
-            micros(
-                self.inner
-                    .policy
-                    .time
-                    .until(state::deadline(s))
-                    .unwrap_or(0),
-            )
-        })
+        (state::tag(s) == state::OPEN)
+            .then(|| micros(self.inner.head.time.until(state::deadline(s)).unwrap_or(0)))
     }
 
     /// A snapshot of the circuit's counters.
@@ -230,7 +323,7 @@ impl Circuit {
         let inner = &*self.inner;
         let totals = inner
             .window
-            .as_ref()
+            .get()
             .map(|w| w.totals(inner.now_us()))
             .unwrap_or_default();
         Metrics {
@@ -270,12 +363,12 @@ impl Circuit {
 
     /// The config this circuit runs on.
     pub fn config(&self) -> &Config {
-        &self.inner.policy.config
+        &self.inner.policy().config
     }
 
     /// The provider this circuit guards (empty for a standalone circuit).
     pub fn provider(&self) -> &str {
-        self.inner.policy.provider
+        self.inner.head.provider
     }
 
     /// The tenant this circuit belongs to (empty for a standalone circuit).
@@ -384,6 +477,27 @@ impl Circuit {
         }
     }
 
+    /// Brings the circuit onto its current policy after a retuning (see `Inner::retune`).
+    pub(crate) fn retune(&self) {
+        self.inner.retune();
+    }
+
+    /// A retuning of this circuit alone, as `Registry::configure` does it, for the loom models
+    /// (`tests/loom.rs`), which cannot run a registry.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn __retune_for_loom(&self, config: Config) {
+        let head = &self.inner.head;
+        let new = Arc::new(Policy::new(
+            config,
+            head.time.clone(),
+            head.provider,
+            head.events.clone(),
+        ));
+        head.supersede(&new);
+        self.inner.retune();
+    }
+
     /// Live handles of this circuit (the table's, clones, permits, the cached `Arc`'s).
     #[cfg(test)]
     pub(crate) fn handles(&self) -> usize {
@@ -448,7 +562,7 @@ impl Inner {
     #[inline(always)]
     fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && !self.timed {
+        if state::tag(s) == state::CLOSED && !self.timed.load(Ordering::Relaxed) {
             return Ticket {
                 issued: s,
                 started_us: 0,
@@ -464,7 +578,7 @@ impl Inner {
             match state::tag(s) {
                 state::CLOSED | state::METRICS_ONLY | state::DISABLED => return self.ticket(s),
                 state::OPEN => {
-                    if let Some(left) = self.policy.time.until(state::deadline(s)) {
+                    if let Some(left) = self.head.time.until(state::deadline(s)) {
                         return Ticket::rejection(state::OPEN, left);
                     }
                     // The open period is over: the first caller turns the circuit half-open and
@@ -473,19 +587,29 @@ impl Inner {
                     // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    self.stamp_probe(probe);
                     match self.cas(s, probe) {
                         Ok(()) => {
-                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed);
+                            self.emit_transition(s, probe, Reason::OpenPeriodElapsed, None);
                             return self.ticket(probe);
                         }
                         Err(actual) => s = actual,
                     }
                 }
                 state::HALF_OPEN => {
-                    if state::in_flight(s) >= self.policy.config.half_open_probes {
-                        return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN);
+                    if state::in_flight(s) >= self.policy().config.half_open_probes {
+                        match self.expire_probes(s) {
+                            Some(moved) => {
+                                s = moved;
+                                continue;
+                            }
+                            None => {
+                                return Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN)
+                            }
+                        }
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
+                    self.stamp_probe(taken);
                     match self.cas(s, taken) {
                         Ok(()) => return self.ticket(taken),
                         Err(actual) => s = actual,
@@ -496,10 +620,90 @@ impl Inner {
         }
     }
 
+    /// Notes that a probe is being admitted into the half-open word `probe`. Stored before the
+    /// CAS that publishes `probe`, so a caller that sees the probe's slot taken (an acquire load
+    /// of the state word) also sees this stamp or a later one; a stamp stored for a CAS that then
+    /// failed is either of the same stay (a moment later than the real start: harmless) or
+    /// carries another generation and is ignored.
+    fn stamp_probe(&self, probe: u64) {
+        let stamp = (state::gen(probe) << PROBE_GEN_SHIFT) | (self.now_us() & state::DEADLINE_MAX);
+        self.probe_stamp.store(stamp, Ordering::Release);
+    }
+
+    /// Called when a call finds every probe slot of the half-open word `s` taken: if the latest
+    /// probe has been outstanding for the config's `probe_timeout`, every probe in flight (all
+    /// of them started no later) is let go and counted as `on_abandoned`, in a new state word so
+    /// that their own outcomes, whenever they come, are stale. Returns the state to look at
+    /// again, or `None` when the probes still hold their slots.
+    #[cold]
+    #[inline(never)]
+    fn expire_probes(&self, s: u64) -> Option<u64> {
+        let stamp = self.probe_stamp.load(Ordering::Acquire);
+        if stamp >> PROBE_GEN_SHIFT != state::gen(s) {
+            // Only a stamp stored late for a CAS that failed can be of another stay: time this
+            // stay's probes from now rather than not at all.
+            let now = self.now_us();
+            let fresh = (state::gen(s) << PROBE_GEN_SHIFT) | (now & state::DEADLINE_MAX);
+            let _ = self.probe_stamp.compare_exchange(
+                stamp,
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+            return None;
+        }
+        let started = stamp & state::DEADLINE_MAX;
+        // `until` answers from the coarse clock while the timeout is clearly ahead, so the
+        // rejections of a half-open circuit whose probes are out stay as cheap as an open one's.
+        let expires = started.saturating_add(self.policy().probe_timeout_us);
+        if self.head.time.until(expires).is_some() {
+            return None;
+        }
+        let config = &self.policy().config;
+        let level = state::level(s);
+        let in_flight = state::in_flight(s);
+        // The same half-open stay in a new generation: probes admitted under `s` are stale.
+        let renewed = |successes: u32| {
+            state::with_stay(
+                state::half_open(s, level, 0, successes),
+                self.times_opened.load(Ordering::Relaxed),
+            )
+        };
+        let next_level = (level + 1).min(MAX_LEVEL);
+        let next = match config.on_abandoned {
+            Outcome::RetryAfter(d) if !d.is_zero() => {
+                let period = self.asked_period(d);
+                self.trip_for(s, next_level, period, Reason::ProbeTimedOut);
+                return Some(self.state.load(Ordering::Acquire));
+            }
+            Outcome::Failure | Outcome::RetryAfter(_) => {
+                self.trip(s, next_level, Reason::ProbeTimedOut);
+                return Some(self.state.load(Ordering::Acquire));
+            }
+            Outcome::Ignored => renewed(state::successes(s)),
+            Outcome::Success => {
+                let successes = state::successes(s) + in_flight;
+                if successes >= config.half_open_successes {
+                    self.clear_counts();
+                    state::with_stay(state::next(s, state::CLOSED), self.next_stay())
+                } else {
+                    renewed(successes)
+                }
+            }
+        };
+        if self.cas(s, next).is_ok() {
+            self.emit_transition(s, next, Reason::ProbesSucceeded, None);
+        }
+        Some(self.state.load(Ordering::Acquire))
+    }
+
     #[inline]
     fn ticket(&self, s: u64) -> Ticket {
-        let started_us = if self.timed && state::tag(s) != state::DISABLED {
-            self.now_us()
+        // One more than the clock, so that 0 means "not timed": a permit issued before a
+        // retuning made slow calls a policy is then never taken for one that started at the
+        // clock's origin.
+        let started_us = if self.timed.load(Ordering::Relaxed) && state::tag(s) != state::DISABLED {
+            self.now_us() + 1
         } else {
             0
         };
@@ -515,9 +719,9 @@ impl Inner {
     fn reject(&self, ticket: Ticket) -> CircuitOpen {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let (state, retry_after_us) = ticket.rejected();
-        if let Some(events) = &self.policy.events {
+        if let Some(events) = &self.head.events {
             events.emit(&Event::Rejected {
-                provider: self.policy.provider,
+                provider: self.head.provider,
                 tenant: self.tenant.as_str(),
                 state,
                 retry_after: CircuitOpen::retry_after_of(retry_after_us),
@@ -526,16 +730,36 @@ impl Inner {
         // Built last, straight into the caller's slot: a value built earlier and then moved
         // there was reloaded with wider loads than its stores, a store-forwarding stall.
         CircuitOpen::new(
-            self.policy.provider,
+            self.head.provider,
             self.tenant.clone(),
             state,
             retry_after_us,
         )
     }
 
+    /// The policy decisions are made on: the last of the circuit's chain.
+    #[inline]
+    fn policy(&self) -> &Policy {
+        self.head.current()
+    }
+
+    /// Makes the window and the fast-path flags those of the current policy, after a retuning.
+    /// A window whose kind or size changes restarts empty; anything else (the state word, the
+    /// failure streak, the probes in flight) is kept. The caller serializes retunings of one
+    /// circuit.
+    pub(crate) fn retune(&self) {
+        let policy = self.policy();
+        let window = policy.window_spec();
+        self.window.set(window);
+        let timed = policy.slow_us.is_some();
+        self.timed.store(timed, Ordering::Relaxed);
+        self.plain
+            .store(!timed && window.is_none(), Ordering::Relaxed);
+    }
+
     #[inline]
     fn now_us(&self) -> u64 {
-        self.policy.time.now_us()
+        self.head.time.now_us()
     }
 
     #[inline]
@@ -547,7 +771,7 @@ impl Inner {
 
     fn clear_counts(&self) {
         self.consecutive.store(0, Ordering::Relaxed);
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window.get() {
             w.clear();
         }
     }
@@ -563,7 +787,7 @@ impl Inner {
         loop {
             let next = state::with_stay(state::next(s, tag), stay);
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, reason),
+                Ok(()) => return self.emit_transition(s, next, reason, None),
                 Err(actual) => s = actual,
             }
         }
@@ -572,29 +796,28 @@ impl Inner {
     /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
     /// (state words already published). Nothing is held here: listeners may call back into the
     /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
+    /// `open_for` is the open period of a trip.
     #[inline]
-    fn emit_transition(&self, from: u64, to: u64, reason: Reason) {
-        if let Some(events) = &self.policy.events {
-            if state::tag(from) != state::tag(to) {
-                self.emit_transition_to(events, from, to, reason);
+    fn emit_transition(&self, from: u64, to: u64, reason: Reason, open_for: Option<Duration>) {
+        if let Some(events) = &self.head.events {
+            let level = if state::tag(to) == state::OPEN {
+                state::level(to)
+            } else {
+                0
+            };
+            let (from, to) = (state::tag(from), state::tag(to));
+            if from != to {
+                events.emit(&Event::Transition {
+                    provider: self.head.provider,
+                    tenant: self.tenant.as_str(),
+                    from: State::from_tag(from),
+                    to: State::from_tag(to),
+                    reason,
+                    open_for,
+                    level,
+                });
             }
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn emit_transition_to(&self, events: &Listeners, from: u64, to: u64, reason: Reason) {
-        let open = state::tag(to) == state::OPEN;
-        events.emit(&Event::Transition {
-            provider: self.policy.provider,
-            tenant: self.tenant.as_str(),
-            from: State::from_tag(state::tag(from)),
-            to: State::from_tag(state::tag(to)),
-            reason,
-            retry_after: open
-                .then(|| micros(self.policy.time.until(state::deadline(to)).unwrap_or(0))),
-            level: if open { state::level(to) } else { 0 },
-        });
     }
 
     /// Opens the circuit for `left_us` more at backoff `level`, as another replica's circuit did
@@ -622,7 +845,7 @@ impl Inner {
                         self.times_opened.fetch_add(1, Ordering::Relaxed);
                         self.consecutive.store(0, Ordering::Relaxed);
                     }
-                    return self.emit_transition(s, open, Reason::Fleet);
+                    return self.emit_transition(s, open, Reason::Fleet, Some(micros(left_us)));
                 }
                 Err(actual) => s = actual,
             }
@@ -642,7 +865,7 @@ impl Inner {
             self.clear_counts();
             let closed = state::with_stay(state::next(s, state::CLOSED), self.next_stay());
             match self.cas(s, closed) {
-                Ok(()) => return self.emit_transition(s, closed, Reason::Fleet),
+                Ok(()) => return self.emit_transition(s, closed, Reason::Fleet, None),
                 Err(actual) => s = actual,
             }
         }
@@ -656,7 +879,7 @@ impl Inner {
 
     #[inline]
     fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.plain
+        if self.plain.load(Ordering::Relaxed)
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -675,25 +898,27 @@ impl Inner {
     fn record_from(&self, ticket: Ticket, outcome: Outcome) {
         let episode = state::episode(ticket.issued);
         let started_us = ticket.started_us;
-        let now = match (self.policy.slow_us, &self.window) {
+        let policy = self.policy();
+        let window = self.window.get();
+        let now = match (policy.slow_us, window) {
             (Some(_), _) => self.now_us(),
             (None, Some(w)) if w.is_timed() => self.now_us(),
             _ => 0,
         };
-        let slow = self
-            .policy
-            .slow_us
-            .is_some_and(|t| now.saturating_sub(started_us) > t);
+        // `started_us` is one more than the clock at admission, or 0 for a permit issued
+        // untimed (see `ticket`).
+        let elapsed = (now + 1).saturating_sub(started_us);
+        let slow = started_us != 0 && policy.slow_us.is_some_and(|t| elapsed > t);
         match state::tag(episode) {
             state::CLOSED | state::METRICS_ONLY => {
                 if slow {
-                    self.emit_slow(now.saturating_sub(started_us));
+                    self.emit_slow(elapsed);
                 }
                 self.record_closed(episode, outcome, slow, now)
             }
             state::HALF_OPEN => {
                 if slow {
-                    self.emit_slow(now.saturating_sub(started_us));
+                    self.emit_slow(elapsed);
                 }
                 self.record_probe(episode, outcome, slow)
             }
@@ -704,10 +929,10 @@ impl Inner {
     #[cold]
     fn emit_slow(&self, elapsed_us: u64) {
         if let (Some(events), Some((threshold, _))) =
-            (&self.policy.events, self.policy.config.slow_call)
+            (&self.head.events, self.policy().config.slow_call)
         {
             events.emit(&Event::SlowCall {
-                provider: self.policy.provider,
+                provider: self.head.provider,
                 tenant: self.tenant.as_str(),
                 elapsed: micros(elapsed_us),
                 threshold,
@@ -722,11 +947,12 @@ impl Inner {
             // already acted on.
             return;
         }
-        let policy = &*self.policy;
-        let failure = match outcome {
+        let policy = self.policy();
+        let (failure, asked) = match outcome {
             Outcome::Ignored => return,
-            Outcome::Success => false,
-            Outcome::Failure => true,
+            Outcome::Success => (false, None),
+            Outcome::Failure => (true, None),
+            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then(|| self.asked_period(d))),
         };
         let mut trip = None;
         if policy.consecutive != 0 {
@@ -739,20 +965,29 @@ impl Inner {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
         }
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window.get() {
             w.record(failure, slow, now);
             trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
         }
-        if let Some(reason) = trip {
-            if state::tag(s) == state::CLOSED {
-                self.trip(s, 0, reason);
-            }
+        if state::tag(s) != state::CLOSED {
+            return;
         }
+        if let Some(period) = asked {
+            // The provider's time wins over any threshold and over the backoff schedule.
+            self.trip_for(s, 0, period, Reason::RetryAfter(period));
+        } else if let Some(reason) = trip {
+            self.trip(s, 0, reason);
+        }
+    }
+
+    /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
+    fn asked_period(&self, d: Duration) -> Duration {
+        d.min(self.policy().config.max_open_for)
     }
 
     /// Which rate, if any, has reached its threshold.
     fn rates_exceeded(&self, t: Totals) -> Option<Reason> {
-        let c = &self.policy.config;
+        let c = &self.policy().config;
         if t.calls < c.minimum_calls {
             None
         } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
@@ -767,25 +1002,32 @@ impl Inner {
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
     /// the trip and tells the listeners.
     fn trip(&self, from: u64, level: u32, reason: Reason) -> bool {
-        let period = jittered_period(&self.policy.config, level);
+        let period = jittered_period(&self.policy().config, level);
+        self.trip_for(from, level, period, reason)
+    }
+
+    /// [`trip`](Self::trip) for an open period of `period`. The deadline is kept in 48 bits of
+    /// µs since the circuit's origin (8.9 years; `state::open` saturates there), and `period` is
+    /// at most `max_open_for`, itself at most a year.
+    fn trip_for(&self, from: u64, level: u32, period: Duration, reason: Reason) -> bool {
         let deadline = self.now_us().saturating_add(period.as_micros() as u64);
         let open = state::open(from, level, deadline);
         let ok = self.cas(from, open).is_ok();
         if ok {
             self.times_opened.fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);
-            self.emit_transition(from, open, reason);
+            self.emit_transition(from, open, reason, Some(period));
         }
         ok
     }
 
     fn record_probe(&self, episode: u64, outcome: Outcome, slow: bool) {
-        let config = &self.policy.config;
+        let config = &self.policy().config;
         // A slow probe means the provider has not recovered, when slow calls are a policy.
-        let outcome = if slow && outcome == Outcome::Success {
-            Outcome::Failure
-        } else {
-            outcome
+        let outcome = match outcome {
+            Outcome::Success if slow => Outcome::Failure,
+            Outcome::RetryAfter(d) if d.is_zero() => Outcome::Failure,
+            other => other,
         };
         let mut s = self.state.load(Ordering::Acquire);
         loop {
@@ -798,6 +1040,15 @@ impl Inner {
                 Outcome::Failure => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
                     if self.trip(s, level, Reason::ProbeFailed) {
+                        return;
+                    }
+                    s = self.state.load(Ordering::Acquire);
+                    continue;
+                }
+                Outcome::RetryAfter(d) => {
+                    let level = (state::level(s) + 1).min(MAX_LEVEL);
+                    let period = self.asked_period(d);
+                    if self.trip_for(s, level, period, Reason::RetryAfter(period)) {
                         return;
                     }
                     s = self.state.load(Ordering::Acquire);
@@ -817,12 +1068,15 @@ impl Inner {
                 }
             };
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded),
+                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded, None),
                 Err(actual) => s = actual,
             }
         }
     }
 }
+
+/// Where a probe stamp keeps the generation of its half-open word (above the 48-bit time).
+const PROBE_GEN_SHIFT: u32 = 56;
 
 fn micros(us: u64) -> Duration {
     Duration::from_micros(us)
@@ -894,7 +1148,7 @@ macro_rules! permit_impl {
 
         impl$(<$lt>)? Drop for $name$(<$lt>)? {
             fn drop(&mut self) {
-                let outcome = self.circuit.policy.config.on_abandoned;
+                let outcome = self.circuit.policy().config.on_abandoned;
                 self.circuit.record(self.ticket, outcome);
             }
         }
@@ -902,7 +1156,7 @@ macro_rules! permit_impl {
         impl$(<$lt>)? fmt::Debug for $name$(<$lt>)? {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("provider", &self.circuit.policy.provider)
+                    .field("provider", &self.circuit.head.provider)
                     .field("tenant", &self.circuit.tenant.as_str())
                     .field("probe", &self.is_probe())
                     .finish()
@@ -1079,9 +1333,9 @@ mod tests {
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
-    fn a_circuit_is_80_bytes_with_no_padding() {
+    fn a_circuit_is_88_bytes() {
         // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs).
-        assert_eq!(std::mem::size_of::<Inner>(), 80);
+        assert_eq!(std::mem::size_of::<Inner>(), 88);
     }
 
     #[test]

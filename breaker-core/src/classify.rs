@@ -1,5 +1,7 @@
 //! What an outcome means for a provider's health. A pure mapping that everything may use.
 
+use std::time::Duration;
+
 /// How one call counts toward its circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -9,6 +11,27 @@ pub enum Outcome {
     Failure,
     /// Proves nothing either way: counted nowhere; the permit's slot is released.
     Ignored,
+    /// A failure for which the provider said when to come back (a 429 or 503 with a
+    /// `Retry-After` header). Recorded on a closed or half-open circuit, it opens the circuit at
+    /// once, whatever the thresholds, for exactly this long (capped at the config's
+    /// `max_open_for`, never jittered); the backoff level moves as for any trip. It also counts
+    /// as a failure in the failure streak and the window. `Duration::ZERO` is a plain
+    /// [`Failure`](Outcome::Failure).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Config, ManualClock, Outcome, State};
+    ///
+    /// let clock = ManualClock::new();
+    /// let circuit = Circuit::with_clock(Config::default(), clock.clone());
+    /// // One answer "429, Retry-After: 120" opens the circuit, although 5 failures would be needed.
+    /// circuit.try_acquire()?.record(Outcome::RetryAfter(Duration::from_secs(120)));
+    /// assert_eq!(circuit.state(), State::Open);
+    /// assert_eq!(circuit.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(120)));
+    /// # Ok::<(), breaker_core::CircuitOpen>(())
+    /// ```
+    RetryAfter(Duration),
 }
 
 /// Classifies an error (or any result-like value) into an [`Outcome`].
@@ -107,6 +130,14 @@ impl ErrorClass {
 impl Classify for ErrorClass {
     fn classify(&self) -> Outcome {
         self.outcome()
+    }
+}
+
+impl Outcome {
+    /// Whether the outcome counts against the provider: a failure, with or without a time to
+    /// come back.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failure | Outcome::RetryAfter(_))
     }
 }
 

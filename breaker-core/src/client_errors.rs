@@ -85,19 +85,89 @@ impl Classify for http::StatusCode {
 }
 
 /// A response counts as its status: an `Ok(response)` with a 503 is a failure of the provider.
+/// A 429 or 503 that says when to come back (a `Retry-After` header) is
+/// [`Outcome::RetryAfter`] of that time, which opens the circuit for exactly as long; see
+/// [`retry_after_header`](crate::retry_after_header) for the header forms.
 ///
 /// ```
+/// use std::time::Duration;
 /// # use breaker_core as breaker;
 /// use breaker::{Classify, Outcome};
 ///
 /// let response = http::Response::builder().status(503).body(()).unwrap();
 /// assert_eq!(response.classify(), Outcome::Failure);
+///
+/// let response = http::Response::builder().status(429).header("retry-after", "120").body(()).unwrap();
+/// assert_eq!(response.classify(), Outcome::RetryAfter(Duration::from_secs(120)));
 /// ```
 #[cfg(feature = "http")]
 impl<B> Classify for http::Response<B> {
     fn classify(&self) -> Outcome {
-        self.status().classify()
+        classify_response(self.status().as_u16(), self.headers())
     }
+}
+
+/// The outcome of a response with `status` and `headers`: its status's, or
+/// [`Outcome::RetryAfter`] for a 429 or 503 with a usable `Retry-After`.
+#[cfg(feature = "http")]
+pub(crate) fn classify_response(status: u16, headers: &http::HeaderMap) -> Outcome {
+    if matches!(status, 429 | 503) {
+        if let Some(d) = retry_after_header(headers) {
+            return Outcome::RetryAfter(d);
+        }
+    }
+    if status < 400 {
+        Outcome::Success
+    } else {
+        ErrorClass::from_status(status).outcome()
+    }
+}
+
+/// The time a response's `Retry-After` header asks the client to wait (RFC 9110, 10.2.3), or
+/// `None` without a usable one:
+///
+/// - delay-seconds (`Retry-After: 120`): that many seconds;
+/// - an HTTP-date (`Retry-After: Wed, 21 Oct 2015 07:28:00 GMT`): the time from the response's
+///   own `Date` header to it, so a skew between the provider's clock and ours does not matter;
+///   from our system clock's now when the response has no valid `Date`. A date already past is
+///   `Duration::ZERO` (the provider says "now": a plain failure).
+///
+/// Anything else (a negative or fractional number, an unparsable date, several values) is
+/// ignored: the response counts by its status alone.
+///
+/// ```
+/// use std::time::Duration;
+/// # use breaker_core as breaker;
+/// use breaker::retry_after_header;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("date", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+/// headers.insert("retry-after", "Wed, 21 Oct 2015 07:30:30 GMT".parse().unwrap());
+/// assert_eq!(retry_after_header(&headers), Some(Duration::from_secs(150)));
+///
+/// headers.insert("retry-after", "30".parse().unwrap());
+/// assert_eq!(retry_after_header(&headers), Some(Duration::from_secs(30)));
+/// ```
+#[cfg(feature = "http")]
+pub fn retry_after_header(headers: &http::HeaderMap) -> Option<std::time::Duration> {
+    use std::time::{Duration, SystemTime};
+
+    let mut values = headers.get_all(http::header::RETRY_AFTER).iter();
+    let (value, None) = (values.next()?, values.next()) else {
+        return None; // several values: no single time to trust
+    };
+    let text = value.to_str().ok()?.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is "very long": the circuit caps it at `max_open_for`.
+        return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    let base = headers
+        .get(http::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+        .unwrap_or_else(SystemTime::now);
+    Some(at.duration_since(base).unwrap_or(Duration::ZERO))
 }
 
 /// Timeouts are [`ErrorClass::Timeout`], connect failures [`ErrorClass::Network`], an error with
@@ -140,15 +210,11 @@ impl Classify for reqwest::Error {
     }
 }
 
-/// A response counts as its status (see the `http::StatusCode` impl).
+/// A response counts as its status (see the `http::StatusCode` impl); a 429 or 503 with a
+/// `Retry-After` header is [`Outcome::RetryAfter`] of that time, as for `http::Response`.
 #[cfg(feature = "reqwest")]
 impl Classify for reqwest::Response {
     fn classify(&self) -> Outcome {
-        let status = self.status().as_u16();
-        if status < 400 {
-            Outcome::Success
-        } else {
-            ErrorClass::from_status(status).outcome()
-        }
+        classify_response(self.status().as_u16(), self.headers())
     }
 }

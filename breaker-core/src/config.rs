@@ -62,11 +62,13 @@ pub struct Config {
     pub(crate) half_open_probes: u32,
     pub(crate) half_open_successes: u32,
     pub(crate) on_abandoned: Outcome,
+    pub(crate) probe_timeout: Duration,
 }
 
 impl Config {
     /// Starts a builder with the defaults: trip after 5 consecutive failures, open for 30 s,
-    /// doubling on each re-trip up to 300 s, one half-open probe.
+    /// doubling on each re-trip up to 300 s, one half-open probe, let go after 60 s if its call
+    /// never returns.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
     }
@@ -119,6 +121,10 @@ impl Config {
     pub fn on_abandoned(&self) -> Outcome {
         self.on_abandoned
     }
+    /// How long a half-open probe may stay outstanding before it stops holding its slot.
+    pub fn probe_timeout(&self) -> Duration {
+        self.probe_timeout
+    }
     /// Whether outcomes are kept in a window (a rate policy is active).
     pub(crate) fn has_window(&self) -> bool {
         self.failure_rate.is_some() || self.slow_call.is_some()
@@ -160,6 +166,7 @@ pub struct ConfigBuilder {
     half_open_probes: Option<u32>,
     half_open_successes: Option<u32>,
     on_abandoned: Option<Outcome>,
+    probe_timeout: Option<Duration>,
 }
 
 impl ConfigBuilder {
@@ -238,6 +245,45 @@ impl ConfigBuilder {
     /// What a permit dropped without a record counts as (default [`Outcome::Failure`]).
     pub fn on_abandoned(mut self, outcome: Outcome) -> Self {
         self.on_abandoned = Some(outcome);
+        self
+    }
+
+    /// How long a half-open probe may stay outstanding (default 60 s). A probe
+    /// whose call never returns and is never dropped (an HTTP call without a client timeout)
+    /// would otherwise hold its slot, and keep the circuit half-open and refusing every call,
+    /// forever. Once a probe has been outstanding this long, the next call that finds every
+    /// probe slot taken counts it as [`on_abandoned`](Self::on_abandoned) (by default a failure:
+    /// the circuit reopens on the next backoff step; `Ignored`: its slot is free for a new
+    /// probe) and the probe's own outcome, whenever it comes, changes nothing.
+    ///
+    /// With several probe slots, the timeout runs from the latest probe's start: probes that
+    /// started earlier are let go together with it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Config, ManualClock, State};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = Config::builder()
+    ///     .consecutive_failures(1)
+    ///     .open_for(Duration::from_secs(10))
+    ///     .probe_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// let circuit = Circuit::with_clock(config, clock.clone());
+    /// circuit.try_acquire()?.failure();
+    /// clock.advance(Duration::from_secs(10));
+    /// let hung = circuit.try_acquire()?; // the probe, whose call never returns
+    ///
+    /// clock.advance(Duration::from_secs(30));
+    /// let rejected = circuit.try_acquire().unwrap_err(); // the hung probe counted as a failure
+    /// assert_eq!(rejected.retry_after(), Some(Duration::from_secs(20)), "reopened, backoff 2x");
+    /// hung.success(); // too late: changes nothing
+    /// assert_eq!(circuit.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn probe_timeout(mut self, d: Duration) -> Self {
+        self.probe_timeout = Some(d);
         self
     }
 
@@ -335,6 +381,8 @@ impl ConfigBuilder {
         check_probes("half_open_probes", half_open_probes)?;
         let half_open_successes = self.half_open_successes.unwrap_or(half_open_probes);
         check_probes("half_open_successes", half_open_successes)?;
+        let probe_timeout = self.probe_timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT);
+        check_duration("probe_timeout", probe_timeout)?;
 
         Ok(Config {
             consecutive_failures,
@@ -349,11 +397,16 @@ impl ConfigBuilder {
             half_open_probes,
             half_open_successes,
             on_abandoned: self.on_abandoned.unwrap_or(Outcome::Failure),
+            probe_timeout,
         })
     }
 }
 
 const MIN_TIME_WINDOW: Duration = Duration::from_millis(10);
+
+/// Twice the slowest sensible provider call (an LLM completion can take 30 s), so that only a
+/// probe that is really stuck is let go.
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn check_rate(field: &'static str, rate: f64) -> Result<(), ConfigError> {
     // NaN fails both comparisons and lands here too.
@@ -454,6 +507,7 @@ mod tests {
         assert_eq!(c.half_open_probes(), 1);
         assert_eq!(c.half_open_successes(), 1);
         assert_eq!(c.on_abandoned(), Outcome::Failure);
+        assert_eq!(c.probe_timeout(), Duration::from_secs(60));
         assert!(!c.has_window());
     }
 

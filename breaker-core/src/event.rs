@@ -56,9 +56,10 @@ pub enum Event<'a> {
         to: State,
         /// What made it move.
         reason: Reason,
-        /// Into `Open`: the open period it entered (time until a probe may pass). `None` for
-        /// every other state.
-        retry_after: Option<Duration>,
+        /// How long the circuit stays open before a probe may pass, when it entered `Open`: the
+        /// period of this trip (compounded by re-trips, with any jitter). `None` for every other
+        /// transition (`ForcedOpen` lasts until an operator resets it).
+        open_for: Option<Duration>,
         /// Into `Open`: the backoff level of that period (0 for a trip from closed, one more per
         /// failed probe since); 0 for every other state.
         level: u32,
@@ -130,12 +131,21 @@ pub enum Reason {
     OpenPeriodElapsed,
     /// Half-open → open: a probe failed (or was slow), so the open period compounds.
     ProbeFailed,
+    /// Half-open → open: a probe stayed outstanding for the config's `probe_timeout` and counted
+    /// as a failure (its `on_abandoned` outcome), so the open period compounds.
+    ProbeTimedOut,
     /// Half-open → closed: enough probes succeeded.
     ProbesSucceeded,
     /// An operator's switch: `force_open`, `disable`, `metrics_only` or `reset`.
     Operator,
-    /// Another replica's circuit opened or closed, applied through the registry's
-    /// [`Fleet`](crate::fleet::Fleet).
+    /// Closed or half-open → open: a call was recorded as [`Outcome::RetryAfter`]; the circuit
+    /// opened at once for the time the provider asked for, given here (capped at
+    /// `max_open_for`).
+    ///
+    /// [`Outcome::RetryAfter`]: crate::Outcome::RetryAfter
+    RetryAfter(Duration),
+    /// Another replica's circuit opened or closed, or an operator switched it there, applied
+    /// through the registry's [`Fleet`](crate::fleet::Fleet).
     Fleet,
 }
 
@@ -148,8 +158,10 @@ impl Reason {
             Reason::SlowCallRate => "slow_call_rate",
             Reason::OpenPeriodElapsed => "open_period_elapsed",
             Reason::ProbeFailed => "probe_failed",
+            Reason::ProbeTimedOut => "probe_timed_out",
             Reason::ProbesSucceeded => "probes_succeeded",
             Reason::Operator => "operator",
+            Reason::RetryAfter(_) => "retry_after",
             Reason::Fleet => "fleet",
         }
     }
@@ -196,7 +208,7 @@ impl Listeners {
                 tenant,
                 to,
                 reason,
-                retry_after,
+                open_for,
                 level,
                 ..
             },
@@ -205,7 +217,7 @@ impl Listeners {
             // Outside the re-entry guard: a transition a listener's own call makes is still the
             // fleet's business, and publishing never calls back into the registry.
             if let Some(change) =
-                Change::of_transition(provider, tenant, to, reason, retry_after, level)
+                Change::of_transition(provider, tenant, to, reason, open_for, level)
             {
                 let _ = catch_unwind(AssertUnwindSafe(|| fleet.publish(&change)));
             }

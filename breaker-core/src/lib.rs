@@ -28,6 +28,7 @@ mod epoch;
 mod error;
 mod event;
 pub mod fleet;
+mod http_response;
 mod name;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]
@@ -41,6 +42,8 @@ mod window;
 
 pub use circuit::{Circuit, Metrics, Permit, ScopedPermit};
 pub use classify::{Classify, ErrorClass, Outcome};
+#[cfg(feature = "http")]
+pub use client_errors::retry_after_header;
 #[cfg(feature = "tokio")]
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -51,4 +54,4 @@ pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
 pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
-pub use state::State;
+pub use state::{ParseStateError, State};

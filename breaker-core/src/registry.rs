@@ -81,7 +81,8 @@ pub(crate) struct Provider {
     /// This provider's copy of the registry default, created with the provider.
     default: Arc<Policy>,
     /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
-    /// created.
+    /// created. Its lock also serializes retunings of the provider's circuits, and is taken
+    /// before `sites`'.
     configured: Mutex<Option<Arc<Policy>>>,
     /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
     /// config, so all circuits of one site share one policy.
@@ -130,23 +131,71 @@ impl Registry {
         RegistryBuilder::default()
     }
 
-    /// Sets the config of `provider`'s circuits. It applies to circuits created afterwards and
-    /// wins over a call site's attribute arguments, so operations can retune a provider without
-    /// recompiling. Existing circuits keep their config until evicted or removed.
+    /// Sets the config of `provider`'s circuits: circuits created afterwards, and the
+    /// provider's existing circuits from their next call on. It wins over a call site's
+    /// attribute arguments (circuits made with them switch to it too), so operations can retune
+    /// a provider without recompiling, hot tenants included.
+    ///
+    /// An existing circuit keeps its state: a running open period keeps its deadline, and the
+    /// backoff level, the failure streak and the probes in flight are kept. Thresholds,
+    /// durations, probe counts and the slow-call policy of the new config apply from the next
+    /// decision on: a circuit at backoff level 2 that re-trips after a retuning to
+    /// `open_for(5s)` opens for 5 s × 2² (not for its old `open_for` × 2²). A window whose kind
+    /// or size changes restarts empty (a failure-rate window of 100 calls retuned to 50 calls
+    /// starts counting again); one that stays the same keeps its outcomes. Retuning to an equal
+    /// config does nothing.
+    ///
+    /// It visits every circuit of the provider once (under the provider's lock, which a new
+    /// tenant's first call of that provider waits for); calls on existing circuits never wait.
+    /// Each retuning keeps a copy of the config (a few hundred bytes) alive while a circuit
+    /// made before it lives, and a window replaced by it while that circuit lives.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, ManualClock, Registry, State};
+    ///
+    /// let registry = Registry::builder().clock(ManualClock::new()).build();
+    /// registry.configure("openai", Config::builder().consecutive_failures(5).build()?);
+    /// let circuit = registry.circuit("openai", "acme");
+    /// circuit.try_acquire()?.failure();
+    ///
+    /// // 3 a.m.: trip sooner, including the tenants already running.
+    /// registry.configure("openai", Config::builder().consecutive_failures(2).build()?);
+    /// circuit.try_acquire()?.failure(); // the streak of 1 was kept: 2 now
+    /// assert_eq!(circuit.state(), State::Open);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn configure(&self, provider: &str, config: Config) {
         let p = self.provider(provider);
+        let mut configured = lock(&p.configured);
+        if configured.as_ref().is_some_and(|c| c.config == config) {
+            return;
+        }
         let policy = Arc::new(Policy::new(
             config,
             self.time.clone(),
             p.name,
             self.events.clone(),
         ));
-        *lock(&p.configured) = Some(policy);
+        // Every policy the provider has handed out leads to the new one: the default, each
+        // site's, and (through them) every earlier configured one.
+        p.default.supersede(&policy);
+        for (_, site) in lock(&p.sites).iter() {
+            site.supersede(&policy);
+        }
+        *configured = Some(policy);
+        // Pairs with the fence in `create`: a circuit stored meanwhile is either visited here or
+        // sees the new policy linked and retunes itself.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        p.circuits.for_each(Circuit::retune);
     }
 
     /// [`configure`](Self::configure)s every provider of `configs`, for example a map read from
     /// a config file (with the `serde` feature, `Config` deserializes; see the README's TOML
-    /// example). Providers the map does not name keep their config.
+    /// example), existing circuits included. Providers the map does not name keep their config;
+    /// providers whose config did not change are left alone, so reloading a file on every change
+    /// retunes only what changed.
     ///
     /// ```
     /// # use breaker_core as breaker;
@@ -411,8 +460,19 @@ impl Registry {
         let policy = self.policy_for(p, site);
         self.sweep_if_due();
         let created = if self.has_room() {
-            Ok(p.circuits
-                .get_or_insert(tenant, || Circuit::from_policy(policy, tenant), guard))
+            let found = p.circuits.get_or_insert(
+                tenant,
+                || Circuit::from_policy(policy.clone(), tenant),
+                guard,
+            );
+            // Pairs with the fence in `configure`: a retuning that linked a new policy after this
+            // circuit was made either visits it or is seen here.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if policy.current_is_newer() {
+                let _serial = lock(&p.configured);
+                found.retune();
+            }
+            Ok(found)
         } else {
             Err(Circuit::from_policy(policy, tenant))
         };
@@ -452,7 +512,9 @@ impl Registry {
     }
 
     fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Arc<Policy> {
-        if let Some(policy) = lock(&p.configured).as_ref() {
+        // Held while a site's policy is added, so that a concurrent `configure` links it too.
+        let configured = lock(&p.configured);
+        if let Some(policy) = configured.as_ref() {
             return policy.clone();
         }
         let mut sites = lock(&p.sites);

@@ -41,14 +41,11 @@ impl Classify for reqwest_0_12::Error {
     }
 }
 
-/// A response counts as its status: below 400 a success, from 400 on [`ErrorClass::from_status`].
+/// A response counts as its status: below 400 a success, from 400 on [`ErrorClass::from_status`];
+/// a 429 or 503 with a `Retry-After` header is [`Outcome::RetryAfter`] of that time, as for
+/// reqwest 0.13 and `http::Response`.
 impl Classify for reqwest_0_12::Response {
     fn classify(&self) -> Outcome {
-        let status = self.status().as_u16();
-        if status < 400 {
-            Outcome::Success
-        } else {
-            ErrorClass::from_status(status).outcome()
-        }
+        crate::client_errors::classify_response(self.status().as_u16(), self.headers())
     }
 }

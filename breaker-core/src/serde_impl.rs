@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use serde::de::{Deserialize, Deserializer, Error as _};
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::circuit::Metrics;
@@ -18,23 +18,41 @@ use crate::registry::CircuitSnapshot;
 use crate::state::State;
 
 /// A config as written in a file: every key optional, unknown keys rejected (a misspelt key
-/// silently falling back to a default is how outages are configured).
+/// silently falling back to a default is how outages are configured). Each value is parsed and
+/// checked on its own as it is read, so a format (toml, json, yaml) that knows where the value is
+/// reports the error at that key's line; only combinations (`max_open_for` shorter than
+/// `open_for`, ...) are left to the whole table's [`ConfigBuilder::build`].
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    #[serde(default, deserialize_with = "consecutive_failures")]
     consecutive_failures: Option<u32>,
+    #[serde(default, deserialize_with = "failure_rate")]
     failure_rate: Option<f64>,
-    window: Option<WindowFile>,
+    #[serde(default, deserialize_with = "window")]
+    window: Option<Window>,
+    #[serde(default, deserialize_with = "minimum_calls")]
     minimum_calls: Option<u32>,
-    slow_call: Option<String>,
+    #[serde(default, deserialize_with = "slow_call")]
+    slow_call: Option<Duration>,
+    #[serde(default, deserialize_with = "slow_call_rate")]
     slow_call_rate: Option<f64>,
-    open_for: Option<String>,
-    max_open_for: Option<String>,
+    #[serde(default, deserialize_with = "open_for")]
+    open_for: Option<Duration>,
+    #[serde(default, deserialize_with = "max_open_for")]
+    max_open_for: Option<Duration>,
+    #[serde(default, deserialize_with = "backoff")]
     backoff: Option<f64>,
+    #[serde(default, deserialize_with = "jitter")]
     jitter: Option<f64>,
+    #[serde(default, deserialize_with = "half_open_probes")]
     half_open_probes: Option<u32>,
+    #[serde(default, deserialize_with = "half_open_successes")]
     half_open_successes: Option<u32>,
-    on_abandoned: Option<String>,
+    #[serde(default, deserialize_with = "on_abandoned")]
+    on_abandoned: Option<Outcome>,
+    #[serde(default, deserialize_with = "probe_timeout")]
+    probe_timeout: Option<Duration>,
 }
 
 /// `window = 100` (calls) or `window = "60s"` (time), as in the attribute.
@@ -51,11 +69,95 @@ enum WindowFile {
 /// The slow-call rate when only `slow_call` is given: every call in the window slow.
 const DEFAULT_SLOW_CALL_RATE: f64 = 1.0;
 
-fn duration(field: &'static str, text: Option<String>) -> Result<Option<Duration>, ConfigError> {
-    text.map(|t| {
-        parse_duration(&t).ok_or_else(|| ConfigError::new(field, format!("{t:?}"), DURATION_FORMAT))
-    })
-    .transpose()
+/// The error a file shows for `e`, under the attribute's name of the key.
+fn file_error<E: serde::de::Error>(e: &ConfigError) -> E {
+    // The builder names its own fields; a file uses the attribute's keys.
+    let key = match e.field() {
+        "slow_call_threshold" => "slow_call",
+        "backoff_multiplier" => "backoff",
+        other => other,
+    };
+    E::custom(format_args!(
+        "invalid `{key}` = {}: {}",
+        e.value(),
+        e.reason()
+    ))
+}
+
+fn parse_duration_at(field: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    parse_duration(text)
+        .ok_or_else(|| ConfigError::new(field, format!("{text:?}"), DURATION_FORMAT))
+}
+
+/// The builder's verdict on one value, set beside the most permissive values of the keys it is
+/// checked against (so `max_open_for = "10s"` is not judged against the default `open_for`): an
+/// error here is about this value alone.
+fn alone(field: &'static str, b: ConfigBuilder) -> Result<(), ConfigError> {
+    match b.build() {
+        Err(e) if e.field() == field => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A `deserialize_with` function per key: reads the value as `$raw`, turns it into `$ty` with
+/// `$make` and checks it with `$check`; every error is raised while the value is being read.
+macro_rules! keys {
+    ($($key:ident: $raw:ty => $ty:ty, |$v:ident| $make:expr, |$b:ident, $w:ident| $check:expr;)*) => {$(
+        fn $key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<$ty>, D::Error> {
+            let $v: $raw = Deserialize::deserialize(d)?;
+            let $w: $ty = $make.map_err(|e| file_error(&e))?;
+            let $b = ConfigBuilder::default();
+            $check.map_err(|e| file_error(&e))?;
+            Ok(Some($w))
+        }
+    )*};
+}
+
+fn ok<T>(v: T) -> Result<T, ConfigError> {
+    Ok(v)
+}
+
+keys! {
+    consecutive_failures: u32 => u32, |v| ok(v),
+        |b, n| alone("consecutive_failures", b.consecutive_failures(n));
+    failure_rate: f64 => f64, |v| ok(v),
+        |b, r| alone("failure_rate", b.failure_rate(r, Window::default()));
+    window: WindowFile => Window, |v| match v {
+            WindowFile::Calls(n) => Ok(Window::Calls(n)),
+            WindowFile::Time(t) => parse_duration_at("window", &t).map(Window::Time),
+        },
+        |b, w| alone("window", b.window(w));
+    minimum_calls: u32 => u32, |v| ok(v),
+        |b, n| alone("minimum_calls", b.window(Window::Time(Duration::from_secs(1))).minimum_calls(n));
+    slow_call: String => Duration, |v| parse_duration_at("slow_call", &v),
+        |b, d| alone("slow_call_threshold", b.slow_calls(d, DEFAULT_SLOW_CALL_RATE));
+    slow_call_rate: f64 => f64, |v| ok(v),
+        |b, r| alone("slow_call_rate", b.slow_calls(Duration::from_secs(1), r));
+    open_for: String => Duration, |v| parse_duration_at("open_for", &v),
+        |b, d| alone("open_for", b.open_for(d));
+    max_open_for: String => Duration, |v| parse_duration_at("max_open_for", &v),
+        |b, d| alone("max_open_for", b.open_for(Duration::from_millis(1)).max_open_for(d));
+    backoff: f64 => f64, |v| ok(v),
+        |b, m| alone("backoff_multiplier", b.backoff_multiplier(m));
+    jitter: f64 => f64, |v| ok(v),
+        |b, j| alone("jitter", b.jitter(j));
+    half_open_probes: u32 => u32, |v| ok(v),
+        |b, n| alone("half_open_probes", b.half_open_probes(n));
+    half_open_successes: u32 => u32, |v| ok(v),
+        |b, n| alone("half_open_successes", b.half_open_probes(1).half_open_successes(n));
+    on_abandoned: String => Outcome, |v| match v.as_str() {
+            "failure" => Ok(Outcome::Failure),
+            "ignored" => Ok(Outcome::Ignored),
+            "success" => Ok(Outcome::Success),
+            _ => Err(ConfigError::new(
+                "on_abandoned",
+                format!("{v:?}"),
+                "must be \"failure\", \"ignored\" or \"success\"",
+            )),
+        },
+        |b, o| alone("on_abandoned", b.on_abandoned(o));
+    probe_timeout: String => Duration, |v| parse_duration_at("probe_timeout", &v),
+        |b, d| alone("probe_timeout", b.probe_timeout(d));
 }
 
 impl ConfigFile {
@@ -64,12 +166,7 @@ impl ConfigFile {
         if let Some(n) = self.consecutive_failures {
             b = b.consecutive_failures(n);
         }
-        let window = match self.window {
-            None => None,
-            Some(WindowFile::Calls(n)) => Some(Window::Calls(n)),
-            Some(WindowFile::Time(t)) => duration("window", Some(t))?.map(Window::Time),
-        };
-        match (self.failure_rate, window) {
+        match (self.failure_rate, self.window) {
             (Some(r), w) => b = b.failure_rate(r, w.unwrap_or_default()),
             (None, Some(w)) => b = b.window(w),
             (None, None) => {}
@@ -77,7 +174,7 @@ impl ConfigFile {
         if let Some(n) = self.minimum_calls {
             b = b.minimum_calls(n);
         }
-        match (duration("slow_call", self.slow_call)?, self.slow_call_rate) {
+        match (self.slow_call, self.slow_call_rate) {
             (Some(d), rate) => b = b.slow_calls(d, rate.unwrap_or(DEFAULT_SLOW_CALL_RATE)),
             (None, Some(rate)) => {
                 return Err(ConfigError::new(
@@ -88,10 +185,10 @@ impl ConfigFile {
             }
             (None, None) => {}
         }
-        if let Some(d) = duration("open_for", self.open_for)? {
+        if let Some(d) = self.open_for {
             b = b.open_for(d);
         }
-        if let Some(d) = duration("max_open_for", self.max_open_for)? {
+        if let Some(d) = self.max_open_for {
             b = b.max_open_for(d);
         }
         if let Some(m) = self.backoff {
@@ -106,19 +203,11 @@ impl ConfigFile {
         if let Some(n) = self.half_open_successes {
             b = b.half_open_successes(n);
         }
+        if let Some(d) = self.probe_timeout {
+            b = b.probe_timeout(d);
+        }
         if let Some(o) = self.on_abandoned {
-            b = b.on_abandoned(match o.as_str() {
-                "failure" => Outcome::Failure,
-                "ignored" => Outcome::Ignored,
-                "success" => Outcome::Success,
-                _ => {
-                    return Err(ConfigError::new(
-                        "on_abandoned",
-                        format!("{o:?}"),
-                        "must be \"failure\", \"ignored\" or \"success\"",
-                    ))
-                }
-            });
+            b = b.on_abandoned(o);
         }
         b.build()
     }
@@ -126,7 +215,8 @@ impl ConfigFile {
 
 /// Reads the keys of `#[circuit_breaker]` (`consecutive_failures`, `failure_rate`, `window`,
 /// `minimum_calls`, `slow_call`, `slow_call_rate`, `open_for`, `max_open_for`, `backoff`,
-/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`) with the same values;
+/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`, `probe_timeout`) with the
+/// same values;
 /// missing keys take the builder's defaults, unknown keys are an error, and the result is checked
 /// by [`ConfigBuilder::build`]: an invalid value is an error that names its key.
 ///
@@ -145,19 +235,7 @@ impl ConfigFile {
 impl<'de> Deserialize<'de> for Config {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let file = ConfigFile::deserialize(deserializer)?;
-        file.build().map_err(|e| {
-            // The builder names its own fields; a file uses the attribute's keys.
-            let key = match e.field() {
-                "slow_call_threshold" => "slow_call",
-                "backoff_multiplier" => "backoff",
-                other => other,
-            };
-            D::Error::custom(format_args!(
-                "invalid `{key}` = {}: {}",
-                e.value(),
-                e.reason()
-            ))
-        })
+        file.build().map_err(|e| file_error(&e))
     }
 }
 
@@ -165,6 +243,25 @@ impl<'de> Deserialize<'de> for Config {
 impl Serialize for State {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The names of [`State::as_str`] (and what [`FromStr`](std::str::FromStr) accepts), so a query
+/// such as `?state=open` deserializes straight into a `State`.
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::State;
+///
+/// let state: State = serde_json::from_str(r#""half_open""#)?;
+/// assert_eq!(state, State::HalfOpen);
+/// assert!(serde_json::from_str::<State>(r#""shut""#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -162,6 +162,68 @@ impl fmt::Display for State {
     }
 }
 
+/// Parses the names [`State::as_str`] gives (`"open"`, `"half_open"`, ...), in any ASCII case
+/// and with `-` for `_` (`"Half-Open"`), e.g. an admin endpoint's `?state=open`.
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::State;
+///
+/// assert_eq!("half_open".parse::<State>(), Ok(State::HalfOpen));
+/// assert_eq!("Forced-Open".parse::<State>(), Ok(State::ForcedOpen));
+/// let err = "shut".parse::<State>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "unknown circuit state \"shut\": expected one of closed, open, half_open, forced_open, disabled, metrics_only"
+/// );
+/// ```
+impl std::str::FromStr for State {
+    type Err = ParseStateError;
+
+    fn from_str(s: &str) -> Result<State, ParseStateError> {
+        State::ALL
+            .into_iter()
+            .find(|state| {
+                let name = state.as_str();
+                name.len() == s.len()
+                    && name
+                        .bytes()
+                        .zip(s.bytes())
+                        .all(|(n, c)| n == c.to_ascii_lowercase() || (n == b'_' && c == b'-'))
+            })
+            .ok_or_else(|| ParseStateError(s.into()))
+    }
+}
+
+impl State {
+    /// Every state, in the order of [`FromStr`](std::str::FromStr)'s list of expected names.
+    const ALL: [State; 6] = [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::ForcedOpen,
+        State::Disabled,
+        State::MetricsOnly,
+    ];
+}
+
+/// A string that names no [`State`]; says which names would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseStateError(Box<str>);
+
+impl fmt::Display for ParseStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown circuit state {:?}: expected one of ", self.0)?;
+        for (i, state) in State::ALL.into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{state}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ParseStateError {}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

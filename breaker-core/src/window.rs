@@ -3,7 +3,7 @@
 //! buckets whatever the call rate.
 
 use crate::config::Window;
-use crate::sync::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Totals over the window at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +76,110 @@ impl Recorder {
             Recorder::Count(w) => w.clear(),
             Recorder::Time(w) => w.clear(),
         }
+    }
+}
+
+/// A circuit's window, which a retuned config may replace by a new, empty one of another kind or
+/// size (or by none). A replaced window stays allocated, linked from its successor, until the
+/// circuit is dropped: a record that read the old window just before the swap still writes valid
+/// memory, and nothing has to learn when the last such record is over. Each retuning that
+/// changes the window costs its size once per circuit, for the circuit's life.
+pub(crate) struct WindowSlot {
+    /// The current window's node; null when the circuit never had one.
+    current: AtomicPtr<WindowNode>,
+}
+
+struct WindowNode {
+    recorder: Option<Recorder>,
+    /// What `recorder` was made for, to tell whether a new config changes it.
+    spec: Option<Window>,
+    /// The node this one replaced (owned by this one), or null.
+    older: *mut WindowNode,
+}
+
+impl WindowSlot {
+    /// A slot holding a new window for `spec`, or none.
+    pub(crate) fn new(spec: Option<Window>) -> Self {
+        let current = match spec {
+            None => std::ptr::null_mut(),
+            Some(_) => WindowNode::boxed(spec, std::ptr::null_mut()),
+        };
+        WindowSlot {
+            current: AtomicPtr::new(current),
+        }
+    }
+
+    /// The current window, if any.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&Recorder> {
+        let node = self.current.load(Ordering::Acquire);
+        // SAFETY: a non-null `current` was published by `new` or `set` from `Box::into_raw`, and
+        // every node stays allocated until the slot is dropped (replaced nodes are owned by
+        // their successors), which cannot happen while `&self` is alive.
+        unsafe { node.as_ref() }.and_then(|n| n.recorder.as_ref())
+    }
+
+    /// Makes the window a new, empty one for `spec` (or none), unless it is already made for
+    /// `spec`.
+    pub(crate) fn set(&self, spec: Option<Window>) {
+        let mut current = self.current.load(Ordering::Acquire);
+        loop {
+            // SAFETY: as in `get`.
+            let current_spec = unsafe { current.as_ref() }.and_then(|n| n.spec);
+            if current_spec == spec {
+                return;
+            }
+            let node = WindowNode::boxed(spec, current);
+            match self
+                .current
+                .compare_exchange(current, node, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => {
+                    // SAFETY: `node` was never published; it does not own `current` yet, so its
+                    // link is cleared before it is freed.
+                    unsafe {
+                        (*node).older = std::ptr::null_mut();
+                        drop(Box::from_raw(node));
+                    }
+                    current = actual;
+                }
+            }
+        }
+    }
+}
+
+impl WindowNode {
+    fn boxed(spec: Option<Window>, older: *mut WindowNode) -> *mut WindowNode {
+        Box::into_raw(Box::new(WindowNode {
+            recorder: spec.map(Recorder::new),
+            spec,
+            older,
+        }))
+    }
+}
+
+impl Drop for WindowSlot {
+    fn drop(&mut self) {
+        let mut node = self.current.load(Ordering::Acquire);
+        while !node.is_null() {
+            // SAFETY: every node of the chain came from `Box::into_raw` and is owned by the slot
+            // (the newest) or by its successor; `&mut self` means no one reads them any more.
+            let boxed = unsafe { Box::from_raw(node) };
+            node = boxed.older;
+        }
+    }
+}
+
+// SAFETY: the slot owns its nodes, which hold only a `Recorder` (atomics: `Send + Sync`) and the
+// link to the node they own; `&WindowSlot` only ever gives `&Recorder`.
+unsafe impl Send for WindowSlot {}
+// SAFETY: as above.
+unsafe impl Sync for WindowSlot {}
+
+impl std::fmt::Debug for WindowSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WindowSlot").field(&self.get()).finish()
     }
 }
 

@@ -71,6 +71,11 @@ fn table() -> Vec<(String, ConfigBuilder, &'static str)> {
     }
     for d in bad_durations() {
         add(
+            format!("probe_timeout({d:?})"),
+            b().probe_timeout(d),
+            "probe_timeout",
+        );
+        add(
             format!("slow_calls({d:?}, 0.5)"),
             b().slow_calls(d, 0.5),
             "slow_call_threshold",
@@ -242,6 +247,9 @@ fn extreme_valid_configs_build_and_run() {
             .half_open_probes(1)
             .half_open_successes(MAX_PROBES)
             .on_abandoned(Outcome::Success),
+        b().consecutive_failures(1)
+            .probe_timeout(Duration::from_nanos(1)),
+        b().consecutive_failures(1).probe_timeout(MAX_DURATION),
     ];
     for (i, builder) in valid.into_iter().enumerate() {
         let config = builder

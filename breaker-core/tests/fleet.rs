@@ -173,12 +173,12 @@ fn remote_facts_reach_listeners_with_reason_fleet() {
             if let Event::Transition {
                 to,
                 reason,
-                retry_after,
+                open_for,
                 level,
                 ..
             } = *event
             {
-                log.lock().unwrap().push((to, reason, retry_after, level));
+                log.lock().unwrap().push((to, reason, open_for, level));
             }
         })
         .build();

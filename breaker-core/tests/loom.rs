@@ -352,3 +352,126 @@ fn operator_transitions_race_probes_without_wedging() {
         assert_eq!(c.metrics().consecutive_failures, 0);
     });
 }
+
+/// A retuning that replaces the window (another size) while records run on the old one: every
+/// record lands in one window or the other, the old one stays valid for a record that read it
+/// before the swap, and afterwards the circuit counts in the new window only.
+#[test]
+fn retuning_swaps_the_window_under_concurrent_records() {
+    model(|| {
+        let rate = |n| {
+            config(
+                Config::builder()
+                    .failure_rate(1.0, Window::Calls(n))
+                    .minimum_calls(n),
+            )
+        };
+        let c = Circuit::with_clock(rate(4), ManualClock::new());
+        let p = c.try_acquire().unwrap();
+        let q = c.try_acquire().unwrap();
+        let recorder = thread::spawn(move || {
+            p.failure();
+            q.success();
+        });
+        let tuner = {
+            let c = c.clone();
+            thread::spawn(move || c.__retune_for_loom(rate(2)))
+        };
+        recorder.join().unwrap();
+        tuner.join().unwrap();
+        let m = c.metrics();
+        assert!(m.calls_in_window <= 2, "{m:?}");
+        assert_eq!(m.state, State::Closed, "never 2 failures of 2: {m:?}");
+        assert_eq!(c.config().window(), Window::Calls(2));
+        c.try_acquire().unwrap().failure();
+        c.try_acquire().unwrap().failure();
+        assert_eq!(c.state(), State::Open, "two failures fill the new window");
+    });
+}
+
+/// A plain circuit retuned to a windowed one while a success takes the fast path: the flag and
+/// the window change together as far as later calls can tell, and no call is lost or doubled.
+#[test]
+fn retuning_a_plain_circuit_races_a_success_safely() {
+    model(|| {
+        let c = Circuit::with_clock(
+            config(Config::builder().consecutive_failures(1)),
+            ManualClock::new(),
+        );
+        let p = c.try_acquire().unwrap();
+        let caller = thread::spawn(move || p.success());
+        let tuner = {
+            let c = c.clone();
+            thread::spawn(move || {
+                c.__retune_for_loom(config(
+                    Config::builder()
+                        .failure_rate(0.5, Window::Calls(2))
+                        .minimum_calls(2),
+                ))
+            })
+        };
+        caller.join().unwrap();
+        tuner.join().unwrap();
+        assert!(c.metrics().calls_in_window <= 1);
+        c.try_acquire().unwrap().failure();
+        let m = c.metrics();
+        assert!(m.calls_in_window >= 1 && m.calls_in_window <= 2, "{m:?}");
+        assert_eq!(m.failures_in_window, 1);
+    });
+}
+
+/// A hung probe past its timeout, with two callers finding its slot taken at once: with
+/// `on_abandoned = Ignored` exactly one of them gets the freed slot, and the hung probe's late
+/// outcome changes nothing.
+#[test]
+fn a_timed_out_probe_frees_its_slot_exactly_once() {
+    model(|| {
+        let (c, clock) = expired(
+            Config::builder()
+                .probe_timeout(OPEN_FOR)
+                .on_abandoned(Outcome::Ignored),
+        );
+        let hung = c.try_acquire().unwrap();
+        clock.advance(OPEN_FOR);
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (c, admitted) = (c.clone(), admitted.clone());
+                thread::spawn(move || {
+                    if let Ok(p) = c.try_acquire() {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                        std::mem::forget(p); // still out when the threads end
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 1);
+        hung.failure();
+        assert_eq!(c.state(), State::HalfOpen, "the late failure is stale");
+    });
+}
+
+/// The same race with the default `on_abandoned = Failure`: the circuit reopens once, one step
+/// up the backoff, and both callers are turned away.
+#[test]
+fn a_timed_out_probe_reopens_the_circuit_once() {
+    model(|| {
+        let (c, clock) = expired(Config::builder().probe_timeout(OPEN_FOR));
+        let _hung = c.try_acquire().unwrap();
+        clock.advance(OPEN_FOR);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let c = c.clone();
+                thread::spawn(move || assert!(c.try_acquire().is_err()))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.metrics().times_opened, 2);
+        assert_eq!(c.retry_after(), Some(OPEN_FOR * 2));
+    });
+}

@@ -27,6 +27,7 @@ struct Spec {
     probes: u32,
     successes: Option<u32>,
     on_abandoned: Outcome,
+    probe_timeout_ms: u64,
 }
 
 impl Spec {
@@ -37,6 +38,7 @@ impl Spec {
             .backoff_multiplier(2.0)
             .half_open_probes(self.probes)
             .on_abandoned(self.on_abandoned)
+            .probe_timeout(Duration::from_millis(self.probe_timeout_ms))
             .window(self.window);
         if let Some(n) = self.consecutive {
             b = b.consecutive_failures(n);
@@ -93,6 +95,8 @@ struct Model {
     timed: Vec<(u64, bool, bool)>,
     rejected: u64,
     times_opened: u32,
+    /// When the latest probe of the current half-open stay was admitted.
+    latest_probe: u64,
 }
 
 #[derive(Debug, PartialEq)]
@@ -115,6 +119,7 @@ impl Model {
             timed: Vec::new(),
             rejected: 0,
             times_opened: 0,
+            latest_probe: 0,
         }
     }
 
@@ -140,7 +145,16 @@ impl Model {
     }
 
     fn trip(&mut self, level: u32) {
-        let deadline = self.now + self.period_us(level);
+        self.trip_for(level, self.period_us(level));
+    }
+
+    /// A provider's `Retry-After`, capped at `max_open_for`, in µs.
+    fn asked(&self, d: Duration) -> u64 {
+        (d.as_micros() as u64).min(self.spec.open_for_ms * self.spec.max_factor * 1000)
+    }
+
+    fn trip_for(&mut self, level: u32, period_us: u64) {
+        let deadline = self.now + period_us;
         self.goto(MState::Open { deadline, level });
         self.times_opened += 1;
         self.consecutive = 0;
@@ -166,6 +180,7 @@ impl Model {
                     in_flight: 1,
                     successes: 0,
                 });
+                self.latest_probe = self.now;
                 Ok(permit(self))
             }
             MState::HalfOpen {
@@ -173,6 +188,35 @@ impl Model {
                 in_flight,
                 successes,
             } => {
+                if in_flight >= self.spec.probes
+                    && self.now - self.latest_probe >= self.spec.probe_timeout_ms * 1000
+                {
+                    // Every probe out started no later than the latest: all are let go, each
+                    // counted as `on_abandoned`, in a new episode.
+                    match self.spec.on_abandoned {
+                        Outcome::Success
+                            if successes + in_flight >= self.config.half_open_successes() =>
+                        {
+                            self.clear();
+                            self.goto(MState::Closed);
+                        }
+                        Outcome::Success => self.goto(MState::HalfOpen {
+                            level,
+                            in_flight: 0,
+                            successes: successes + in_flight,
+                        }),
+                        Outcome::Ignored => self.goto(MState::HalfOpen {
+                            level,
+                            in_flight: 0,
+                            successes,
+                        }),
+                        Outcome::RetryAfter(d) if !d.is_zero() => {
+                            self.trip_for((level + 1).min(31), self.asked(d))
+                        }
+                        _ => self.trip((level + 1).min(31)),
+                    }
+                    return self.acquire();
+                }
                 if in_flight >= self.spec.probes {
                     self.rejected += 1;
                     return Err(Rejection {
@@ -185,6 +229,7 @@ impl Model {
                     in_flight: in_flight + 1,
                     successes,
                 };
+                self.latest_probe = self.now;
                 Ok(permit(self))
             }
             MState::ForcedOpen => {
@@ -241,7 +286,7 @@ impl Model {
                 let failure = match outcome {
                     Outcome::Ignored => return,
                     Outcome::Success => false,
-                    Outcome::Failure => true,
+                    Outcome::Failure | Outcome::RetryAfter(_) => true,
                 };
                 let mut trip = false;
                 if let Some(n) = self.config.consecutive_failures() {
@@ -272,8 +317,10 @@ impl Model {
                         trip |= self.spec.slow.is_some_and(|(_, r)| rate(slows) >= r);
                     }
                 }
-                if trip {
-                    self.trip(0);
+                match outcome {
+                    Outcome::RetryAfter(d) if !d.is_zero() => self.trip_for(0, self.asked(d)),
+                    _ if trip => self.trip(0),
+                    _ => {}
                 }
             }
             MState::HalfOpen {
@@ -287,7 +334,10 @@ impl Model {
                     outcome
                 };
                 match outcome {
-                    Outcome::Failure => self.trip((level + 1).min(31)),
+                    Outcome::RetryAfter(d) if !d.is_zero() => {
+                        self.trip_for((level + 1).min(31), self.asked(d))
+                    }
+                    Outcome::Failure | Outcome::RetryAfter(_) => self.trip((level + 1).min(31)),
                     Outcome::Ignored => {
                         self.state = MState::HalfOpen {
                             level,
@@ -348,7 +398,11 @@ fn outcome() -> impl Strategy<Value = Outcome> {
     prop_oneof![
         Just(Outcome::Success),
         Just(Outcome::Failure),
-        Just(Outcome::Ignored)
+        Just(Outcome::Ignored),
+        // The provider's time: zero (a plain failure), shorter and longer than the cap.
+        Just(Outcome::RetryAfter(Duration::ZERO)),
+        Just(Outcome::RetryAfter(Duration::from_micros(700_001))),
+        Just(Outcome::RetryAfter(Duration::from_secs(100))),
     ]
 }
 
@@ -376,13 +430,15 @@ fn rate() -> impl Strategy<Value = f64> {
     prop_oneof![Just(0.25), Just(0.5), Just(0.75), Just(1.0)]
 }
 
-fn breaker_common() -> impl Strategy<Value = (u64, u64, u32, Option<u32>, Outcome)> {
+fn breaker_common() -> impl Strategy<Value = (u64, u64, u32, Option<u32>, Outcome, u64)> {
     (
         prop_oneof![Just(100u64), Just(1000), Just(2500)],
         1u64..6,
         1u32..4,
         proptest::option::of(1u32..4),
         outcome(),
+        // Probe timeouts a few steps long, so that runs let probes go.
+        prop_oneof![Just(50u64), Just(1000), Just(4000)],
     )
 }
 
@@ -413,7 +469,8 @@ fn spec() -> impl Strategy<Value = Spec> {
     ];
     (policy, breaker_common()).prop_map(
         |((consecutive, failure_rate, slow, window, minimum_calls), common)| {
-            let (open_for_ms, max_factor, probes, successes, on_abandoned) = common;
+            let (open_for_ms, max_factor, probes, successes, on_abandoned, probe_timeout_ms) =
+                common;
             Spec {
                 consecutive,
                 failure_rate,
@@ -425,6 +482,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                 probes,
                 successes,
                 on_abandoned,
+                probe_timeout_ms,
             }
         },
     )

@@ -80,7 +80,7 @@ fn panic_in_a_probe_frees_its_slot() {
         panic_holding_a_permit(&c);
         let expected = match abandoned {
             Outcome::Ignored => State::HalfOpen,
-            Outcome::Failure => State::Open,
+            Outcome::Failure | Outcome::RetryAfter(_) => State::Open,
             Outcome::Success => State::Closed,
         };
         assert_eq!(c.state(), expected, "{abandoned:?}");

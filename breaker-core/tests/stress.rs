@@ -32,7 +32,7 @@ impl Tally {
     fn count(&self, o: Outcome) {
         match o {
             Outcome::Success => &self.successes,
-            Outcome::Failure => &self.failures,
+            Outcome::Failure | Outcome::RetryAfter(_) => &self.failures,
             Outcome::Ignored => &self.ignored,
         }
         .fetch_add(1, Relaxed);
@@ -109,7 +109,8 @@ fn registry(clock: ManualClock) -> Registry {
 fn outcome() -> Outcome {
     match fastrand::u8(0..10) {
         0..=4 => Outcome::Success,
-        5..=8 => Outcome::Failure,
+        5..=7 => Outcome::Failure,
+        8 => Outcome::RetryAfter(std::time::Duration::from_micros(fastrand::u64(0..3))),
         _ => Outcome::Ignored,
     }
 }

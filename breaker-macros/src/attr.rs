@@ -33,6 +33,7 @@ const KEYS: &[&str] = &[
     "half_open_probes",
     "half_open_successes",
     "on_abandoned",
+    "probe_timeout",
     "classify",
     "fallback",
     "crate",
@@ -71,6 +72,7 @@ pub(crate) enum Setting {
     HalfOpenProbes(u32),
     HalfOpenSuccesses(u32),
     OnAbandoned(Outcome),
+    ProbeTimeout(Duration),
 }
 
 impl Setting {
@@ -88,6 +90,7 @@ impl Setting {
             Setting::HalfOpenProbes(n) => b.half_open_probes(n),
             Setting::HalfOpenSuccesses(n) => b.half_open_successes(n),
             Setting::OnAbandoned(o) => b.on_abandoned(o),
+            Setting::ProbeTimeout(d) => b.probe_timeout(d),
         }
     }
 }
@@ -120,6 +123,7 @@ struct Raw {
     half_open_probes: Option<Keyed<u32>>,
     half_open_successes: Option<Keyed<u32>>,
     on_abandoned: Option<Keyed<Outcome>>,
+    probe_timeout: Option<Keyed<Duration>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
     provider_written: bool,
     errors: Option<syn::Error>,
@@ -248,6 +252,7 @@ impl Raw {
                 count(&value, &name),
             ),
             "on_abandoned" => set(&mut self.on_abandoned, e, key, &name, outcome(&value)),
+            "probe_timeout" => set(&mut self.probe_timeout, e, key, &name, dur(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
         }
@@ -353,6 +358,9 @@ impl Raw {
         if let Some(o) = &self.on_abandoned {
             s.push(Setting::OnAbandoned(o.value));
         }
+        if let Some(d) = &self.probe_timeout {
+            s.push(Setting::ProbeTimeout(d.value));
+        }
         s
     }
 
@@ -373,6 +381,7 @@ impl Raw {
             "jitter" => self.jitter.as_ref().map(|a| a.key),
             "half_open_probes" => self.half_open_probes.as_ref().map(|a| a.key),
             "half_open_successes" => self.half_open_successes.as_ref().map(|a| a.key),
+            "probe_timeout" => self.probe_timeout.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)
@@ -411,6 +420,7 @@ fn example(key: &str) -> &'static str {
         "slow_call" => "\"2s\"",
         "open_for" => "\"30s\"",
         "max_open_for" => "\"5m\"",
+        "probe_timeout" => "\"30s\"",
         "on_abandoned" => "\"failure\"",
         _ => "5",
     }

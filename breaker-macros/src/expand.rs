@@ -450,8 +450,17 @@ fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
                 breaker_core::Outcome::Success => quote!(Success),
                 breaker_core::Outcome::Failure => quote!(Failure),
                 breaker_core::Outcome::Ignored => quote!(Ignored),
+                // The attribute's `on_abandoned` spells only the three above.
+                breaker_core::Outcome::RetryAfter(t) => {
+                    let t = d(t);
+                    quote!(RetryAfter(#t))
+                }
             };
             quote!(.on_abandoned(#k::__private::Outcome::#o))
+        }
+        Setting::ProbeTimeout(t) => {
+            let t = d(t);
+            quote!(.probe_timeout(#t))
         }
     }
 }

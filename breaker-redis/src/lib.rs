@@ -132,7 +132,7 @@ impl Fleet for RedisFleet {
                 open_for,
                 level,
                 at: Instant::now(),
-                reopened: reason == Reason::ProbeFailed,
+                reopened: matches!(reason, Reason::ProbeFailed | Reason::ProbeTimedOut),
             },
             Change::Closed {
                 provider, tenant, ..

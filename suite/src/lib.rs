@@ -4,12 +4,13 @@
 //! dependencies at hand.
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
-/// of them use the `tracing`, `metrics` and `redis` features, backon, tower and toml).
+/// of them use the `tracing`, `metrics`, `axum` and `redis` features, backon, tower and toml).
 #[cfg(all(
     doctest,
     feature = "tracing",
     feature = "metrics",
     feature = "serde",
+    feature = "axum",
     feature = "redis"
 ))]
 #[doc = include_str!("../../README.md")]

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use breaker::{Config, ManualClock, Outcome, Registry, Window};
 
-/// The first ```toml block of the README, so the documented example is the tested one.
+/// The README's `breaker.toml` example, so the documented example is the tested one.
 fn readme_toml() -> String {
     let readme = include_str!("../../README.md");
-    let start = readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
+    let fence = "```toml\n# breaker.toml";
+    let start = readme
+        .find(fence)
+        .expect("README has a breaker.toml example")
+        + "```toml\n".len();
     let len = readme[start..].find("```").unwrap();
     readme[start..start + len].to_owned()
 }
@@ -37,6 +41,12 @@ fn the_readme_example_parses_into_the_documented_configs() {
     assert_eq!(anthropic.open_for(), Duration::from_secs(90));
     assert_eq!(anthropic.jitter(), 0.1);
     assert_eq!(anthropic.on_abandoned(), Outcome::Ignored);
+    assert_eq!(anthropic.probe_timeout(), Duration::from_secs(120));
+    assert_eq!(
+        openai.probe_timeout(),
+        Duration::from_secs(60),
+        "the default"
+    );
 }
 
 #[test]
@@ -115,6 +125,10 @@ fn invalid_values_are_errors_naming_their_key() {
             "invalid `max_open_for` = 60s",
         ),
         (
+            "probe_timeout = \"0s\"",
+            "invalid `probe_timeout` = 0s: must be longer than zero",
+        ),
+        (
             "on_abandoned = \"maybe\"",
             "invalid `on_abandoned` = \"maybe\": must be \"failure\"",
         ),
@@ -139,4 +153,58 @@ fn unknown_keys_and_wrong_types_are_errors() {
         err.contains("a number of calls or a duration string"),
         "{err}"
     );
+}
+
+/// The line (1-based) where toml puts `text`'s error.
+fn error_line(text: &str) -> usize {
+    let err = parse(text).unwrap_err();
+    let span = err.span().expect("toml knows where the error is");
+    text[..span.start].matches('\n').count() + 1
+}
+
+/// A bad value is reported at its key's line, not at the table's header: each value is checked as
+/// it is read (it used to be checked with the whole table).
+#[test]
+fn a_bad_value_is_reported_at_its_keys_line() {
+    let text = "[p]\nfailure_rate = 0.5\nopen_for = \"30x\"\n";
+    assert_eq!(error_line(text), 3, "{}", parse(text).unwrap_err());
+    for (body, key) in [
+        ("jitter = 1.5", "jitter"),
+        ("backoff = 0.5", "backoff"),
+        ("failure_rate = 2.0", "failure_rate"),
+        ("window = 0", "window"),
+        ("window = \"1x\"", "window"),
+        ("half_open_probes = 0", "half_open_probes"),
+        ("on_abandoned = \"maybe\"", "on_abandoned"),
+        ("slow_call = \"0s\"", "slow_call"),
+        ("max_open_for = \"0s\"", "max_open_for"),
+    ] {
+        let text = format!("[p]\nminimum_calls = 5\n\n{body}\n");
+        assert_eq!(
+            error_line(&text),
+            4,
+            "{body}: {}",
+            parse(&text).unwrap_err()
+        );
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains(&format!("invalid `{key}`")),
+            "{body}: {}",
+            parse(&text).unwrap_err()
+        );
+    }
+}
+
+/// Values checked alone are judged beside the most permissive partners: these combinations are
+/// valid, and a combination that is not is still an error (of the whole table).
+#[test]
+fn values_valid_together_are_not_rejected_alone() {
+    let c = &parse("[p]\nopen_for = \"5s\"\nmax_open_for = \"10s\"\nhalf_open_probes = 3\nhalf_open_successes = 3\nfailure_rate = 0.5\nwindow = \"1m\"\nminimum_calls = 500").unwrap()["p"];
+    assert_eq!(c.max_open_for(), Duration::from_secs(10));
+    assert_eq!(c.half_open_successes(), 3);
+    assert_eq!(c.minimum_calls(), 500);
+    let err = error("open_for = \"10m\"\nmax_open_for = \"1m\"");
+    assert!(err.contains("invalid `max_open_for` = 60s"), "{err}");
 }

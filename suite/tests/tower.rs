@@ -176,6 +176,33 @@ async fn ok_503_counts_as_failure_with_the_response_classifier() {
     );
 }
 
+/// An `Ok(429)` that says when to come back opens the circuit at once for that long, with the
+/// response classifier; the first two failures of a streak of three would not.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_retry_after_header_opens_the_circuit_for_the_providers_time() {
+    let clock = ManualClock::new();
+    let registry = registry(&clock);
+    let mut service = ServiceBuilder::new()
+        .layer(
+            CircuitBreakerLayer::new(tenant_key)
+                .registry(registry.clone())
+                .classify(ResponseClassifier),
+        )
+        .service(service_fn(|_req: Request| async {
+            Ok::<_, BoxError>(
+                http::Response::builder()
+                    .status(429)
+                    .header("retry-after", "45")
+                    .body(())
+                    .unwrap(),
+            )
+        }));
+    assert_eq!(send(&mut service, "acme").await.unwrap().status(), 429);
+    let err = send(&mut service, "acme").await.unwrap_err();
+    assert_eq!(rejection(&err).retry_after(), Some(Duration::from_secs(45)));
+}
+
 #[tokio::test]
 async fn tenants_are_isolated_by_key() {
     let clock = ManualClock::new();
