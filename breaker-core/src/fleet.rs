@@ -63,6 +63,7 @@ use std::time::Duration;
 
 use crate::circuit::Circuit;
 use crate::clock::Timebase;
+use crate::config::Config;
 use crate::event::Reason;
 use crate::registry::Provider;
 use crate::state::State;
@@ -231,6 +232,15 @@ impl FleetLink {
             hub.apply(&circuit, fact);
         }
         true
+    }
+
+    /// The config of the circuit of (`provider`, `tenant`), if it exists here: for settings the
+    /// fleet needs, such as how long a probe may take ([`Config::probe_timeout`]).
+    pub fn config(&self, provider: &str, tenant: &str) -> Option<Config> {
+        let hub = self.hub.upgrade()?;
+        let provider = hub.lock().providers.get(provider).cloned()?;
+        let circuit = provider.find(tenant)?;
+        Some(circuit.config().clone())
     }
 
     /// Whether the registry this link applies to still exists.

@@ -105,7 +105,16 @@ fn local_openings_closings_and_operator_switches_are_published() {
 #[test]
 fn a_remote_opening_rejects_for_what_is_left_at_its_level() {
     let (registry, fleet, clock) = setup();
+    assert!(
+        fleet.link().config("openai", "acme").is_none(),
+        "no circuit yet"
+    );
     let existing = registry.circuit("openai", "acme");
+    assert_eq!(
+        fleet.link().config("openai", "acme").map(|c| c.open_for()),
+        Some(secs(10)),
+        "the circuit's config, for the fleet's settings (probe_timeout)"
+    );
     assert!(fleet.link().open("openai", "acme", secs(7), 2));
     assert_eq!(existing.state(), State::Open);
     let rejected = existing.try_acquire().unwrap_err();

@@ -234,9 +234,10 @@ impl RedisFleetBuilder {
     }
 
     /// How long the replica that won the probe of an ended open period may take to publish its
-    /// outcome (default 10 s; set it to the longest a probe call may take). Meanwhile the other
-    /// replicas keep the circuit open; if the outcome never comes (the prober died), the lease
-    /// lapses and they race for the probe again.
+    /// outcome, when it has no circuit of that tenant yet (default 10 s); otherwise its
+    /// circuit's `probe_timeout` is the lease. Meanwhile the other replicas keep the circuit
+    /// open; if the outcome never comes (the prober died), the lease lapses and they race for
+    /// the probe again.
     pub fn probe_lease(mut self, d: Duration) -> Self {
         self.probe_lease = d;
         self

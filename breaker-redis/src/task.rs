@@ -178,8 +178,12 @@ impl Task {
     /// (see `probes.rs`).
     async fn race(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
         let due = self.probes().take_due(Instant::now());
-        let lease_ms = millis(self.probe_lease + probes::LEAD).max(1);
         for ((provider, tenant), level) in due {
+            // The prober's own circuit says how long its probe may take.
+            let lease = link
+                .config(&provider, &tenant)
+                .map_or(self.probe_lease, |c| c.probe_timeout());
+            let lease_ms = millis(lease + probes::LEAD).max(1);
             let key = self.layout.probe_key(&provider, &tenant);
             let (won, pttl): (Option<String>, i64) = timeout(
                 self.command_timeout,

@@ -132,13 +132,23 @@ pub async fn replica_with(
     open_for: Duration,
     settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
 ) -> (Registry, FleetHealth) {
+    replica_configured(url, namespace, config(open_for), settings).await
+}
+
+/// [`replica_with`] with its circuits' config.
+pub async fn replica_configured(
+    url: &str,
+    namespace: &str,
+    config: Config,
+    settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
+) -> (Registry, FleetHealth) {
     let fleet = settings(RedisFleet::builder(url).namespace(namespace))
         .build()
         .await
         .expect("valid fleet config");
     let health = fleet.health();
     let registry = Registry::builder()
-        .default_config(config(open_for))
+        .default_config(config)
         .fleet(fleet)
         .build();
     (registry, health)
