@@ -28,8 +28,11 @@
 //! success after the open period deletes the key and closes the circuit everywhere.
 //!
 //! With the store gone, calls run on local circuits as if no fleet were attached; the task
-//! reconnects with backoff and resyncs by itself. [`FleetHealth`] and `tracing` events (target
-//! `breaker::fleet`: `WARN` when degraded, `INFO` when restored) tell operators.
+//! reconnects with backoff and resyncs by itself. [`FleetHealth`], `tracing` events (target
+//! `breaker::fleet`: `WARN` when degraded, `INFO` when restored) and, with feature `metrics`,
+//! the gauge `breaker_fleet_connected` and counters `breaker_fleet_changes_dropped_total`,
+//! `breaker_fleet_changes_published_total`, `breaker_fleet_facts_applied_total` and
+//! `breaker_fleet_store_failures_total` (all labelled by `namespace`) tell operators.
 //!
 //! Keys are described in the `keys` module: `breaker:v1:<namespace>:{<provider>:<tenant>}:open`,
 //! every name percent-encoded.
@@ -153,7 +156,7 @@ impl Fleet for RedisFleet {
             _ => return,
         };
         if self.queue.try_send(queued).is_err() {
-            let dropped = self.health.0.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let dropped = self.health.0.count(Count::Dropped);
             // One line per power of two, so a full queue cannot flood the logs.
             if dropped.is_power_of_two() {
                 tracing::warn!(
@@ -308,7 +311,9 @@ impl RedisFleetBuilder {
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            namespace: self.namespace.clone(),
         }));
+        health.0.set_connected(false);
         let (queue, queued) = mpsc::channel(self.queue_capacity);
         let (link, linked) = oneshot::channel();
         let (stop, stopped) = oneshot::channel();
@@ -372,11 +377,50 @@ impl std::error::Error for FleetError {}
 pub struct FleetHealth(Arc<Health>);
 
 pub(crate) struct Health {
-    pub(crate) connected: AtomicBool,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) published: AtomicU64,
-    pub(crate) applied: AtomicU64,
-    pub(crate) failures: AtomicU64,
+    connected: AtomicBool,
+    dropped: AtomicU64,
+    published: AtomicU64,
+    applied: AtomicU64,
+    failures: AtomicU64,
+    /// The `namespace` label of the fleet's metrics (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    namespace: String,
+}
+
+/// What [`Health::count`] counts.
+#[derive(Clone, Copy)]
+pub(crate) enum Count {
+    Dropped,
+    Published,
+    Applied,
+    Failure,
+}
+
+impl Health {
+    /// Counts one `what`, in [`FleetHealth`] and, with feature `metrics`, as
+    /// `breaker_fleet_changes_dropped_total`, `breaker_fleet_changes_published_total`,
+    /// `breaker_fleet_facts_applied_total` or `breaker_fleet_store_failures_total` {namespace}.
+    /// Returns the new count.
+    pub(crate) fn count(&self, what: Count) -> u64 {
+        let (counter, _name) = match what {
+            Count::Dropped => (&self.dropped, "breaker_fleet_changes_dropped_total"),
+            Count::Published => (&self.published, "breaker_fleet_changes_published_total"),
+            Count::Applied => (&self.applied, "breaker_fleet_facts_applied_total"),
+            Count::Failure => (&self.failures, "breaker_fleet_store_failures_total"),
+        };
+        #[cfg(feature = "metrics")]
+        metrics::counter!(_name, "namespace" => self.namespace.clone()).increment(1);
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Records whether the fleet is connected (with feature `metrics`, the gauge
+    /// `breaker_fleet_connected` {namespace}, 1 or 0); returns whether it was.
+    pub(crate) fn set_connected(&self, connected: bool) -> bool {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("breaker_fleet_connected", "namespace" => self.namespace.clone())
+            .set(if connected { 1.0 } else { 0.0 });
+        self.connected.swap(connected, Ordering::AcqRel)
+    }
 }
 
 impl FleetHealth {

@@ -1,7 +1,6 @@
 //! The fleet's background task: one connection for commands and one for pub/sub, made again with
 //! backoff whenever the store fails, and a resync after every (re)connection.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use tokio::time::{sleep, timeout};
 
 use crate::keys::{self, Kind, Layout, VERSION};
 use crate::probes::{self, Probes};
-use crate::{Health, Queued};
+use crate::{Count, Health, Queued};
 
 /// Backoff between connection attempts: doubled from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
@@ -83,8 +82,8 @@ impl Task {
                 _ = &mut stopped => return,
             };
             let End::Failed(error) = end else { return };
-            self.health.failures.fetch_add(1, Ordering::Relaxed);
-            if self.health.connected.swap(false, Ordering::AcqRel) {
+            self.health.count(Count::Failure);
+            if self.health.set_connected(false) {
                 retry = RETRY_FIRST;
                 tracing::warn!(
                     target: "breaker::fleet", %error,
@@ -142,7 +141,7 @@ impl Task {
         if let Err(end) = self.resync(&mut conn, link).await {
             return end;
         }
-        if !self.health.connected.swap(true, Ordering::AcqRel) {
+        if !self.health.set_connected(true) {
             tracing::info!(target: "breaker::fleet", "fleet store reachable: restored and resynced");
         }
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -319,15 +318,15 @@ impl Task {
         }
         match timeout(self.command_timeout, pipe.query_async::<()>(conn)).await {
             Ok(Ok(())) => {
-                self.health.published.fetch_add(1, Ordering::Relaxed);
+                self.health.count(Count::Published);
                 Ok(())
             }
             Ok(Err(e)) => {
-                self.health.dropped.fetch_add(1, Ordering::Relaxed);
+                self.health.count(Count::Dropped);
                 Err(e.into())
             }
             Err(e) => {
-                self.health.dropped.fetch_add(1, Ordering::Relaxed);
+                self.health.count(Count::Dropped);
                 Err(e.into())
             }
         }
@@ -362,7 +361,7 @@ impl Task {
                 .query_async(conn),
         )
         .await??;
-        self.health.published.fetch_add(1, Ordering::Relaxed);
+        self.health.count(Count::Published);
         if opened == 1 {
             self.probes().track(
                 (provider.to_owned(), tenant.to_owned()),
@@ -435,7 +434,7 @@ impl Task {
                 if exists {
                     true
                 } else {
-                    self.health.applied.fetch_add(1, Ordering::Relaxed);
+                    self.health.count(Count::Applied);
                     self.probes().untrack(&(provider.clone(), tenant.clone()));
                     link.close(&provider, &tenant)
                 }
@@ -476,7 +475,7 @@ impl Task {
         if left_ms <= 0 {
             return link.is_alive();
         }
-        self.health.applied.fetch_add(1, Ordering::Relaxed);
+        self.health.count(Count::Applied);
         let left = Duration::from_millis(left_ms as u64);
         self.probes().track(
             (provider.to_owned(), tenant.to_owned()),
@@ -504,7 +503,7 @@ impl Task {
                 _ => return link.is_alive(),
             },
         };
-        self.health.applied.fetch_add(1, Ordering::Relaxed);
+        self.health.count(Count::Applied);
         self.probes()
             .untrack(&(provider.to_owned(), tenant.to_owned()));
         link.operate(provider, tenant, state)
