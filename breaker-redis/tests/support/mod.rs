@@ -19,17 +19,19 @@ impl RedisServer {
     /// Starts a server on a free port, or `None` when `redis-server` is not installed outside
     /// CI (CI installs it: `.ci/run`; there a missing server fails the test).
     pub fn start() -> Option<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        RedisServer::start_on(port)
+        RedisServer::start_on(free_port())
     }
 
     pub fn start_on(port: u16) -> Option<RedisServer> {
+        RedisServer::start_with(port, &[])
+    }
+
+    /// [`start_on`](Self::start_on) with more `redis-server` arguments.
+    pub fn start_with(port: u16, args: &[&str]) -> Option<RedisServer> {
         let spawned = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -78,6 +80,14 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A loopback port nothing listens on (as of now).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// Polls `cond` every 10 ms until it holds or `bound` passes; returns whether it held.
