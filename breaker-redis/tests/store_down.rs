@@ -124,3 +124,48 @@ async fn the_background_task_ends_with_the_registry() {
         "the fleet's connections outlived its registry"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_degrades_and_recovers_by_itself() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, health) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
+    let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
+    // The server stops answering every client for 3 s (its connections stay open): only the
+    // fleet's timeouts can tell.
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        eventually(BOUND, || !health.is_connected()).await,
+        "a silent store is noticed"
+    );
+    let start = Instant::now();
+    for _ in 0..10_000 {
+        a.acquire("openai", "globex", None).unwrap().success();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert_eq!(a.circuit("openai", "acme").state(), State::Open);
+
+    assert!(
+        eventually(BOUND, || health.is_connected()).await,
+        "the fleet did not recover when the store answered again"
+    );
+    // The opening made while the store was silent waited in the queue, and is shared now.
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+}
