@@ -31,6 +31,21 @@
 //! # }
 //! ```
 //!
+//! # When `oneshot` or `call` "exists but its trait bounds were not satisfied"
+//!
+//! rustc reports a stack whose layer does not fit at the first method call on it, without naming
+//! the bound that failed (`CircuitBreaker<..>: Service<_>` is not satisfied). It is one of these:
+//!
+//! - The inner service's error type cannot hold the rejection: it needs
+//!   `impl From<breaker::CircuitOpen> for YourError`, or map the inner errors into a
+//!   `tower::BoxError` (`.map_err(BoxError::from)` below the layer), which takes it as is.
+//! - The key closure was bound with `let` before being given to [`CircuitBreakerLayer::new`]:
+//!   a closure only gets the signature the layer needs, `Fn(&Req) -> (Cow<'_, str>,
+//!   Cow<'_, str>)` for every borrow of the request, when written in the call. Write it in the
+//!   call, or as a `fn` (`fn key(req: &Request) -> (Cow<'_, str>, Cow<'_, str>)`).
+//! - The classifier does not fit the service: [`ResponseClassifier`] needs the response type to
+//!   implement [`Classify`] (with the `http` feature, `http::Response` does).
+//!
 //! # Retries
 //!
 //! Put retries *inside* the breaker (`ServiceBuilder::new().layer(breaker).layer(retry)`), so

@@ -91,8 +91,8 @@ fn bytes_per_circuit(make: impl Fn(&Registry, &str)) -> f64 {
 }
 
 /// Circuits as `#[circuit_breaker]` makes them: the table's slot (about 17 bytes a circuit at
-/// its load factor) and the circuit (88 bytes plus the allocation's reference counts; tenant
-/// names of up to 23 bytes are stored inline). The project's budget is 128 (issue 6).
+/// its load factor) and the circuit (88 bytes with its reference count; tenant names of up to
+/// 23 bytes are stored inline): 104.8 measured. The project's budget is 128 (issue 6).
 #[test]
 fn bytes_per_circuit_made_by_calls_stay_within_budget() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,11 +103,11 @@ fn bytes_per_circuit_made_by_calls_stay_within_budget() {
             .success()
     });
     println!("{per_circuit:.1} bytes per circuit made by calls");
-    assert!(per_circuit <= 128.0, "{per_circuit:.1} bytes per circuit");
+    assert!(per_circuit <= 108.0, "{per_circuit:.1} bytes per circuit");
 }
 
-/// `Registry::circuit` hands out an `Arc<Circuit>`, which the registry makes once per circuit
-/// and keeps (24 bytes more).
+/// `Registry::circuit` hands out a handle to the circuit the table holds: nothing more is made
+/// or kept per circuit than for calls.
 #[test]
 fn bytes_per_circuit_made_by_lookups_stay_within_budget() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -115,10 +115,7 @@ fn bytes_per_circuit_made_by_lookups_stay_within_budget() {
         registry.circuit("anthropic", tenant);
     });
     println!("{per_circuit:.1} bytes per circuit made by `Registry::circuit`");
-    assert!(
-        per_circuit <= 128.0 + 24.0,
-        "{per_circuit:.1} bytes per circuit"
-    );
+    assert!(per_circuit <= 108.0, "{per_circuit:.1} bytes per circuit");
 }
 
 #[test]
@@ -171,6 +168,9 @@ fn transitions_allocate_nothing() {
             .unwrap(),
         clock.clone(),
     );
+    // A thread's first permit takes its first slots (one allocation, kept for the thread's
+    // life); not a transition.
+    circuit.try_acquire().unwrap().success();
     let n = allocations_during(|| {
         for i in 0..10_000 {
             circuit.try_acquire().unwrap().failure(); // closed -> open

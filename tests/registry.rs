@@ -1,9 +1,8 @@
 //! The registry: one circuit per (provider, tenant), isolated from each other.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use breaker::{Config, ManualClock, Registry, State, DEFAULT_TENANT};
+use breaker::{Circuit, Config, ManualClock, Registry, State, DEFAULT_TENANT};
 
 fn registry(clock: &ManualClock) -> Registry {
     Registry::builder()
@@ -17,8 +16,8 @@ fn same_key_same_circuit() {
     let r = registry(&ManualClock::new());
     let a = r.circuit("openai", "acme");
     let b = r.circuit("openai", "acme");
-    assert!(Arc::ptr_eq(&a, &b));
-    assert!(Arc::ptr_eq(&a, &r.get("openai", "acme").unwrap()));
+    assert!(Circuit::ptr_eq(&a, &b));
+    assert!(Circuit::ptr_eq(&a, &r.get("openai", "acme").unwrap()));
     assert_eq!(r.len(), 1);
 }
 
@@ -113,7 +112,7 @@ fn odd_tenant_names_are_just_keys() {
     for tenant in ["", "テナント", "a\0b", long.as_str()] {
         let c = r.circuit("openai", tenant);
         assert_eq!(c.tenant(), tenant);
-        assert!(Arc::ptr_eq(&c, &r.circuit("openai", tenant)));
+        assert!(Circuit::ptr_eq(&c, &r.circuit("openai", tenant)));
     }
     assert_eq!(r.len(), 4);
 }
@@ -148,7 +147,7 @@ fn remove_forgets_the_circuit() {
     let old = r.circuit("openai", "acme");
     assert!(r.remove("openai", "acme"));
     assert!(!r.remove("openai", "acme"));
-    assert!(!Arc::ptr_eq(&old, &r.circuit("openai", "acme")));
+    assert!(!Circuit::ptr_eq(&old, &r.circuit("openai", "acme")));
 }
 
 #[test]
@@ -178,10 +177,10 @@ fn concurrent_first_use_creates_one_circuit() {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(
-            circuits.iter().all(|c| Arc::ptr_eq(c, &circuits[0])),
+            circuits.iter().all(|c| Circuit::ptr_eq(c, &circuits[0])),
             "round {round}: racing first calls got different circuits"
         );
-        assert!(Arc::ptr_eq(
+        assert!(Circuit::ptr_eq(
             &circuits[0],
             &r.get("openai", &tenant).unwrap()
         ));

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,12 +177,12 @@ impl Drop for Policy {
 /// ```
 #[derive(Clone)]
 pub struct Circuit {
-    inner: Arc<Inner>,
+    inner: Shared,
 }
 
 /// `repr(C)` to keep what a lookup and a call read (the tenant name that the registry compares,
 /// the state word, the fast-path flags, the failure streak) in the first 64 bytes of the
-/// allocation, right after the reference counts, so a lookup of a cold circuit misses once.
+/// allocation (the reference count is last), so a lookup of a cold circuit misses once.
 #[repr(C)]
 pub(crate) struct Inner {
     tenant: Name,
@@ -212,12 +213,122 @@ pub(crate) struct Inner {
     /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
     head: Arc<Policy>,
     window: WindowSlot,
-    /// The `Arc<Circuit>` that `Registry::circuit` hands out for a circuit in a registry, made
-    /// on the first request (from `Arc::into_raw`; null until then and for standalone circuits).
-    /// Circuits that only `#[circuit_breaker]` calls reach never need one: their registry holds
-    /// them by handle, which saves an allocation and a hop per circuit. It points back at this
-    /// circuit, so the registry drops it when it lets the circuit go (`take_shared`).
-    shared: std::sync::atomic::AtomicPtr<Circuit>,
+    /// Handles of this circuit ([`Shared`]): clones, a registry table's, owned permits'. Last,
+    /// out of the line a lookup reads. Not one of loom's atomics: it orders only what `Arc`'s
+    /// count orders, and modelling it would add a step to every clone in the state machine's
+    /// models.
+    strong: std::sync::atomic::AtomicUsize,
+    /// Under loom, a freed circuit is marked and leaked instead of freed, and every access
+    /// through a handle, a permit or a table asserts it is not marked: a use after free the
+    /// models reach fails there rather than going unseen.
+    #[cfg(loom)]
+    freed: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    /// Under loom, fails if the epoch freed this circuit (see `freed`).
+    #[inline(always)]
+    pub(crate) fn assert_alive(&self) {
+        #[cfg(loom)]
+        assert!(
+            !self.freed.load(std::sync::atomic::Ordering::SeqCst),
+            "a circuit was used after the epoch freed it"
+        );
+    }
+}
+
+/// A counted reference to a circuit: an `Arc` whose last release does not free at once but
+/// hands the circuit to the epoch (`epoch.rs`), which frees it when no permit's hazard is on
+/// it. That is what lets permits hold a circuit with a hazard (thread-local stores) instead of
+/// a count. One word less than an `Arc`'s header, too (no weak count).
+struct Shared {
+    ptr: NonNull<Inner>,
+}
+
+// SAFETY: a shared reference to `Inner` (`Send + Sync`, asserted below) with a thread-safe
+// count, like `Arc<Inner>`.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn new(inner: Inner) -> Shared {
+        Shared {
+            ptr: NonNull::from(Box::leak(Box::new(inner))),
+        }
+    }
+
+    fn into_raw(self) -> *mut Inner {
+        ManuallyDrop::new(self).ptr.as_ptr()
+    }
+
+    /// # Safety
+    /// `p` came from [`into_raw`](Self::into_raw), whose count the result takes over.
+    #[inline]
+    unsafe fn from_raw(p: *mut Inner) -> Shared {
+        Shared {
+            // SAFETY: `into_raw` never returns null.
+            ptr: unsafe { NonNull::new_unchecked(p) },
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.strong.load(Ordering::Acquire)
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Inner;
+    #[inline(always)]
+    fn deref(&self) -> &Inner {
+        // SAFETY: alive while this count is.
+        let inner = unsafe { self.ptr.as_ref() };
+        inner.assert_alive();
+        inner
+    }
+}
+
+impl Clone for Shared {
+    fn clone(&self) -> Shared {
+        // Relaxed, as `Arc`: a new count comes from an existing one, which keeps it alive.
+        let old = self.strong.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // Only reachable by leaking counts (`mem::forget` in a loop), as `Arc` guards.
+            std::process::abort();
+        }
+        Shared { ptr: self.ptr }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.strong.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Acquire: every use through another count happens before the free, as in `Arc`.
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the last count is gone, so no table holds it (a table holds a count while the
+        // circuit is linked) and no pin can reach it; permits' hazards, taken while a count kept
+        // it alive, are ordered before this by the counts' release.
+        unsafe { crate::table::epoch::retire_unreachable(self.ptr.as_ptr(), free_inner) };
+        crate::table::epoch::collect();
+    }
+}
+
+/// # Safety
+/// `p` is the `Box` of a [`Shared`] whose last count is gone and that no hazard protects.
+unsafe fn free_inner(p: *mut Inner) {
+    #[cfg(loom)]
+    {
+        // SAFETY: marked, not freed (see `Inner::freed`).
+        let inner = unsafe { &*p };
+        inner.assert_alive();
+        inner.freed.store(true, std::sync::atomic::Ordering::SeqCst);
+        return;
+    }
+    // SAFETY: the caller's contract.
+    #[allow(unreachable_code)]
+    drop(unsafe { Box::from_raw(p) });
 }
 
 impl Circuit {
@@ -237,7 +348,7 @@ impl Circuit {
         let window = current.window_spec();
         let timed = current.slow_us.is_some();
         Circuit {
-            inner: Arc::new(Inner {
+            inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
@@ -250,7 +361,9 @@ impl Circuit {
                 head: policy,
                 window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
-                shared: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+                strong: std::sync::atomic::AtomicUsize::new(1),
+                #[cfg(loom)]
+                freed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -259,17 +372,21 @@ impl Circuit {
     /// the circuit is open (or half-open with every probe slot taken) and the call must not be
     /// made.
     ///
-    /// On a closed circuit this is one atomic load and a reference-count increment (the permit
-    /// keeps the circuit alive); see [`try_acquire_scoped`](Self::try_acquire_scoped) for a
-    /// permit that borrows the circuit instead and touches no shared memory at all.
+    /// On a closed circuit this is one atomic load and two stores to a slot the thread owns
+    /// (the permit's hazard, which keeps this one circuit alive without a reference count, so
+    /// threads sharing a circuit never contend); see
+    /// [`try_acquire_scoped`](Self::try_acquire_scoped) for a permit that borrows the circuit
+    /// instead and stores nothing.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
         let ticket = self.inner.admit();
         if ticket.is_rejection() {
             return Err(self.inner.reject(ticket));
         }
+        let inner = self.inner.ptr;
         Ok(Permit {
-            circuit: Held::owned(self.inner.clone()),
+            // The handle keeps the circuit alive until the hazard is stored.
+            circuit: Held::protected(inner, crate::table::epoch::protect(inner)),
             ticket,
         })
     }
@@ -387,47 +504,36 @@ impl Circuit {
 
     /// Clears the used mark and says whether the registry holding this circuit may drop it:
     /// closed (an open, half-open or operator-set circuit holds information that must not be
-    /// lost), unused since the previous sweep, and with no permit, rejection, handle or
-    /// `Arc<Circuit>` alive but the registry's own (its table's handle, and the cached
-    /// [`shared`](Self::shared) one if made).
+    /// lost), unused since the previous sweep, and with no owned permit, rejection or handle
+    /// alive but the registry's own (its table's).
     pub(crate) fn sweep_evictable(&self) -> bool {
         let was_used = self.inner.used.swap(false, Ordering::Relaxed);
         if was_used || state::tag(self.inner.state.load(Ordering::Acquire)) != state::CLOSED {
             return false;
         }
-        let shared = self.inner.shared.load(Ordering::Acquire);
-        if shared.is_null() {
-            return Arc::strong_count(&self.inner) == 1;
-        }
-        // SAFETY: the cached handle is dropped only by `take_shared`, which the registry calls
-        // after unlinking the circuit, and the caller (the registry's sweep) holds the circuit
-        // linked. The count it holds is not given up (`ManuallyDrop`).
-        let shared = ManuallyDrop::new(unsafe { Arc::from_raw(shared) });
-        Arc::strong_count(&shared) == 1 && Arc::strong_count(&self.inner) == 2
+        self.inner.count() == 1
     }
 
-    /// A hold on this circuit by `guard`'s epoch pin rather than by a reference count, for
-    /// [`Permit::admit`].
+    /// A hold on this circuit by a hazard that `guard`'s pin turns into, rather than by a
+    /// reference count, for [`Permit::admit`].
     ///
     /// # Safety
-    /// The circuit cannot be freed before the epoch passes `guard` (it is in a registry's table,
-    /// which retires what it unlinks to the epoch).
+    /// The circuit was found under `guard` in a registry's table (which retires what it unlinks
+    /// to the epoch, so it is alive until the hazard is stored).
     #[inline(always)]
-    pub(crate) unsafe fn pinned(&self, guard: crate::epoch::Guard) -> Held {
-        Held::new(
-            std::ptr::NonNull::from(&*self.inner),
-            usize::from(guard.into_parity()),
-        )
+    pub(crate) unsafe fn pinned(&self, guard: crate::table::epoch::Guard) -> Held {
+        let inner = self.inner.ptr;
+        Held::protected(inner, guard.protect(inner))
     }
 
-    /// A hold on this circuit by a reference count, for [`Permit::admit`].
-    pub(crate) fn owned(&self) -> Held {
-        Held::owned(self.inner.clone())
+    /// A hold on this circuit by its reference count, for [`Permit::admit`].
+    pub(crate) fn into_held(self) -> Held {
+        Held::owned(self.inner)
     }
 
     /// The handle as a raw pointer carrying its strong count, for the registry's table.
     pub(crate) fn into_raw(self) -> *mut Inner {
-        Arc::into_raw(self.inner).cast_mut()
+        self.inner.into_raw()
     }
 
     /// Takes back a handle from [`into_raw`](Self::into_raw).
@@ -439,41 +545,7 @@ impl Circuit {
     pub(crate) unsafe fn from_raw(p: *mut Inner) -> Circuit {
         Circuit {
             // SAFETY: the caller's contract.
-            inner: unsafe { Arc::from_raw(p) },
-        }
-    }
-
-    /// The one `Arc<Circuit>` a registry hands out for this circuit, made on first request.
-    ///
-    /// # Safety
-    /// The caller found this circuit in a registry's table under a guard that is still alive,
-    /// so the registry cannot have called [`take_shared`](Self::take_shared) yet.
-    pub(crate) unsafe fn shared(&self) -> Arc<Circuit> {
-        let current = self.inner.shared.load(Ordering::Acquire);
-        if !current.is_null() {
-            // SAFETY: the cached handle's count is alive (the caller's contract); take one more.
-            return unsafe {
-                Arc::increment_strong_count(current);
-                Arc::from_raw(current)
-            };
-        }
-        let fresh = Arc::new(self.clone());
-        let raw = Arc::into_raw(fresh.clone()).cast_mut();
-        match self.inner.shared.compare_exchange(
-            std::ptr::null_mut(),
-            raw,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => fresh,
-            Err(winner) => {
-                // SAFETY: `raw` was never published; `winner` is alive as above.
-                unsafe {
-                    drop(Arc::from_raw(raw));
-                    Arc::increment_strong_count(winner);
-                    Arc::from_raw(winner)
-                }
-            }
+            inner: unsafe { Shared::from_raw(p) },
         }
     }
 
@@ -498,20 +570,10 @@ impl Circuit {
         self.inner.retune();
     }
 
-    /// Live handles of this circuit (the table's, clones, permits, the cached `Arc`'s).
-    #[cfg(test)]
+    /// Live handles of this circuit (the table's, clones, owned permits').
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn handles(&self) -> usize {
-        Arc::strong_count(&self.inner)
-    }
-
-    /// Takes the cached `Arc<Circuit>` out, breaking the cycle it forms with the circuit.
-    pub(crate) fn take_shared(&self) -> Option<Arc<Circuit>> {
-        let p = self
-            .inner
-            .shared
-            .swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: published by `shared` from `Arc::into_raw`; the swap makes this its only owner.
-        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+        self.inner.count()
     }
 
     /// See `Inner::adopt_open` (the fleet's way in; `fleet.rs`).
@@ -539,8 +601,18 @@ impl Circuit {
     }
 
     /// Whether both handles point at the same circuit.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// let a = registry.circuit("openai", "acme");
+    /// assert!(Circuit::ptr_eq(&a, &registry.circuit("openai", "acme")));
+    /// assert!(!Circuit::ptr_eq(&a, &registry.circuit("openai", "globex")));
+    /// ```
     pub fn ptr_eq(a: &Circuit, b: &Circuit) -> bool {
-        Arc::ptr_eq(&a.inner, &b.inner)
+        a.inner.ptr == b.inner.ptr
     }
 }
 
@@ -1170,7 +1242,11 @@ macro_rules! permit_impl {
 /// [`record`](Permit::record). A permit dropped without a report (a cancelled future, a panic)
 /// counts as the config's `on_abandoned` outcome and always frees its half-open slot.
 ///
-/// A permit is `Send + Sync + 'static`: hold it across `.await`.
+/// A permit is `Send + Sync + 'static`: hold it across `.await`. It keeps its circuit's memory
+/// alive (not its place in a registry: a registry may drop a circuit idle for two sweeps while
+/// a call on it still runs, and that call's outcome then goes to the dropped circuit) and
+/// nothing else, so a permit that is never released (a hung call without a timeout) costs one
+/// circuit, not the registry's ability to free what it drops.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct Permit {
     circuit: Held,
@@ -1206,45 +1282,35 @@ impl Permit {
     }
 }
 
-/// How a [`Permit`] keeps its circuit alive: a strong count (a permit of a handle), or, for a
-/// permit a registry hands out, a pin of the epoch the registry frees unlinked circuits by
-/// (`epoch.rs`), which costs thread-local stores instead of two read-modify-writes on the
-/// circuit's cache line. One word: the pointer to the circuit, which kind of hold in its two low
-/// bits (`Inner` is 8-aligned), so a permit is three words.
+/// How a [`Permit`] keeps its circuit alive: a hazard (`epoch.rs`: a slot the acquiring thread
+/// owns holds the circuit's address; a registry's lookup pin turns into it, or a handle's
+/// [`try_acquire`](Circuit::try_acquire) stores it), which costs plain stores instead of two
+/// read-modify-writes on the circuit's cache line and keeps this one circuit alive and nothing
+/// else; or a strong count (a circuit the registry made but could not store, under its cap).
+/// Two words, so a permit is four.
 pub(crate) struct Held {
-    tagged: std::ptr::NonNull<Inner>,
+    inner: NonNull<Inner>,
+    /// `None` when `inner` carries a strong count.
+    hazard: Option<crate::table::epoch::Hazard>,
 }
-
-/// The low bits of a [`Held`] that owns a strong count; `0` and `1` are epoch parities.
-const OWNED: usize = 2;
-const HOLD_BITS: usize = 3;
-const _: () = assert!(std::mem::align_of::<Inner>() > HOLD_BITS);
 
 impl Held {
     #[inline(always)]
-    fn new(inner: std::ptr::NonNull<Inner>, hold: usize) -> Held {
+    fn protected(inner: NonNull<Inner>, hazard: crate::table::epoch::Hazard) -> Held {
         Held {
-            tagged: inner.map_addr(|a| a | hold),
+            inner,
+            hazard: Some(hazard),
         }
     }
 
     #[inline]
-    fn owned(inner: Arc<Inner>) -> Held {
-        // SAFETY: `Arc::into_raw` is never null.
-        let inner = unsafe { std::ptr::NonNull::new_unchecked(Arc::into_raw(inner).cast_mut()) };
-        Held::new(inner, OWNED)
-    }
-
-    #[inline(always)]
-    fn inner(&self) -> std::ptr::NonNull<Inner> {
-        // SAFETY: clearing the low bits gives back the (non-null, 8-aligned) pointer.
-        self.tagged
-            .map_addr(|a| unsafe { std::num::NonZeroUsize::new_unchecked(a.get() & !HOLD_BITS) })
-    }
-
-    #[inline(always)]
-    fn hold(&self) -> usize {
-        self.tagged.addr().get() & HOLD_BITS
+    fn owned(inner: Shared) -> Held {
+        // SAFETY: `into_raw` is never null.
+        let inner = unsafe { NonNull::new_unchecked(inner.into_raw()) };
+        Held {
+            inner,
+            hazard: None,
+        }
     }
 }
 
@@ -1252,19 +1318,21 @@ impl std::ops::Deref for Held {
     type Target = Inner;
     #[inline(always)]
     fn deref(&self) -> &Inner {
-        // SAFETY: kept alive by the strong count or the pin this value owns.
-        unsafe { self.inner().as_ref() }
+        // SAFETY: kept alive by the hazard or the strong count this value owns.
+        let inner = unsafe { self.inner.as_ref() };
+        inner.assert_alive();
+        inner
     }
 }
 
 impl Drop for Held {
     #[inline]
     fn drop(&mut self) {
-        match self.hold() {
-            // SAFETY: the strong count this value owns, from `Arc::into_raw`.
-            OWNED => unsafe { Arc::decrement_strong_count(self.inner().as_ptr()) },
-            parity => crate::epoch::unpin(parity as u8),
+        if self.hazard.is_none() {
+            // SAFETY: the strong count this value owns, from `Shared::into_raw`.
+            drop(unsafe { Shared::from_raw(self.inner.as_ptr()) });
         }
+        // A hazard is released by its own drop, right after this.
     }
 }
 
@@ -1275,7 +1343,7 @@ const _: fn() = || {
 };
 
 // SAFETY: `Held` is a shared reference to `Inner` (which is `Send + Sync`) kept alive by a strong
-// count or an epoch pin, and both may be released from any thread.
+// count or a hazard, and both may be released from any thread.
 unsafe impl Send for Held {}
 // SAFETY: as above; `&Held` only gives `&Inner`.
 unsafe impl Sync for Held {}
@@ -1339,12 +1407,13 @@ mod tests {
     }
 
     #[test]
-    fn a_permit_is_three_words_and_a_ticket_two() {
-        // Two words come back from `admit` in registers; a bigger ticket or a permit with the
-        // hold in a separate word went through memory on the hot path (see `admit`).
+    fn a_permit_is_four_words_and_a_ticket_two() {
+        // Two words come back from `admit` in registers; a bigger ticket went through memory
+        // on the hot path (see `admit`). The hold is the circuit and its hazard's slot.
         assert_eq!(std::mem::size_of::<Ticket>(), 16);
-        assert_eq!(std::mem::size_of::<Permit>(), 24);
-        assert_eq!(std::mem::size_of::<Option<Permit>>(), 24);
+        assert_eq!(std::mem::size_of::<Held>(), 16);
+        assert_eq!(std::mem::size_of::<Permit>(), 32);
+        assert_eq!(std::mem::size_of::<Option<Permit>>(), 32);
     }
 
     #[test]

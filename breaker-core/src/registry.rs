@@ -19,12 +19,12 @@ use std::time::Duration;
 use crate::circuit::{Circuit, Held, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
-use crate::epoch::{self, Guard};
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
 use crate::fleet::{Fleet, Hub};
 use crate::name::intern;
 use crate::state::State;
+use crate::table::epoch::{self, Guard};
 use crate::table::{Circuits, Found};
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
@@ -231,17 +231,22 @@ impl Registry {
     /// A new circuit takes the provider's [`configure`](Self::configure)d config; failing that,
     /// the config of the provider's first `#[circuit_breaker]` call site that has run; failing
     /// that, the registry's default.
-    pub fn circuit(&self, provider: &str, tenant: &str) -> Arc<Circuit> {
+    ///
+    /// A [`Circuit`] is a handle (one pointer; clones share the circuit): keep it, clone it, or
+    /// compare two with [`Circuit::ptr_eq`]. A handle kept after the registry let the circuit
+    /// go (removed, or evicted while idle: a handle keeps a circuit from idle eviction) still
+    /// works, on a circuit the registry no longer hands out.
+    pub fn circuit(&self, provider: &str, tenant: &str) -> Circuit {
         self.circuit_in(&self.provider(provider), tenant, None)
     }
 
     /// The circuit of (`provider`, `tenant`) if it exists. A look, not a use: it does not keep
     /// the circuit from being evicted as idle.
-    pub fn get(&self, provider: &str, tenant: &str) -> Option<Arc<Circuit>> {
+    pub fn get(&self, provider: &str, tenant: &str) -> Option<Circuit> {
         let providers = self.providers.pin();
         let p = providers.get(provider)?;
         let guard = p.circuits.guard();
-        p.circuits.get(tenant, &guard).map(|c| c.shared())
+        p.circuits.get(tenant, &guard).map(|c| Circuit::clone(&c))
     }
 
     /// Removes a circuit; handles and permits already out keep working on the removed one.
@@ -396,8 +401,7 @@ impl Registry {
         let held = match p.circuits.get(tenant, &guard) {
             Some(c) => {
                 c.touch();
-                // SAFETY: the hold takes over the guard's pin, which keeps the circuit alive:
-                // the table retires what it unlinks to the epoch.
+                // SAFETY: found under `guard`, whose pin becomes the permit's hazard on it.
                 unsafe { c.detach().pinned(guard) }
             }
             None => self.create_held(p, tenant, site, guard),
@@ -406,8 +410,9 @@ impl Registry {
         Permit::admit(held)
     }
 
-    /// A tenant's first call (or its first after eviction): make its circuit, held by a
-    /// reference count (the guard is let go here, so the epoch can collect).
+    /// A tenant's first call (or its first after eviction): make its circuit, held by the
+    /// guard's hazard when stored, by its reference count when not (its only handle). The pin
+    /// is gone before collecting, so the epoch can advance.
     #[cold]
     #[inline(never)]
     fn create_held(
@@ -418,28 +423,26 @@ impl Registry {
         guard: epoch::Guard,
     ) -> Held {
         let held = match self.create(p, tenant, site, &guard) {
-            Ok(c) => c.owned(),
-            Err(detached) => detached.owned(),
+            // SAFETY: stored in the table (found under `guard`), which retires it to the epoch.
+            Ok(c) => unsafe { c.detach().pinned(guard) },
+            Err(detached) => {
+                drop(guard);
+                detached.into_held()
+            }
         };
-        drop(guard);
         epoch::collect();
         held
     }
 
-    fn circuit_in(
-        &self,
-        p: &Provider,
-        tenant: &str,
-        site: Option<&'static Config>,
-    ) -> Arc<Circuit> {
+    fn circuit_in(&self, p: &Provider, tenant: &str, site: Option<&'static Config>) -> Circuit {
         let guard = p.circuits.guard();
         if let Some(c) = p.circuits.get(tenant, &guard) {
             c.touch();
-            return c.shared();
+            return Circuit::clone(&c);
         }
         let circuit = match self.create(p, tenant, site, &guard) {
-            Ok(c) => c.shared(),
-            Err(detached) => Arc::new(detached),
+            Ok(c) => Circuit::clone(&c),
+            Err(detached) => detached,
         };
         drop(guard);
         epoch::collect();
@@ -498,7 +501,7 @@ impl Registry {
         let name = intern(name);
         let fresh = Arc::new(Provider {
             name,
-            circuits: Circuits::new(NameHasher::default()),
+            circuits: Circuits::new(),
             default: Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),
@@ -541,10 +544,10 @@ impl Registry {
     }
 
     /// Drops every closed circuit that has not been used since the previous sweep and of which
-    /// no caller holds a handle or an `Arc<Circuit>`; returns how many were dropped. A permit
-    /// taken before the previous sweep and still out (a call running longer than the TTL) does
-    /// not keep its circuit: its outcome goes to the dropped circuit, whose memory is freed only
-    /// after the permit is gone.
+    /// no caller holds a handle; returns how many were dropped. A permit taken before the
+    /// previous sweep and still out (a call running longer than the TTL) does not keep its
+    /// circuit: its outcome goes to the dropped circuit, whose memory is freed only after the
+    /// permit is gone (that circuit alone: a permit held forever keeps nothing else).
     ///
     /// Runs by itself when circuits are created and an idle TTL is set; call it from a periodic
     /// task to shrink a registry that stopped growing.
@@ -557,7 +560,7 @@ impl Registry {
         for p in providers.values() {
             evicted += p.circuits.evict(Circuit::sweep_evictable);
         }
-        epoch::collect();
+        epoch::collect_now();
         evicted
     }
 

@@ -10,25 +10,27 @@
 //!   seven bits of the hash), one cache line a group: a lookup reads one line of the table,
 //!   compares tags eight bytes at a time and follows only pointers whose tag matches. Groups
 //!   fill to 7/8 before the table grows, about 17 bytes a circuit at a million circuits.
-//! - Reads take no lock and write nothing shared: an epoch pin (`epoch.rs`: two thread-local
-//!   stores) keeps whatever they load alive. Writes (a new tenant, a removal, an idle sweep)
-//!   are rare and take the table's mutex; they publish with release stores, and what they
-//!   unlink (a circuit, an outgrown array) is retired to the epoch and freed once no pin can
-//!   see it.
+//! - Reads take no lock and write nothing shared: an epoch pin (`epoch.rs`: a store to a slot
+//!   the thread owns) keeps whatever they load alive. Writes (a new tenant, a removal, an idle
+//!   sweep) are rare and take the table's mutex; they publish with release stores, and what
+//!   they unlink (a circuit, an outgrown array) is retired to the epoch and freed once no pin
+//!   can see it and no permit's hazard is on it.
 //! - A slot is never emptied in place, only marked deleted, so a reader's probe never stops
 //!   early at a slot that was full when the key it looks for was inserted behind it. Deleted
 //!   slots are reused by inserts and cleared when the table is rebuilt.
+
+pub(crate) mod epoch;
 
 use std::hash::{BuildHasher, Hasher};
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
 
+use self::epoch::Guard;
 use crate::circuit::{Circuit, Inner};
-use crate::epoch::{self, Guard};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 const SLOTS: usize = 7;
 const EMPTY: u8 = 0;
@@ -48,6 +50,9 @@ struct Group {
 struct Array {
     mask: usize,
     groups: Box<[Group]>,
+    /// Marked instead of freed under loom, as `Inner::freed`.
+    #[cfg(loom)]
+    freed: std::sync::atomic::AtomicBool,
 }
 
 impl Array {
@@ -58,9 +63,11 @@ impl Array {
             groups: (0..groups)
                 .map(|_| Group {
                     tags: AtomicU64::new(LOW * u64::from(EMPTY)),
-                    slots: Default::default(),
+                    slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 })
                 .collect(),
+            #[cfg(loom)]
+            freed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -120,8 +127,15 @@ pub(crate) struct Circuits {
     array: AtomicPtr<Array>,
     writer: Mutex<Counts>,
     len: AtomicUsize,
-    hasher: foldhash::fast::RandomState,
+    hasher: TenantHasher,
 }
+
+/// Seeded per table, so the layout is unpredictable from outside; fixed under loom, whose
+/// models must run the same way each time.
+#[cfg(not(loom))]
+type TenantHasher = foldhash::fast::RandomState;
+#[cfg(loom)]
+type TenantHasher = foldhash::fast::FixedState;
 
 /// A circuit found in a table, valid while the guard it was found under lives. Derefs to the
 /// circuit; clone it (`Circuit::clone(&found)`) to keep it longer.
@@ -152,13 +166,6 @@ impl Found<'_> {
     pub(crate) unsafe fn detach(self) -> ManuallyDrop<Circuit> {
         self.circuit
     }
-
-    /// The `Arc<Circuit>` the registry's API hands out for this circuit (made on the first
-    /// request and kept with the circuit).
-    pub(crate) fn shared(&self) -> std::sync::Arc<Circuit> {
-        // SAFETY: found in a table under a live guard (the contract of `Circuit::shared`).
-        unsafe { self.circuit.shared() }
-    }
 }
 
 impl Deref for Found<'_> {
@@ -169,41 +176,19 @@ impl Deref for Found<'_> {
     }
 }
 
-/// Gives back the table's strong count of a circuit it unlinked, once no reader can see it.
+/// Gives back the table's strong count of a circuit it unlinked, once no reader can see it and
+/// no permit's hazard is on it (the last count then hands it back to the epoch, in case a
+/// handle's permit took a hazard meanwhile).
 ///
 /// # Safety
 /// `p` came from `Circuit::into_raw` and is unreachable from the table.
 unsafe fn reclaim(p: *mut Inner) {
     // SAFETY: the table's own count, given back exactly once.
-    release(unsafe { Circuit::from_raw(p) });
-}
-
-/// Circuits unlinked together by one sweep, retired as one object.
-struct Unlinked(Vec<*mut Inner>);
-
-// SAFETY: each pointer is a strong count of an `Arc<Inner>` taken out of the table, and an
-// `Arc<Inner>` may move between threads (`Inner` is `Send + Sync`, asserted in circuit.rs).
-unsafe impl Send for Unlinked {}
-
-/// # Safety
-/// As [`reclaim`], for every circuit of a boxed [`Unlinked`].
-unsafe fn reclaim_all(p: *mut Unlinked) {
-    // SAFETY: made by `Box::into_raw` in `evict`, reclaimed once.
-    let unlinked = unsafe { Box::from_raw(p) };
-    for &c in &unlinked.0 {
-        // SAFETY: as in `reclaim`.
-        release(unsafe { Circuit::from_raw(c) });
-    }
-}
-
-fn release(circuit: Circuit) {
-    // The handle the registry hands out points back at the circuit: drop it too, or the two
-    // would keep each other alive.
-    drop(circuit.take_shared());
+    drop(unsafe { Circuit::from_raw(p) });
 }
 
 impl Circuits {
-    pub(crate) fn new(hasher: foldhash::fast::RandomState) -> Self {
+    pub(crate) fn new() -> Self {
         Circuits {
             array: AtomicPtr::new(Box::into_raw(Array::new(1))),
             writer: Mutex::new(Counts {
@@ -211,7 +196,7 @@ impl Circuits {
                 deleted: 0,
             }),
             len: AtomicUsize::new(0),
-            hasher,
+            hasher: TenantHasher::default(),
         }
     }
 
@@ -307,27 +292,32 @@ impl Circuits {
         if groups > 1 && counts.live + counts.live / 2 < max_used(groups / 4) {
             self.rebuild(&mut counts);
         }
-        if evicted > 0 {
-            let unlinked = Box::into_raw(Box::new(Unlinked(unlinked)));
-            // SAFETY: as in `remove`, for each of them.
-            unsafe { epoch::retire(unlinked, reclaim_all) };
-        }
+        // One by one: a permit's hazard then keeps its own circuit, not the whole sweep.
+        // SAFETY: as in `remove`, for each of them.
+        unsafe { epoch::retire_all(unlinked, reclaim) };
         evicted
     }
 
     /// Calls `f` with every stored circuit; circuits added or removed meanwhile may or may not
-    /// be seen.
+    /// be seen. `f` runs with no pin held (on handles taken under one), so a slow `f` delays
+    /// no one's frees.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Circuit)) {
-        let _guard = self.guard();
-        // SAFETY: as in `get`.
-        let array = unsafe { &*self.array.load(Ordering::Acquire) };
-        for (_, _, p) in array.full() {
+        let circuits: Vec<Circuit> = {
+            let _guard = self.guard();
+            // SAFETY: as in `get`.
+            let array = unsafe { &*self.array.load(Ordering::Acquire) };
             // SAFETY: a slot's circuit, loaded under `guard`.
-            f(&*unsafe { Found::new(p) });
+            array
+                .full()
+                .map(|(_, _, p)| Circuit::clone(&*unsafe { Found::new(p) }))
+                .collect()
+        };
+        for c in &circuits {
+            f(c);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+    fn lock(&self) -> MutexGuard<'_, Counts> {
         // The counts are updated after the slot they describe, by code that cannot panic.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -378,6 +368,11 @@ impl Circuits {
 /// call it under a pin, writers under the mutex.
 #[inline(always)]
 fn find<'a>(array: &'a Array, hash: u64, tenant: &str) -> Option<(&'a Group, usize, *mut Inner)> {
+    #[cfg(loom)]
+    assert!(
+        !array.freed.load(std::sync::atomic::Ordering::SeqCst),
+        "a table array was read after the epoch freed it"
+    );
     let tag = tag_of(hash);
     let mut g = hash as usize & array.mask;
     loop {
@@ -450,7 +445,16 @@ fn tag_of(hash: u64) -> u8 {
 /// # Safety
 /// `p` is an unlinked array from `Box::into_raw`.
 unsafe fn free_array(p: *mut Array) {
+    #[cfg(loom)]
+    {
+        // SAFETY: marked, not freed (see `Array::freed`).
+        unsafe { &*p }
+            .freed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        return;
+    }
     // SAFETY: the caller's contract; its slots are plain pointers, freed with the array.
+    #[allow(unreachable_code)]
     drop(unsafe { Box::from_raw(p) });
 }
 
@@ -458,22 +462,22 @@ impl Drop for Circuits {
     fn drop(&mut self) {
         // Permits taken from this table may outlive it (they pin the epoch, not the table):
         // its circuits and its array are retired like anything else it unlinks.
-        let array = *self.array.get_mut();
+        let array = self.array.load(Ordering::Acquire);
         // SAFETY: `&mut self`: the array is this table's and no writer is left.
         let live: Vec<*mut Inner> = unsafe { &*array }.full().map(|(_, _, p)| p).collect();
         // SAFETY: the table is gone, so nothing it held is reachable for a pin taken later;
         // each circuit's table count is given back once, the array freed once.
         unsafe {
-            epoch::retire(Box::into_raw(Box::new(Unlinked(live))), reclaim_all);
+            epoch::retire_all(live, reclaim);
             epoch::retire(array, free_array);
         }
-        epoch::collect();
+        epoch::collect_now();
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
     use super::*;
@@ -487,7 +491,7 @@ mod tests {
     }
 
     fn table() -> Circuits {
-        Circuits::new(foldhash::fast::RandomState::default())
+        Circuits::new()
     }
 
     fn insert(t: &Circuits, policy: &Arc<Policy>, tenant: &str) -> Circuit {
@@ -643,24 +647,18 @@ mod tests {
     }
 
     #[test]
-    fn unlinked_and_dropped_circuits_are_released_with_their_shared_handle() {
+    fn unlinked_and_dropped_circuits_give_back_the_tables_count() {
         let (t, policy) = (table(), policy());
         let kept = insert(&t, &policy, "removed");
         let swept = insert(&t, &policy, "swept");
         let dropped = insert(&t, &policy, "dropped");
-        for name in ["removed", "swept", "dropped"] {
-            let guard = t.guard();
-            // The registry's `Arc<Circuit>`, made and kept with the circuit: a cycle until
-            // the table lets the circuit go.
-            drop(t.get(name, &guard).unwrap().shared());
-        }
-        // Ours, the table's and the shared handle's.
-        assert_eq!(kept.handles(), 3);
+        // Ours and the table's.
+        assert_eq!(kept.handles(), 2);
         assert!(t.remove("removed"));
         assert_eq!(t.evict(|c| c.tenant() == "swept"), 1);
-        // Freed once the epoch passes the unlink (other tests' pins may hold it a moment).
+        // Given back once the epoch passes the unlink (other tests' pins may hold it a moment).
         collect_until(|| kept.handles() == 1 && swept.handles() == 1);
-        assert_eq!(dropped.handles(), 3);
+        assert_eq!(dropped.handles(), 2);
         drop(t);
         collect_until(|| dropped.handles() == 1);
     }
@@ -703,5 +701,96 @@ mod tests {
             assert!(r.join().unwrap() >= 3);
         }
         assert_eq!(t.len(), stable.len());
+    }
+}
+
+/// loom models of the table with the epoch (`RUSTFLAGS="--cfg loom" cargo test -p breaker-core
+/// --lib --release table`): lookups and permits racing removals, sweeps and rebuilds. Freed
+/// circuits and arrays are marked, not freed, under loom, and every access asserts it is not
+/// marked (`Inner::freed`, `Array::freed`).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::sync::Arc as StdArc;
+
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::*;
+    use crate::circuit::{Permit, Policy};
+    use crate::clock::{SystemClock, Timebase};
+    use crate::config::Config;
+    use crate::table::epoch::loom_models::model;
+
+    fn table_of(tenants: &[&str]) -> (Arc<Circuits>, StdArc<Policy>) {
+        let time = StdArc::new(Timebase::new(SystemClock));
+        let policy = StdArc::new(Policy::new(Config::default(), time, "p", None));
+        let t = Arc::new(Circuits::new());
+        for n in tenants {
+            insert(&t, &policy, n);
+        }
+        (t, policy)
+    }
+
+    fn insert(t: &Circuits, policy: &StdArc<Policy>, tenant: &str) {
+        let guard = t.guard();
+        t.get_or_insert(
+            tenant,
+            || Circuit::from_policy(policy.clone(), tenant),
+            &guard,
+        );
+    }
+
+    /// A permit for `tenant`, as the registry takes one: a lookup whose pin becomes the hazard.
+    fn permit(t: &Circuits, tenant: &str) -> Option<Permit> {
+        let guard = t.guard();
+        let found = t.get(tenant, &guard)?;
+        // SAFETY: found under `guard`, whose pin becomes the hazard.
+        let held = unsafe { found.detach().pinned(guard) };
+        Permit::admit(held).ok()
+    }
+
+    /// Six circuits fill the first array to its limit: a removal and one insert rebuild it.
+    #[test]
+    fn lookups_racing_a_removal_and_a_rebuild_never_read_freed_memory() {
+        model(|| {
+            let (t, policy) = table_of(&["a", "b", "c", "d", "e", "f"]);
+            let reader = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    let guard = t.guard();
+                    let a = t.get("a", &guard).expect("a stable tenant is always found");
+                    assert_eq!(a.tenant(), "a");
+                    if let Some(b) = t.get("b", &guard) {
+                        assert_eq!(b.tenant(), "b");
+                    }
+                })
+            };
+            assert!(t.remove("b"));
+            insert(&t, &policy, "g");
+            epoch::collect_now();
+            epoch::collect_now();
+            reader.join().unwrap();
+        });
+    }
+
+    /// A permit taken while a sweep unlinks its circuit, moved to another thread and recorded
+    /// there after the sweep's frees: its circuit is kept until then.
+    #[test]
+    fn a_permit_moved_across_threads_outlives_the_sweep_that_unlinked_its_circuit() {
+        model(|| {
+            let (t, _policy) = table_of(&["a", "b"]);
+            let holder = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    if let Some(p) = permit(&t, "a") {
+                        thread::spawn(move || p.success()).join().unwrap();
+                    }
+                })
+            };
+            assert_eq!(t.evict(|c| c.tenant() == "a"), 1);
+            epoch::collect_now();
+            epoch::collect_now();
+            holder.join().unwrap();
+        });
     }
 }

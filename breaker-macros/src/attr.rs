@@ -43,9 +43,17 @@ const KEYS: &[&str] = &[
 /// when every call in the window (at least `minimum_calls` of them) was slow.
 pub(crate) const DEFAULT_SLOW_CALL_RATE: f64 = 1.0;
 
+/// The circuit's provider name: a literal, or the path of a `&'static str` constant (checked for
+/// its type and emptiness when the crate is compiled, since its value is not known here).
+#[derive(Clone)]
+pub(crate) enum Provider {
+    Literal(LitStr),
+    Const(Path),
+}
+
 /// The parsed arguments of one `#[circuit_breaker(...)]`.
 pub(crate) struct Args {
-    pub(crate) provider: LitStr,
+    pub(crate) provider: Provider,
     pub(crate) tenant: Option<Expr>,
     pub(crate) registry: Option<Expr>,
     pub(crate) krate: Option<Path>,
@@ -104,7 +112,7 @@ struct Keyed<T> {
 /// Arguments as written, before they are combined into [`Args`].
 #[derive(Default)]
 struct Raw {
-    provider: Option<Keyed<LitStr>>,
+    provider: Option<Keyed<Provider>>,
     tenant: Option<Keyed<Expr>>,
     registry: Option<Keyed<Expr>>,
     krate: Option<Keyed<Path>>,
@@ -436,15 +444,18 @@ fn lit(value: &Expr) -> Option<&Lit> {
     }
 }
 
-fn provider(value: &Expr) -> syn::Result<LitStr> {
-    match lit(value) {
-        Some(Lit::Str(s)) if s.value().is_empty() => {
+fn provider(value: &Expr) -> syn::Result<Provider> {
+    match (lit(value), value) {
+        (Some(Lit::Str(s)), _) if s.value().is_empty() => {
             Err(syn::Error::new_spanned(s, "`provider` must not be empty"))
         }
-        Some(Lit::Str(s)) => Ok(s.clone()),
+        (Some(Lit::Str(s)), _) => Ok(Provider::Literal(s.clone())),
+        (_, Expr::Path(p)) if p.qself.is_none() && p.attrs.is_empty() => {
+            Ok(Provider::Const(p.path.clone()))
+        }
         _ => Err(syn::Error::new_spanned(
             value,
-            "`provider` must be a string literal, e.g. `provider = \"anthropic\"`",
+            "`provider` must be a string literal or a `&'static str` constant, e.g. `provider = \"anthropic\"` or `provider = providers::ANTHROPIC`",
         )),
     }
 }
@@ -588,7 +599,7 @@ mod tests {
     #[test]
     fn provider_alone_has_no_site_config() {
         let args = ok(quote!(provider = "openai"));
-        assert_eq!(args.provider.value(), "openai");
+        assert!(matches!(&args.provider, Provider::Literal(s) if s.value() == "openai"));
         assert!(args.settings.is_empty());
     }
 
@@ -634,7 +645,10 @@ mod tests {
             jitter = "x",
             jitter = 0.1
         ));
-        assert!(msg.contains("`provider` must be a string literal"), "{msg}");
+        assert!(
+            msg.contains("`provider` must be a string literal or a `&'static str` constant"),
+            "{msg}"
+        );
         assert!(
             msg.contains("unknown `circuit_breaker` argument; expected one of: provider"),
             "{msg}"

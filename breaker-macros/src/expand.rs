@@ -12,7 +12,7 @@ use syn::{
     Stmt, Type, TypeParamBound, Visibility,
 };
 
-use crate::attr::{self, Args, Setting};
+use crate::attr::{self, Args, Provider, Setting};
 
 /// Expands `#[circuit_breaker(args)] item`. Never panics; on any error the item is emitted
 /// unchanged next to the errors, so the rest of the crate (and the IDE) still sees the function.
@@ -102,6 +102,8 @@ struct Site<'a> {
     ret_span: Span,
     /// Whether the body is awaited (an `async fn`, or async-trait's boxed future).
     is_async: bool,
+    /// The signature a `fallback` must have, as the error about a wrong one shows it.
+    fallback_sig: String,
 }
 
 fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
@@ -163,6 +165,7 @@ fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
             pin: Some(infer_impl_trait(ret)),
             ret_span: ret.span(),
             is_async: true,
+            fallback_sig: expected_fallback(sig, Some(ret), true),
         };
         let body = wrapped_body(&site, &fallback_args, func.body.to_token_stream());
         return Ok(quote!(#head { #body }));
@@ -178,6 +181,7 @@ fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
         pin: Some(infer_impl_trait(ret)),
         ret_span: ret.span(),
         is_async: false,
+        fallback_sig: expected_fallback(sig, Some(ret), false),
     };
     let body = wrapped_body(&site, &fallback_args, func.body.to_token_stream());
     Ok(quote!(#head { #body }))
@@ -306,7 +310,18 @@ fn with_leading(first: Option<TokenStream>, run: TokenStream) -> TokenStream {
 fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
     let k = &site.krate;
     let args = site.args;
-    let provider = &args.provider;
+    let provider = match &args.provider {
+        Provider::Literal(name) => name.to_token_stream(),
+        // Evaluated when the crate is compiled: a constant of another type is a type error at the
+        // path, an empty one fails the build like an empty literal.
+        Provider::Const(path) => quote_spanned! {path.span()=>
+            const {
+                let __breaker_provider: &'static str = #path;
+                ::core::assert!(!__breaker_provider.is_empty(), "`provider` must not be empty");
+                __breaker_provider
+            }
+        },
+    };
     let registry = match &args.registry {
         Some(r) => quote_spanned!(r.span()=> #r),
         None => quote!(#k::__private::Registry::global()),
@@ -333,12 +348,7 @@ fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
         )
     };
     let rejected = match &args.fallback {
-        Some(fallback) => {
-            let span = fallback.span();
-            let wait = site.is_async.then(|| quote!(.await));
-            let forwarded = fallback_args.iter().map(|a| respan(a, span));
-            quote_spanned!(span=> #fallback(#(#forwarded,)* __breaker_open) #wait)
-        }
+        Some(fallback) => fallback_call(site, fallback, fallback_args),
         None => {
             let k = respan(k, site.ret_span);
             quote_spanned!(site.ret_span=> #k::__private::reject(__breaker_open))
@@ -356,6 +366,163 @@ fn acquire(site: &Site, fallback_args: &[TokenStream]) -> TokenStream {
             ::core::result::Result::Err(__breaker_open) => return #rejected,
         };
     }
+}
+
+/// `fallback(args.., open)`, through a trait of this call site's own whose only impl is for the
+/// expected signature: a fallback of another shape is one error at the `fallback` argument that
+/// states the signature required (`#[diagnostic::do_not_recommend]` keeps rustc from reporting
+/// the impl's `FnOnce` bound instead, with its misleading suggestions).
+fn fallback_call(site: &Site, fallback: &syn::Path, fallback_args: &[TokenStream]) -> TokenStream {
+    let k = &site.krate;
+    let span = fallback.span();
+    let message = format!(
+        "`fallback = {}` must be `{}`",
+        pretty(&fallback.to_token_stream()),
+        site.fallback_sig
+    );
+    let label = format!("expected `{}`", site.fallback_sig);
+    let note = if site.is_async {
+        "the fallback gets this function's arguments (`self` first) and the `CircuitOpen`, returns its return type, and is awaited: an `async fn`"
+    } else {
+        "the fallback gets this function's arguments (`self` first) and the `CircuitOpen`, and returns its return type"
+    };
+    let params: Vec<proc_macro2::Ident> = (0..fallback_args.len())
+        .map(|i| proc_macro2::Ident::new(&format!("__BreakerA{i}"), Span::call_site()))
+        .collect();
+    let values: Vec<proc_macro2::Ident> = (0..fallback_args.len())
+        .map(|i| proc_macro2::Ident::new(&format!("__breaker_a{i}"), Span::call_site()))
+        .collect();
+    // The call's type comes from the trait's signature, not from an impl, so a fallback that does
+    // not fit is this one error, not also a mismatch at the `.await` or the `return`. The second
+    // impl never applies: it only leaves rustc two candidates to reject, so that it reports the
+    // trait's own message even for a wrong number of arguments (which it would otherwise report,
+    // past `do_not_recommend`, as "function is expected to take 3 arguments").
+    let (bounds, out, never) = if site.is_async {
+        (
+            quote! {
+                __BreakerF: ::core::ops::FnOnce(#(#params,)* #k::CircuitOpen) -> __BreakerFut,
+                __BreakerFut: ::core::future::Future<Output = __BreakerRet>,
+            },
+            quote!(impl ::core::future::Future<Output = __BreakerRet>),
+            quote!(::core::future::ready(__BreakerNever::__breaker_never(self))),
+        )
+    } else {
+        (
+            quote!(__BreakerF: ::core::ops::FnOnce(#(#params,)* #k::CircuitOpen) -> __BreakerRet,),
+            quote!(__BreakerRet),
+            quote!(__BreakerNever::__breaker_never(self)),
+        )
+    };
+    let fut_param = site.is_async.then(|| quote!(__BreakerFut,));
+    let ret = match &site.pin {
+        Some(ty) => ty.to_token_stream(),
+        None => quote!(_),
+    };
+    let forwarded = fallback_args.iter().map(|a| respan(a, span));
+    let wait = site.is_async.then(|| quote!(.await));
+    let call = quote_spanned! {span=>
+        <_ as __BreakerFallback<_, #ret, _>>::__breaker_call(#fallback, (#(#forwarded,)*), __breaker_open)
+    };
+    quote! {
+        {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            trait __BreakerFallback<__BreakerArgs, __BreakerRet, __BreakerShape> {
+                fn __breaker_call(
+                    self,
+                    args: __BreakerArgs,
+                    open: #k::CircuitOpen,
+                ) -> #out;
+            }
+            #[diagnostic::do_not_recommend]
+            impl<__BreakerF, #fut_param __BreakerRet, #(#params,)*>
+                __BreakerFallback<(#(#params,)*), __BreakerRet, ()> for __BreakerF
+            where
+                #bounds
+            {
+                #[inline(always)]
+                fn __breaker_call(
+                    self,
+                    (#(#values,)*): (#(#params,)*),
+                    open: #k::CircuitOpen,
+                ) -> #out {
+                    self(#(#values,)* open)
+                }
+            }
+            trait __BreakerNever<__BreakerRet> {
+                fn __breaker_never(self) -> __BreakerRet;
+            }
+            #[diagnostic::do_not_recommend]
+            impl<__BreakerF, __BreakerRet, #(#params,)*>
+                __BreakerFallback<(#(#params,)*), __BreakerRet, ::core::convert::Infallible>
+                for __BreakerF
+            where
+                __BreakerF: __BreakerNever<__BreakerRet>,
+            {
+                fn __breaker_call(
+                    self,
+                    _: (#(#params,)*),
+                    _: #k::CircuitOpen,
+                ) -> #out {
+                    #never
+                }
+            }
+            #call #wait
+        }
+    }
+}
+
+/// The signature a fallback must have, written as a user would: `async fn(&Self, u32,
+/// CircuitOpen) -> Result<String, ApiError>`.
+fn expected_fallback(sig: &Signature, ret: Option<&Type>, is_async: bool) -> String {
+    let mut params: Vec<String> = sig
+        .inputs
+        .iter()
+        .map(|input| match input {
+            FnArg::Receiver(r) => {
+                // `&self` is `&Self`, `mut self` is `Self`, `self: Arc<Self>` is `Arc<Self>`.
+                let mut r = r.clone();
+                r.attrs.clear();
+                let text = pretty(&r.to_token_stream());
+                match text.split_once(':') {
+                    Some((_, ty)) => ty.trim().to_owned(),
+                    None => text.replace("mut self", "self").replace("self", "Self"),
+                }
+            }
+            FnArg::Typed(t) => pretty(&t.ty.to_token_stream()),
+        })
+        .collect();
+    params.push("CircuitOpen".to_owned());
+    let ret = ret.map_or_else(
+        || "Result<T, E>".to_owned(),
+        |t| pretty(&t.to_token_stream()),
+    );
+    let asyncness = if is_async { "async " } else { "" };
+    format!("{asyncness}fn({}) -> {ret}", params.join(", "))
+}
+
+/// Tokens as a person writes them (`Result<u32, E>`, not `Result < u32 , E >`).
+fn pretty(tokens: &TokenStream) -> String {
+    let mut s = tokens.to_string();
+    for (from, to) in [
+        (" ,", ","),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        ("& ", "&"),
+        (" ::", "::"),
+        (":: ", "::"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        ("' ", "'"),
+        (" ;", ";"),
+    ] {
+        while s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
+    s
 }
 
 /// `tokens` reported at `span`'s location, keeping their own name resolution: so that a type
@@ -502,6 +669,7 @@ fn async_trait_body(
         pin: output.map(infer_impl_trait),
         ret_span: output.map_or_else(|| sig.output.span(), Spanned::span),
         is_async: true,
+        fallback_sig: expected_fallback(sig, output, true),
     };
     // The async block written by async-trait already pins its own output type; awaiting it as a
     // whole keeps its `__self` renaming and argument moves intact.

@@ -285,7 +285,8 @@ fn main() {
         permit.success();
         r.unwrap_or(0)
     });
-    // The owned, `'static` permit (what the attribute uses): one reference-count round trip more.
+    // The owned, `'static` permit: a hazard in a slot the thread owns (two plain stores), no
+    // reference count.
     bench(&mut c, g, "breaker_owned", |i| {
         let permit = circuit.try_acquire().unwrap();
         let r = work(i);
@@ -572,7 +573,7 @@ fn print_memory(n: usize) {
     let names: Vec<String> = (0..n).map(|i| format!("tenant-{i:07}")).collect();
 
     // Made the way `#[circuit_breaker]` makes them (a call), and the way an admin lookup does
-    // (`Registry::circuit`, which also makes the `Arc<Circuit>` it hands out).
+    // (`Registry::circuit`, which hands out a handle to the same circuit).
     let by_calls = registry_bytes(&names, |r, t| {
         r.acquire("bench", t, None).unwrap().success();
     });
