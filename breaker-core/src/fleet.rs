@@ -12,8 +12,9 @@
 //! - **fleet → local**: the integration's background tasks apply what other replicas published
 //!   through the [`FleetLink`] given to [`Fleet::attach`]: [`FleetLink::open`] for an open period
 //!   with what is left of it and its backoff level, [`FleetLink::close`] when it ended with a
-//!   success. A fact about a tenant that has no circuit here yet is kept (bounded) and applied
-//!   when that circuit is created, so a replica that never called that tenant still rejects it.
+//!   success, [`FleetLink::operate`] for an operator's switch. A fact about a tenant that has no
+//!   circuit here yet is kept (bounded) and applied when that circuit is created, so a replica
+//!   that never called that tenant still rejects it.
 //!
 //! Nothing here knows about networks: a test can be a fleet of two registries in one process.
 //!
