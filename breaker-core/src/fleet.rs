@@ -19,10 +19,11 @@
 //! Nothing here knows about networks: a test can be a fleet of two registries in one process.
 //!
 //! ```
+//! # use breaker_core as breaker;
 //! use std::sync::{Arc, Mutex};
 //! use std::time::Duration;
-//! use breaker_core::fleet::{Change, Fleet, FleetLink};
-//! use breaker_core::{Config, Registry, State};
+//! use breaker::fleet::{Change, Fleet, FleetLink};
+//! use breaker::{Config, Registry, State};
 //!
 //! /// One end of a wire between two registries: what one publishes, the other applies.
 //! type Slot = Arc<Mutex<Option<FleetLink>>>;

@@ -712,8 +712,9 @@ impl RegistryBuilder {
     /// an earlier one.
     ///
     /// ```
-    /// use breaker_core::fleet::{Change, Fleet, FleetLink};
-    /// use breaker_core::Registry;
+    /// # use breaker_core as breaker;
+    /// use breaker::fleet::{Change, Fleet, FleetLink};
+    /// use breaker::Registry;
     ///
     /// struct Quiet;
     /// impl Fleet for Quiet {

@@ -4,8 +4,9 @@
 //! Users reach it as `breaker::fleet::RedisFleet` (feature `redis` of `breaker`).
 //!
 //! ```no_run
-//! use breaker_core::Registry;
-//! use breaker_redis::RedisFleet;
+//! # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+//! use breaker::fleet::RedisFleet;
+//! use breaker::Registry;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let fleet = RedisFleet::builder("redis://127.0.0.1:6379/")
