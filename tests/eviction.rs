@@ -125,13 +125,46 @@ fn cap_bounds_the_registry_and_never_displaces_open_circuits() {
 }
 
 #[test]
-fn without_ttl_or_cap_nothing_is_evicted() {
+fn with_idle_ttl_none_nothing_is_evicted() {
+    let clock = ManualClock::new();
+    let r = Registry::builder()
+        .clock(clock.clone())
+        .idle_ttl(None)
+        .build();
+    r.circuit("p", "a");
+    for day in 0..3 {
+        clock.advance(Duration::from_secs(86_400));
+        r.circuit("p", &format!("b{day}"));
+    }
+    assert_eq!(r.len(), 4);
+}
+
+#[test]
+fn a_registry_with_defaults_kept_every_idle_circuit_forever() {
     let clock = ManualClock::new();
     let r = Registry::builder().clock(clock.clone()).build();
-    r.circuit("p", "a");
-    clock.advance(Duration::from_secs(86_400));
-    r.circuit("p", "b");
-    assert_eq!(r.len(), 2);
+    assert_eq!(Registry::DEFAULT_IDLE_TTL, Duration::from_secs(3600));
+    for i in 0..1_000 {
+        r.circuit("p", &format!("seen-once-{i}"))
+            .try_acquire()
+            .unwrap()
+            .success();
+    }
+    r.circuit("p", "steady");
+    // Within the hour nothing goes.
+    clock.advance(Registry::DEFAULT_IDLE_TTL - Duration::from_secs(1));
+    r.circuit("p", "newcomer-0");
+    assert_eq!(r.len(), 1_002);
+    // Each new tenant's call runs the sweep once it is due, at most once an hour: the first
+    // sweep marks, the next drops what stayed unused through a whole TTL.
+    for hour in 1..=2 {
+        clock.advance(Registry::DEFAULT_IDLE_TTL);
+        r.circuit("p", "steady").try_acquire().unwrap().success();
+        r.circuit("p", &format!("newcomer-{hour}"));
+    }
+    assert!(r.get("p", "seen-once-7").is_none(), "idle for two hours");
+    assert!(r.get("p", "steady").is_some(), "used every hour");
+    assert!(r.len() <= 4, "{} circuits kept", r.len());
 }
 
 #[test]

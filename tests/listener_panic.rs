@@ -66,3 +66,39 @@ fn a_panic_leaves_later_events_deliverable_on_the_same_thread() {
     assert_eq!(calls.load(Ordering::Relaxed), 3);
     assert_eq!(r.len(), 3);
 }
+
+/// A panic payload whose own `Drop` panics: dropping it is user code too.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop panicked");
+    }
+}
+
+#[test]
+fn a_listener_panic_whose_payload_panicked_on_drop_escaped_and_wedged_the_circuit() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let clock = ManualClock::new();
+    let r = Registry::builder()
+        .default_config(
+            Config::builder()
+                .consecutive_failures(1)
+                .open_for(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+        )
+        .clock(clock.clone())
+        .listener(|_: &Event<'_>| std::panic::panic_any(Bomb))
+        .build();
+    // Every call below raises an event; none of them may panic.
+    r.acquire("openai", "acme", None).unwrap().failure(); // closed -> open
+    assert!(r.acquire("openai", "acme", None).is_err()); // rejected
+    clock.advance(Duration::from_secs(10));
+    // Open -> half-open takes the probe slot, then tells the listeners: a panic escaping here
+    // left the slot taken with no permit to free it.
+    let probe = r.acquire("openai", "acme", None).unwrap();
+    assert!(probe.is_probe());
+    probe.success(); // half-open -> closed
+    assert_eq!(r.circuit("openai", "acme").state(), State::Closed);
+}

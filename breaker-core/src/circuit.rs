@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
@@ -504,8 +505,11 @@ impl Circuit {
 
     /// Clears the used mark and says whether the registry holding this circuit may drop it:
     /// closed (an open, half-open or operator-set circuit holds information that must not be
-    /// lost), unused since the previous sweep, and with no owned permit, rejection or handle
-    /// alive but the registry's own (its table's).
+    /// lost), unused since the previous sweep, and with no handle alive but the registry's own
+    /// (its table's): no clone and no permit of [`Circuit::try_acquire`] (each holds a strong
+    /// count). Permits the registry hands out hold their circuit by a hazard, which no count
+    /// shows: one taken before the previous sweep does not keep its circuit stored (its memory
+    /// stays valid; see `Registry::evict_idle`). Rejections hold nothing (they copy the names).
     pub(crate) fn sweep_evictable(&self) -> bool {
         let was_used = self.inner.used.swap(false, Ordering::Relaxed);
         if was_used || state::tag(self.inner.state.load(Ordering::Acquire)) != state::CLOSED {
@@ -660,10 +664,14 @@ impl Inner {
                     // an old half-open number back; only 2^16 trips can, each one open period.
                     let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
                     self.stamp_probe(probe);
+                    // The clock (user code) is read before the CAS that takes the slot: a
+                    // clock that panics after it would leave the slot taken with no permit to
+                    // give it back.
+                    let ticket = self.ticket(probe);
                     match self.cas(s, probe) {
                         Ok(()) => {
                             self.emit_transition(s, probe, Reason::OpenPeriodElapsed, None);
-                            return self.ticket(probe);
+                            return ticket;
                         }
                         Err(actual) => s = actual,
                     }
@@ -682,8 +690,10 @@ impl Inner {
                     }
                     let taken = state::reprobe(s, state::in_flight(s) + 1, state::successes(s));
                     self.stamp_probe(taken);
+                    // As above: no user code between taking the slot and handing out its permit.
+                    let ticket = self.ticket(taken);
                     match self.cas(s, taken) {
-                        Ok(()) => return self.ticket(taken),
+                        Ok(()) => return ticket,
                         Err(actual) => s = actual,
                     }
                 }
@@ -969,6 +979,9 @@ impl Inner {
     #[inline(never)]
     fn record_from(&self, ticket: Ticket, outcome: Outcome) {
         let episode = state::episode(ticket.issued);
+        if state::tag(episode) == state::HALF_OPEN {
+            return self.record_probe_from(ticket, outcome);
+        }
         let started_us = ticket.started_us;
         let policy = self.policy();
         let window = self.window.get();
@@ -988,14 +1001,35 @@ impl Inner {
                 }
                 self.record_closed(episode, outcome, slow, now)
             }
-            state::HALF_OPEN => {
-                if slow {
-                    self.emit_slow(elapsed);
-                }
-                self.record_probe(episode, outcome, slow)
-            }
             _ => {}
         }
+    }
+
+    /// [`record_from`](Self::record_from) for a probe. Its slot is given back however this
+    /// ends: if the clock (user code) panics before the outcome is published, the guard frees
+    /// the slot on the way out as an ignored outcome, which reads no clock; otherwise the
+    /// circuit would stay half-open with a slot that no permit can free.
+    #[cold]
+    #[inline(never)]
+    fn record_probe_from(&self, ticket: Ticket, outcome: Outcome) {
+        let episode = state::episode(ticket.issued);
+        let mut slot = ProbeSlot {
+            circuit: self,
+            episode,
+            held: true,
+        };
+        // As in `record_from`: `started_us` is 0 for a permit issued untimed.
+        let slow = match self.policy().slow_us {
+            Some(threshold) if ticket.started_us != 0 => {
+                let elapsed = (self.now_us() + 1).saturating_sub(ticket.started_us);
+                if elapsed > threshold {
+                    self.emit_slow(elapsed);
+                }
+                elapsed > threshold
+            }
+            _ => false,
+        };
+        self.record_probe(&mut slot, outcome, slow);
     }
 
     #[cold]
@@ -1093,7 +1127,8 @@ impl Inner {
         ok
     }
 
-    fn record_probe(&self, episode: u64, outcome: Outcome, slow: bool) {
+    fn record_probe(&self, slot: &mut ProbeSlot<'_>, outcome: Outcome, slow: bool) {
+        let episode = slot.episode;
         let config = &self.policy().config;
         // A slow probe means the provider has not recovered, when slow calls are a policy.
         let outcome = match outcome {
@@ -1105,6 +1140,7 @@ impl Inner {
         loop {
             if state::episode(s) != episode {
                 // The half-open stay this probe belonged to is over; its slot went with it.
+                slot.held = false;
                 return;
             }
             let in_flight = state::in_flight(s).saturating_sub(1);
@@ -1112,6 +1148,7 @@ impl Inner {
                 Outcome::Failure => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
                     if self.trip(s, level, Reason::ProbeFailed) {
+                        slot.held = false;
                         return;
                     }
                     s = self.state.load(Ordering::Acquire);
@@ -1121,6 +1158,7 @@ impl Inner {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
                     let period = self.asked_period(d);
                     if self.trip_for(s, level, period, Reason::RetryAfter(period)) {
+                        slot.held = false;
                         return;
                     }
                     s = self.state.load(Ordering::Acquire);
@@ -1140,9 +1178,55 @@ impl Inner {
                 }
             };
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::ProbesSucceeded, None),
+                Ok(()) => {
+                    slot.held = false;
+                    return self.emit_transition(s, next, Reason::ProbesSucceeded, None);
+                }
                 Err(actual) => s = actual,
             }
+        }
+    }
+
+    /// Frees a probe slot of the half-open stay `episode` without an outcome, if that stay
+    /// still runs; reads no clock and raises no event.
+    fn give_back_probe(&self, episode: u64) {
+        let mut s = self.state.load(Ordering::Acquire);
+        while state::episode(s) == episode && state::in_flight(s) > 0 {
+            let next = state::reprobe(s, state::in_flight(s) - 1, state::successes(s));
+            match self.cas(s, next) {
+                Ok(()) => return,
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// A permit dropped without an outcome: its `on_abandoned` outcome. A drop also runs while
+    /// unwinding, where a second panic (the clock's, a listener payload's drop) would abort the
+    /// process: contained here, after the probe guard gave the slot back.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&self, ticket: Ticket) {
+        let outcome = self.policy().config.on_abandoned;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.record(ticket, outcome))) {
+            crate::event::drop_payload(payload);
+        }
+    }
+}
+
+/// A probe's half-open slot while its outcome is being recorded: given back if the recording
+/// unwinds before it published the outcome.
+struct ProbeSlot<'a> {
+    circuit: &'a Inner,
+    episode: u64,
+    /// Still this probe's to give back: cleared once a CAS published its outcome (or its stay
+    /// ended).
+    held: bool,
+}
+
+impl Drop for ProbeSlot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.circuit.give_back_probe(self.episode);
         }
     }
 }
@@ -1220,8 +1304,7 @@ macro_rules! permit_impl {
 
         impl$(<$lt>)? Drop for $name$(<$lt>)? {
             fn drop(&mut self) {
-                let outcome = self.circuit.policy().config.on_abandoned;
-                self.circuit.record(self.ticket, outcome);
+                self.circuit.abandon(self.ticket);
             }
         }
 
@@ -1240,7 +1323,10 @@ macro_rules! permit_impl {
 /// The right to make one call through a circuit. Report the call's outcome with
 /// [`success`](Permit::success), [`failure`](Permit::failure), [`ignore`](Permit::ignore) or
 /// [`record`](Permit::record). A permit dropped without a report (a cancelled future, a panic)
-/// counts as the config's `on_abandoned` outcome and always frees its half-open slot.
+/// counts as the config's `on_abandoned` outcome and always frees its half-open slot. Dropping
+/// one never panics (so never aborts an unwinding thread): a panic of the user code it runs, a
+/// clock or a listener, is contained there. A panic while recording an outcome reaches the caller
+/// of `record`, with the probe slot, if any, freed first.
 ///
 /// A permit is `Send + Sync + 'static`: hold it across `.await`. It keeps its circuit's memory
 /// alive (not its place in a registry: a registry may drop a circuit idle for two sweeps while

@@ -133,14 +133,6 @@ impl Classify for ErrorClass {
     }
 }
 
-impl Outcome {
-    /// Whether the outcome counts against the provider: a failure, with or without a time to
-    /// come back.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Failure | Outcome::RetryAfter(_))
-    }
-}
-
 impl Classify for Outcome {
     fn classify(&self) -> Outcome {
         *self

@@ -219,16 +219,28 @@ impl Listeners {
             if let Some(change) =
                 Change::of_transition(provider, tenant, to, reason, open_for, level)
             {
-                let _ = catch_unwind(AssertUnwindSafe(|| fleet.publish(&change)));
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| fleet.publish(&change))) {
+                    drop_payload(payload);
+                }
             }
         }
         if self.listeners.is_empty() || EMITTING.with(|e| e.replace(true)) {
             return;
         }
         for listener in &self.listeners {
-            let _ = catch_unwind(AssertUnwindSafe(|| listener(event)));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(event))) {
+                drop_payload(payload);
+            }
         }
         EMITTING.with(|e| e.set(false));
+    }
+}
+
+/// Drops a contained panic's payload, whose own `Drop` is user code and may panic too: that
+/// second payload is leaked rather than let out of the call that contained the first.
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 

@@ -375,12 +375,25 @@ impl Hub {
         kept.providers.get(provider).cloned()
     }
 
-    /// A circuit was just created (and stored, unless the registry is full) in `provider`:
-    /// applies what is kept of it.
+    /// A circuit was just created (and stored, unless the registry is full) in `provider`, the
+    /// registry's current entry for that name: applies what is kept of it.
     pub(crate) fn created(&self, provider: Arc<Provider>, circuit: &Circuit) {
+        self.created_in(Some(provider), circuit);
+    }
+
+    /// A circuit was just created in a provider entry that a sweep has closed since: applies
+    /// what is kept of it, without remembering the entry.
+    pub(crate) fn created_unstored(&self, circuit: &Circuit) {
+        self.created_in(None, circuit);
+    }
+
+    fn created_in(&self, provider: Option<Arc<Provider>>, circuit: &Circuit) {
         let kept_fact = {
             let mut kept = self.lock();
-            kept.providers.entry(provider.name).or_insert(provider);
+            if let Some(provider) = provider {
+                // Replaces an entry a sweep closed: facts must reach the live one.
+                kept.providers.insert(provider.name, provider);
+            }
             if kept.facts.is_empty() {
                 return;
             }

@@ -4,15 +4,17 @@
 //! of an existing circuit hashes two `&str`s and allocates nothing; only the first call of a new
 //! (provider, tenant) allocates.
 //!
-//! At tenant scale the registry must not grow without bound. With an idle time to live, circuits
-//! that stayed unused for that long are dropped by a sweep that runs, at most once per TTL, when a
-//! new circuit is created (the only moment the registry grows), or whenever
-//! [`Registry::evict_idle`] is called. Only closed circuits that nobody holds are dropped: an open,
-//! half-open or operator-set circuit carries information that must outlive idleness. With a cap,
-//! see [`RegistryBuilder::max_circuits`].
+//! At tenant scale the registry must not grow without bound. With an idle time to live (one hour
+//! unless set, [`Registry::DEFAULT_IDLE_TTL`]), circuits that stayed unused for that long are
+//! dropped by a sweep that runs, at most once per TTL, when a new circuit is created (the only
+//! moment the registry grows), or whenever [`Registry::evict_idle`] is called. Only closed
+//! circuits that nobody holds are dropped: an open, half-open or operator-set circuit carries
+//! information that must outlive idleness. Sweeps also drop provider entries left without
+//! circuits. With a cap, see [`RegistryBuilder::max_circuits`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +60,10 @@ pub struct Registry {
     time: Arc<Timebase>,
     idle_ttl_us: Option<u64>,
     max_circuits: Option<usize>,
+    /// Stored circuits, plus creations under way that have reserved their place: incremented
+    /// before a circuit is stored, decremented after one is unlinked, so it never reads less
+    /// than what the tables hold and `max_circuits` bounds both.
+    count: AtomicUsize,
     /// Clock reading (µs) of the last idle sweep.
     last_sweep_us: AtomicU64,
     /// Circuits created detached (not stored) since the last sweep for space.
@@ -100,6 +106,17 @@ impl Provider {
 }
 
 impl Registry {
+    /// How long a closed circuit may stay unused before a registry built without
+    /// [`idle_ttl`](RegistryBuilder::idle_ttl) drops it: one hour.
+    ///
+    /// Tenant names usually come from requests (a header, a token), so a registry that kept
+    /// every circuit would grow with every name anyone sends. An hour keeps a tenant that calls
+    /// even rarely (a circuit lives one to two TTLs after its last call), costs one sweep of the
+    /// registry per hour, run by a call that creates a circuit, and forgets little: open,
+    /// half-open and operator-set circuits, and those a caller holds, are never dropped; a
+    /// closed one nobody called for an hour loses only its counts, and comes back closed.
+    pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(3600);
+
     /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
     /// with the default config and the system clock, unless [`set_global`](Self::set_global)
     /// installed one first.
@@ -167,7 +184,14 @@ impl Registry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn configure(&self, provider: &str, config: Config) {
-        let p = self.provider(provider);
+        let p = loop {
+            let p = self.provider(provider);
+            // A configured provider is kept even without circuits; one that an idle sweep closed
+            // meanwhile is about to go, so the config goes to its successor.
+            if p.circuits.hold_open() {
+                break p;
+            }
+        };
         let mut configured = lock(&p.configured);
         if configured.as_ref().is_some_and(|c| c.config == config) {
             return;
@@ -219,7 +243,7 @@ impl Registry {
 
     /// The config set for `provider` with [`configure`](Self::configure), if any.
     pub fn configured(&self, provider: &str) -> Option<Config> {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         let p = providers.get(provider)?;
         let configured = lock(&p.configured);
         configured.as_ref().map(|policy| policy.config.clone())
@@ -243,7 +267,7 @@ impl Registry {
     /// The circuit of (`provider`, `tenant`) if it exists. A look, not a use: it does not keep
     /// the circuit from being evicted as idle.
     pub fn get(&self, provider: &str, tenant: &str) -> Option<Circuit> {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         let p = providers.get(provider)?;
         let guard = p.circuits.guard();
         p.circuits.get(tenant, &guard).map(|c| Circuit::clone(&c))
@@ -251,18 +275,23 @@ impl Registry {
 
     /// Removes a circuit; handles and permits already out keep working on the removed one.
     pub fn remove(&self, provider: &str, tenant: &str) -> bool {
-        let providers = self.providers.pin();
-        let removed = providers
-            .get(provider)
-            .is_some_and(|p| p.circuits.remove(tenant));
+        let providers = self.pin_providers();
+        let removed = match providers.get(provider) {
+            Some(p) if p.circuits.remove(tenant) => {
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        };
+        drop(providers);
         epoch::collect();
         removed
     }
 
-    /// Number of circuits.
+    /// Number of circuits: one read, whatever the number of providers. While circuits are being
+    /// created or removed on other threads it may count one whose creation is under way.
     pub fn len(&self) -> usize {
-        let providers = self.providers.pin();
-        providers.values().map(|p| p.circuits.len()).sum()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether the registry holds no circuit.
@@ -316,7 +345,7 @@ impl Registry {
         match provider {
             None => self.for_each(visit),
             Some(name) => {
-                let providers = self.providers.pin();
+                let providers = self.pin_providers();
                 if let Some(p) = providers.get(name) {
                     p.circuits.for_each(visit);
                 }
@@ -327,7 +356,7 @@ impl Registry {
 
     /// Calls `f` with every circuit. Circuits created or removed meanwhile may or may not be seen.
     pub fn for_each(&self, mut f: impl FnMut(&Circuit)) {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         for p in providers.values() {
             p.circuits.for_each(&mut f);
         }
@@ -345,7 +374,7 @@ impl Registry {
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
         {
-            let providers = self.providers.pin();
+            let providers = self.pin_providers();
             if let Some(p) = providers.get(provider) {
                 return self.acquire_in(p, tenant, site);
             }
@@ -374,15 +403,45 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
-        if let Some((id, p)) = cache.slot.get() {
-            if *id == self.id {
-                return self.acquire_in(p, tenant, site);
+        if let Some(cached) = cache.slot.get() {
+            if cached.registry == self.id {
+                // SAFETY: the entry was cached from this registry (ids are never reused) and
+                // kept open when cached, so this registry never drops it, and `&self` is alive.
+                return self.acquire_in(unsafe { cached.provider.as_ref() }, tenant, site);
             }
         }
-        let p = self.provider(provider);
-        // The first registry a site meets stays cached; calls into another registry (tests with
-        // their own) take the uncached path.
-        let _ = cache.slot.set((self.id, p.clone()));
+        self.acquire_caching(cache, provider, tenant, site)
+    }
+
+    /// The first call of a site (or a call into another registry than the one its cache
+    /// remembers).
+    #[cold]
+    #[inline(never)]
+    fn acquire_caching(
+        &self,
+        cache: &ProviderCache,
+        provider: &str,
+        tenant: &str,
+        site: Option<&'static Config>,
+    ) -> Result<Permit, CircuitOpen> {
+        if cache.slot.get().is_some() {
+            // The first registry a site meets stays cached; calls into another registry (tests
+            // with their own) take the uncached path.
+            return self.acquire(provider, tenant, site);
+        }
+        let p = loop {
+            let p = self.provider(provider);
+            // The cache points at the entry without owning it: keep the entry for as long as
+            // this registry lives, so the pointer is valid whenever the ids match.
+            if p.circuits.hold_open() {
+                break p;
+            }
+        };
+        let _ = cache.slot.set(Cached {
+            registry: self.id,
+            provider: NonNull::from(&*p),
+            name: p.name,
+        });
         self.acquire_in(&p, tenant, site)
     }
 
@@ -424,10 +483,14 @@ impl Registry {
     ) -> Held {
         let held = match self.create(p, tenant, site, &guard) {
             // SAFETY: stored in the table (found under `guard`), which retires it to the epoch.
-            Ok(c) => unsafe { c.detach().pinned(guard) },
-            Err(detached) => {
+            Created::Mine(c, _) | Created::Theirs(c) => unsafe { c.detach().pinned(guard) },
+            Created::Detached(detached) => {
                 drop(guard);
                 detached.into_held()
+            }
+            Created::Closed => {
+                drop(guard);
+                return self.create_held(&self.provider(p.name), tenant, site, epoch::pin());
             }
         };
         epoch::collect();
@@ -441,8 +504,14 @@ impl Registry {
             return Circuit::clone(&c);
         }
         let circuit = match self.create(p, tenant, site, &guard) {
-            Ok(c) => Circuit::clone(&c),
-            Err(detached) => detached,
+            // Taken under the table's mutex: no sweep evicted it before this first use.
+            Created::Mine(_, handle) => handle,
+            Created::Theirs(c) => Circuit::clone(&c),
+            Created::Detached(c) => c,
+            Created::Closed => {
+                drop(guard);
+                return self.circuit_in(&self.provider(p.name), tenant, site);
+            }
         };
         drop(guard);
         epoch::collect();
@@ -450,8 +519,8 @@ impl Registry {
     }
 
     /// The circuit of `tenant` after a lookup missed: stored now (or by a racing creator), or
-    /// `Err` with a circuit that is not stored because the registry is at its cap with nothing
-    /// evictable (fail open rather than refuse traffic; documented on the cap).
+    /// not stored because the registry is at its cap with nothing evictable (fail open rather
+    /// than refuse traffic; documented on the cap).
     #[cold]
     fn create<'g>(
         &self,
@@ -459,44 +528,92 @@ impl Registry {
         tenant: &str,
         site: Option<&'static Config>,
         guard: &'g Guard,
-    ) -> Result<Found<'g>, Circuit> {
-        let policy = self.policy_for(p, site);
-        self.sweep_if_due();
-        let created = if self.has_room() {
-            let found = p.circuits.get_or_insert(
-                tenant,
-                || Circuit::from_policy(policy.clone(), tenant),
-                guard,
-            );
-            // Pairs with the fence in `configure`: a retuning that linked a new policy after this
-            // circuit was made either visits it or is seen here.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if policy.current_is_newer() {
-                let _serial = lock(&p.configured);
-                found.retune();
-            }
-            Ok(found)
-        } else {
-            Err(Circuit::from_policy(policy, tenant))
-        };
+    ) -> Created<'g> {
+        let created = self.create_unseen(p, tenant, site, guard);
         if let Some(hub) = &self.fleet {
             // After the insertion, so a fact the fleet notes meanwhile reaches this circuit
-            // either here or through the table (`Hub::note`).
-            if let Some(entry) = self.providers.pin().get(p.name) {
-                let circuit = match &created {
-                    Ok(found) => Circuit::clone(found),
-                    Err(detached) => detached.clone(),
-                };
-                hub.created(entry.clone(), &circuit);
+            // either here or through the table (`Hub::note`). A racing creator's circuit is
+            // that creator's to report.
+            let circuit = match &created {
+                Created::Mine(_, handle) => Some(handle),
+                Created::Detached(circuit) => Some(circuit),
+                Created::Theirs(_) | Created::Closed => None,
+            };
+            let entry = self.pin_providers().get(p.name).cloned();
+            if let (Some(circuit), Some(entry)) = (circuit, entry) {
+                // Only the entry the circuit lives in: one a sweep closed is gone for good.
+                if std::ptr::eq(Arc::as_ptr(&entry), p) {
+                    hub.created(entry, circuit);
+                } else {
+                    hub.created_unstored(circuit);
+                }
             }
         }
         created
     }
 
+    /// [`create`](Self::create) without telling the fleet.
+    fn create_unseen<'g>(
+        &self,
+        p: &'g Provider,
+        tenant: &str,
+        site: Option<&'static Config>,
+        guard: &'g Guard,
+    ) -> Created<'g> {
+        let Some(policy) = self.policy_for(p, site) else {
+            return Created::Closed;
+        };
+        self.sweep_if_due();
+        if !self.reserve() {
+            // A racing creator may have stored it since the caller's lookup.
+            return match p.circuits.get(tenant, guard) {
+                Some(c) => Created::Theirs(c),
+                None => Created::Detached(Circuit::from_policy(policy, tenant)),
+            };
+        }
+        let mut mine = None;
+        let found = p.circuits.get_or_insert(
+            tenant,
+            || {
+                let c = Circuit::from_policy(policy.clone(), tenant);
+                mine = Some(c.clone());
+                c
+            },
+            guard,
+        );
+        let created = match (found, mine) {
+            (Some(c), Some(handle)) => Created::Mine(c, handle),
+            (found, None) => {
+                // A racing creator's circuit, or the table closed: give the place back.
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                match found {
+                    Some(c) => Created::Theirs(c),
+                    None => return Created::Closed,
+                }
+            }
+            (None, Some(_)) => unreachable!("a closed table makes nothing"),
+        };
+        // Pairs with the fence in `configure`: a retuning that linked a new policy after this
+        // circuit was made either visits it or is seen here.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if policy.current_is_newer() {
+            let _serial = lock(&p.configured);
+            if let Created::Mine(c, _) | Created::Theirs(c) = &created {
+                c.retune();
+            }
+        }
+        created
+    }
+
+    /// The entry of provider `name`, made if missing or closed.
     fn provider(&self, name: &str) -> Arc<Provider> {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         if let Some(p) = providers.get(name) {
-            return p.clone();
+            if !p.circuits.is_closed() {
+                return p.clone();
+            }
+            // Closed by a sweep that has not unlinked it yet: help.
+            let _ = providers.remove_if(name, |_, v| Arc::ptr_eq(v, p));
         }
         let name = intern(name);
         let fresh = Arc::new(Provider {
@@ -514,24 +631,37 @@ impl Registry {
         providers.get_or_insert(name, fresh).clone()
     }
 
-    fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Arc<Policy> {
+    /// Unlinks `p` if it held no circuit at this sweep and the previous one, and nothing needs
+    /// it kept (a config, a call site's policy or cache): a provider name seen once (a host a
+    /// tower layer was keyed by) then costs nothing once its circuits are gone, and sweeps stop
+    /// visiting it.
+    fn drop_if_idle(&self, providers: &ProviderMap<'_>, p: &Arc<Provider>) {
+        if p.circuits.len() == 0 && p.circuits.close_if_idle() {
+            let _ = providers.remove_if(p.name, |_, v| Arc::ptr_eq(v, p));
+        }
+    }
+
+    /// The policy of a new circuit of `p`; `None` when `p` was closed meanwhile.
+    fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Option<Arc<Policy>> {
         // Held while a site's policy is added, so that a concurrent `configure` links it too.
         let configured = lock(&p.configured);
         if let Some(policy) = configured.as_ref() {
-            return policy.clone();
+            return Some(policy.clone());
         }
         let mut sites = lock(&p.sites);
         let Some(site) = site else {
             // A circuit asked for by name, not through an annotated call: it gets the config of
             // the provider's first `#[circuit_breaker]` site, if one has run, so that looking a
             // circuit up before the first annotated call cannot bypass the attribute's settings.
-            return sites
-                .first()
-                .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone());
+            return Some(
+                sites
+                    .first()
+                    .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone()),
+            );
         };
         let key = site as *const Config as usize;
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
-            return policy.clone();
+            return Some(policy.clone());
         }
         let policy = Arc::new(Policy::new(
             site.clone(),
@@ -539,8 +669,13 @@ impl Registry {
             p.name,
             self.events.clone(),
         ));
+        if sites.is_empty() && !p.circuits.hold_open() {
+            // The first site's config must outlive the provider's circuits (see above); a
+            // closed entry is about to go, and the caller retries on its successor.
+            return None;
+        }
         sites.push((key, policy.clone()));
-        policy
+        Some(policy)
     }
 
     /// Drops every closed circuit that has not been used since the previous sweep and of which
@@ -556,10 +691,16 @@ impl Registry {
             .store(self.time.now_us(), Ordering::Relaxed);
         self.detached_since_sweep.store(0, Ordering::Relaxed);
         let mut evicted = 0;
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         for p in providers.values() {
-            evicted += p.circuits.evict(Circuit::sweep_evictable);
+            if p.circuits.len() > 0 {
+                let n = p.circuits.evict(Circuit::sweep_evictable);
+                self.count.fetch_sub(n, Ordering::Relaxed);
+                evicted += n;
+            }
+            self.drop_if_idle(&providers, p);
         }
+        drop(providers);
         epoch::collect_now();
         evicted
     }
@@ -578,23 +719,47 @@ impl Registry {
         }
     }
 
-    /// Whether a new circuit may be stored under the cap, sweeping for space when full. Sweeps
-    /// for space are spaced out by creations (one per 1/8 of the cap) so that a full registry of
-    /// busy circuits does not sweep on every new tenant.
-    fn has_room(&self) -> bool {
+    /// Reserves a place for a new circuit, under the cap if there is one, sweeping for space
+    /// when full; the caller gives it back if it stores nothing. Reserving before storing, by a
+    /// compare-and-swap on the count, is what makes the cap exact under concurrency: racing
+    /// creators that each saw room could overshoot it. Sweeps for space are spaced out by
+    /// creations (one per 1/8 of the cap) so that a full registry of busy circuits does not
+    /// sweep on every new tenant.
+    fn reserve(&self) -> bool {
         let Some(cap) = self.max_circuits else {
+            self.count.fetch_add(1, Ordering::Relaxed);
             return true;
         };
-        if self.len() < cap {
+        let take = || {
+            self.count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < cap).then_some(n + 1)
+                })
+                .is_ok()
+        };
+        if take() {
             return true;
         }
         let detached = self.detached_since_sweep.fetch_add(1, Ordering::Relaxed);
         if detached % (cap as u64 / 8 + 1) == 0 {
             self.evict_idle();
-            return self.len() < cap;
+            return take();
         }
         false
     }
+}
+
+/// What [`Registry::create`] made of a lookup's miss.
+enum Created<'g> {
+    /// Stored by this call, with a handle taken before the table's mutex was let go: no sweep
+    /// can evict a circuit between its creation and its creator's first use of it.
+    Mine(Found<'g>, Circuit),
+    /// Stored by a racing creator.
+    Theirs(Found<'g>),
+    /// Not stored: the registry is at its cap with nothing evictable.
+    Detached(Circuit),
+    /// The provider entry was closed by a sweep meanwhile: look it up again.
+    Closed,
 }
 
 /// The registry's mutexes guard plain values that a panic cannot leave half-written.
@@ -628,7 +793,6 @@ impl Default for Registry {
 ///     .build();
 /// # Ok::<(), breaker::ConfigError>(())
 /// ```
-#[derive(Default)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RegistryBuilder {
     default_config: Option<Config>,
@@ -637,6 +801,19 @@ pub struct RegistryBuilder {
     max_circuits: Option<usize>,
     listeners: Vec<Listener>,
     fleet: Option<Arc<dyn Fleet>>,
+}
+
+impl Default for RegistryBuilder {
+    fn default() -> Self {
+        RegistryBuilder {
+            default_config: None,
+            time: None,
+            idle_ttl: Some(Registry::DEFAULT_IDLE_TTL),
+            max_circuits: None,
+            listeners: Vec::new(),
+            fleet: None,
+        }
+    }
 }
 
 impl RegistryBuilder {
@@ -653,18 +830,34 @@ impl RegistryBuilder {
         self
     }
 
-    /// Drops closed circuits that stayed unused for `ttl` (see [`Registry::evict_idle`]). Off by
-    /// default: without it the registry keeps every circuit it ever created.
-    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
-        self.idle_ttl = Some(ttl);
+    /// Drops closed circuits that stayed unused for `ttl` (see [`Registry::evict_idle`]);
+    /// [`Registry::DEFAULT_IDLE_TTL`] (one hour) unless set. `None` turns idle eviction off:
+    /// the registry then keeps every circuit it ever created, which suits a fixed set of
+    /// tenants, not tenant names that come from requests.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::Registry;
+    ///
+    /// let short = Registry::builder().idle_ttl(Duration::from_secs(600)).build();
+    /// let forever = Registry::builder().idle_ttl(None).build();
+    /// ```
+    pub fn idle_ttl(mut self, ttl: impl Into<Option<Duration>>) -> Self {
+        self.idle_ttl = ttl.into();
         self
     }
 
-    /// Caps the number of stored circuits. When the registry is full, a new (provider, tenant)
-    /// first triggers a sweep that drops closed, unheld circuits unused since the previous sweep
-    /// (whatever the TTL); if that frees nothing, the call gets a fresh closed circuit that is not
-    /// stored. Such tenants are then not protected until room frees up, but their calls are never
-    /// refused because of the cap, and no stored circuit (open ones above all) is displaced.
+    /// Caps the number of stored circuits: the registry never holds more than `n`, however many
+    /// threads create circuits at once (each creation reserves its place before it stores), and
+    /// [`Registry::len`] never reads more. No cap by default. When the registry is full, a new
+    /// (provider, tenant) first triggers a sweep that drops closed, unheld circuits unused since
+    /// the previous sweep (whatever the TTL); if that frees nothing, the call gets a fresh closed
+    /// circuit that is not stored. Such tenants are then not protected until room frees up, but
+    /// their calls are never refused because of the cap, and no stored circuit (open ones above
+    /// all) is displaced. There is no default cap because of that trade (at the cap, new tenants
+    /// go unprotected) and because only the application knows how many tenants it serves; the
+    /// default [`idle_ttl`](Self::idle_ttl) bounds the registry by the rate of new tenants.
     pub fn max_circuits(mut self, n: usize) -> Self {
         self.max_circuits = Some(n);
         self
@@ -749,6 +942,7 @@ impl RegistryBuilder {
             time,
             idle_ttl_us,
             max_circuits: self.max_circuits,
+            count: AtomicUsize::new(0),
             last_sweep_us: AtomicU64::new(0),
             detached_since_sweep: AtomicU64::new(0),
             events: Listeners::new(self.listeners, self.fleet).map(Arc::new),
@@ -785,10 +979,52 @@ pub struct CircuitSnapshot {
 }
 
 /// Where one provider's circuits live in a registry, remembered by a call site; see
-/// [`Registry::acquire_cached`]. Provider entries are never removed from a registry, so a cached
-/// one stays valid as long as the registry.
+/// [`Registry::acquire_cached`]. It remembers the first registry the site meets without keeping
+/// that registry (or anything of it) alive: a registry dropped while a `static` cache still
+/// names it is freed like any other.
 pub struct ProviderCache {
-    slot: OnceLock<(u64, Arc<Provider>)>,
+    slot: OnceLock<Cached>,
+}
+
+/// A provider entry of the registry `registry`, by address: the registry keeps the entry (it
+/// is held open, never unlinked), so the address is valid exactly while a registry with that id
+/// exists, which a caller holding `&Registry` with that id proves.
+struct Cached {
+    registry: u64,
+    provider: NonNull<Provider>,
+    /// For `Debug`, which has no registry to prove the entry alive.
+    name: &'static str,
+}
+
+// SAFETY: `Cached` is an id, an interned name and an address dereferenced only by the registry
+// that owns the entry (`Provider` is `Send + Sync`), from any thread.
+unsafe impl Send for Cached {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Cached {}
+
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Provider>();
+};
+
+/// The pinned provider map the registry's walks share.
+type ProviderMap<'m> =
+    papaya::HashMapRef<'m, &'static str, Arc<Provider>, NameHasher, papaya::LocalGuard<'m>>;
+
+impl Registry {
+    /// The provider map, pinned. papaya pins through seize's thread-local, which a registry call
+    /// from another thread-local's destructor may outlive (a pool's or a logger's, at thread
+    /// exit): seize then panics on its first use, after registering the thread anew, and its
+    /// next use succeeds. The panic is contained here and the pin taken again, so such a call
+    /// works instead of aborting the process ("thread local panicked on drop"); the panic hook
+    /// still reports that first panic, once per such thread. Elsewhere this is a plain pin.
+    #[inline]
+    fn pin_providers(&self) -> ProviderMap<'_> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.providers.pin())) {
+            Ok(map) => map,
+            Err(_) => self.providers.pin(),
+        }
+    }
 }
 
 impl ProviderCache {
@@ -808,9 +1044,193 @@ impl Default for ProviderCache {
 
 impl fmt::Debug for ProviderCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let provider = self.slot.get().map(|(_, p)| p.name);
+        let provider = self.slot.get().map(|c| c.name);
         f.debug_struct("ProviderCache")
             .field("provider", &provider)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::LazyLock;
+
+    use super::*;
+    use crate::ManualClock;
+
+    fn providers(r: &Registry) -> usize {
+        r.providers.len()
+    }
+
+    #[test]
+    fn provider_entries_without_circuits_were_never_freed() {
+        static SITE: LazyLock<Config> =
+            LazyLock::new(|| Config::builder().consecutive_failures(7).build().unwrap());
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .idle_ttl(Duration::from_secs(60))
+            .build();
+        r.configure("configured", Config::default());
+        r.acquire("annotated", "t", Some(&*SITE)).unwrap().success();
+        for i in 0..10_000 {
+            r.acquire(&format!("host-{i}"), "t", None)
+                .unwrap()
+                .success();
+        }
+        assert_eq!((providers(&r), r.len()), (10_002, 10_001));
+        // Used since creation: the first sweep keeps them, the second drops them.
+        assert_eq!(r.evict_idle(), 0);
+        assert_eq!(r.evict_idle(), 10_001);
+        assert_eq!(r.len(), 0);
+        // Empty at two sweeps in a row: the entries go, but for those something keeps.
+        assert_eq!(providers(&r), 10_002);
+        r.evict_idle();
+        assert_eq!(
+            providers(&r),
+            2,
+            "the configured and the annotated provider stay"
+        );
+        assert!(r.configured("configured").is_some());
+        assert_eq!(
+            r.circuit("annotated", "by-name")
+                .config()
+                .consecutive_failures(),
+            Some(7),
+            "the first site's config still applies to circuits asked for by name"
+        );
+        // Removing a provider's last circuit leaves its entry to the sweeps.
+        r.circuit("once", "t");
+        assert!(r.remove("once", "t"));
+        assert_eq!(providers(&r), 3);
+        r.evict_idle();
+        r.evict_idle();
+        assert_eq!(providers(&r), 2);
+        // And a provider name seen again gets a fresh entry.
+        r.acquire("host-1", "t", None).unwrap().success();
+        assert!(r.get("host-1", "t").is_some());
+        // (The circuit asked for by name went with those two sweeps.)
+        assert_eq!((providers(&r), r.len()), (3, 1));
+    }
+
+    #[test]
+    fn a_cached_provider_entry_was_dropped_by_sweeps_that_emptied_it() {
+        static SITE: ProviderCache = ProviderCache::new();
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .idle_ttl(Duration::from_secs(60))
+            .build();
+        r.acquire_cached(&SITE, "anthropic", "acme", None)
+            .unwrap()
+            .success();
+        // The circuit goes at the second sweep; an entry nothing keeps would go at the fourth.
+        for _ in 0..4 {
+            r.evict_idle();
+        }
+        assert_eq!(r.len(), 0);
+        let providers = r.providers.pin();
+        let entry = providers.get("anthropic").expect("the cached entry stays");
+        // The cache's address is the registry's own, open entry: never dangling.
+        assert_eq!(SITE.slot.get().unwrap().provider, NonNull::from(&**entry));
+        assert!(!entry.circuits.is_closed());
+    }
+
+    #[test]
+    fn creators_racing_the_sweep_that_drops_their_provider_lose_no_circuit() {
+        let r = Registry::builder().build();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let sweeper = s.spawn(|| {
+                let mut sweeps = 0;
+                while !done.load(Ordering::Relaxed) {
+                    r.evict_idle();
+                    sweeps += 1;
+                }
+                sweeps
+            });
+            let workers: Vec<_> = (0..2)
+                .map(|w| {
+                    let r = &r;
+                    s.spawn(move || {
+                        for i in 0..5_000 {
+                            let provider = format!("p{}", i % 7);
+                            let tenant = format!("{w}-{i}");
+                            let c = r.circuit(&provider, &tenant);
+                            c.force_open();
+                            // Stored in the entry the registry keeps, not in one it dropped:
+                            // the forced-open circuit is never evicted, so it must still be there.
+                            assert!(
+                                Circuit::ptr_eq(&c, &r.get(&provider, &tenant).unwrap()),
+                                "{provider}/{tenant} lost"
+                            );
+                            assert!(r.remove(&provider, &tenant));
+                        }
+                    })
+                })
+                .collect();
+            let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+            done.store(true, Ordering::Relaxed);
+            for r in results {
+                r.unwrap();
+            }
+            assert!(sweeper.join().unwrap() > 0);
+        });
+        r.evict_idle();
+        r.evict_idle();
+        assert_eq!((r.len(), providers(&r)), (0, 0));
+    }
+
+    /// What the tables hold, read from their own counts: exact for one provider at any moment.
+    fn stored(r: &Registry) -> usize {
+        let providers = r.providers.pin();
+        providers.values().map(|p| p.circuits.len()).sum()
+    }
+
+    #[test]
+    fn max_circuits_was_overshot_by_racing_new_tenants() {
+        for cap in [1, 2, 16, 20] {
+            let r = Registry::builder().max_circuits(cap).build();
+            // Kept, so `stored` reads one table, whose count is exact at any moment: an entry
+            // dropped and made again between two reads of a walk could count twice.
+            r.configure("p", Config::default());
+            let done = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let watcher = s.spawn(|| {
+                    let mut seen = 0;
+                    while !done.load(Ordering::Relaxed) {
+                        let (tables, len) = (stored(&r), r.len());
+                        assert!(tables <= cap, "cap {cap}: the table holds {tables}");
+                        assert!(len <= cap, "cap {cap}: len() {len}");
+                        seen = seen.max(tables);
+                    }
+                    seen
+                });
+                let workers: Vec<_> = (0..4)
+                    .map(|w| {
+                        let r = &r;
+                        s.spawn(move || {
+                            for i in 0..10_000 {
+                                let tenant = format!("{w}-{i}");
+                                r.acquire("p", &tenant, None).unwrap().success();
+                                // Room comes back by removals and by sweeps for space.
+                                if i % 3 == 0 {
+                                    r.remove("p", &format!("{w}-{}", i / 2));
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+                done.store(true, Ordering::Relaxed);
+                for r in results {
+                    r.unwrap();
+                }
+                assert!(watcher.join().unwrap() > 0);
+            });
+            assert!(r.len() <= cap && r.len() == stored(&r), "cap {cap}");
+            let mut visited = 0;
+            r.for_each(|_| visited += 1);
+            assert_eq!(visited, r.len());
+        }
     }
 }

@@ -30,7 +30,7 @@ use std::sync::PoisonError;
 
 use self::epoch::Guard;
 use crate::circuit::{Circuit, Inner};
-use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 const SLOTS: usize = 7;
 const EMPTY: u8 = 0;
@@ -120,6 +120,11 @@ fn has_empty(tags: u64) -> bool {
 struct Counts {
     live: usize,
     deleted: usize,
+    /// The table's owner needs it kept even when empty (see [`Circuits::hold_open`]).
+    keep: bool,
+    /// Found empty by the last [`close_if_idle`](Circuits::close_if_idle), with nothing stored
+    /// since.
+    seen_empty: bool,
 }
 
 /// One provider's circuits, keyed by tenant.
@@ -127,6 +132,9 @@ pub(crate) struct Circuits {
     array: AtomicPtr<Array>,
     writer: Mutex<Counts>,
     len: AtomicUsize,
+    /// Set once, under the mutex, by [`close_if_idle`](Circuits::close_if_idle): the table
+    /// takes no circuit from then on, so its owner may drop it without losing one.
+    closed: AtomicBool,
     hasher: TenantHasher,
 }
 
@@ -194,8 +202,11 @@ impl Circuits {
             writer: Mutex::new(Counts {
                 live: 0,
                 deleted: 0,
+                keep: false,
+                seen_empty: false,
             }),
             len: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             hasher: TenantHasher::default(),
         }
     }
@@ -232,17 +243,20 @@ impl Circuits {
     }
 
     /// The circuit of `tenant`, inserting `make()` if there is none (`make` runs under the
-    /// table's mutex, at most once).
+    /// table's mutex, at most once); `None` when the table is [closed](Self::close_if_idle).
     pub(crate) fn get_or_insert<'g>(
         &'g self,
         tenant: &str,
         make: impl FnOnce() -> Circuit,
         guard: &'g Guard,
-    ) -> Found<'g> {
+    ) -> Option<Found<'g>> {
         let mut counts = self.lock();
         // Writers are serialised, so this look is exact.
         if let Some(found) = self.get(tenant, guard) {
-            return found;
+            return Some(found);
+        }
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
         }
         if counts.live + counts.deleted >= self.current().max_used() {
             self.rebuild(&mut counts);
@@ -254,10 +268,40 @@ impl Circuits {
             counts.deleted -= 1;
         }
         counts.live += 1;
+        counts.seen_empty = false;
         self.len.store(counts.live, Ordering::Relaxed);
         // SAFETY: just stored; removals need the mutex this thread holds, and then wait for
         // `guard`.
-        unsafe { Found::new(p) }
+        Some(unsafe { Found::new(p) })
+    }
+
+    /// Closes the table if the previous call found it empty too, nothing was stored since, and
+    /// nobody asked to [keep](Self::hold_open) it; says whether it is closed. A closed table
+    /// stays empty for good: its owner may unlink it without losing a circuit, and creators that
+    /// still reach it are told to look again. Waiting for a second call (the registry's next
+    /// sweep) spares a table that was just made, or whose last circuit was just dropped, while a
+    /// creator is on its way to it.
+    pub(crate) fn close_if_idle(&self) -> bool {
+        let mut counts = self.lock();
+        if counts.live == 0 && !counts.keep {
+            if counts.seen_empty {
+                self.closed.store(true, Ordering::Relaxed);
+            }
+            counts.seen_empty = true;
+        }
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the table open for good, even when empty; `false` if it is already closed.
+    pub(crate) fn hold_open(&self) -> bool {
+        let mut counts = self.lock();
+        counts.keep = true;
+        !self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the table is closed (a hint: the mutex decides).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Unlinks the circuit of `tenant`; says whether there was one.
@@ -496,11 +540,13 @@ mod tests {
 
     fn insert(t: &Circuits, policy: &Arc<Policy>, tenant: &str) -> Circuit {
         let guard = t.guard();
-        let found = t.get_or_insert(
-            tenant,
-            || Circuit::from_policy(policy.clone(), tenant),
-            &guard,
-        );
+        let found = t
+            .get_or_insert(
+                tenant,
+                || Circuit::from_policy(policy.clone(), tenant),
+                &guard,
+            )
+            .expect("open");
         Circuit::clone(&found)
     }
 
@@ -767,6 +813,29 @@ mod loom_models {
             };
             assert!(t.remove("b"));
             insert(&t, &policy, "g");
+            epoch::collect_now();
+            epoch::collect_now();
+            reader.join().unwrap();
+        });
+    }
+
+    /// A sweep that leaves the table mostly empty shrinks it (a rebuild) while a lookup reads it.
+    #[test]
+    fn lookups_racing_a_sweep_that_shrinks_the_table_never_read_freed_memory() {
+        model(|| {
+            let names = [
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m",
+            ];
+            let (t, _policy) = table_of(&names);
+            let reader = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    let guard = t.guard();
+                    let a = t.get("a", &guard).expect("a kept tenant is always found");
+                    assert_eq!(a.tenant(), "a");
+                })
+            };
+            assert_eq!(t.evict(|c| c.tenant() != "a"), names.len() - 1);
             epoch::collect_now();
             epoch::collect_now();
             reader.join().unwrap();

@@ -1,5 +1,5 @@
 //! Model-based test of the circuit: random sequences of acquire / success / failure / ignore / drop
-//! / clock advance / force-open / reset run against the real lock-free [`Circuit`] and against a
+//! / clock advance / force-open / reset / retuning (`Registry::configure`) run against the real lock-free [`Circuit`] and against a
 //! tiny sequential model written here from the documented behaviour. After every step the state,
 //! the rejection (its state and `retry_after`) and every metric must agree.
 //!
@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use breaker_core::{Circuit, Config, ManualClock, Outcome, Permit, State, Window};
+use breaker_core::{Config, ManualClock, Outcome, Permit, Registry, State, Window};
 use proptest::prelude::*;
 
 /// The policy under test, in the model's own terms.
@@ -77,7 +77,8 @@ enum MState {
 #[derive(Debug, Clone, Copy)]
 struct MPermit {
     episode: u64,
-    started: u64,
+    /// When it was admitted, if slow calls were a policy then.
+    started: Option<u64>,
 }
 
 /// The reference: one thread, plain fields, behaviour as documented in issue 2 and the rustdoc.
@@ -123,6 +124,17 @@ impl Model {
         }
     }
 
+    /// A retuning: everything is kept but a window of another kind or size, which restarts.
+    fn retune(&mut self, spec: Spec) {
+        let window = |s: &Spec| (s.failure_rate.is_some() || s.slow.is_some()).then_some(s.window);
+        if window(&self.spec) != window(&spec) {
+            self.calls.clear();
+            self.timed.clear();
+        }
+        self.config = spec.config();
+        self.spec = spec;
+    }
+
     fn has_window(&self) -> bool {
         self.spec.failure_rate.is_some() || self.spec.slow.is_some()
     }
@@ -163,7 +175,7 @@ impl Model {
     fn acquire(&mut self) -> Result<MPermit, Rejection> {
         let permit = |m: &Model| MPermit {
             episode: m.episode,
-            started: m.now,
+            started: m.spec.slow.is_some().then_some(m.now),
         };
         match self.state {
             MState::Closed => Ok(permit(self)),
@@ -280,7 +292,8 @@ impl Model {
         let slow = self
             .spec
             .slow
-            .is_some_and(|(t, _)| self.now - p.started > t);
+            .zip(p.started)
+            .is_some_and(|((t, _), started)| self.now - started > t);
         match self.state {
             MState::Closed => {
                 let failure = match outcome {
@@ -392,6 +405,9 @@ enum Op {
     Advance(u64),
     ForceOpen,
     Reset,
+    /// `Registry::configure` with another config: state, streak and probes kept, the window
+    /// restarted when its kind or size changes.
+    Retune(Spec),
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -423,6 +439,7 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(Op::Advance),
         1 => Just(Op::ForceOpen),
         1 => Just(Op::Reset),
+        1 => spec().prop_map(Op::Retune),
     ]
 }
 
@@ -490,7 +507,10 @@ fn spec() -> impl Strategy<Value = Spec> {
 
 fn check(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let clock = ManualClock::new();
-    let circuit = Circuit::with_clock(spec.config(), clock.clone());
+    // A registry's circuit, so that `Op::Retune` can retune it as operations would.
+    let registry = Registry::builder().clock(clock.clone()).build();
+    registry.configure("p", spec.config());
+    let circuit = registry.circuit("p", "t");
     let mut model = Model::new(spec);
     let mut held: Vec<(Permit, MPermit)> = Vec::new();
 
@@ -541,6 +561,10 @@ fn check(spec: Spec, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 circuit.reset();
                 model.clear();
                 model.goto(MState::Closed);
+            }
+            Op::Retune(spec) => {
+                registry.configure("p", spec.config());
+                model.retune(spec);
             }
         }
 

@@ -75,36 +75,3 @@ fn two_panicking_user_drops_in_one_batch_of_frees_do_not_abort() {
     }
     panic!("freed {} of 2", DROPPED.load(Ordering::SeqCst));
 }
-
-thread_local! {
-    /// Registered before anything of the crate's on this thread, so destroyed after.
-    static LATE: std::cell::RefCell<Option<Late>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Uses a circuit from its destructor, which runs after the crate's own thread-locals are gone.
-struct Late(Circuit, std::sync::mpsc::Sender<bool>);
-
-impl Drop for Late {
-    fn drop(&mut self) {
-        let permit = self.0.try_acquire();
-        let ok = permit.is_ok();
-        if let Ok(p) = permit {
-            p.success();
-        }
-        let _ = self.1.send(ok);
-    }
-}
-
-#[test]
-fn a_circuit_works_from_a_late_thread_local_destructor() {
-    let circuit = Circuit::new(breaker_core::Config::default());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        LATE.with(|l| *l.borrow_mut() = Some(Late(circuit.clone(), tx)));
-        // The crate's thread-locals are registered after `LATE`'s, so destroyed before it.
-        circuit.try_acquire().unwrap().success();
-    })
-    .join()
-    .unwrap();
-    assert!(rx.recv().unwrap(), "the permit from the destructor");
-}
