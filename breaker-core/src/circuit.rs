@@ -15,7 +15,7 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::window::{Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
@@ -193,13 +193,14 @@ pub(crate) struct Inner {
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
     used: AtomicBool,
-    /// Permits need their start time: slow calls are a policy. Copied out of the policy so the
-    /// hot path does not follow that pointer; atomic only because a retuning rewrites it (a
-    /// relaxed load is the same plain load).
-    timed: AtomicBool,
-    /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
-    /// nothing, and the inlined fast path of `record` returns at once. Rewritten by a retuning.
-    plain: AtomicBool,
+    /// The fast-path flags [`TIMED`] and [`PLAIN`], copied out of the policy so the hot path
+    /// does not follow that pointer; atomic only because a retuning rewrites them (a relaxed
+    /// load is the same plain load). One byte for both, so `half_stays` fits beside it.
+    flags: AtomicU8,
+    /// Numbers half-open words (16 bits in the word): bumped for every half-open word published,
+    /// the first of a stay and each renewal by a probe expiry alike, so an old number comes back
+    /// only after 2^16 of them, each an open period or a probe timeout.
+    half_stays: AtomicU16,
     times_opened: AtomicU32,
     /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
@@ -357,8 +358,8 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                timed: AtomicBool::new(timed),
-                plain: AtomicBool::new(!timed && window.is_none()),
+                flags: AtomicU8::new(flags(timed, window.is_some())),
+                half_stays: AtomicU16::new(0),
                 head: policy,
                 window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
@@ -614,7 +615,7 @@ impl Inner {
     #[inline(always)]
     fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && !self.timed.load(Ordering::Relaxed) {
+        if state::tag(s) == state::CLOSED && self.flags.load(Ordering::Relaxed) & TIMED == 0 {
             return Ticket {
                 issued: s,
                 started_us: 0,
@@ -636,9 +637,10 @@ impl Inner {
                     // The open period is over: the first caller turns the circuit half-open and
                     // takes the first probe slot in the same CAS.
                     let probe = state::half_open(s, state::level(s), 1, 0);
-                    // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
-                    // an old half-open number back; only 2^16 trips can, each one open period.
-                    let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    // Numbered apart from `next_stay`: operator flapping then cannot bring an
+                    // old half-open number back; only 2^16 half-open words can, each an open
+                    // period or a probe timeout.
+                    let probe = state::with_stay(probe, self.next_half_stay());
                     self.stamp_probe(probe);
                     // The clock (user code) is read before the CAS that takes the slot: a
                     // clock that panics after it would leave the slot taken with no permit to
@@ -720,11 +722,12 @@ impl Inner {
         let config = &self.policy().config;
         let level = state::level(s);
         let in_flight = state::in_flight(s);
-        // The same half-open stay in a new generation: probes admitted under `s` are stale.
+        // The same half-open stay under a new number: probes admitted under `s` are stale. A
+        // new gen alone would not do: 256 expiries in one stay would bring `s`'s episode back.
         let renewed = |successes: u32| {
             state::with_stay(
                 state::half_open(s, level, 0, successes),
-                self.times_opened.load(Ordering::Relaxed),
+                self.next_half_stay(),
             )
         };
         let next_level = (level + 1).min(MAX_LEVEL);
@@ -760,7 +763,9 @@ impl Inner {
         // One more than the clock, so that 0 means "not timed": a permit issued before a
         // retuning made slow calls a policy is then never taken for one that started at the
         // clock's origin.
-        let started_us = if self.timed.load(Ordering::Relaxed) && state::tag(s) != state::DISABLED {
+        let started_us = if self.flags.load(Ordering::Relaxed) & TIMED != 0
+            && state::tag(s) != state::DISABLED
+        {
             self.now_us() + 1
         } else {
             0
@@ -809,10 +814,10 @@ impl Inner {
         let policy = self.policy();
         let window = policy.window_spec();
         self.window.set(window);
-        let timed = policy.slow_us.is_some();
-        self.timed.store(timed, Ordering::Relaxed);
-        self.plain
-            .store(!timed && window.is_none(), Ordering::Relaxed);
+        self.flags.store(
+            flags(policy.slow_us.is_some(), window.is_some()),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -877,9 +882,18 @@ impl Inner {
         self.stays.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
+    /// A fresh number for a half-open word about to be published (see `half_stays`).
+    fn next_half_stay(&self) -> u32 {
+        u32::from(
+            self.half_stays
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1),
+        )
+    }
+
     #[inline]
     fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.plain.load(Ordering::Relaxed)
+        if self.flags.load(Ordering::Relaxed) & PLAIN != 0
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -1146,6 +1160,22 @@ impl Drop for ProbeSlot<'_> {
         if self.held {
             self.circuit.give_back_probe(self.episode);
         }
+    }
+}
+
+/// [`Inner::flags`]: permits need their start time, slow calls are a policy.
+const TIMED: u8 = 1;
+/// [`Inner::flags`]: neither timed nor windowed; a success on a closed circuit with no failure
+/// streak changes nothing, and the inlined fast path of `record` returns at once.
+const PLAIN: u8 = 2;
+
+fn flags(timed: bool, windowed: bool) -> u8 {
+    if timed {
+        TIMED
+    } else if windowed {
+        0
+    } else {
+        PLAIN
     }
 }
 
