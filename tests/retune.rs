@@ -273,3 +273,33 @@ fn many_retunings_keep_the_latest() {
     c.try_acquire().unwrap().failure();
     assert_eq!(c.state(), State::Open);
 }
+
+/// Regression: with the consecutive policy retuned away, successes no longer reset the streak
+/// (the record path skips it), so the streak froze: reported by `consecutive_failures` (documented
+/// 0 without the policy) and brought back by a later retuning, where one failure after 1000
+/// successes tripped a streak of 5.
+#[test]
+fn a_streak_is_not_kept_across_a_retuning_without_the_consecutive_policy() {
+    let (registry, _) = registry();
+    registry.configure("p", consecutive(5));
+    let c = registry.circuit("p", "t");
+    for _ in 0..4 {
+        c.try_acquire().unwrap().failure();
+    }
+    registry.configure(
+        "p",
+        Config::builder()
+            .failure_rate(0.5, Window::Calls(10))
+            .minimum_calls(4)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(c.metrics().consecutive_failures, 0);
+    for _ in 0..1000 {
+        c.try_acquire().unwrap().success();
+    }
+    registry.configure("p", consecutive(5));
+    c.try_acquire().unwrap().failure();
+    assert_eq!(c.state(), State::Closed, "1 failure after 1000 successes");
+    assert_eq!(c.metrics().consecutive_failures, 1);
+}

@@ -808,10 +808,15 @@ impl Inner {
 
     /// Makes the window and the fast-path flags those of the current policy, after a retuning.
     /// A window whose kind or size changes restarts empty; anything else (the state word, the
-    /// failure streak, the probes in flight) is kept. The caller serializes retunings of one
-    /// circuit.
+    /// failure streak, the probes in flight) is kept, but for the streak under a policy without
+    /// one: its successes do not reset a streak nobody counts, so one kept would come back stale
+    /// with a later consecutive policy (and `Metrics` would report it). The caller serializes
+    /// retunings of one circuit.
     pub(crate) fn retune(&self) {
         let policy = self.policy();
+        if policy.consecutive == 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
         let window = policy.window_spec();
         self.window.set(window);
         self.flags.store(
