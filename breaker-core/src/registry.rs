@@ -524,6 +524,8 @@ impl Registry {
             // A racing creator may have stored it since the caller's lookup.
             return match p.circuits.get(tenant, guard) {
                 Some(c) => Created::Theirs(c),
+                // An entry closed meanwhile: its successor may have been configured since.
+                None if p.circuits.is_closed() => Created::Closed,
                 None => Created::Detached(Circuit::from_policy(policy, tenant)),
             };
         }
@@ -588,9 +590,9 @@ impl Registry {
     }
 
     /// Unlinks `p` if it held no circuit at this sweep and the previous one, and nothing needs
-    /// it kept (a config, a call site's policy or cache): a provider name seen once (a host a
-    /// tower layer was keyed by) then costs nothing once its circuits are gone, and sweeps stop
-    /// visiting it.
+    /// it kept (a config, an annotated call site's provider cache): a provider name seen once (a
+    /// host a tower layer was keyed by, with or without a config of its own) then costs nothing
+    /// once its circuits are gone, and sweeps stop visiting it.
     fn drop_if_idle(&self, providers: &ProviderMap<'_>, p: &Arc<Provider>) {
         if p.circuits.len() == 0 && p.circuits.close_if_idle() {
             let _ = providers.remove_if(p.name, |_, v| Arc::ptr_eq(v, p));
@@ -619,17 +621,18 @@ impl Registry {
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
             return Some(policy.clone());
         }
+        // A site's policy does not hold the entry open: a tower layer with a config passes it
+        // for every provider (host) its key names, and each entry would stay for good. An entry
+        // dropped once its circuits are gone loses its sites; the next call of each site brings
+        // its policy back (an annotated call site holds its provider's entry open through its
+        // cache, so circuits asked for by name keep its config). A `configure` holds its entry
+        // open, and a creator on an entry closed meanwhile retries on its successor.
         let policy = Arc::new(Policy::new(
             site.clone(),
             self.time.clone(),
             p.name,
             self.events.clone(),
         ));
-        if sites.is_empty() && !p.circuits.hold_open() {
-            // The first site's config must outlive the provider's circuits (see above); a
-            // closed entry is about to go, and the caller retries on its successor.
-            return None;
-        }
         sites.push((key, policy.clone()));
         Some(policy)
     }
@@ -978,8 +981,11 @@ mod tests {
             .clock(ManualClock::new())
             .idle_ttl(Duration::from_secs(60))
             .build();
+        static CACHE: ProviderCache = ProviderCache::new();
         r.configure("configured", Config::default());
-        r.acquire("annotated", "t", Some(&*SITE)).unwrap().success();
+        r.acquire_cached(&CACHE, "annotated", "t", Some(&*SITE))
+            .unwrap()
+            .success();
         for i in 0..10_000 {
             r.acquire(&format!("host-{i}"), "t", None)
                 .unwrap()
@@ -1018,6 +1024,37 @@ mod tests {
         assert!(r.get("host-1", "t").is_some());
         // (The circuit asked for by name went with those two sweeps.)
         assert_eq!((providers(&r), r.len()), (3, 1));
+    }
+
+    /// Regression: a call-site config held its provider's entry open for good, and a tower
+    /// layer with `.config(c)` passes one for every provider (host) its key closure names.
+    #[test]
+    fn provider_entries_reached_with_a_site_config_were_never_dropped() {
+        static LAYER: LazyLock<Config> =
+            LazyLock::new(|| Config::builder().consecutive_failures(3).build().unwrap());
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .idle_ttl(Duration::from_secs(60))
+            .build();
+        for i in 0..1000 {
+            r.acquire(&format!("host-{i}"), "t", Some(&*LAYER))
+                .unwrap()
+                .success();
+        }
+        for _ in 0..4 {
+            r.evict_idle();
+        }
+        assert_eq!((r.len(), providers(&r)), (0, 0));
+        // A host seen again registers its site anew: its circuits keep the layer's config.
+        r.acquire("host-1", "t", Some(&*LAYER)).unwrap().success();
+        let c = r.circuit("host-1", "by-name");
+        assert_eq!(c.config().consecutive_failures(), Some(3));
+        // And a configure of such a provider wins over the site as before.
+        r.configure(
+            "host-1",
+            Config::builder().consecutive_failures(9).build().unwrap(),
+        );
+        assert_eq!(c.config().consecutive_failures(), Some(9));
     }
 
     #[test]
