@@ -810,8 +810,8 @@ impl Inner {
     /// A window whose kind or size changes restarts empty; anything else (the state word, the
     /// failure streak, the probes in flight) is kept, but for the streak under a policy without
     /// one: its successes do not reset a streak nobody counts, so one kept would come back stale
-    /// with a later consecutive policy (and `Metrics` would report it). The caller serializes
-    /// retunings of one circuit.
+    /// with a later consecutive policy (and `Metrics` would report it). A registry serializes
+    /// its retunings of one circuit; [`catch_up`](Self::catch_up) may race them.
     pub(crate) fn retune(&self) {
         let policy = self.policy();
         if policy.consecutive == 0 {
@@ -823,6 +823,24 @@ impl Inner {
             flags(policy.slow_us.is_some(), window.is_some()),
             Ordering::Relaxed,
         );
+    }
+
+    /// [`retune`](Self::retune)s the circuit if its window, flags or streak are not those of
+    /// `policy`: a registry retunes only the circuits it holds, so one it let go (detached at
+    /// the cap, removed or evicted while a caller held it) catches up here, at its next failure.
+    /// Racing retunings are harmless: the window is swapped by a compare-and-swap, and flags
+    /// stored from an older policy meanwhile are caught up at the next failure.
+    #[cold]
+    #[inline(never)]
+    fn catch_up(&self, policy: &Policy) {
+        let window = policy.window_spec();
+        if self.window.spec() != window
+            || self.flags.load(Ordering::Relaxed)
+                != flags(policy.slow_us.is_some(), window.is_some())
+            || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
+        {
+            self.retune();
+        }
     }
 
     #[inline]
@@ -921,6 +939,15 @@ impl Inner {
         }
         let started_us = ticket.started_us;
         let policy = self.policy();
+        // A failure may trip: a circuit that was retuned (its chain's head is not its policy)
+        // but that the registry did not visit (detached, removed) takes the window and flags of
+        // its policy first. Successes never trip and skip this, so it costs nothing on the
+        // success paths, nor on circuits never retuned.
+        if matches!(outcome, Outcome::Failure | Outcome::RetryAfter(_))
+            && !std::ptr::eq(policy, &*self.head)
+        {
+            self.catch_up(policy);
+        }
         let window = self.window.get();
         let now = match (policy.slow_us, window) {
             (Some(_), _) => self.now_us(),

@@ -151,6 +151,13 @@ impl Registry {
     ///
     /// It visits every circuit of the provider once (under the provider's lock, which a new
     /// tenant's first call of that provider waits for); calls on existing circuits never wait.
+    /// A circuit the registry no longer holds (made detached at [`max_circuits`], removed, or
+    /// evicted while a caller kept its handle) is not visited: it takes the new thresholds from
+    /// its next decision too, but its window and its slow-call timing at its next failure
+    /// (successes before that count in its old window, if it had one, and its calls are timed
+    /// for a new slow-call policy only from then).
+    ///
+    /// [`max_circuits`]: RegistryBuilder::max_circuits
     /// Each retuning keeps a copy of the config (a few hundred bytes) alive while a circuit
     /// made before it lives, and a window replaced by it while that circuit lives.
     ///
