@@ -16,7 +16,7 @@ use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use crate::window::{Totals, WindowSlot};
+use crate::window::{Recorder, Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
 /// a circuit carries one pointer for both.
@@ -963,7 +963,7 @@ impl Inner {
                 if slow {
                     self.emit_slow(elapsed);
                 }
-                self.record_closed(episode, outcome, slow, now)
+                self.record_closed(episode, outcome, slow, now, policy, window)
             }
             _ => {}
         }
@@ -1010,14 +1010,24 @@ impl Inner {
         }
     }
 
-    fn record_closed(&self, episode: u64, outcome: Outcome, slow: bool, now: u64) {
+    /// Records into `window` with `policy`, both as read when `now` was taken: a window read
+    /// again here could be one a retuning swapped in meanwhile, of a kind `now` was not read
+    /// for (a time window given the 0 of an untimed one would drop the outcome).
+    fn record_closed(
+        &self,
+        episode: u64,
+        outcome: Outcome,
+        slow: bool,
+        now: u64,
+        policy: &Policy,
+        window: Option<&Recorder>,
+    ) {
         let s = self.state.load(Ordering::Acquire);
         if state::episode(s) != episode {
             // Issued before the circuit last moved: its outcome describes a past the circuit has
             // already acted on.
             return;
         }
-        let policy = self.policy();
         let (failure, asked) = match outcome {
             Outcome::Ignored => return,
             Outcome::Success => (false, None),
@@ -1035,9 +1045,9 @@ impl Inner {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
         }
-        if let Some(w) = self.window.get() {
+        if let Some(w) = window {
             w.record(failure, slow, now);
-            trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
+            trip = trip.or_else(|| rates_exceeded(&policy.config, w.totals(now)));
         }
         if state::tag(s) != state::CLOSED {
             return;
@@ -1053,20 +1063,6 @@ impl Inner {
     /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
     fn asked_period(&self, d: Duration) -> Duration {
         d.min(self.policy().config.max_open_for)
-    }
-
-    /// Which rate, if any, has reached its threshold.
-    fn rates_exceeded(&self, t: Totals) -> Option<Reason> {
-        let c = &self.policy().config;
-        if t.calls < c.minimum_calls {
-            None
-        } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
-            Some(Reason::FailureRate)
-        } else if c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r) {
-            Some(Reason::SlowCallRate)
-        } else {
-            None
-        }
     }
 
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
@@ -1192,6 +1188,19 @@ impl Drop for ProbeSlot<'_> {
         if self.held {
             self.circuit.give_back_probe(self.episode);
         }
+    }
+}
+
+/// Which rate of `c`'s, if any, has reached its threshold.
+fn rates_exceeded(c: &Config, t: Totals) -> Option<Reason> {
+    if t.calls < c.minimum_calls {
+        None
+    } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
+        Some(Reason::FailureRate)
+    } else if c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r) {
+        Some(Reason::SlowCallRate)
+    } else {
+        None
     }
 }
 
