@@ -745,7 +745,9 @@ impl Inner {
             Outcome::Success => {
                 let successes = state::successes(s) + in_flight;
                 if successes >= config.half_open_successes {
-                    self.clear_counts();
+                    if !self.clear_for_close(s) {
+                        return Some(self.state.load(Ordering::Acquire));
+                    }
                     state::with_stay(state::next(s, state::CLOSED), self.next_stay())
                 } else {
                     renewed(successes)
@@ -860,6 +862,20 @@ impl Inner {
         if let Some(w) = self.window.get() {
             w.clear();
         }
+    }
+
+    /// Clears the counts for the closed stay that the caller is about to publish in place of
+    /// the half-open word `s`, unless `s` is gone already (then the caller's compare-and-swap
+    /// would fail: it looks again). Cleared before the publishing CAS, so the new stay's first
+    /// outcomes are not wiped by its own closer (nobody records into the window while
+    /// half-open); the re-check keeps a closer that lost to another from wiping them: only one
+    /// that read `s` a moment ago clears.
+    fn clear_for_close(&self, s: u64) -> bool {
+        if self.state.load(Ordering::Acquire) != s {
+            return false;
+        }
+        self.clear_counts();
+        true
     }
 
     /// An operator's transition: always wins, whatever the circuit was doing.
@@ -1128,9 +1144,10 @@ impl Inner {
                 Outcome::Success => {
                     let successes = state::successes(s) + 1;
                     if successes >= config.half_open_successes {
-                        // Clear before publishing Closed so the first calls of the new stay are
-                        // not wiped. Nobody records into the window while half-open.
-                        self.clear_counts();
+                        if !self.clear_for_close(s) {
+                            s = self.state.load(Ordering::Acquire);
+                            continue;
+                        }
                         state::with_stay(state::next(s, state::CLOSED), self.next_stay())
                     } else {
                         state::reprobe(s, in_flight, successes)
