@@ -24,8 +24,9 @@ use crate::window::{Recorder, Totals, WindowSlot};
 /// Retuning (`Registry::configure`) never changes a policy: it links a new one after it
 /// ([`supersede`](Self::supersede)), and circuits read the config of the last policy of their
 /// chain ([`current`](Self::current)). A circuit keeps the head of its chain, which keeps every
-/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit;
-/// the chain costs one policy (a few hundred bytes) per retuning while a circuit made before it
+/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit.
+/// The registry holds only a provider's last policy (its chain's tail), so a policy that a
+/// retuning replaced costs its few hundred bytes only while a circuit made before that retuning
 /// lives.
 #[derive(Debug)]
 pub(crate) struct Policy {
@@ -89,8 +90,16 @@ impl Policy {
         // (stored only after that link was made), and links are never undone: `self` keeps it
         // alive as long as `&self` lives.
         let mut p = unsafe { latest.as_ref() }.unwrap_or(self);
+        let start: *const Policy = p;
         while let Some(next) = p.next.get() {
             p = next;
+        }
+        if !std::ptr::eq(start, p) {
+            // The registry links a retuning at the tail only (it no longer holds the chain's
+            // earlier policies to update their shortcut): the first decision after it updates
+            // this one, so later ones take one step again. Reachable from `self`, as required.
+            self.latest
+                .store(std::ptr::from_ref(p).cast_mut(), Ordering::Release);
         }
         p
     }

@@ -81,15 +81,25 @@ struct Provider {
     /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
     /// racing first calls get one circuit (`concurrent_first_use_creates_one_circuit`).
     circuits: Circuits,
-    /// This provider's copy of the registry default, created with the provider.
-    default: Arc<Policy>,
-    /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
+    /// The copy of the registry default made with the provider, or the policy of the last
+    /// [`Registry::configure`], which wins over everything else. Read only when a circuit is
     /// created. Its lock also serializes retunings of the provider's circuits, and is taken
     /// before `sites`'.
-    configured: Mutex<Option<Arc<Policy>>>,
+    policy: Mutex<Head>,
     /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
-    /// config, so all circuits of one site share one policy.
+    /// config, so all circuits of one site share one policy. Emptied by the first `configure`,
+    /// after which no site's policy is handed out.
     sites: Mutex<Vec<(usize, Arc<Policy>)>>,
+}
+
+/// What a provider hands its new circuits. The provider keeps only this head: every policy it
+/// handed out before leads to it (through the chain a retuning appends to), and an older one
+/// lives only as long as a circuit made from it.
+enum Head {
+    /// The registry default's copy, until the first `configure`.
+    Default(Arc<Policy>),
+    /// The last `configure`'s policy: the tail of every chain of the provider's circuits.
+    Configured(Arc<Policy>),
 }
 
 impl Registry {
@@ -158,8 +168,9 @@ impl Registry {
     /// for a new slow-call policy only from then).
     ///
     /// [`max_circuits`]: RegistryBuilder::max_circuits
-    /// Each retuning keeps a copy of the config (a few hundred bytes) alive while a circuit
-    /// made before it lives, and a window replaced by it while that circuit lives.
+    /// The provider keeps only the last config; each config a retuning replaced (a few hundred
+    /// bytes) stays alive only while a circuit made before that retuning lives (the circuit
+    /// reads its config through it), and so does a window replaced in that circuit.
     ///
     /// ```
     /// use std::time::Duration;
@@ -186,8 +197,8 @@ impl Registry {
                 break p;
             }
         };
-        let mut configured = lock(&p.configured);
-        if configured.as_ref().is_some_and(|c| c.config == config) {
+        let mut head = lock(&p.policy);
+        if matches!(&*head, Head::Configured(c) if c.config == config) {
             return;
         }
         let policy = Arc::new(Policy::new(
@@ -196,13 +207,20 @@ impl Registry {
             p.name,
             self.events.clone(),
         ));
-        // Every policy the provider has handed out leads to the new one: the default, each
-        // site's, and (through them) every earlier configured one.
-        p.default.supersede(&policy);
-        for (_, site) in lock(&p.sites).iter() {
-            site.supersede(&policy);
+        // Every policy the provider has handed out leads to the new one. After the first
+        // retuning they all lead to the last configured one; before it, the default and each
+        // site's are linked, and let go: no new circuit gets them any more, and each lives on
+        // only in the circuits made from it.
+        match &*head {
+            Head::Configured(last) => last.supersede(&policy),
+            Head::Default(default) => {
+                default.supersede(&policy);
+                for (_, site) in lock(&p.sites).drain(..) {
+                    site.supersede(&policy);
+                }
+            }
         }
-        *configured = Some(policy);
+        *head = Head::Configured(policy);
         // Pairs with the fence in `create`: a circuit stored meanwhile is either visited here or
         // sees the new policy linked and retunes itself.
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -239,8 +257,11 @@ impl Registry {
     pub fn configured(&self, provider: &str) -> Option<Config> {
         let providers = self.providers.pin();
         let p = providers.get(provider)?;
-        let configured = lock(&p.configured);
-        configured.as_ref().map(|policy| policy.config.clone())
+        let head = lock(&p.policy);
+        match &*head {
+            Head::Configured(policy) => Some(policy.config.clone()),
+            Head::Default(_) => None,
+        }
     }
 
     /// The circuit of (`provider`, `tenant`), created on first use. Allocates nothing when it
@@ -562,7 +583,7 @@ impl Registry {
         // circuit was made either visits it or is seen here.
         std::sync::atomic::fence(Ordering::SeqCst);
         if policy.current_is_newer() {
-            let _serial = lock(&p.configured);
+            let _serial = lock(&p.policy);
             if let Created::Mine(c, _) | Created::Theirs(c) = &created {
                 c.retune();
             }
@@ -584,13 +605,12 @@ impl Registry {
         let fresh = Arc::new(Provider {
             name,
             circuits: Circuits::new(),
-            default: Arc::new(Policy::new(
+            policy: Mutex::new(Head::Default(Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),
                 name,
                 self.events.clone(),
-            )),
-            configured: Mutex::new(None),
+            )))),
             sites: Mutex::new(Vec::new()),
         });
         providers.get_or_insert(name, fresh).clone()
@@ -609,10 +629,11 @@ impl Registry {
     /// The policy of a new circuit of `p`; `None` when `p` was closed meanwhile.
     fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Option<Arc<Policy>> {
         // Held while a site's policy is added, so that a concurrent `configure` links it too.
-        let configured = lock(&p.configured);
-        if let Some(policy) = configured.as_ref() {
-            return Some(policy.clone());
-        }
+        let head = lock(&p.policy);
+        let default = match &*head {
+            Head::Configured(policy) => return Some(policy.clone()),
+            Head::Default(default) => default,
+        };
         let mut sites = lock(&p.sites);
         let Some(site) = site else {
             // A circuit asked for by name, not through an annotated call: it gets the config of
@@ -621,7 +642,7 @@ impl Registry {
             return Some(
                 sites
                     .first()
-                    .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone()),
+                    .map_or_else(|| default.clone(), |(_, policy)| policy.clone()),
             );
         };
         let key = site as *const Config as usize;
@@ -1031,6 +1052,58 @@ mod tests {
         assert!(r.get("host-1", "t").is_some());
         // (The circuit asked for by name went with those two sweeps.)
         assert_eq!((providers(&r), r.len()), (3, 1));
+    }
+
+    /// Regression: every `configure` kept its policy for the registry's whole life (the
+    /// provider's default headed a chain through all of them, and configured entries are held
+    /// open); now one lives only as long as the provider's head or a circuit made before it.
+    #[test]
+    fn retunings_kept_every_policy_for_the_registrys_life() {
+        fn head(r: &Registry) -> std::sync::Weak<Policy> {
+            let providers = r.providers.pin();
+            let head = lock(&providers.get("p").unwrap().policy);
+            match &*head {
+                Head::Default(p) | Head::Configured(p) => Arc::downgrade(p),
+            }
+        }
+        let consecutive = |n| Config::builder().consecutive_failures(n).build().unwrap();
+        // At the cap, `p`'s circuits are made detached: a dropped one is freed at once, not
+        // after an epoch that other tests' pins may hold back.
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .max_circuits(1)
+            .build();
+        let _anchor = r.circuit("other", "t");
+        let old = r.circuit("p", "old");
+        let default = head(&r);
+        r.configure("p", consecutive(1));
+        let first = head(&r);
+        let young = r.circuit("p", "young");
+        for n in 2..=100 {
+            r.configure("p", consecutive(n));
+        }
+        let last = head(&r);
+        assert_eq!(old.config().consecutive_failures(), Some(100));
+        assert_eq!(young.config().consecutive_failures(), Some(100));
+        assert_eq!(r.len(), 1);
+        assert!(default.upgrade().is_some() && first.upgrade().is_some());
+        drop(old);
+        assert!(
+            default.upgrade().is_none(),
+            "the default went with the circuit made from it"
+        );
+        assert!(first.upgrade().is_some(), "held by `young`");
+        drop(young);
+        assert!(
+            first.upgrade().is_none(),
+            "the first configure's policy went with its circuits"
+        );
+        assert!(last.upgrade().is_some(), "the provider's head stays");
+        // A circuit made now still runs on the last config, and so would one after a retuning.
+        let c = r.circuit("p", "new");
+        r.configure("p", consecutive(7));
+        assert_eq!(c.config().consecutive_failures(), Some(7));
+        assert!(last.upgrade().is_some(), "held by `c`");
     }
 
     /// Regression: a call-site config held its provider's entry open for good, and a tower
