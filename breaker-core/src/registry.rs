@@ -255,7 +255,7 @@ impl Registry {
 
     /// The config set for `provider` with [`configure`](Self::configure), if any.
     pub fn configured(&self, provider: &str) -> Option<Config> {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         let p = providers.get(provider)?;
         let head = lock(&p.policy);
         match &*head {
@@ -282,7 +282,7 @@ impl Registry {
     /// The circuit of (`provider`, `tenant`) if it exists. A look, not a use: it does not keep
     /// the circuit from being evicted as idle.
     pub fn get(&self, provider: &str, tenant: &str) -> Option<Circuit> {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         let p = providers.get(provider)?;
         let guard = p.circuits.guard();
         p.circuits.get(tenant, &guard).map(|c| Circuit::clone(&c))
@@ -290,7 +290,7 @@ impl Registry {
 
     /// Removes a circuit; handles and permits already out keep working on the removed one.
     pub fn remove(&self, provider: &str, tenant: &str) -> bool {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         let removed = match providers.get(provider) {
             Some(p) if p.circuits.remove(tenant) => {
                 self.count.fetch_sub(1, Ordering::Relaxed);
@@ -360,7 +360,7 @@ impl Registry {
         match provider {
             None => self.for_each(visit),
             Some(name) => {
-                let providers = self.providers.pin();
+                let providers = self.pin_providers();
                 if let Some(p) = providers.get(name) {
                     p.circuits.for_each(visit);
                 }
@@ -371,7 +371,7 @@ impl Registry {
 
     /// Calls `f` with every circuit. Circuits created or removed meanwhile may or may not be seen.
     pub fn for_each(&self, mut f: impl FnMut(&Circuit)) {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         for p in providers.values() {
             p.circuits.for_each(&mut f);
         }
@@ -389,7 +389,7 @@ impl Registry {
         site: Option<&'static Config>,
     ) -> Result<Permit, CircuitOpen> {
         {
-            let providers = self.providers.pin();
+            let providers = self.pin_providers();
             if let Some(p) = providers.get(provider) {
                 return self.acquire_in(p, tenant, site);
             }
@@ -593,7 +593,7 @@ impl Registry {
 
     /// The entry of provider `name`, made if missing or closed.
     fn provider(&self, name: &str) -> Arc<Provider> {
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         if let Some(p) = providers.get(name) {
             if !p.circuits.is_closed() {
                 return p.clone();
@@ -678,7 +678,7 @@ impl Registry {
             .store(self.time.now_us(), Ordering::Relaxed);
         self.detached_since_sweep.store(0, Ordering::Relaxed);
         let mut evicted = 0;
-        let providers = self.providers.pin();
+        let providers = self.pin_providers();
         for p in providers.values() {
             if p.circuits.len() > 0 {
                 let n = p.circuits.evict(Circuit::sweep_evictable);
@@ -964,6 +964,22 @@ const _: fn() = || {
 /// The pinned provider map the registry's walks share.
 type ProviderMap<'m> =
     papaya::HashMapRef<'m, &'static str, Arc<Provider>, NameHasher, papaya::LocalGuard<'m>>;
+
+impl Registry {
+    /// The provider map, pinned. papaya pins through seize's thread-local, which a registry call
+    /// from another thread-local's destructor may outlive (a pool's or a logger's, at thread
+    /// exit): seize then panics on its first use, after registering the thread anew, and its
+    /// next use succeeds. The panic is contained here and the pin taken again, so such a call
+    /// works instead of aborting the process ("thread local panicked on drop"); the panic hook
+    /// still reports that first panic, once per such thread. Elsewhere this is a plain pin.
+    #[inline]
+    fn pin_providers(&self) -> ProviderMap<'_> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.providers.pin())) {
+            Ok(map) => map,
+            Err(_) => self.providers.pin(),
+        }
+    }
+}
 
 impl ProviderCache {
     /// An empty cache, for a `static`.

@@ -819,6 +819,29 @@ mod loom_models {
         });
     }
 
+    /// A sweep that leaves the table mostly empty shrinks it (a rebuild) while a lookup reads it.
+    #[test]
+    fn lookups_racing_a_sweep_that_shrinks_the_table_never_read_freed_memory() {
+        model(|| {
+            let names = [
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m",
+            ];
+            let (t, _policy) = table_of(&names);
+            let reader = {
+                let t = t.clone();
+                thread::spawn(move || {
+                    let guard = t.guard();
+                    let a = t.get("a", &guard).expect("a kept tenant is always found");
+                    assert_eq!(a.tenant(), "a");
+                })
+            };
+            assert_eq!(t.evict(|c| c.tenant() != "a"), names.len() - 1);
+            epoch::collect_now();
+            epoch::collect_now();
+            reader.join().unwrap();
+        });
+    }
+
     /// A permit taken while a sweep unlinks its circuit, moved to another thread and recorded
     /// there after the sweep's frees: its circuit is kept until then.
     #[test]

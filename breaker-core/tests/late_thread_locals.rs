@@ -1,9 +1,8 @@
-//! Calls from a thread-local destructor that runs after the crate's own thread-locals are gone
-//! (a pool's or a logger's, at thread exit): the permit takes its slot from a shared pool instead
-//! of aborting the process. Covered: a handle's `try_acquire`, and a warm call site's
-//! `acquire_cached` (what `#[circuit_breaker]` expands to). `Registry::acquire`, `get` and
-//! `circuit` look the provider up in papaya's map, whose pin needs seize's thread-local: not
-//! covered yet.
+//! Calls from a thread-local destructor that runs after the crate's own thread-locals and
+//! papaya's (seize's) are gone (a pool's or a logger's, at thread exit). Before, a registry
+//! lookup there aborted the process ("thread local panicked on drop"): papaya's pin panicked on
+//! seize's destroyed thread-local. Now a permit takes its slot from a shared pool, and the
+//! registry contains seize's one panic and pins again (the panic hook still prints it).
 
 use std::cell::RefCell;
 use std::sync::mpsc;
@@ -82,4 +81,22 @@ fn a_warm_call_site_works_from_a_late_thread_local_destructor() {
         },
     );
     assert!(ok, "the permit from the destructor");
+}
+
+#[test]
+fn registry_lookups_work_from_a_late_thread_local_destructor() {
+    let registry = Arc::new(Registry::default());
+    registry.circuit("p", "t");
+    let (warm, late) = (registry.clone(), registry);
+    let ok = at_thread_exit(
+        // Registers papaya's (seize's) thread-local and the crate's after `LATE`'s.
+        move || warm.acquire("p", "t", None).unwrap().success(),
+        move || {
+            let acquired = late.acquire("p", "t", None).map(|p| p.success()).is_ok();
+            let found = late.get("p", "t").is_some();
+            let made = late.circuit("p", "new").tenant() == "new";
+            acquired && found && made
+        },
+    );
+    assert!(ok, "acquire, get and circuit from the destructor");
 }

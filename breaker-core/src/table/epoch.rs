@@ -377,6 +377,9 @@ impl Retired {
 /// something waits: spreads that cost over a few registry writes without delaying frees much.
 const ATTEMPT_EVERY: u32 = 4;
 
+/// How many objects past every pin may wait for the next due check against the hazards.
+const CHECK_AT: usize = 64;
+
 /// Frees `ptr` with `free` once no pin taken before this call is alive and no hazard is on it.
 ///
 /// # Safety
@@ -494,11 +497,11 @@ fn pass_and_free(now: bool) -> bool {
                 r.held.extend(items);
             }
         }
-        // Check against the hazards when something new is past the pins; what a hazard kept
-        // last time is checked again only every few calls (a hung permit's circuit would
-        // otherwise cost a scan per registry write).
+        // Check against the hazards every few calls, or at once when much waits: a scan per
+        // call would cost every registry write (and every circuit made over the cap, freed
+        // when its call ends) a read of every slot.
         let mut free = Vec::new();
-        if r.unchecked > 0 || (due && !r.held.is_empty()) {
+        if (due && !r.held.is_empty()) || r.unchecked >= CHECK_AT {
             let hazards = hazards();
             let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut r.held)
                 .into_iter()
