@@ -1076,50 +1076,52 @@ mod tests {
     #[test]
     fn retunings_kept_every_policy_for_the_registrys_life() {
         fn head(r: &Registry) -> std::sync::Weak<Policy> {
-            let providers = r.providers.pin();
-            let head = lock(&providers.get("p").unwrap().policy);
+            head_of(r, "p")
+        }
+        fn head_of(r: &Registry, provider: &str) -> std::sync::Weak<Policy> {
+            let providers = r.pin_providers();
+            let head = lock(&providers.get(provider).unwrap().policy);
             match &*head {
                 Head::Default(p) | Head::Configured(p) => Arc::downgrade(p),
             }
         }
         let consecutive = |n| Config::builder().consecutive_failures(n).build().unwrap();
-        // At the cap, `p`'s circuits are made detached: a dropped one is freed at once, not
-        // after an epoch that other tests' pins may hold back.
-        let r = Registry::builder()
-            .clock(ManualClock::new())
-            .max_circuits(1)
-            .build();
-        let _anchor = r.circuit("other", "t");
-        let old = r.circuit("p", "old");
-        let default = head(&r);
+        let r = Registry::builder().clock(ManualClock::new()).build();
+        // With no circuit made from them, replaced policies go at once.
         r.configure("p", consecutive(1));
         let first = head(&r);
-        let young = r.circuit("p", "young");
-        for n in 2..=100 {
-            r.configure("p", consecutive(n));
-        }
-        let last = head(&r);
-        assert_eq!(old.config().consecutive_failures(), Some(100));
-        assert_eq!(young.config().consecutive_failures(), Some(100));
-        assert_eq!(r.len(), 1);
-        assert!(default.upgrade().is_some() && first.upgrade().is_some());
-        drop(old);
-        assert!(
-            default.upgrade().is_none(),
-            "the default went with the circuit made from it"
-        );
-        assert!(first.upgrade().is_some(), "held by `young`");
-        drop(young);
+        r.configure("p", consecutive(2));
         assert!(
             first.upgrade().is_none(),
-            "the first configure's policy went with its circuits"
+            "the registry let the first config go"
         );
+        // A circuit made before a retuning keeps the policy it was made from (and, through it,
+        // the later ones), and runs on the last.
+        let second = head(&r);
+        let c = r.circuit("p", "t");
+        for n in 3..=100 {
+            r.configure("p", consecutive(n));
+        }
+        assert!(
+            second.upgrade().is_some(),
+            "held by the circuit made from it"
+        );
+        assert_eq!(c.config().consecutive_failures(), Some(100));
+        let last = head(&r);
         assert!(last.upgrade().is_some(), "the provider's head stays");
-        // A circuit made now still runs on the last config, and so would one after a retuning.
-        let c = r.circuit("p", "new");
-        r.configure("p", consecutive(7));
-        assert_eq!(c.config().consecutive_failures(), Some(7));
-        assert!(last.upgrade().is_some(), "held by `c`");
+        // Sites' policies and the default are let go by the first retuning too.
+        static SITE: LazyLock<Config> =
+            LazyLock::new(|| Config::builder().consecutive_failures(4).build().unwrap());
+        let site = r.circuit("q", "by-name");
+        let default = head_of(&r, "q");
+        r.acquire("q", "t", Some(&*SITE)).unwrap().success();
+        r.configure("q", consecutive(9));
+        assert_eq!(site.config().consecutive_failures(), Some(9));
+        assert!(default.upgrade().is_some(), "held by `site`");
+        assert!(
+            lock(&r.pin_providers().get("q").unwrap().sites).is_empty(),
+            "the sites' policies are let go"
+        );
     }
 
     /// Regression: a call-site config held its provider's entry open for good, and a tower
