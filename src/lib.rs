@@ -100,7 +100,8 @@
 //! - Features (none by default): `tokio` (`TokioClock` follows paused time), `serde` (config
 //!   files, snapshots as JSON), `io`, `http`, `reqwest` (0.13; `reqwest-0-12` for 0.12): those
 //!   clients' errors implement [`Classify`]; `tracing`, `metrics` (listeners in `breaker::tracing`
-//!   and `breaker::metrics`), `tower` (`breaker::tower::CircuitBreakerLayer`).
+//!   and `breaker::metrics`), `tower` (`breaker::tower::CircuitBreakerLayer`), `redis`
+//!   (`breaker::fleet::RedisFleet`: replicas share circuit openings through Redis or Valkey).
 //! - Examples: `cargo run --example quickstart` (also `fallback`, `classify`, `tenant_from_self`,
 //!   `async_trait`), and the README.
 
@@ -112,6 +113,8 @@ pub use breaker_macros::circuit_breaker;
 
 #[doc(hidden)]
 pub mod __private;
+
+pub mod fleet;
 
 #[cfg(feature = "metrics")]
 pub mod metrics;

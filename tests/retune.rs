@@ -273,3 +273,88 @@ fn many_retunings_keep_the_latest() {
     c.try_acquire().unwrap().failure();
     assert_eq!(c.state(), State::Open);
 }
+
+/// Regression: with the consecutive policy retuned away, successes no longer reset the streak
+/// (the record path skips it), so the streak froze: reported by `consecutive_failures` (documented
+/// 0 without the policy) and brought back by a later retuning, where one failure after 1000
+/// successes tripped a streak of 5.
+#[test]
+fn a_streak_is_not_kept_across_a_retuning_without_the_consecutive_policy() {
+    let (registry, _) = registry();
+    registry.configure("p", consecutive(5));
+    let c = registry.circuit("p", "t");
+    for _ in 0..4 {
+        c.try_acquire().unwrap().failure();
+    }
+    registry.configure(
+        "p",
+        Config::builder()
+            .failure_rate(0.5, Window::Calls(10))
+            .minimum_calls(4)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(c.metrics().consecutive_failures, 0);
+    for _ in 0..1000 {
+        c.try_acquire().unwrap().success();
+    }
+    registry.configure("p", consecutive(5));
+    c.try_acquire().unwrap().failure();
+    assert_eq!(c.state(), State::Closed, "1 failure after 1000 successes");
+    assert_eq!(c.metrics().consecutive_failures, 1);
+}
+
+fn half_of_ten() -> Config {
+    Config::builder()
+        .failure_rate(0.5, Window::Calls(10))
+        .minimum_calls(4)
+        .build()
+        .unwrap()
+}
+
+/// Regression: a circuit made detached at the cap (the registry does not store it, so
+/// `configure` never visits it) took a retuning's thresholds through its policy chain but kept
+/// its old window (none): 10 failures of 10 at `failure_rate(0.5)` left it closed.
+#[test]
+fn a_detached_circuit_takes_a_retunings_window() {
+    let clock = ManualClock::new();
+    let registry = Registry::builder()
+        .clock(clock.clone())
+        .max_circuits(1)
+        .build();
+    let _a = registry.circuit("p", "a");
+    let b = registry.circuit("p", "b");
+    assert_eq!(registry.len(), 1, "b is detached");
+    registry.configure("p", half_of_ten());
+    assert_eq!(b.config().failure_rate(), Some(0.5));
+    for _ in 0..10 {
+        if let Ok(p) = b.try_acquire() {
+            p.failure();
+        }
+    }
+    assert_eq!(
+        b.state(),
+        State::Open,
+        "10 failures of 10 at failure_rate 0.5"
+    );
+}
+
+/// Regression: the same for a circuit removed from the registry while a caller holds it.
+#[test]
+fn a_removed_circuit_takes_a_retunings_window() {
+    let (registry, _) = registry();
+    let b = registry.circuit("p", "b");
+    assert!(registry.remove("p", "b"));
+    registry.configure("p", half_of_ten());
+    assert_eq!(b.config().failure_rate(), Some(0.5));
+    for _ in 0..10 {
+        if let Ok(p) = b.try_acquire() {
+            p.failure();
+        }
+    }
+    assert_eq!(
+        b.state(),
+        State::Open,
+        "10 failures of 10 at failure_rate 0.5"
+    );
+}

@@ -15,8 +15,10 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listeners, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use crate::window::{Totals, WindowSlot};
+use crate::sync::{
+    AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
+use crate::window::{Recorder, Totals, WindowSlot};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
 /// a circuit carries one pointer for both.
@@ -24,8 +26,9 @@ use crate::window::{Totals, WindowSlot};
 /// Retuning (`Registry::configure`) never changes a policy: it links a new one after it
 /// ([`supersede`](Self::supersede)), and circuits read the config of the last policy of their
 /// chain ([`current`](Self::current)). A circuit keeps the head of its chain, which keeps every
-/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit;
-/// the chain costs one policy (a few hundred bytes) per retuning while a circuit made before it
+/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit.
+/// The registry holds only a provider's last policy (its chain's tail), so a policy that a
+/// retuning replaced costs its few hundred bytes only while a circuit made before that retuning
 /// lives.
 #[derive(Debug)]
 pub(crate) struct Policy {
@@ -89,8 +92,16 @@ impl Policy {
         // (stored only after that link was made), and links are never undone: `self` keeps it
         // alive as long as `&self` lives.
         let mut p = unsafe { latest.as_ref() }.unwrap_or(self);
+        let start: *const Policy = p;
         while let Some(next) = p.next.get() {
             p = next;
+        }
+        if !std::ptr::eq(start, p) {
+            // The registry links a retuning at the tail only (it no longer holds the chain's
+            // earlier policies to update their shortcut): the first decision after it updates
+            // this one, so later ones take one step again. Reachable from `self`, as required.
+            self.latest
+                .store(std::ptr::from_ref(p).cast_mut(), Ordering::Release);
         }
         p
     }
@@ -193,13 +204,14 @@ pub(crate) struct Inner {
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
     used: AtomicBool,
-    /// Permits need their start time: slow calls are a policy. Copied out of the policy so the
-    /// hot path does not follow that pointer; atomic only because a retuning rewrites it (a
-    /// relaxed load is the same plain load).
-    timed: AtomicBool,
-    /// Neither timed nor windowed: a success on a closed circuit with no failure streak changes
-    /// nothing, and the inlined fast path of `record` returns at once. Rewritten by a retuning.
-    plain: AtomicBool,
+    /// The fast-path flags [`TIMED`] and [`PLAIN`], copied out of the policy so the hot path
+    /// does not follow that pointer; atomic only because a retuning rewrites them (a relaxed
+    /// load is the same plain load). One byte for both, so `half_stays` fits beside it.
+    flags: AtomicU8,
+    /// Numbers half-open words (16 bits in the word): bumped for every half-open word published,
+    /// the first of a stay and each renewal by a probe expiry alike, so an old number comes back
+    /// only after 2^16 of them, each an open period or a probe timeout.
+    half_stays: AtomicU16,
     times_opened: AtomicU32,
     /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
@@ -357,8 +369,8 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                timed: AtomicBool::new(timed),
-                plain: AtomicBool::new(!timed && window.is_none()),
+                flags: AtomicU8::new(flags(timed, window.is_some())),
+                half_stays: AtomicU16::new(0),
                 head: policy,
                 window: WindowSlot::new(window),
                 tenant: Name::new(tenant),
@@ -460,23 +472,23 @@ impl Circuit {
 
     /// Opens the circuit until [`reset`](Self::reset), whatever the outcomes.
     pub fn force_open(&self) {
-        self.inner.set(state::FORCED_OPEN, false);
+        self.inner.set(state::FORCED_OPEN, false, Reason::Operator);
     }
 
     /// Passes every call and records nothing, until [`reset`](Self::reset).
     pub fn disable(&self) {
-        self.inner.set(state::DISABLED, false);
+        self.inner.set(state::DISABLED, false, Reason::Operator);
     }
 
     /// Passes every call and records outcomes (visible in [`metrics`](Self::metrics)) but never
     /// trips, until [`reset`](Self::reset). For trying a new policy in production.
     pub fn metrics_only(&self) {
-        self.inner.set(state::METRICS_ONLY, false);
+        self.inner.set(state::METRICS_ONLY, false, Reason::Operator);
     }
 
     /// Back to closed with an empty window and the backoff schedule restarted.
     pub fn reset(&self) {
-        self.inner.set(state::CLOSED, true);
+        self.inner.set(state::CLOSED, true, Reason::Operator);
     }
 
     /// The config this circuit runs on.
@@ -580,6 +592,30 @@ impl Circuit {
         self.inner.count()
     }
 
+    /// See `Inner::adopt_open` (the fleet's way in; `fleet.rs`).
+    pub(crate) fn adopt_open(&self, left_us: u64, level: u32) {
+        self.inner.adopt_open(left_us, level);
+    }
+
+    /// See `Inner::adopt_close`.
+    pub(crate) fn adopt_close(&self) {
+        self.inner.adopt_close();
+    }
+
+    /// An operator's switch made on another replica (`fleet.rs`): `ForcedOpen`, `Disabled`,
+    /// `MetricsOnly`, or `Closed` for a reset; other states are not an operator's and change
+    /// nothing.
+    pub(crate) fn adopt_operator(&self, to: State) {
+        let (tag, clear) = match to {
+            State::ForcedOpen => (state::FORCED_OPEN, false),
+            State::Disabled => (state::DISABLED, false),
+            State::MetricsOnly => (state::METRICS_ONLY, false),
+            State::Closed => (state::CLOSED, true),
+            State::Open | State::HalfOpen => return,
+        };
+        self.inner.set(tag, clear, Reason::Fleet);
+    }
+
     /// Whether both handles point at the same circuit.
     ///
     /// ```
@@ -614,7 +650,7 @@ impl Inner {
     #[inline(always)]
     fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && !self.timed.load(Ordering::Relaxed) {
+        if state::tag(s) == state::CLOSED && self.flags.load(Ordering::Relaxed) & TIMED == 0 {
             return Ticket {
                 issued: s,
                 started_us: 0,
@@ -636,9 +672,10 @@ impl Inner {
                     // The open period is over: the first caller turns the circuit half-open and
                     // takes the first probe slot in the same CAS.
                     let probe = state::half_open(s, state::level(s), 1, 0);
-                    // Numbered by trips, not by `next_stay`: operator flapping then cannot bring
-                    // an old half-open number back; only 2^16 trips can, each one open period.
-                    let probe = state::with_stay(probe, self.times_opened.load(Ordering::Relaxed));
+                    // Numbered apart from `next_stay`: operator flapping then cannot bring an
+                    // old half-open number back; only 2^16 half-open words can, each an open
+                    // period or a probe timeout.
+                    let probe = state::with_stay(probe, self.next_half_stay());
                     self.stamp_probe(probe);
                     // The clock (user code) is read before the CAS that takes the slot: a
                     // clock that panics after it would leave the slot taken with no permit to
@@ -720,11 +757,12 @@ impl Inner {
         let config = &self.policy().config;
         let level = state::level(s);
         let in_flight = state::in_flight(s);
-        // The same half-open stay in a new generation: probes admitted under `s` are stale.
+        // The same half-open stay under a new number: probes admitted under `s` are stale. A
+        // new gen alone would not do: 256 expiries in one stay would bring `s`'s episode back.
         let renewed = |successes: u32| {
             state::with_stay(
                 state::half_open(s, level, 0, successes),
-                self.times_opened.load(Ordering::Relaxed),
+                self.next_half_stay(),
             )
         };
         let next_level = (level + 1).min(MAX_LEVEL);
@@ -742,7 +780,9 @@ impl Inner {
             Outcome::Success => {
                 let successes = state::successes(s) + in_flight;
                 if successes >= config.half_open_successes {
-                    self.clear_counts();
+                    if !self.clear_for_close(s) {
+                        return Some(self.state.load(Ordering::Acquire));
+                    }
                     state::with_stay(state::next(s, state::CLOSED), self.next_stay())
                 } else {
                     renewed(successes)
@@ -760,7 +800,9 @@ impl Inner {
         // One more than the clock, so that 0 means "not timed": a permit issued before a
         // retuning made slow calls a policy is then never taken for one that started at the
         // clock's origin.
-        let started_us = if self.timed.load(Ordering::Relaxed) && state::tag(s) != state::DISABLED {
+        let started_us = if self.flags.load(Ordering::Relaxed) & TIMED != 0
+            && state::tag(s) != state::DISABLED
+        {
             self.now_us() + 1
         } else {
             0
@@ -803,16 +845,39 @@ impl Inner {
 
     /// Makes the window and the fast-path flags those of the current policy, after a retuning.
     /// A window whose kind or size changes restarts empty; anything else (the state word, the
-    /// failure streak, the probes in flight) is kept. The caller serializes retunings of one
-    /// circuit.
+    /// failure streak, the probes in flight) is kept, but for the streak under a policy without
+    /// one: its successes do not reset a streak nobody counts, so one kept would come back stale
+    /// with a later consecutive policy (and `Metrics` would report it). A registry serializes
+    /// its retunings of one circuit; [`catch_up`](Self::catch_up) may race them.
     pub(crate) fn retune(&self) {
         let policy = self.policy();
+        if policy.consecutive == 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
         let window = policy.window_spec();
         self.window.set(window);
-        let timed = policy.slow_us.is_some();
-        self.timed.store(timed, Ordering::Relaxed);
-        self.plain
-            .store(!timed && window.is_none(), Ordering::Relaxed);
+        self.flags.store(
+            flags(policy.slow_us.is_some(), window.is_some()),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// [`retune`](Self::retune)s the circuit if its window, flags or streak are not those of
+    /// `policy`: a registry retunes only the circuits it holds, so one it let go (detached at
+    /// the cap, removed or evicted while a caller held it) catches up here, at its next failure.
+    /// Racing retunings are harmless: the window is swapped by a compare-and-swap, and flags
+    /// stored from an older policy meanwhile are caught up at the next failure.
+    #[cold]
+    #[inline(never)]
+    fn catch_up(&self, policy: &Policy) {
+        let window = policy.window_spec();
+        if self.window.spec() != window
+            || self.flags.load(Ordering::Relaxed)
+                != flags(policy.slow_us.is_some(), window.is_some())
+            || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
+        {
+            self.retune();
+        }
     }
 
     #[inline]
@@ -834,8 +899,23 @@ impl Inner {
         }
     }
 
-    /// An operator's transition: always wins, whatever the circuit was doing.
-    fn set(&self, tag: u64, clear: bool) {
+    /// Clears the counts for the closed stay that the caller is about to publish in place of
+    /// the half-open word `s`, unless `s` is gone already (then the caller's compare-and-swap
+    /// would fail: it looks again). Cleared before the publishing CAS, so the new stay's first
+    /// outcomes are not wiped by its own closer (nobody records into the window while
+    /// half-open); the re-check keeps a closer that lost to another from wiping them: only one
+    /// that read `s` a moment ago clears.
+    fn clear_for_close(&self, s: u64) -> bool {
+        if self.state.load(Ordering::Acquire) != s {
+            return false;
+        }
+        self.clear_counts();
+        true
+    }
+
+    /// An operator's transition (here or, with `Reason::Fleet`, on another replica): always
+    /// wins, whatever the circuit was doing.
+    fn set(&self, tag: u64, clear: bool, reason: Reason) {
         if clear {
             self.clear_counts();
         }
@@ -844,7 +924,7 @@ impl Inner {
         loop {
             let next = state::with_stay(state::next(s, tag), stay);
             match self.cas(s, next) {
-                Ok(()) => return self.emit_transition(s, next, Reason::Operator, None),
+                Ok(()) => return self.emit_transition(s, next, reason, None),
                 Err(actual) => s = actual,
             }
         }
@@ -857,6 +937,11 @@ impl Inner {
     #[inline]
     fn emit_transition(&self, from: u64, to: u64, reason: Reason, open_for: Option<Duration>) {
         if let Some(events) = &self.head.events {
+            let level = if state::tag(to) == state::OPEN {
+                state::level(to)
+            } else {
+                0
+            };
             let (from, to) = (state::tag(from), state::tag(to));
             if from != to {
                 events.emit(&Event::Transition {
@@ -866,7 +951,62 @@ impl Inner {
                     to: State::from_tag(to),
                     reason,
                     open_for,
+                    level,
                 });
+            }
+        }
+    }
+
+    /// Opens the circuit for `left_us` more at backoff `level`, as another replica's circuit did
+    /// (see `fleet.rs`): a closed or half-open circuit opens (a probe in flight then belongs to a
+    /// stay that is over), an open one takes the period if it is at a higher level or, at the
+    /// same level, ends later; an operator's state wins.
+    pub(crate) fn adopt_open(&self, left_us: u64, level: u32) {
+        let deadline = self.now_us().saturating_add(left_us);
+        let level = level.min(MAX_LEVEL);
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            match state::tag(s) {
+                state::CLOSED | state::HALF_OPEN => {}
+                // A higher level is a newer opening (a probe failed since); at the same level,
+                // the later end wins, so replicas converge whatever order facts arrive in.
+                state::OPEN
+                    if (state::level(s), state::deadline(s))
+                        < (level, deadline.min(state::DEADLINE_MAX)) => {}
+                _ => return,
+            }
+            let open = state::open(s, level, deadline);
+            match self.cas(s, open) {
+                Ok(()) => {
+                    if state::tag(s) != state::OPEN {
+                        self.times_opened.fetch_add(1, Ordering::Relaxed);
+                        self.consecutive.store(0, Ordering::Relaxed);
+                    }
+                    return self.emit_transition(s, open, Reason::Fleet, Some(micros(left_us)));
+                }
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// Closes an open or half-open circuit because another replica's probes succeeded; any other
+    /// state stays.
+    pub(crate) fn adopt_close(&self) {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if !matches!(state::tag(s), state::OPEN | state::HALF_OPEN) {
+                return;
+            }
+            // As on a local close: clear before publishing Closed, and only while `s` is still
+            // the word read, so the first calls of the new stay are not wiped.
+            if !self.clear_for_close(s) {
+                s = self.state.load(Ordering::Acquire);
+                continue;
+            }
+            let closed = state::with_stay(state::next(s, state::CLOSED), self.next_stay());
+            match self.cas(s, closed) {
+                Ok(()) => return self.emit_transition(s, closed, Reason::Fleet, None),
+                Err(actual) => s = actual,
             }
         }
     }
@@ -877,9 +1017,18 @@ impl Inner {
         self.stays.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
+    /// A fresh number for a half-open word about to be published (see `half_stays`).
+    fn next_half_stay(&self) -> u32 {
+        u32::from(
+            self.half_stays
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1),
+        )
+    }
+
     #[inline]
     fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.plain.load(Ordering::Relaxed)
+        if self.flags.load(Ordering::Relaxed) & PLAIN != 0
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -902,6 +1051,15 @@ impl Inner {
         }
         let started_us = ticket.started_us;
         let policy = self.policy();
+        // A failure may trip: a circuit that was retuned (its chain's head is not its policy)
+        // but that the registry did not visit (detached, removed) takes the window and flags of
+        // its policy first. Successes never trip and skip this, so it costs nothing on the
+        // success paths, nor on circuits never retuned.
+        if matches!(outcome, Outcome::Failure | Outcome::RetryAfter(_))
+            && !std::ptr::eq(policy, &*self.head)
+        {
+            self.catch_up(policy);
+        }
         let window = self.window.get();
         let now = match (policy.slow_us, window) {
             (Some(_), _) => self.now_us(),
@@ -917,7 +1075,7 @@ impl Inner {
                 if slow {
                     self.emit_slow(elapsed);
                 }
-                self.record_closed(episode, outcome, slow, now)
+                self.record_closed(episode, outcome, slow, now, policy, window)
             }
             _ => {}
         }
@@ -964,14 +1122,24 @@ impl Inner {
         }
     }
 
-    fn record_closed(&self, episode: u64, outcome: Outcome, slow: bool, now: u64) {
+    /// Records into `window` with `policy`, both as read when `now` was taken: a window read
+    /// again here could be one a retuning swapped in meanwhile, of a kind `now` was not read
+    /// for (a time window given the 0 of an untimed one would drop the outcome).
+    fn record_closed(
+        &self,
+        episode: u64,
+        outcome: Outcome,
+        slow: bool,
+        now: u64,
+        policy: &Policy,
+        window: Option<&Recorder>,
+    ) {
         let s = self.state.load(Ordering::Acquire);
         if state::episode(s) != episode {
             // Issued before the circuit last moved: its outcome describes a past the circuit has
             // already acted on.
             return;
         }
-        let policy = self.policy();
         let (failure, asked) = match outcome {
             Outcome::Ignored => return,
             Outcome::Success => (false, None),
@@ -989,9 +1157,9 @@ impl Inner {
                 self.consecutive.store(0, Ordering::Relaxed);
             }
         }
-        if let Some(w) = self.window.get() {
+        if let Some(w) = window {
             w.record(failure, slow, now);
-            trip = trip.or_else(|| self.rates_exceeded(w.totals(now)));
+            trip = trip.or_else(|| rates_exceeded(&policy.config, w.totals(now)));
         }
         if state::tag(s) != state::CLOSED {
             return;
@@ -1007,20 +1175,6 @@ impl Inner {
     /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
     fn asked_period(&self, d: Duration) -> Duration {
         d.min(self.policy().config.max_open_for)
-    }
-
-    /// Which rate, if any, has reached its threshold.
-    fn rates_exceeded(&self, t: Totals) -> Option<Reason> {
-        let c = &self.policy().config;
-        if t.calls < c.minimum_calls {
-            None
-        } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
-            Some(Reason::FailureRate)
-        } else if c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r) {
-            Some(Reason::SlowCallRate)
-        } else {
-            None
-        }
     }
 
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
@@ -1086,9 +1240,10 @@ impl Inner {
                 Outcome::Success => {
                     let successes = state::successes(s) + 1;
                     if successes >= config.half_open_successes {
-                        // Clear before publishing Closed so the first calls of the new stay are
-                        // not wiped. Nobody records into the window while half-open.
-                        self.clear_counts();
+                        if !self.clear_for_close(s) {
+                            s = self.state.load(Ordering::Acquire);
+                            continue;
+                        }
                         state::with_stay(state::next(s, state::CLOSED), self.next_stay())
                     } else {
                         state::reprobe(s, in_flight, successes)
@@ -1146,6 +1301,35 @@ impl Drop for ProbeSlot<'_> {
         if self.held {
             self.circuit.give_back_probe(self.episode);
         }
+    }
+}
+
+/// Which rate of `c`'s, if any, has reached its threshold.
+fn rates_exceeded(c: &Config, t: Totals) -> Option<Reason> {
+    if t.calls < c.minimum_calls {
+        None
+    } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
+        Some(Reason::FailureRate)
+    } else if c.slow_call.is_some_and(|(_, r)| t.slow_rate() >= r) {
+        Some(Reason::SlowCallRate)
+    } else {
+        None
+    }
+}
+
+/// [`Inner::flags`]: permits need their start time, slow calls are a policy.
+const TIMED: u8 = 1;
+/// [`Inner::flags`]: neither timed nor windowed; a success on a closed circuit with no failure
+/// streak changes nothing, and the inlined fast path of `record` returns at once.
+const PLAIN: u8 = 2;
+
+fn flags(timed: bool, windowed: bool) -> u8 {
+    if timed {
+        TIMED
+    } else if windowed {
+        0
+    } else {
+        PLAIN
     }
 }
 

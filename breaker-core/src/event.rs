@@ -10,8 +10,10 @@
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fleet::{Change, Fleet};
 use crate::state::State;
 
 /// Something that happened to one circuit of a [`Registry`](crate::Registry), as given to the
@@ -58,6 +60,9 @@ pub enum Event<'a> {
         /// period of this trip (compounded by re-trips, with any jitter). `None` for every other
         /// transition (`ForcedOpen` lasts until an operator resets it).
         open_for: Option<Duration>,
+        /// Into `Open`: the backoff level of that period (0 for a trip from closed, one more per
+        /// failed probe since); 0 for every other state.
+        level: u32,
     },
     /// A call was refused (the same information as the [`CircuitOpen`](crate::CircuitOpen) the
     /// caller got).
@@ -139,6 +144,9 @@ pub enum Reason {
     ///
     /// [`Outcome::RetryAfter`]: crate::Outcome::RetryAfter
     RetryAfter(Duration),
+    /// Another replica's circuit opened or closed, or an operator switched it there, applied
+    /// through the registry's [`Fleet`](crate::fleet::Fleet).
+    Fleet,
 }
 
 impl Reason {
@@ -154,6 +162,7 @@ impl Reason {
             Reason::ProbesSucceeded => "probes_succeeded",
             Reason::Operator => "operator",
             Reason::RetryAfter(_) => "retry_after",
+            Reason::Fleet => "fleet",
         }
     }
 }
@@ -166,8 +175,11 @@ impl fmt::Display for Reason {
 
 pub(crate) type Listener = Box<dyn Fn(&Event<'_>) + Send + Sync + 'static>;
 
-/// The listeners of one registry, shared by the policies of all its circuits.
-pub(crate) struct Listeners(Vec<Listener>);
+/// The listeners of one registry, and its fleet, shared by the policies of all its circuits.
+pub(crate) struct Listeners {
+    listeners: Vec<Listener>,
+    fleet: Option<Arc<dyn Fleet>>,
+}
 
 thread_local! {
     /// Set while this thread runs listeners: events raised by a listener's own calls into the
@@ -179,19 +191,43 @@ thread_local! {
 impl Listeners {
     /// `None` when there is nothing to call, so circuits test one `Option` before building an
     /// event.
-    pub(crate) fn new(listeners: Vec<Listener>) -> Option<Self> {
-        (!listeners.is_empty()).then_some(Listeners(listeners))
+    pub(crate) fn new(listeners: Vec<Listener>, fleet: Option<Arc<dyn Fleet>>) -> Option<Self> {
+        (!listeners.is_empty() || fleet.is_some()).then_some(Listeners { listeners, fleet })
     }
 
-    /// Calls every listener with `event`. The caller holds no lock and has already published
-    /// whatever the event reports. A panicking listener is contained here: the panic does not
-    /// reach the call that raised the event, and the other listeners still run.
+    /// Hands a transition the fleet shares to it, then calls every listener with `event`. The
+    /// caller holds no lock and has already published whatever the event reports. A panicking
+    /// listener (or fleet) is contained here: the panic does not reach the call that raised the
+    /// event, and the other listeners still run.
     #[cold]
     pub(crate) fn emit(&self, event: &Event<'_>) {
-        if EMITTING.with(|e| e.replace(true)) {
+        if let (
+            Some(fleet),
+            &Event::Transition {
+                provider,
+                tenant,
+                to,
+                reason,
+                open_for,
+                level,
+                ..
+            },
+        ) = (&self.fleet, event)
+        {
+            // Outside the re-entry guard: a transition a listener's own call makes is still the
+            // fleet's business, and publishing never calls back into the registry.
+            if let Some(change) =
+                Change::of_transition(provider, tenant, to, reason, open_for, level)
+            {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| fleet.publish(&change))) {
+                    drop_payload(payload);
+                }
+            }
+        }
+        if self.listeners.is_empty() || EMITTING.with(|e| e.replace(true)) {
             return;
         }
-        for listener in &self.0 {
+        for listener in &self.listeners {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(event))) {
                 drop_payload(payload);
             }
@@ -210,6 +246,15 @@ pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
 
 impl fmt::Debug for Listeners {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} listener(s)", self.0.len())
+        write!(
+            f,
+            "{} listener(s){}",
+            self.listeners.len(),
+            if self.fleet.is_some() {
+                ", a fleet"
+            } else {
+                ""
+            }
+        )
     }
 }

@@ -26,6 +26,7 @@ mod config;
 mod duration;
 mod error;
 mod event;
+pub mod fleet;
 mod http_response;
 mod name;
 mod registry;

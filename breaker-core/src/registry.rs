@@ -23,6 +23,7 @@ use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
+use crate::fleet::{Fleet, Hub};
 use crate::name::intern;
 use crate::state::State;
 use crate::table::epoch::{self, Guard};
@@ -69,27 +70,49 @@ pub struct Registry {
     detached_since_sweep: AtomicU64,
     /// Given to every policy, so each circuit finds its listeners without knowing the registry.
     events: Option<Arc<Listeners>>,
+    /// With a fleet attached: where its link finds circuits, told of every circuit created.
+    fleet: Option<Arc<Hub>>,
 }
 
 /// Tenant ids are short strings; a fast seeded hash keeps a lookup's hashing to a few
 /// nanoseconds while still randomising the table layout per registry.
 type NameHasher = foldhash::fast::RandomState;
 
-struct Provider {
+pub(crate) struct Provider {
     /// Interned: rejections carry it without a reference count.
-    name: &'static str,
+    pub(crate) name: &'static str,
     /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
     /// racing first calls get one circuit (`concurrent_first_use_creates_one_circuit`).
     circuits: Circuits,
-    /// This provider's copy of the registry default, created with the provider.
-    default: Arc<Policy>,
-    /// Set by [`Registry::configure`]; wins over everything else. Read only when a circuit is
+    /// The copy of the registry default made with the provider, or the policy of the last
+    /// [`Registry::configure`], which wins over everything else. Read only when a circuit is
     /// created. Its lock also serializes retunings of the provider's circuits, and is taken
     /// before `sites`'.
-    configured: Mutex<Option<Arc<Policy>>>,
+    policy: Mutex<Head>,
     /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
-    /// config, so all circuits of one site share one policy.
+    /// config, so all circuits of one site share one policy. Emptied by the first `configure`,
+    /// after which no site's policy is handed out.
     sites: Mutex<Vec<(usize, Arc<Policy>)>>,
+}
+
+impl Provider {
+    /// The circuit of `tenant`, if it exists (for a fleet's facts; `fleet.rs`).
+    pub(crate) fn find(&self, tenant: &str) -> Option<Circuit> {
+        let guard = self.circuits.guard();
+        self.circuits
+            .get(tenant, &guard)
+            .map(|c| Circuit::clone(&c))
+    }
+}
+
+/// What a provider hands its new circuits. The provider keeps only this head: every policy it
+/// handed out before leads to it (through the chain a retuning appends to), and an older one
+/// lives only as long as a circuit made from it.
+enum Head {
+    /// The registry default's copy, until the first `configure`.
+    Default(Arc<Policy>),
+    /// The last `configure`'s policy: the tail of every chain of the provider's circuits.
+    Configured(Arc<Policy>),
 }
 
 impl Registry {
@@ -151,8 +174,16 @@ impl Registry {
     ///
     /// It visits every circuit of the provider once (under the provider's lock, which a new
     /// tenant's first call of that provider waits for); calls on existing circuits never wait.
-    /// Each retuning keeps a copy of the config (a few hundred bytes) alive while a circuit
-    /// made before it lives, and a window replaced by it while that circuit lives.
+    /// A circuit the registry no longer holds (made detached at [`max_circuits`], removed, or
+    /// evicted while a caller kept its handle) is not visited: it takes the new thresholds from
+    /// its next decision too, but its window and its slow-call timing at its next failure
+    /// (successes before that count in its old window, if it had one, and its calls are timed
+    /// for a new slow-call policy only from then).
+    ///
+    /// [`max_circuits`]: RegistryBuilder::max_circuits
+    /// The provider keeps only the last config; each config a retuning replaced (a few hundred
+    /// bytes) stays alive only while a circuit made before that retuning lives (the circuit
+    /// reads its config through it), and so does a window replaced in that circuit.
     ///
     /// ```
     /// use std::time::Duration;
@@ -179,8 +210,8 @@ impl Registry {
                 break p;
             }
         };
-        let mut configured = lock(&p.configured);
-        if configured.as_ref().is_some_and(|c| c.config == config) {
+        let mut head = lock(&p.policy);
+        if matches!(&*head, Head::Configured(c) if c.config == config) {
             return;
         }
         let policy = Arc::new(Policy::new(
@@ -189,13 +220,20 @@ impl Registry {
             p.name,
             self.events.clone(),
         ));
-        // Every policy the provider has handed out leads to the new one: the default, each
-        // site's, and (through them) every earlier configured one.
-        p.default.supersede(&policy);
-        for (_, site) in lock(&p.sites).iter() {
-            site.supersede(&policy);
+        // Every policy the provider has handed out leads to the new one. After the first
+        // retuning they all lead to the last configured one; before it, the default and each
+        // site's are linked, and let go: no new circuit gets them any more, and each lives on
+        // only in the circuits made from it.
+        match &*head {
+            Head::Configured(last) => last.supersede(&policy),
+            Head::Default(default) => {
+                default.supersede(&policy);
+                for (_, site) in lock(&p.sites).drain(..) {
+                    site.supersede(&policy);
+                }
+            }
         }
-        *configured = Some(policy);
+        *head = Head::Configured(policy);
         // Pairs with the fence in `create`: a circuit stored meanwhile is either visited here or
         // sees the new policy linked and retunes itself.
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -232,8 +270,11 @@ impl Registry {
     pub fn configured(&self, provider: &str) -> Option<Config> {
         let providers = self.pin_providers();
         let p = providers.get(provider)?;
-        let configured = lock(&p.configured);
-        configured.as_ref().map(|policy| policy.config.clone())
+        let head = lock(&p.policy);
+        match &*head {
+            Head::Configured(policy) => Some(policy.config.clone()),
+            Head::Default(_) => None,
+        }
     }
 
     /// The circuit of (`provider`, `tenant`), created on first use. Allocates nothing when it
@@ -523,6 +564,37 @@ impl Registry {
         site: Option<&'static Config>,
         guard: &'g Guard,
     ) -> (Created<'g>, bool) {
+        let (created, swept) = self.create_unseen(p, tenant, site, guard);
+        if let Some(hub) = &self.fleet {
+            // After the insertion, so a fact the fleet notes meanwhile reaches this circuit
+            // either here or through the table (`Hub::note`). A racing creator's circuit is
+            // that creator's to report.
+            let circuit = match &created {
+                Created::Mine(_, handle) => Some(handle),
+                Created::Detached(circuit) => Some(circuit),
+                Created::Theirs(_) | Created::Closed => None,
+            };
+            let entry = self.pin_providers().get(p.name).cloned();
+            if let (Some(circuit), Some(entry)) = (circuit, entry) {
+                // Only the entry the circuit lives in: one a sweep closed is gone for good.
+                if std::ptr::eq(Arc::as_ptr(&entry), p) {
+                    hub.created(entry, circuit);
+                } else {
+                    hub.created_unstored(circuit);
+                }
+            }
+        }
+        (created, swept)
+    }
+
+    /// [`create`](Self::create) without telling the fleet.
+    fn create_unseen<'g>(
+        &self,
+        p: &'g Provider,
+        tenant: &str,
+        site: Option<&'static Config>,
+        guard: &'g Guard,
+    ) -> (Created<'g>, bool) {
         let Some(policy) = self.policy_for(p, site) else {
             return (Created::Closed, false);
         };
@@ -533,6 +605,8 @@ impl Registry {
             // A racing creator may have stored it since the caller's lookup.
             let created = match p.circuits.get(tenant, guard) {
                 Some(c) => Created::Theirs(c),
+                // An entry closed meanwhile: its successor may have been configured since.
+                None if p.circuits.is_closed() => Created::Closed,
                 None => Created::Detached(Circuit::from_policy(policy, tenant)),
             };
             return (created, swept);
@@ -563,7 +637,7 @@ impl Registry {
         // circuit was made either visits it or is seen here.
         std::sync::atomic::fence(Ordering::SeqCst);
         if policy.current_is_newer() {
-            let _serial = lock(&p.configured);
+            let _serial = lock(&p.policy);
             if let Created::Mine(c, _) | Created::Theirs(c) = &created {
                 c.retune();
             }
@@ -585,22 +659,21 @@ impl Registry {
         let fresh = Arc::new(Provider {
             name,
             circuits: Circuits::new(),
-            default: Arc::new(Policy::new(
+            policy: Mutex::new(Head::Default(Arc::new(Policy::new(
                 self.default.clone(),
                 self.time.clone(),
                 name,
                 self.events.clone(),
-            )),
-            configured: Mutex::new(None),
+            )))),
             sites: Mutex::new(Vec::new()),
         });
         providers.get_or_insert(name, fresh).clone()
     }
 
     /// Unlinks `p` if it held no circuit at this sweep and the previous one, and nothing needs
-    /// it kept (a config, a call site's policy or cache): a provider name seen once (a host a
-    /// tower layer was keyed by) then costs nothing once its circuits are gone, and sweeps stop
-    /// visiting it.
+    /// it kept (a config, an annotated call site's provider cache): a provider name seen once (a
+    /// host a tower layer was keyed by, with or without a config of its own) then costs nothing
+    /// once its circuits are gone, and sweeps stop visiting it.
     fn drop_if_idle(&self, providers: &ProviderMap<'_>, p: &Arc<Provider>) {
         if p.circuits.len() == 0 && p.circuits.close_if_idle() {
             let _ = providers.remove_if(p.name, |_, v| Arc::ptr_eq(v, p));
@@ -610,10 +683,11 @@ impl Registry {
     /// The policy of a new circuit of `p`; `None` when `p` was closed meanwhile.
     fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Option<Arc<Policy>> {
         // Held while a site's policy is added, so that a concurrent `configure` links it too.
-        let configured = lock(&p.configured);
-        if let Some(policy) = configured.as_ref() {
-            return Some(policy.clone());
-        }
+        let head = lock(&p.policy);
+        let default = match &*head {
+            Head::Configured(policy) => return Some(policy.clone()),
+            Head::Default(default) => default,
+        };
         let mut sites = lock(&p.sites);
         let Some(site) = site else {
             // A circuit asked for by name, not through an annotated call: it gets the config of
@@ -622,24 +696,25 @@ impl Registry {
             return Some(
                 sites
                     .first()
-                    .map_or_else(|| p.default.clone(), |(_, policy)| policy.clone()),
+                    .map_or_else(|| default.clone(), |(_, policy)| policy.clone()),
             );
         };
         let key = site as *const Config as usize;
         if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
             return Some(policy.clone());
         }
+        // A site's policy does not hold the entry open: a tower layer with a config passes it
+        // for every provider (host) its key names, and each entry would stay for good. An entry
+        // dropped once its circuits are gone loses its sites; the next call of each site brings
+        // its policy back (an annotated call site holds its provider's entry open through its
+        // cache, so circuits asked for by name keep its config). A `configure` holds its entry
+        // open, and a creator on an entry closed meanwhile retries on its successor.
         let policy = Arc::new(Policy::new(
             site.clone(),
             self.time.clone(),
             p.name,
             self.events.clone(),
         ));
-        if sites.is_empty() && !p.circuits.hold_open() {
-            // The first site's config must outlive the provider's circuits (see above); a
-            // closed entry is about to go, and the caller retries on its successor.
-            return None;
-        }
         sites.push((key, policy.clone()));
         Some(policy)
     }
@@ -791,6 +866,7 @@ pub struct RegistryBuilder {
     idle_ttl: Option<Duration>,
     max_circuits: Option<usize>,
     listeners: Vec<Listener>,
+    fleet: Option<Arc<dyn Fleet>>,
 }
 
 impl Default for RegistryBuilder {
@@ -801,6 +877,7 @@ impl Default for RegistryBuilder {
             idle_ttl: Some(Registry::DEFAULT_IDLE_TTL),
             max_circuits: None,
             listeners: Vec::new(),
+            fleet: None,
         }
     }
 }
@@ -888,6 +965,28 @@ impl RegistryBuilder {
         self
     }
 
+    /// Shares this registry's circuit openings and closings with the other replicas of the
+    /// service through `fleet` (for example `breaker::fleet::RedisFleet`, feature `redis`), and
+    /// applies theirs. Calls never wait on it: see [`fleet`](crate::fleet). A later call replaces
+    /// an earlier one.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::fleet::{Change, Fleet, FleetLink};
+    /// use breaker::Registry;
+    ///
+    /// struct Quiet;
+    /// impl Fleet for Quiet {
+    ///     fn attach(&self, _link: FleetLink) {}
+    ///     fn publish(&self, _change: &Change<'_>) {}
+    /// }
+    /// let registry = Registry::builder().fleet(Quiet).build();
+    /// ```
+    pub fn fleet(mut self, fleet: impl Fleet) -> Self {
+        self.fleet = Some(Arc::new(fleet));
+        self
+    }
+
     /// Builds the registry.
     pub fn build(self) -> Registry {
         let time = Arc::new(self.time.unwrap_or_else(|| Timebase::new(SystemClock)));
@@ -895,6 +994,13 @@ impl RegistryBuilder {
             .idle_ttl
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let hub = self
+            .fleet
+            .as_ref()
+            .map(|_| Arc::new(Hub::new(time.clone())));
+        if let (Some(fleet), Some(hub)) = (&self.fleet, &hub) {
+            fleet.attach(hub.link());
+        }
         Registry {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             providers: papaya::HashMap::with_hasher(NameHasher::default()),
@@ -905,7 +1011,8 @@ impl RegistryBuilder {
             count: AtomicUsize::new(0),
             last_sweep_us: AtomicU64::new(0),
             detached_since_sweep: AtomicU64::new(0),
-            events: Listeners::new(self.listeners).map(Arc::new),
+            events: Listeners::new(self.listeners, self.fleet).map(Arc::new),
+            fleet: hub,
         }
     }
 }
@@ -917,6 +1024,7 @@ impl fmt::Debug for RegistryBuilder {
             .field("idle_ttl", &self.idle_ttl)
             .field("max_circuits", &self.max_circuits)
             .field("listeners", &self.listeners.len())
+            .field("fleet", &self.fleet.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -1029,8 +1137,11 @@ mod tests {
             .clock(ManualClock::new())
             .idle_ttl(Duration::from_secs(60))
             .build();
+        static CACHE: ProviderCache = ProviderCache::new();
         r.configure("configured", Config::default());
-        r.acquire("annotated", "t", Some(&*SITE)).unwrap().success();
+        r.acquire_cached(&CACHE, "annotated", "t", Some(&*SITE))
+            .unwrap()
+            .success();
         for i in 0..10_000 {
             r.acquire(&format!("host-{i}"), "t", None)
                 .unwrap()
@@ -1069,6 +1180,91 @@ mod tests {
         assert!(r.get("host-1", "t").is_some());
         // (The circuit asked for by name went with those two sweeps.)
         assert_eq!((providers(&r), r.len()), (3, 1));
+    }
+
+    /// Regression: every `configure` kept its policy for the registry's whole life (the
+    /// provider's default headed a chain through all of them, and configured entries are held
+    /// open); now one lives only as long as the provider's head or a circuit made before it.
+    #[test]
+    fn retunings_kept_every_policy_for_the_registrys_life() {
+        fn head(r: &Registry) -> std::sync::Weak<Policy> {
+            head_of(r, "p")
+        }
+        fn head_of(r: &Registry, provider: &str) -> std::sync::Weak<Policy> {
+            let providers = r.pin_providers();
+            let head = lock(&providers.get(provider).unwrap().policy);
+            match &*head {
+                Head::Default(p) | Head::Configured(p) => Arc::downgrade(p),
+            }
+        }
+        let consecutive = |n| Config::builder().consecutive_failures(n).build().unwrap();
+        let r = Registry::builder().clock(ManualClock::new()).build();
+        // With no circuit made from them, replaced policies go at once.
+        r.configure("p", consecutive(1));
+        let first = head(&r);
+        r.configure("p", consecutive(2));
+        assert!(
+            first.upgrade().is_none(),
+            "the registry let the first config go"
+        );
+        // A circuit made before a retuning keeps the policy it was made from (and, through it,
+        // the later ones), and runs on the last.
+        let second = head(&r);
+        let c = r.circuit("p", "t");
+        for n in 3..=100 {
+            r.configure("p", consecutive(n));
+        }
+        assert!(
+            second.upgrade().is_some(),
+            "held by the circuit made from it"
+        );
+        assert_eq!(c.config().consecutive_failures(), Some(100));
+        let last = head(&r);
+        assert!(last.upgrade().is_some(), "the provider's head stays");
+        // Sites' policies and the default are let go by the first retuning too.
+        static SITE: LazyLock<Config> =
+            LazyLock::new(|| Config::builder().consecutive_failures(4).build().unwrap());
+        let site = r.circuit("q", "by-name");
+        let default = head_of(&r, "q");
+        r.acquire("q", "t", Some(&*SITE)).unwrap().success();
+        r.configure("q", consecutive(9));
+        assert_eq!(site.config().consecutive_failures(), Some(9));
+        assert!(default.upgrade().is_some(), "held by `site`");
+        assert!(
+            lock(&r.pin_providers().get("q").unwrap().sites).is_empty(),
+            "the sites' policies are let go"
+        );
+    }
+
+    /// Regression: a call-site config held its provider's entry open for good, and a tower
+    /// layer with `.config(c)` passes one for every provider (host) its key closure names.
+    #[test]
+    fn provider_entries_reached_with_a_site_config_were_never_dropped() {
+        static LAYER: LazyLock<Config> =
+            LazyLock::new(|| Config::builder().consecutive_failures(3).build().unwrap());
+        let r = Registry::builder()
+            .clock(ManualClock::new())
+            .idle_ttl(Duration::from_secs(60))
+            .build();
+        for i in 0..1000 {
+            r.acquire(&format!("host-{i}"), "t", Some(&*LAYER))
+                .unwrap()
+                .success();
+        }
+        for _ in 0..4 {
+            r.evict_idle();
+        }
+        assert_eq!((r.len(), providers(&r)), (0, 0));
+        // A host seen again registers its site anew: its circuits keep the layer's config.
+        r.acquire("host-1", "t", Some(&*LAYER)).unwrap().success();
+        let c = r.circuit("host-1", "by-name");
+        assert_eq!(c.config().consecutive_failures(), Some(3));
+        // And a configure of such a provider wins over the site as before.
+        r.configure(
+            "host-1",
+            Config::builder().consecutive_failures(9).build().unwrap(),
+        );
+        assert_eq!(c.config().consecutive_failures(), Some(9));
     }
 
     #[test]

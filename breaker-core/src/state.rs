@@ -13,8 +13,10 @@
 //! (no probe-slot underflow, no stale failure reopening a fresh circuit). 8 bits of `gen` alone
 //! repeat after 256 transitions, which operator flapping reaches in microseconds while a hung call
 //! still holds its permit, so the stays permits are issued in (not Open) also carry a number:
-//! closed-kind stays a per-circuit counter (repeats after 2^32 of them), half-open stays the trip
-//! count (repeats after 2^16 trips, each of which waits out an open period). `level` is the backoff step, carried
+//! closed-kind stays a per-circuit counter (repeats after 2^32 of them), half-open words a counter
+//! of their own, bumped for the first word of each half-open stay and for each renewal by a probe
+//! expiry (repeats after 2^16 half-open words, each of which waits out an open period or a probe
+//! timeout). `level` is the backoff step, carried
 //! from Open to HalfOpen and back so the open period compounds without a second word.
 
 use std::fmt;

@@ -119,6 +119,13 @@ impl WindowSlot {
         unsafe { node.as_ref() }.and_then(|n| n.recorder.as_ref())
     }
 
+    /// What the current window was made for (`None`: no window).
+    pub(crate) fn spec(&self) -> Option<Window> {
+        let node = self.current.load(Ordering::Acquire);
+        // SAFETY: as in `get`.
+        unsafe { node.as_ref() }.and_then(|n| n.spec)
+    }
+
     /// Makes the window a new, empty one for `spec` (or none), unless it is already made for
     /// `spec`.
     pub(crate) fn set(&self, spec: Option<Window>) {

@@ -124,12 +124,17 @@ impl Model {
         }
     }
 
-    /// A retuning: everything is kept but a window of another kind or size, which restarts.
+    /// A retuning: everything is kept but a window of another kind or size, which restarts, and
+    /// the failure streak when the new config has no consecutive policy (successes do not break
+    /// a streak nobody counts, so one kept would come back stale with a later policy).
     fn retune(&mut self, spec: Spec) {
         let window = |s: &Spec| (s.failure_rate.is_some() || s.slow.is_some()).then_some(s.window);
         if window(&self.spec) != window(&spec) {
             self.calls.clear();
             self.timed.clear();
+        }
+        if spec.consecutive.is_none() {
+            self.consecutive = 0;
         }
         self.config = spec.config();
         self.spec = spec;

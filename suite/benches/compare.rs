@@ -319,6 +319,30 @@ fn main() {
         circuit.call(|| work(i)).and_then(Result::ok).unwrap_or(0)
     });
 
+    // A closed circuit's success through a registry, with and without a fleet attached (issue
+    // 11: the fleet is reached from transitions only, so the two must cost the same). The fleet
+    // here does nothing: no store is in the way of a measurement of the call path.
+    let g = "fleet";
+    struct Idle;
+    impl breaker::fleet::Fleet for Idle {
+        fn attach(&self, _: breaker::fleet::FleetLink) {}
+        fn publish(&self, _: &breaker::fleet::Change<'_>) {}
+    }
+    for (name, registry) in [
+        ("registry", Registry::builder().build()),
+        (
+            "registry_with_fleet",
+            Registry::builder().fleet(Idle).build(),
+        ),
+    ] {
+        bench(&mut c, g, name, |i| {
+            let permit = registry.acquire("bench", "tenant-1", None).unwrap();
+            let r = work(i);
+            permit.success();
+            r.unwrap_or(0)
+        });
+    }
+
     // The same with 100,000 tenants chosen at random.
     let g = "tenants_100k";
     let tenants: Vec<String> = (0..100_000).map(|i| format!("tenant-{i}")).collect();

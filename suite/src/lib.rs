@@ -4,13 +4,14 @@
 //! dependencies at hand.
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
-/// of them use the `tracing` and `metrics` features, backon, tower and toml).
+/// of them use the `tracing`, `metrics`, `axum` and `redis` features, backon, tower and toml).
 #[cfg(all(
     doctest,
     feature = "tracing",
     feature = "metrics",
     feature = "serde",
-    feature = "axum"
+    feature = "axum",
+    feature = "redis"
 ))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDocs;

@@ -1,0 +1,591 @@
+//! The fleet's background task: one connection for commands and one for pub/sub, made again with
+//! backoff whenever the store fails, and a resync after every (re)connection.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use breaker_core::fleet::FleetLink;
+use breaker_core::State;
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep, timeout};
+
+use crate::keys::{self, Kind, Layout, VERSION};
+use crate::probes::{self, Probes};
+use crate::{Count, Health, Queued};
+
+/// Backoff between connection attempts: doubled from the first to the last.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_LAST: Duration = Duration::from_secs(2);
+/// How often an idle connection is checked, so that a store that hangs (rather than closes) is
+/// noticed.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// Keys asked for per SCAN step during a resync.
+const SCAN_COUNT: usize = 500;
+
+pub(crate) struct Task {
+    pub(crate) client: Client,
+    pub(crate) layout: Layout,
+    pub(crate) replica: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) margin: Duration,
+    pub(crate) operator_ttl: Duration,
+    pub(crate) probe_lease: Duration,
+    pub(crate) quorum: u32,
+    /// Never held across an await (a `Mutex` so the task's future is `Send`).
+    pub(crate) probes: Mutex<Probes>,
+    pub(crate) health: Arc<Health>,
+}
+
+/// Why a session ended.
+enum End {
+    /// The fleet or its registry is gone: stop for good.
+    Done,
+    /// The store failed: reconnect.
+    Failed(String),
+}
+
+impl From<redis::RedisError> for End {
+    fn from(e: redis::RedisError) -> Self {
+        End::Failed(e.to_string())
+    }
+}
+
+impl From<tokio::time::error::Elapsed> for End {
+    fn from(_: tokio::time::error::Elapsed) -> Self {
+        End::Failed("timed out".to_owned())
+    }
+}
+
+impl Task {
+    pub(crate) async fn run(
+        self,
+        mut queued: mpsc::Receiver<Queued>,
+        linked: oneshot::Receiver<FleetLink>,
+        mut stopped: oneshot::Receiver<()>,
+    ) {
+        let link = tokio::select! {
+            link = linked => match link {
+                Ok(link) => link,
+                Err(_) => return,
+            },
+            _ = &mut stopped => return,
+        };
+        let mut retry = RETRY_FIRST;
+        let mut first = true;
+        loop {
+            let end = tokio::select! {
+                end = self.session(&mut queued, &link) => end,
+                _ = &mut stopped => return,
+            };
+            let End::Failed(error) = end else { return };
+            self.health.count(Count::Failure);
+            if self.health.set_connected(false) {
+                retry = RETRY_FIRST;
+                tracing::warn!(
+                    target: "breaker::fleet", %error,
+                    "fleet store lost: degraded, circuits run on this replica's calls alone"
+                );
+            } else if first {
+                tracing::warn!(
+                    target: "breaker::fleet", %error,
+                    "fleet store unreachable at start: degraded, circuits run on this replica's calls alone"
+                );
+            }
+            first = false;
+            tokio::select! {
+                _ = sleep(retry) => {}
+                _ = &mut stopped => return,
+            }
+            retry = (retry * 2).min(RETRY_LAST);
+        }
+    }
+
+    /// Connects, subscribes, resyncs, then shares local changes and applies remote ones until
+    /// the store fails or the fleet ends.
+    async fn session(&self, queued: &mut mpsc::Receiver<Queued>, link: &FleetLink) -> End {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout));
+        let mut conn = match timeout(
+            self.connect_timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return e.into(),
+            Err(e) => return e.into(),
+        };
+        let mut pubsub = match timeout(self.connect_timeout, self.client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(e)) => return e.into(),
+            Err(e) => return e.into(),
+        };
+        // Subscribed before the resync: an opening published meanwhile is seen by one or both.
+        match timeout(
+            self.command_timeout,
+            pubsub.subscribe(self.layout.channel()),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return e.into(),
+            Err(e) => return e.into(),
+        }
+        let mut messages = pubsub.into_on_message();
+        if let Err(end) = self.resync(&mut conn, link).await {
+            return end;
+        }
+        if !self.health.set_connected(true) {
+            tracing::info!(target: "breaker::fleet", "fleet store reachable: restored and resynced");
+        }
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = self.probes().next_due();
+            let race_at = tokio::time::Instant::from_std(due.unwrap_or_else(Instant::now));
+            let step = tokio::select! {
+                change = queued.recv() => match change {
+                    Some(change) => self.write(&mut conn, change).await,
+                    None => Err(End::Done),
+                },
+                message = messages.next() => match message {
+                    Some(message) => self.receive(&mut conn, link, &message).await,
+                    None => Err(End::Failed("pub/sub connection closed".to_owned())),
+                },
+                _ = ping.tick() => self.ping(&mut conn).await,
+                _ = tokio::time::sleep_until(race_at), if due.is_some() => {
+                    self.race(&mut conn, link).await
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+        self.probes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Races for the probe lease of every circuit whose fleet-wide open period is about to end
+    /// (see `probes.rs`).
+    async fn race(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
+        let due = self.probes().take_due(Instant::now());
+        for ((provider, tenant), level) in due {
+            // The prober's own circuit says how long its probe may take.
+            let lease = link
+                .config(&provider, &tenant)
+                .map_or(self.probe_lease, |c| c.probe_timeout());
+            let lease_ms = millis(lease + probes::LEAD).max(1);
+            let key = self.layout.probe_key(&provider, &tenant);
+            let (won, pttl): (Option<String>, i64) = timeout(
+                self.command_timeout,
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(&self.replica)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lease_ms)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(conn),
+            )
+            .await??;
+            if won.is_some() {
+                // This replica's circuit probes when its period ends; its outcome is published.
+                continue;
+            }
+            // Another replica probes: stay open until its outcome comes or its lease lapses.
+            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+            if !left.is_zero() && !link.open(&provider, &tenant, left, level) {
+                return Err(End::Done);
+            }
+            let retry = Instant::now() + left.max(probes::LEAD);
+            self.probes().track((provider, tenant), retry, level);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), End> {
+        timeout(
+            self.command_timeout,
+            redis::cmd("PING").query_async::<()>(conn),
+        )
+        .await??;
+        Ok(())
+    }
+
+    /// Writes one local change and announces it.
+    async fn write(&self, conn: &mut MultiplexedConnection, change: Queued) -> Result<(), End> {
+        let mut pipe = redis::pipe();
+        match &change {
+            Queued::Open {
+                provider,
+                tenant,
+                open_for,
+                level,
+                at,
+                reopened,
+            } => {
+                let left = open_for.saturating_sub(at.elapsed());
+                if left.is_zero() {
+                    // Its period ended while it waited: nothing left to share.
+                    return Ok(());
+                }
+                if self.quorum > 1 && !reopened {
+                    return self.report(conn, provider, tenant, left, *level).await;
+                }
+                let ttl_ms = millis(left).max(1) + millis(self.margin);
+                self.probes().track(
+                    (provider.to_string(), tenant.to_string()),
+                    Instant::now() + left,
+                    *level,
+                );
+                // An opening is also the outcome of a probe (one that failed): its lease goes.
+                pipe.cmd("DEL")
+                    .arg(self.layout.probe_key(provider, tenant))
+                    .ignore();
+                let value = format!("{level}:{}:{}", millis(self.margin), self.replica);
+                pipe.cmd("SET")
+                    .arg(self.layout.open_key(provider, tenant))
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(self.layout.channel())
+                    .arg(self.message("open", provider, tenant))
+                    .ignore();
+            }
+            Queued::Operator {
+                provider,
+                tenant,
+                state: State::Closed,
+            } => {
+                // A reset anywhere resets everywhere: the switch, the opening and its lease go.
+                self.probes()
+                    .untrack(&(provider.to_string(), tenant.to_string()));
+                pipe.cmd("DEL")
+                    .arg(self.layout.operator_key(provider, tenant))
+                    .arg(self.layout.open_key(provider, tenant))
+                    .arg(self.layout.probe_key(provider, tenant))
+                    .arg(self.layout.reports_key(provider, tenant))
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(self.layout.channel())
+                    .arg(self.message("operator", provider, tenant))
+                    .ignore();
+            }
+            Queued::Operator {
+                provider,
+                tenant,
+                state,
+            } => {
+                self.probes()
+                    .untrack(&(provider.to_string(), tenant.to_string()));
+                pipe.cmd("SET")
+                    .arg(self.layout.operator_key(provider, tenant))
+                    .arg(format!("{}:{}", state.as_str(), self.replica))
+                    .arg("PX")
+                    .arg(millis(self.operator_ttl).max(1))
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(self.layout.channel())
+                    .arg(self.message("operator", provider, tenant))
+                    .ignore();
+            }
+            Queued::Close { provider, tenant } => {
+                self.probes()
+                    .untrack(&(provider.to_string(), tenant.to_string()));
+                // The incident is over: a new one needs a new quorum.
+                pipe.cmd("DEL")
+                    .arg(self.layout.open_key(provider, tenant))
+                    .arg(self.layout.probe_key(provider, tenant))
+                    .arg(self.layout.reports_key(provider, tenant))
+                    .ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(self.layout.channel())
+                    .arg(self.message("close", provider, tenant))
+                    .ignore();
+            }
+        }
+        match timeout(self.command_timeout, pipe.query_async::<()>(conn)).await {
+            Ok(Ok(())) => {
+                self.health.count(Count::Published);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.health.count(Count::Dropped);
+                Err(e.into())
+            }
+            Err(e) => {
+                self.health.count(Count::Dropped);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// With a quorum: records this replica's report of an opening (for `left`, in store time)
+    /// and, when it makes `quorum` live reports, writes and announces the opening, all in one
+    /// script so that two last reporters cannot both miss the count.
+    async fn report(
+        &self,
+        conn: &mut MultiplexedConnection,
+        provider: &str,
+        tenant: &str,
+        left: Duration,
+        level: u32,
+    ) -> Result<(), End> {
+        let left_ms = millis(left).max(1);
+        let opened: i64 = timeout(
+            self.command_timeout,
+            redis::cmd("EVAL")
+                .arg(REPORT_SCRIPT)
+                .arg(2)
+                .arg(self.layout.reports_key(provider, tenant))
+                .arg(self.layout.open_key(provider, tenant))
+                .arg(&self.replica)
+                .arg(left_ms)
+                .arg(millis(self.margin))
+                .arg(self.quorum)
+                .arg(format!("{level}:{}:{}", millis(self.margin), self.replica))
+                .arg(self.layout.channel())
+                .arg(self.message("open", provider, tenant))
+                .query_async(conn),
+        )
+        .await??;
+        self.health.count(Count::Published);
+        if opened == 1 {
+            self.probes().track(
+                (provider.to_owned(), tenant.to_owned()),
+                Instant::now() + left,
+                level,
+            );
+        }
+        Ok(())
+    }
+
+    fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
+        format!(
+            "{VERSION} {op} {} {} {}",
+            self.replica,
+            keys::encode(provider),
+            keys::encode(tenant)
+        )
+    }
+
+    /// Applies another replica's announcement, as the store has it now (an announcement only
+    /// says where to look: the key decides).
+    async fn receive(
+        &self,
+        conn: &mut MultiplexedConnection,
+        link: &FleetLink,
+        message: &redis::Msg,
+    ) -> Result<(), End> {
+        let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
+            return Ok(());
+        };
+        let mut parts = text.split(' ');
+        let (Some(VERSION), Some(op), Some(replica), Some(provider), Some(tenant), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Ok(());
+        };
+        if replica == self.replica {
+            return Ok(());
+        }
+        let (Some(provider), Some(tenant)) = (keys::decode(provider), keys::decode(tenant)) else {
+            return Ok(());
+        };
+        let key = self.layout.open_key(&provider, &tenant);
+        let alive = match op {
+            "open" => {
+                let (value, pttl): (Option<String>, i64) = timeout(
+                    self.command_timeout,
+                    redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .query_async(conn),
+                )
+                .await??;
+                self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
+            }
+            "close" => {
+                // A close that arrives after a newer opening was written must not undo it.
+                let exists: bool = timeout(
+                    self.command_timeout,
+                    redis::cmd("EXISTS").arg(&key).query_async(conn),
+                )
+                .await??;
+                if exists {
+                    true
+                } else {
+                    self.health.count(Count::Applied);
+                    self.probes().untrack(&(provider.clone(), tenant.clone()));
+                    link.close(&provider, &tenant)
+                }
+            }
+            "operator" => {
+                let value: Option<String> = timeout(
+                    self.command_timeout,
+                    redis::cmd("GET")
+                        .arg(self.layout.operator_key(&provider, &tenant))
+                        .query_async(conn),
+                )
+                .await??;
+                self.apply_operator(link, &provider, &tenant, value.as_deref())
+            }
+            _ => true,
+        };
+        if alive {
+            Ok(())
+        } else {
+            Err(End::Done)
+        }
+    }
+
+    /// Opens (provider, tenant) for what is left of the opening stored as `value` with `pttl` ms
+    /// to live. Returns whether the registry is still there.
+    fn apply_open(
+        &self,
+        link: &FleetLink,
+        provider: &str,
+        tenant: &str,
+        value: Option<&str>,
+        pttl: i64,
+    ) -> bool {
+        let Some((level, margin_ms)) = value.and_then(parse_value) else {
+            return link.is_alive();
+        };
+        let left_ms = pttl.saturating_sub(i64::try_from(margin_ms).unwrap_or(i64::MAX));
+        if left_ms <= 0 {
+            return link.is_alive();
+        }
+        self.health.count(Count::Applied);
+        let left = Duration::from_millis(left_ms as u64);
+        self.probes().track(
+            (provider.to_owned(), tenant.to_owned()),
+            Instant::now() + left,
+            level,
+        );
+        link.open(provider, tenant, left, level)
+    }
+
+    /// Makes the operator's switch stored as `value` (none: a reset). Returns whether the
+    /// registry is still there.
+    fn apply_operator(
+        &self,
+        link: &FleetLink,
+        provider: &str,
+        tenant: &str,
+        value: Option<&str>,
+    ) -> bool {
+        let state = match value {
+            None => State::Closed,
+            Some(value) => match value.split(':').next() {
+                Some("forced_open") => State::ForcedOpen,
+                Some("disabled") => State::Disabled,
+                Some("metrics_only") => State::MetricsOnly,
+                _ => return link.is_alive(),
+            },
+        };
+        self.health.count(Count::Applied);
+        self.probes()
+            .untrack(&(provider.to_owned(), tenant.to_owned()));
+        link.operate(provider, tenant, state)
+    }
+
+    /// Applies every opening and operator's switch of the namespace (at start and after every
+    /// reconnection).
+    async fn resync(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
+        let pattern = self.layout.circuit_pattern();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = timeout(
+                self.command_timeout,
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(conn),
+            )
+            .await??;
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+                }
+                let found: Vec<(Option<String>, i64)> =
+                    timeout(self.command_timeout, pipe.query_async(conn)).await??;
+                for (key, (value, pttl)) in keys.iter().zip(found) {
+                    let alive = match self.layout.parse_key(key) {
+                        Some((Kind::Open, provider, tenant)) => {
+                            self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
+                        }
+                        // A key gone between SCAN and GET is no reset: skip it.
+                        Some((Kind::Operator, provider, tenant)) if value.is_some() => {
+                            self.apply_operator(link, &provider, &tenant, value.as_deref())
+                        }
+                        _ => true,
+                    };
+                    if !alive {
+                        return Err(End::Done);
+                    }
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// KEYS: reports, opening. ARGV: replica, period left (ms), margin (ms), quorum, the opening's
+/// value, channel, message. Reports expire by the store's clock (`TIME`), never a replica's.
+/// Returns 1 when this report completed the quorum and the opening was written and announced.
+const REPORT_SCRIPT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local left = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + left, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < left then
+  redis.call('PEXPIRE', KEYS[1], left)
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', left + tonumber(ARGV[3]))
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
+  return 1
+end
+return 0
+";
+
+/// (level, margin in ms) of an opening's value `level:margin_ms:replica`.
+fn parse_value(value: &str) -> Option<(u32, u64)> {
+    let mut parts = value.split(':');
+    let level = parts.next()?.parse().ok()?;
+    let margin = parts.next()?.parse().ok()?;
+    Some((level, margin))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

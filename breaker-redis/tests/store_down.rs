@@ -1,0 +1,171 @@
+//! Behaviour 4: the store fails, the service does not. With the server killed, calls go on with
+//! local circuits and no errors, local trips still work, and the queue stays bounded; when the
+//! store returns, replicas reconnect and resync by themselves. Also a start with the store down.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use breaker_core::{Registry, State};
+use breaker_redis::RedisFleet;
+use support::{becomes, connected, eventually, replica, RedisServer, BOUND};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let port = server.port;
+    let url = server.url();
+    let open_for = Duration::from_secs(30);
+    let (a, a_health) = connected(&url, "checkout", open_for).await;
+    let (b, b_health) = connected(&url, "checkout", open_for).await;
+    server.kill();
+    assert!(
+        eventually(BOUND, || !a_health.is_connected()
+            && !b_health.is_connected())
+        .await,
+        "degraded is visible"
+    );
+
+    // 10,000 calls, none refused and none failing, well within a generous bound.
+    let start = Instant::now();
+    let mut passed = 0;
+    for i in 0..10_000 {
+        let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+        a.acquire("openai", tenant, None).unwrap().success();
+        passed += 1;
+    }
+    assert_eq!(passed, 10_000);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "calls waited on a dead store: {:?}",
+        start.elapsed()
+    );
+
+    // Local trips still work, and many of them only fill the bounded queue.
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert_eq!(a.circuit("openai", "acme").state(), State::Open);
+    for i in 0..3000 {
+        a.circuit("openai", &format!("t{i}"))
+            .try_acquire()
+            .unwrap()
+            .failure();
+    }
+    assert!(a_health.dropped() > 0, "a full queue drops and counts");
+    assert_eq!(b.circuit("openai", "acme").state(), State::Closed);
+
+    // The store comes back (empty): both reconnect by themselves, and sharing works again.
+    let _server = RedisServer::start_on(port).expect("restart on the same port");
+    assert!(
+        eventually(BOUND, || a_health.is_connected() && b_health.is_connected()).await,
+        "replicas did not reconnect"
+    );
+    assert!(a_health.failures() >= 1);
+    b.circuit("openai", "initech")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(
+        becomes(&a, "openai", "initech", State::Open).await,
+        "sharing did not resume after the store returned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_the_store_down_is_degraded_then_catches_up() {
+    // A port nothing listens on, yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let (late, health) = replica(&url, "checkout", Duration::from_secs(30)).await;
+    assert!(!health.is_connected());
+    late.acquire("openai", "acme", None).unwrap().success();
+
+    let Some(_server) = RedisServer::start_on(port) else {
+        return;
+    };
+    let (first, _) = connected(&url, "checkout", Duration::from_secs(30)).await;
+    first
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(
+        becomes(&late, "openai", "acme", State::Open).await,
+        "the replica that started degraded never caught up"
+    );
+    assert!(health.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_task_ends_with_the_registry() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let fleet = RedisFleet::builder(server.url()).build().await.unwrap();
+    let health = fleet.health();
+    let registry = Registry::builder().fleet(fleet).build();
+    assert!(eventually(BOUND, || health.is_connected()).await);
+    let clients = || {
+        let info: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut server.client().get_connection().unwrap())
+            .unwrap();
+        info.lines().count()
+    };
+    assert_eq!(clients(), 3, "the fleet's two connections and ours");
+    drop(registry);
+    assert!(
+        eventually(BOUND, || clients() == 1).await,
+        "the fleet's connections outlived its registry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_degrades_and_recovers_by_itself() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, health) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
+    let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
+    // The server stops answering every client for 3 s (its connections stay open): only the
+    // fleet's timeouts can tell.
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        eventually(BOUND, || !health.is_connected()).await,
+        "a silent store is noticed"
+    );
+    let start = Instant::now();
+    for _ in 0..10_000 {
+        a.acquire("openai", "globex", None).unwrap().success();
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert_eq!(a.circuit("openai", "acme").state(), State::Open);
+
+    assert!(
+        eventually(BOUND, || health.is_connected()).await,
+        "the fleet did not recover when the store answered again"
+    );
+    // The opening made while the store was silent waited in the queue, and is shared now.
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+}

@@ -1,0 +1,204 @@
+//! A real `redis-server` per test, on a free loopback port, killed on drop; and polling with
+//! generous bounds (never a fixed sleep standing in for a condition).
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use breaker_core::{Config, Registry};
+use breaker_redis::{FleetHealth, RedisFleet, RedisFleetBuilder};
+
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port, or `None` when `redis-server` is not installed outside
+    /// CI (CI installs it: `.ci/run`; there a missing server fails the test).
+    pub fn start() -> Option<RedisServer> {
+        RedisServer::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Option<RedisServer> {
+        RedisServer::start_with(port, &[])
+    }
+
+    /// [`start_on`](Self::start_on) with more `redis-server` arguments.
+    pub fn start_with(port: u16, args: &[&str]) -> Option<RedisServer> {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
+            {
+                eprintln!("skipped: redis-server is not on PATH (apt-get install redis-server)");
+                return None;
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let server = RedisServer { child, port };
+        assert!(
+            poll(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "redis-server did not listen on {port}"
+        );
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A plain client for looking at keys.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).unwrap()
+    }
+
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A loopback port nothing listens on (as of now).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Polls `cond` every 10 ms until it holds or `bound` passes; returns whether it held.
+pub fn poll(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > bound {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// [`poll`] for async tests: yields to the runtime between tries.
+pub async fn eventually(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > bound {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Generous: propagation on loopback takes milliseconds; a busy CI machine may take longer.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// Trips on one failure, stays open `open_for`.
+pub fn config(open_for: Duration) -> Config {
+    Config::builder()
+        .consecutive_failures(1)
+        .open_for(open_for)
+        .build()
+        .unwrap()
+}
+
+/// A replica: a registry with its own fleet (its own connections) on `url` under `namespace`.
+pub async fn replica(url: &str, namespace: &str, open_for: Duration) -> (Registry, FleetHealth) {
+    replica_with(url, namespace, open_for, |b| b).await
+}
+
+/// [`replica`] with more fleet settings.
+pub async fn replica_with(
+    url: &str,
+    namespace: &str,
+    open_for: Duration,
+    settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
+) -> (Registry, FleetHealth) {
+    replica_configured(url, namespace, config(open_for), settings).await
+}
+
+/// [`replica_with`] with its circuits' config.
+pub async fn replica_configured(
+    url: &str,
+    namespace: &str,
+    config: Config,
+    settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
+) -> (Registry, FleetHealth) {
+    let fleet = settings(RedisFleet::builder(url).namespace(namespace))
+        .build()
+        .await
+        .expect("valid fleet config");
+    let health = fleet.health();
+    let registry = Registry::builder()
+        .default_config(config)
+        .fleet(fleet)
+        .build();
+    (registry, health)
+}
+
+/// A replica that is connected and resynced.
+pub async fn connected(url: &str, namespace: &str, open_for: Duration) -> (Registry, FleetHealth) {
+    let (registry, health) = replica(url, namespace, open_for).await;
+    assert!(
+        eventually(BOUND, || health.is_connected()).await,
+        "replica did not connect"
+    );
+    (registry, health)
+}
+
+/// Whether `registry`'s circuit of (`provider`, `tenant`) reaches `state` within [`BOUND`].
+pub async fn becomes(
+    registry: &Registry,
+    provider: &str,
+    tenant: &str,
+    state: breaker_core::State,
+) -> bool {
+    eventually(BOUND, || {
+        registry.circuit(provider, tenant).state() == state
+    })
+    .await
+}
+
+/// Every key of the server (sorted).
+pub async fn all_keys(server: &RedisServer) -> Vec<String> {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}

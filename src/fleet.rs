@@ -1,0 +1,26 @@
+//! Circuits shared by every replica of a service: what one replica's circuit learns (it opened,
+//! for how long, at which backoff level; it closed again), every replica applies, with no store
+//! traffic on the call path.
+//!
+//! The extension point ([`Fleet`], [`FleetLink`], [`Change`]) is always here; with the `redis`
+//! feature, [`RedisFleet`] implements it on Redis or Valkey:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use breaker::Registry;
+//!
+//! let fleet = breaker::fleet::RedisFleet::builder("redis://127.0.0.1:6379/")
+//!     .namespace("checkout") // key prefix: replicas of one service share it, others do not
+//!     .build()
+//!     .await?; // Err for an invalid URL or config; an unreachable store is a degraded start
+//! let registry = Registry::builder().fleet(fleet).build();
+//! # let _ = registry; Ok(()) }
+//! ```
+
+#[doc(inline)]
+pub use breaker_core::fleet::*;
+
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use breaker_redis::{FleetError, FleetHealth, RedisFleet, RedisFleetBuilder};
