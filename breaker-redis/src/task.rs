@@ -225,7 +225,8 @@ impl Task {
     /// Writes one local change and announces it.
     async fn write(&self, conn: &mut MultiplexedConnection, change: Queued) -> Result<(), End> {
         let mut pipe = redis::pipe();
-        match &change {
+        // Every change is announced on the namespace's channel once written, by its kind.
+        let (kind, provider, tenant) = match &change {
             Queued::Open {
                 provider,
                 tenant,
@@ -259,10 +260,7 @@ impl Task {
                     .arg("PX")
                     .arg(ttl_ms)
                     .ignore();
-                pipe.cmd("PUBLISH")
-                    .arg(self.layout.channel())
-                    .arg(self.message("open", provider, tenant))
-                    .ignore();
+                ("open", provider, tenant)
             }
             Queued::Operator {
                 provider,
@@ -278,10 +276,7 @@ impl Task {
                     .arg(self.layout.probe_key(provider, tenant))
                     .arg(self.layout.reports_key(provider, tenant))
                     .ignore();
-                pipe.cmd("PUBLISH")
-                    .arg(self.layout.channel())
-                    .arg(self.message("operator", provider, tenant))
-                    .ignore();
+                ("operator", provider, tenant)
             }
             Queued::Operator {
                 provider,
@@ -296,10 +291,7 @@ impl Task {
                     .arg("PX")
                     .arg(millis(self.operator_ttl).max(1))
                     .ignore();
-                pipe.cmd("PUBLISH")
-                    .arg(self.layout.channel())
-                    .arg(self.message("operator", provider, tenant))
-                    .ignore();
+                ("operator", provider, tenant)
             }
             Queued::Close { provider, tenant } => {
                 self.probes()
@@ -310,12 +302,13 @@ impl Task {
                     .arg(self.layout.probe_key(provider, tenant))
                     .arg(self.layout.reports_key(provider, tenant))
                     .ignore();
-                pipe.cmd("PUBLISH")
-                    .arg(self.layout.channel())
-                    .arg(self.message("close", provider, tenant))
-                    .ignore();
+                ("close", provider, tenant)
             }
-        }
+        };
+        pipe.cmd("PUBLISH")
+            .arg(self.layout.channel())
+            .arg(self.message(kind, provider, tenant))
+            .ignore();
         match timeout(self.command_timeout, pipe.query_async::<()>(conn)).await {
             Ok(Ok(())) => {
                 self.health.count(Count::Published);
