@@ -2,9 +2,11 @@
 //!
 //! Shortly before the fleet's open period of a circuit ends, every replica that knows of it
 //! tries `SET <probe key> NX PX <lease>`. The winner lets its own circuit go half-open as usual;
-//! the others extend their open period to the lease's remaining TTL, so their circuits keep
-//! rejecting until the winner's outcome is published (a close, or a new opening one level up) or
-//! the lease lapses (a prober that died), when they race again.
+//! the others extend their open period to the lease's remaining TTL and [`HOLD`] more, so their
+//! circuits keep rejecting until the winner's outcome is published (a close, or a new opening one
+//! level up) or the lease lapses (a prober that died). They race again as the lease lapses: the
+//! hold keeps every local circuit open until that race is decided, so a lapse never lets each
+//! replica's circuit go half-open on its own; the new winner probes when its hold ends.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,8 +16,13 @@ use std::time::{Duration, Instant};
 pub(crate) type Key = (String, String);
 
 /// How long before the end of an open period the race runs: the loser's extension must reach
-/// its circuit before the circuit's own period ends (loopback round trips take well under 1 ms).
-pub(crate) const LEAD: Duration = Duration::from_millis(100);
+/// its circuit before the circuit's own period ends. Loopback round trips take well under 1 ms;
+/// the rest is room for a busy replica whose background task runs late.
+pub(crate) const LEAD: Duration = Duration::from_millis(200);
+
+/// How much longer than a lease a loser's circuit stays open: the race at the lapse must be
+/// decided within it, or a late replica would probe as well.
+pub(crate) const HOLD: Duration = Duration::from_millis(200);
 
 /// Most circuits tracked at once; beyond, circuits probe on each replica as without a fleet.
 const MAX_TRACKED: usize = 1 << 16;
@@ -32,12 +39,17 @@ impl Probes {
     /// Races for (provider, tenant)'s probe shortly before `deadline`, the end of its fleet-wide
     /// open period at `level`.
     pub(crate) fn track(&mut self, key: Key, deadline: Instant, level: u32) {
-        if self.tracked.len() >= MAX_TRACKED && !self.tracked.contains_key(&key) {
-            return;
-        }
         let now = Instant::now();
         let lead = LEAD.min(deadline.saturating_duration_since(now) / 2);
         let when = deadline.checked_sub(lead).unwrap_or(deadline);
+        self.race_at(key, when, level);
+    }
+
+    /// Races for (provider, tenant)'s probe at `when` (a lease's lapse).
+    pub(crate) fn race_at(&mut self, key: Key, when: Instant, level: u32) {
+        if self.tracked.len() >= MAX_TRACKED && !self.tracked.contains_key(&key) {
+            return;
+        }
         self.tracked.insert(key.clone(), (when, level));
         self.due.push(Reverse((when, key)));
         // Stale entries pile up when circuits are tracked again and again; rebuild from the

@@ -202,13 +202,16 @@ impl Task {
                 // This replica's circuit probes when its period ends; its outcome is published.
                 continue;
             }
-            // Another replica probes: stay open until its outcome comes or its lease lapses.
+            // Another replica probes: stay open until its outcome comes or its lease lapses,
+            // and a hold longer, so that the race at the lapse is decided before any circuit
+            // here goes half-open. A lease that vanished between the two commands (its outcome
+            // is being published) is raced for again at once.
             let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-            if !left.is_zero() && !link.open(&provider, &tenant, left, level) {
+            if !left.is_zero() && !link.open(&provider, &tenant, left + probes::HOLD, level) {
                 return Err(End::Done);
             }
-            let retry = Instant::now() + left.max(probes::LEAD);
-            self.probes().track((provider, tenant), retry, level);
+            self.probes()
+                .race_at((provider, tenant), Instant::now() + left, level);
         }
         Ok(())
     }
