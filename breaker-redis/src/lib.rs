@@ -38,8 +38,11 @@
 //! Keys are described in the `keys` module: `breaker:v1:<namespace>:{<provider>:<tenant>}:open`,
 //! every name percent-encoded.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod keys;
 mod probes;
+mod store;
 mod task;
 
 use std::fmt;
@@ -91,6 +94,8 @@ impl RedisFleet {
     pub fn builder(url: impl Into<String>) -> RedisFleetBuilder {
         RedisFleetBuilder {
             url: url.into(),
+            #[cfg(feature = "cluster")]
+            seeds: None,
             namespace: "default".to_owned(),
             queue_capacity: 1024,
             connect_timeout: Duration::from_secs(1),
@@ -99,6 +104,43 @@ impl RedisFleet {
             operator_ttl: Duration::from_secs(24 * 3600),
             probe_lease: Duration::from_secs(10),
             quorum: 1,
+        }
+    }
+
+    /// Starts a builder for a Redis (or Valkey) Cluster reached through `seeds`, some of its
+    /// nodes (`redis://host:port/`; one is enough, more survive a seed that is down). Feature
+    /// `redis-cluster` of `breaker`. Namespace `default` unless set.
+    ///
+    /// Every key of one circuit shares a hash tag, so it lives in one slot: the quorum and the
+    /// probe lease are decided by one node, as on a single server. Announcements are received
+    /// through one node at a time (PUBLISH reaches every node of a cluster), tried from the
+    /// seeds in turn; a resync after every (re)connection scans every master. The fleet is
+    /// degraded while any master is unreachable (until the cluster fails over to a replica).
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    /// use breaker::Registry;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::cluster_builder([
+    ///     "redis://10.0.0.1:6379/",
+    ///     "redis://10.0.0.2:6379/",
+    ///     "redis://10.0.0.3:6379/",
+    /// ])
+    /// .namespace("checkout")
+    /// .build()
+    /// .await?; // Err for an invalid seed URL or config; no seed reachable is a degraded start
+    /// let registry = Registry::builder().fleet(fleet).build();
+    /// # let _ = registry; Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster_builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisFleetBuilder {
+        RedisFleetBuilder {
+            seeds: Some(seeds.into_iter().map(Into::into).collect()),
+            ..RedisFleet::builder("")
         }
     }
 
@@ -183,6 +225,9 @@ impl fmt::Debug for RedisFleet {
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RedisFleetBuilder {
     url: String,
+    /// A cluster's seed nodes, instead of `url`.
+    #[cfg(feature = "cluster")]
+    seeds: Option<Vec<String>>,
     namespace: String,
     queue_capacity: usize,
     connect_timeout: Duration,
@@ -302,8 +347,7 @@ impl RedisFleetBuilder {
                 "must be between 1 ms and 30 days",
             ));
         }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| FleetError::new("url", &e.to_string()))?;
+        let store = self.store()?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| FleetError::new("runtime", "build the fleet inside a tokio runtime"))?;
         let health = FleetHealth(Arc::new(Health {
@@ -319,7 +363,7 @@ impl RedisFleetBuilder {
         let (link, linked) = oneshot::channel();
         let (stop, stopped) = oneshot::channel();
         let task = task::Task {
-            client,
+            store,
             layout: keys::Layout::new(&self.namespace),
             replica: format!("{:016x}", fastrand::u64(..)),
             connect_timeout: self.connect_timeout,
@@ -341,6 +385,20 @@ impl RedisFleetBuilder {
     }
 }
 
+impl RedisFleetBuilder {
+    /// The store the settings name: a cluster's seeds, or one node's URL.
+    fn store(&self) -> Result<store::Store, FleetError> {
+        #[cfg(feature = "cluster")]
+        if let Some(seeds) = &self.seeds {
+            return cluster::Cluster::new(seeds, self.connect_timeout, self.command_timeout)
+                .map(|cluster| store::Store::Cluster(Box::new(cluster)));
+        }
+        redis::Client::open(self.url.as_str())
+            .map(store::Store::Node)
+            .map_err(|e| FleetError::new("url", &e.to_string()))
+    }
+}
+
 /// An invalid [`RedisFleetBuilder`] setting: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetError {
@@ -349,14 +407,14 @@ pub struct FleetError {
 }
 
 impl FleetError {
-    fn new(field: &'static str, message: &str) -> Self {
+    pub(crate) fn new(field: &'static str, message: &str) -> Self {
         FleetError {
             field,
             message: message.to_owned(),
         }
     }
 
-    /// The setting at fault: `url`, `namespace`, `queue_capacity`, `connect_timeout`,
+    /// The setting at fault: `url`, `seeds` (of a cluster), `namespace`, `queue_capacity`, `connect_timeout`,
     /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, `quorum`, or `runtime` (built
     /// outside a tokio runtime).
     pub fn field(&self) -> &'static str {

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use breaker_core::fleet::FleetLink;
 use breaker_core::State;
 use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::aio::ConnectionLike;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
 use crate::keys::{self, Kind, Layout, VERSION};
 use crate::probes::{self, Probes};
+use crate::store::{Conn, Store};
 use crate::{Count, Health, Queued};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -26,7 +26,7 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const SCAN_COUNT: usize = 500;
 
 pub(crate) struct Task {
-    pub(crate) client: Client,
+    pub(crate) store: Store,
     pub(crate) layout: Layout,
     pub(crate) replica: String,
     pub(crate) connect_timeout: Duration,
@@ -107,23 +107,16 @@ impl Task {
     /// Connects, subscribes, resyncs, then shares local changes and applies remote ones until
     /// the store fails or the fleet ends.
     async fn session(&self, queued: &mut mpsc::Receiver<Queued>, link: &FleetLink) -> End {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout));
-        let mut conn = match timeout(
-            self.connect_timeout,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
+        let mut conn = match self
+            .store
+            .connect(self.connect_timeout, self.command_timeout)
+            .await
         {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return e.into(),
+            Ok(conn) => conn,
             Err(e) => return e.into(),
         };
-        let mut pubsub = match timeout(self.connect_timeout, self.client.get_async_pubsub()).await {
-            Ok(Ok(pubsub)) => pubsub,
-            Ok(Err(e)) => return e.into(),
+        let mut pubsub = match self.store.pubsub(self.connect_timeout).await {
+            Ok(pubsub) => pubsub,
             Err(e) => return e.into(),
         };
         // Subscribed before the resync: an opening published meanwhile is seen by one or both.
@@ -175,7 +168,7 @@ impl Task {
 
     /// Races for the probe lease of every circuit whose fleet-wide open period is about to end
     /// (see `probes.rs`).
-    async fn race(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
+    async fn race(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
         let due = self.probes().take_due(Instant::now());
         for ((provider, tenant), level) in due {
             // The prober's own circuit says how long its probe may take.
@@ -216,7 +209,7 @@ impl Task {
         Ok(())
     }
 
-    async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), End> {
+    async fn ping(&self, conn: &mut Conn) -> Result<(), End> {
         timeout(
             self.command_timeout,
             redis::cmd("PING").query_async::<()>(conn),
@@ -226,7 +219,7 @@ impl Task {
     }
 
     /// Writes one local change and announces it.
-    async fn write(&self, conn: &mut MultiplexedConnection, change: Queued) -> Result<(), End> {
+    async fn write(&self, conn: &mut Conn, change: Queued) -> Result<(), End> {
         let mut pipe = redis::pipe();
         // Every change is announced on the namespace's channel once written, by its kind.
         let (kind, provider, tenant) = match &change {
@@ -333,7 +326,7 @@ impl Task {
     /// script so that two last reporters cannot both miss the count.
     async fn report(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         provider: &str,
         tenant: &str,
         left: Duration,
@@ -381,7 +374,7 @@ impl Task {
     /// says where to look: the key decides).
     async fn receive(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         link: &FleetLink,
         message: &redis::Msg,
     ) -> Result<(), End> {
@@ -507,7 +500,21 @@ impl Task {
 
     /// Applies every opening and operator's switch of the namespace (at start and after every
     /// reconnection).
-    async fn resync(&self, conn: &mut MultiplexedConnection, link: &FleetLink) -> Result<(), End> {
+    async fn resync(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
+        // SCAN walks one node: in a cluster each master holds a share of the namespace.
+        let masters = timeout(self.command_timeout, conn.masters()).await??;
+        for master in &masters {
+            self.resync_on(&mut conn.on(master), link).await?;
+        }
+        Ok(())
+    }
+
+    /// [`resync`](Self::resync) of the keys held by the node `conn` sends to.
+    async fn resync_on(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+        link: &FleetLink,
+    ) -> Result<(), End> {
         let pattern = self.layout.circuit_pattern();
         let mut cursor: u64 = 0;
         loop {

@@ -1,0 +1,303 @@
+//! Feature `cluster`: a fleet on a real three-master Redis Cluster behaves as on one server.
+//! Circuits whose keys live on different masters open together, a replica started later resyncs
+//! from every master, one replica probes, quorum and operators act fleet-wide, and a cluster that
+//! is down at start (or a seed that is) is a degraded start, not an error.
+
+#![cfg(feature = "cluster")]
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use breaker_core::{Config, Permit, Registry, State};
+use breaker_redis::RedisFleet;
+use cluster_support::{connected, replica, RedisCluster};
+use support::{becomes, config, eventually, free_port, BOUND};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuits_on_every_master_open_together_and_a_later_replica_resyncs_them_all() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let tenants = cluster.tenant_per_master("checkout", "openai");
+    let open_for = Duration::from_secs(30);
+    let (a, _) = connected(&cluster, "checkout", open_for).await;
+    let (b, _) = connected(&cluster, "checkout", open_for).await;
+
+    for (tenant, _) in &tenants {
+        a.circuit("openai", tenant).try_acquire().unwrap().failure();
+    }
+    for (tenant, master) in &tenants {
+        assert!(
+            becomes(&b, "openai", tenant, State::Open).await,
+            "b never opened {tenant} (served by {master})"
+        );
+        let key = format!("breaker:v1:checkout:{{openai:{tenant}}}:open");
+        assert!(
+            cluster.keys_on(*master).contains(&key),
+            "{key} is not on its slot's master {master}"
+        );
+    }
+    // The masters are distinct: the openings really are spread over the cluster.
+    let mut masters: Vec<u16> = tenants.iter().map(|(_, m)| *m).collect();
+    masters.sort_unstable();
+    masters.dedup();
+    assert_eq!(masters.len(), 3);
+
+    // A replica that starts later scans every master, not just the one it asks first.
+    let (c, c_health) = connected(&cluster, "checkout", open_for).await;
+    for (tenant, master) in &tenants {
+        assert!(
+            c.acquire("openai", tenant, None).is_err(),
+            "the resync missed {tenant} (on {master})"
+        );
+    }
+    assert!(c_health.applied() >= 3);
+    assert_eq!(b.circuit("openai", "untouched").state(), State::Closed);
+}
+
+fn probing(probe_timeout: Duration) -> Config {
+    Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(800))
+        .probe_timeout(probe_timeout)
+        .build()
+        .unwrap()
+}
+
+/// Calls every replica in turn until one admits a call, then checks that the others keep
+/// rejecting for a while longer.
+async fn the_one_probe(fleet: &[Registry], tenant: &str) -> Permit {
+    let start = Instant::now();
+    let (prober, permit) = loop {
+        assert!(start.elapsed() < BOUND, "no replica ever probed");
+        let admitted = fleet
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.acquire("openai", tenant, None).ok().map(|p| (i, p)));
+        if let Some(found) = admitted {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(permit.is_probe());
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        for (i, r) in fleet.iter().enumerate() {
+            assert!(
+                r.acquire("openai", tenant, None).is_err(),
+                "replica {i} let a second call through while {prober} probes"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    permit
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_probe_per_fleet_and_its_success_closes_every_replica() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        let (registry, health) = replica(
+            &cluster.seeds(),
+            "checkout",
+            probing(Duration::from_secs(5)),
+            |b| b,
+        )
+        .await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        fleet.push(registry);
+    }
+    // Not on the master that serves the channel's slot, for all that it matters: any.
+    let (tenant, _) = &cluster.tenant_per_master("checkout", "openai")[1];
+    fleet[0]
+        .circuit("openai", tenant)
+        .try_acquire()
+        .unwrap()
+        .failure();
+    for r in &fleet[1..] {
+        assert!(becomes(r, "openai", tenant, State::Open).await);
+    }
+    let probe = the_one_probe(&fleet, tenant).await;
+    probe.success();
+    for (i, r) in fleet.iter().enumerate() {
+        assert!(
+            becomes(r, "openai", tenant, State::Closed).await,
+            "replica {i}"
+        );
+    }
+    let keys = cluster.all_keys();
+    assert!(keys.is_empty(), "the opening's keys went with it: {keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_is_counted_on_the_circuits_master() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        let (registry, health) = replica(
+            &cluster.seeds(),
+            "checkout",
+            config(Duration::from_secs(30)),
+            |b| b.quorum(2),
+        )
+        .await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        fleet.push((registry, health));
+    }
+    let [(a, a_health), (b, b_health), (c, _)] = &fleet[..] else {
+        unreachable!()
+    };
+    for (tenant, master) in cluster.tenant_per_master("checkout", "openai") {
+        let published = a_health.published();
+        a.circuit("openai", &tenant)
+            .try_acquire()
+            .unwrap()
+            .failure();
+        assert!(eventually(BOUND, || a_health.published() == published + 1).await);
+        assert_eq!(
+            cluster.keys_on(master),
+            [format!("breaker:v1:checkout:{{openai:{tenant}}}:reports")],
+            "one report, no opening, on {tenant}'s master"
+        );
+        assert_eq!(c.circuit("openai", &tenant).state(), State::Closed);
+
+        let published = b_health.published();
+        b.circuit("openai", &tenant)
+            .try_acquire()
+            .unwrap()
+            .failure();
+        assert!(eventually(BOUND, || b_health.published() == published + 1).await);
+        assert!(
+            becomes(c, "openai", &tenant, State::Open).await,
+            "the quorum script's announcement of {tenant} (on {master}) never reached c"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_switches_reach_every_replica_whichever_master_holds_them() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let tenants = cluster.tenant_per_master("checkout", "openai");
+    let open_for = Duration::from_secs(30);
+    let (a, _) = connected(&cluster, "checkout", open_for).await;
+    let (b, _) = connected(&cluster, "checkout", open_for).await;
+
+    for (tenant, _) in &tenants {
+        a.circuit("openai", tenant).force_open();
+    }
+    for (tenant, _) in &tenants {
+        assert!(becomes(&b, "openai", tenant, State::ForcedOpen).await);
+    }
+    let (c, _) = connected(&cluster, "checkout", open_for).await;
+    for (tenant, master) in &tenants {
+        assert!(
+            becomes(&c, "openai", tenant, State::ForcedOpen).await,
+            "a replica started later did not resync the switch on {master}"
+        );
+    }
+    for (tenant, _) in &tenants {
+        b.circuit("openai", tenant).reset();
+    }
+    for (tenant, _) in &tenants {
+        assert!(becomes(&a, "openai", tenant, State::Closed).await);
+        assert!(becomes(&c, "openai", tenant, State::Closed).await);
+    }
+    assert!(cluster.all_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_seed_is_passed_over() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    // Nothing listens on the first seed: the cluster connection and the pub/sub connection
+    // both go on to the next.
+    let mut seeds = vec![format!("redis://127.0.0.1:{}/", free_port())];
+    seeds.extend(cluster.seeds());
+    let open_for = Duration::from_secs(30);
+    let (a, a_health) = replica(&seeds, "checkout", config(open_for), |b| b).await;
+    let (b, _) = connected(&cluster, "checkout", open_for).await;
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    b.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(
+        becomes(&a, "openai", "acme", State::Open).await,
+        "a hears announcements through a live seed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_down_at_start_is_a_degraded_start_then_joined() {
+    let ports = [free_port(), free_port(), free_port()];
+    let seeds: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let open_for = Duration::from_secs(30);
+    let (a, a_health) = replica(&seeds, "checkout", config(open_for), |b| b).await;
+    assert!(
+        eventually(BOUND, || a_health.failures() > 0).await,
+        "the fleet never tried"
+    );
+    assert!(!a_health.is_connected());
+    // Calls run on local circuits meanwhile.
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert_eq!(a.circuit("openai", "acme").state(), State::Open);
+
+    let Some(cluster) = RedisCluster::start_on(ports) else {
+        return;
+    };
+    assert!(
+        eventually(BOUND, || a_health.is_connected()).await,
+        "the fleet never joined the cluster that came up"
+    );
+    let (b, _) = connected(&cluster, "checkout", open_for).await;
+    b.circuit("openai", "globex")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(becomes(&a, "openai", "globex", State::Open).await);
+}
+
+#[tokio::test]
+async fn invalid_seeds_are_an_error_naming_the_field() {
+    let no_seeds: [&str; 0] = [];
+    let cases = [
+        RedisFleet::cluster_builder(no_seeds),
+        RedisFleet::cluster_builder(["not a url"]),
+        RedisFleet::cluster_builder(["redis://127.0.0.1:7000/", "http://127.0.0.1:7001/"]),
+        // A cluster names its nodes by IP and port: a socket path cannot be one of them.
+        RedisFleet::cluster_builder(["redis+unix:///tmp/redis.sock"]),
+        // Every node of a cluster is reached with the same credentials.
+        RedisFleet::cluster_builder([
+            "redis://:one@127.0.0.1:7000/",
+            "redis://:two@127.0.0.1:7001/",
+        ]),
+    ];
+    for (i, builder) in cases.into_iter().enumerate() {
+        let err = builder.build().await.expect_err("invalid seeds");
+        assert_eq!(err.field(), "seeds", "case {i}: {err}");
+    }
+    // A password is never quoted back.
+    let err = RedisFleet::cluster_builder(["redis://:secret@127.0.0.1:7000/", "ftp://x/"])
+        .build()
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("secret"), "{err}");
+    // Other settings are checked as for one server.
+    let err = RedisFleet::cluster_builder(["redis://127.0.0.1:7000/"])
+        .quorum(0)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), "quorum");
+}

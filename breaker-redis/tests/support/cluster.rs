@@ -1,0 +1,214 @@
+//! A real three-master Redis Cluster per test, on free loopback ports, killed on drop with its
+//! temporary directory.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use breaker_core::{Config, Registry};
+use breaker_redis::{FleetHealth, RedisFleet, RedisFleetBuilder};
+
+use crate::support::{config, eventually, free_port, poll, RedisServer, BOUND};
+
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts three masters on free ports and joins them, or `None` when `redis-server` or
+    /// `redis-cli` is not installed outside CI.
+    pub fn start() -> Option<RedisCluster> {
+        RedisCluster::start_on([free_port(), free_port(), free_port()])
+    }
+
+    pub fn start_on(ports: [u16; 3]) -> Option<RedisCluster> {
+        let dir = std::env::temp_dir().join(format!(
+            "breaker-cluster-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        for port in ports {
+            let config_file = cluster.dir.join(format!("nodes-{port}.conf"));
+            // The bus port too is a free one (port + 10000, the default, may not be).
+            let bus = free_port().to_string();
+            let node = RedisServer::start_with(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-config-file",
+                    config_file.to_str().unwrap(),
+                    "--dir",
+                    cluster.dir.to_str().unwrap(),
+                ],
+            )?;
+            cluster.nodes.push(node);
+        }
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(ports.map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        match created {
+            Ok(out) => assert!(
+                out.status.success(),
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
+            {
+                eprintln!("skipped: redis-cli is not on PATH (apt-get install redis-tools)");
+                return None;
+            }
+            Err(e) => panic!("cannot run redis-cli: {e}"),
+        }
+        // Every node sees every slot served and every other node (PUBLISH reaches them all).
+        let ready = poll(Duration::from_secs(60), || {
+            cluster.nodes.iter().all(|node| {
+                let info: String = node
+                    .client()
+                    .get_connection()
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            })
+        });
+        assert!(ready, "the cluster never reached cluster_state:ok");
+        Some(cluster)
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, node: usize, cmd: &redis::Cmd) -> T {
+        let mut conn = self.nodes[node].client().get_connection().unwrap();
+        cmd.query(&mut conn).unwrap()
+    }
+
+    /// The port of the master that serves `key`.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot: u16 = self.query(0, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key));
+        let ranges: Vec<(u16, u16, (String, u16))> = self
+            .query::<Vec<redis::Value>>(0, redis::cmd("CLUSTER").arg("SLOTS"))
+            .into_iter()
+            .map(|range| {
+                let redis::Value::Array(items) = range else {
+                    panic!("CLUSTER SLOTS: {range:?}")
+                };
+                let node: Vec<redis::Value> = redis::from_redis_value(items[2].clone()).unwrap();
+                (
+                    redis::from_redis_value(items[0].clone()).unwrap(),
+                    redis::from_redis_value(items[1].clone()).unwrap(),
+                    (
+                        redis::from_redis_value(node[0].clone()).unwrap(),
+                        redis::from_redis_value(node[1].clone()).unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        ranges
+            .into_iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map(|(_, _, (_, port))| port)
+            .expect("every slot is served")
+    }
+
+    /// The keys held by the node on `port` (sorted).
+    pub fn keys_on(&self, port: u16) -> Vec<String> {
+        let node = self.ports().iter().position(|&p| p == port).unwrap();
+        let mut keys: Vec<String> = self.query(node, redis::cmd("KEYS").arg("*"));
+        keys.sort();
+        keys
+    }
+
+    /// The keys of every node (sorted).
+    pub fn all_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .ports()
+            .into_iter()
+            .flat_map(|p| self.keys_on(p))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// One tenant per master: tenants `t0`, `t1`, ... whose circuits of `provider` under
+    /// `namespace` are served by a master none of the others is served by.
+    pub fn tenant_per_master(&self, namespace: &str, provider: &str) -> Vec<(String, u16)> {
+        let mut picked: Vec<(String, u16)> = Vec::new();
+        for i in 0.. {
+            if picked.len() == self.nodes.len() {
+                break;
+            }
+            assert!(i < 1000, "no tenant for some master");
+            let tenant = format!("t{i}");
+            let master = self.master_of(&format!(
+                "breaker:v1:{namespace}:{{{provider}:{tenant}}}:open"
+            ));
+            if picked.iter().all(|(_, m)| *m != master) {
+                picked.push((tenant, master));
+            }
+        }
+        picked
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A replica on a cluster: a registry with its own fleet (its own connections) reached through
+/// `seeds`, under `namespace`.
+pub async fn replica(
+    seeds: &[String],
+    namespace: &str,
+    config: Config,
+    settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
+) -> (Registry, FleetHealth) {
+    let fleet = settings(RedisFleet::cluster_builder(seeds).namespace(namespace))
+        .build()
+        .await
+        .expect("valid fleet config");
+    let health = fleet.health();
+    let registry = Registry::builder()
+        .default_config(config)
+        .fleet(fleet)
+        .build();
+    (registry, health)
+}
+
+/// A replica on `cluster` that is connected and resynced, its circuits tripping on one failure
+/// and staying open `open_for`.
+pub async fn connected(
+    cluster: &RedisCluster,
+    namespace: &str,
+    open_for: Duration,
+) -> (Registry, FleetHealth) {
+    let (registry, health) = replica(&cluster.seeds(), namespace, config(open_for), |b| b).await;
+    assert!(
+        eventually(BOUND, || health.is_connected()).await,
+        "replica did not connect to the cluster"
+    );
+    (registry, health)
+}
