@@ -17,6 +17,23 @@
 //! let registry = Registry::builder().fleet(fleet).build();
 //! # let _ = registry; Ok(()) }
 //! ```
+//!
+//! With the `redis-cluster` feature, the same fleet runs on a Redis or Valkey Cluster, reached
+//! through some of its nodes (every key of one circuit lives in one hash slot):
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis-cluster")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use breaker::fleet::RedisFleet;
+//! use breaker::Registry;
+//!
+//! let fleet = RedisFleet::cluster_builder(["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"])
+//!     .namespace("checkout")
+//!     .build()
+//!     .await?; // Err for an invalid seed URL or config; no seed reachable is a degraded start
+//! let registry = Registry::builder().fleet(fleet).build();
+//! # let _ = registry; Ok(()) }
+//! ```
 
 #[doc(inline)]
 pub use breaker_core::fleet::*;
