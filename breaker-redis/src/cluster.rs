@@ -8,7 +8,10 @@
 //!   broadcast to every node of the cluster whichever node receives it.
 //! - Announcements are received on a plain pub/sub connection to one seed at a time
 //!   ([`Cluster::pubsub`]): since PUBLISH is broadcast, one node hears every replica. Each new
-//!   session tries the seed after the last one used, so a dead node is left behind.
+//!   session tries the seed after the last one used, so a dead node is left behind; the task
+//!   pings it like the command connection, so a hung one is left too.
+//! - redis-rs's fan-out commands skip nodes it holds no connection to, so PING does not notice
+//!   a dead master: the first write to its slots does (it fails, and the session restarts).
 //! - SCAN walks one node's keys, so a resync scans every master ([`masters`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,12 +68,18 @@ impl Cluster {
         })
     }
 
-    /// The cluster connection (to every master, and the slot map), within `connect_timeout`.
+    /// The cluster connection: to the seeds, then (from the slot map one of them gives) to every
+    /// node, each step bounded by the client's own timeouts, so the whole by twice both.
     pub(crate) async fn connect(
         &self,
         connect_timeout: Duration,
+        command_timeout: Duration,
     ) -> Result<ClusterConnection, RedisError> {
-        within(connect_timeout, self.client.get_async_connection()).await
+        within(
+            (connect_timeout + command_timeout) * 2,
+            self.client.get_async_connection(),
+        )
+        .await
     }
 
     /// A pub/sub connection to the first seed that answers, from the one after the last used.

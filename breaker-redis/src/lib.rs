@@ -114,8 +114,11 @@ impl RedisFleet {
     /// Every key of one circuit shares a hash tag, so it lives in one slot: the quorum and the
     /// probe lease are decided by one node, as on a single server. Announcements are received
     /// through one node at a time (PUBLISH reaches every node of a cluster), tried from the
-    /// seeds in turn; a resync after every (re)connection scans every master. The fleet is
-    /// degraded while any master is unreachable (until the cluster fails over to a replica).
+    /// seeds in turn; a resync after every (re)connection scans every master. A master that
+    /// dies fails the writes to its slots until the cluster fails over to its replica: such a
+    /// change is dropped and counted, and the fleet reconnects, as when a single server fails.
+    /// Connecting to a cluster (the seeds, then every node) may take up to twice
+    /// `connect_timeout` plus `command_timeout`.
     ///
     /// ```no_run
     /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }

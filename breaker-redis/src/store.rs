@@ -35,8 +35,8 @@ pub(crate) struct Master {
 }
 
 impl Store {
-    /// The command connection, within `connect_timeout`; each command then within
-    /// `command_timeout`.
+    /// The command connection, within `connect_timeout` (a cluster's: see `Cluster::connect`);
+    /// each command then within `command_timeout`.
     pub(crate) async fn connect(
         &self,
         connect_timeout: Duration,
@@ -55,7 +55,10 @@ impl Store {
                 .map(Conn::Node)
             }
             #[cfg(feature = "cluster")]
-            Store::Cluster(cluster) => cluster.connect(connect_timeout).await.map(Conn::Cluster),
+            Store::Cluster(cluster) => cluster
+                .connect(connect_timeout, command_timeout)
+                .await
+                .map(Conn::Cluster),
         }
     }
 

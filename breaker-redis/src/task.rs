@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use breaker_core::fleet::FleetLink;
 use breaker_core::State;
 use futures_util::StreamExt;
-use redis::aio::ConnectionLike;
+use redis::aio::{ConnectionLike, PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
@@ -130,7 +130,7 @@ impl Task {
             Ok(Err(e)) => return e.into(),
             Err(e) => return e.into(),
         }
-        let mut messages = pubsub.into_on_message();
+        let (mut listener, mut messages) = pubsub.split();
         if let Err(end) = self.resync(&mut conn, link).await {
             return end;
         }
@@ -151,7 +151,7 @@ impl Task {
                     Some(message) => self.receive(&mut conn, link, &message).await,
                     None => Err(End::Failed("pub/sub connection closed".to_owned())),
                 },
-                _ = ping.tick() => self.ping(&mut conn).await,
+                _ = ping.tick() => self.ping(&mut conn, &mut listener).await,
                 _ = tokio::time::sleep_until(race_at), if due.is_some() => {
                     self.race(&mut conn, link).await
                 }
@@ -209,12 +209,15 @@ impl Task {
         Ok(())
     }
 
-    async fn ping(&self, conn: &mut Conn) -> Result<(), End> {
+    async fn ping(&self, conn: &mut Conn, listener: &mut PubSubSink) -> Result<(), End> {
         timeout(
             self.command_timeout,
             redis::cmd("PING").query_async::<()>(conn),
         )
         .await??;
+        // The pub/sub connection may hang on its own: in a cluster it is to a node that the
+        // commands may never reach.
+        timeout(self.command_timeout, listener.ping::<redis::Value>()).await??;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Feature `cluster`: a fleet on a real three-master Redis Cluster behaves as on one server.
 //! Circuits whose keys live on different masters open together, a replica started later resyncs
 //! from every master, one replica probes, quorum and operators act fleet-wide, and a cluster that
-//! is down at start (or a seed that is) is a degraded start, not an error.
+//! is down at start (or a seed that is) is a degraded start, not an error; after a master's
+//! failover the fleet works again, pub/sub listening through another node.
 
 #![cfg(feature = "cluster")]
 
@@ -233,6 +234,106 @@ async fn a_dead_seed_is_passed_over() {
         becomes(&a, "openai", "acme", State::Open).await,
         "a hears announcements through a live seed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_master_is_failed_over_and_the_fleet_reconverges() {
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    // A replica per master, promoted a second after its master stops answering (and synced at
+    // once, not after the 5 s wait for more replicas that a diskless sync makes by default).
+    let Some(mut cluster) = RedisCluster::start_with(
+        &ports,
+        1,
+        &[
+            "--cluster-node-timeout",
+            "1000",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    ) else {
+        return;
+    };
+    let master = *ports.iter().find(|&&p| cluster.is_master(p)).unwrap();
+    let url = |port: u16| format!("redis://127.0.0.1:{port}/");
+    let others: Vec<String> = ports
+        .iter()
+        .filter(|&&p| p != master)
+        .map(|&p| url(p))
+        .collect();
+    // a listens through the master that will die (its first seed).
+    let mut a_seeds = vec![url(master)];
+    a_seeds.extend(others.iter().cloned());
+    let open_for = Duration::from_secs(30);
+    let (a, a_health) = replica(&a_seeds, "checkout", config(open_for), |b| b).await;
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    let key = |t: &str| format!("breaker:v1:checkout:{{openai:{t}}}:open");
+    let tenant = (0..)
+        .map(|i| format!("t{i}"))
+        .find(|t| cluster.master_of(&key(t)) == master)
+        .unwrap();
+
+    let failures = a_health.failures();
+    cluster.kill(master);
+    assert!(
+        eventually(BOUND, || a_health.failures() > failures).await,
+        "a never noticed that its pub/sub node died"
+    );
+    // Meanwhile a write to the dead master's slots fails (and is dropped, as with any store
+    // failure); once its replica serves them, the fleet works as before.
+    let failover = BOUND * 3;
+    assert!(
+        support::poll(failover, || cluster.master_of(&key(&tenant)) != master),
+        "no replica took over: {}",
+        cluster.describe()
+    );
+    assert!(
+        eventually(failover, || a_health.is_connected()).await,
+        "a did not reconnect after the failover"
+    );
+    let (b, b_health) = replica(&others, "checkout", config(open_for), |b| b).await;
+    assert!(eventually(BOUND, || b_health.is_connected()).await);
+    b.circuit("openai", &tenant)
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(
+        becomes(&a, "openai", &tenant, State::Open).await,
+        "a missed an opening after the failover: a {a_health:?}, b {b_health:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_pubsub_node_is_left_for_another() {
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let Some(cluster) = RedisCluster::start_with(&ports, 1, &["--repl-diskless-sync-delay", "0"])
+    else {
+        return;
+    };
+    // A replica: hung, it serves no slot, so only the pub/sub connection to it notices.
+    let hung = *ports.iter().find(|&&p| !cluster.is_master(p)).unwrap();
+    let url = |port: u16| format!("redis://127.0.0.1:{port}/");
+    let others: Vec<String> = ports
+        .iter()
+        .filter(|&&p| p != hung)
+        .map(|&p| url(p))
+        .collect();
+    let mut a_seeds = vec![url(hung)];
+    a_seeds.extend(others.iter().cloned());
+    let open_for = Duration::from_secs(30);
+    let (a, a_health) = replica(&a_seeds, "checkout", config(open_for), |b| b).await;
+    let (b, b_health) = replica(&others, "checkout", config(open_for), |b| b).await;
+    assert!(eventually(BOUND, || a_health.is_connected() && b_health.is_connected()).await);
+
+    cluster.signal(hung, "STOP");
+    assert!(
+        eventually(BOUND, || a_health.failures() > 0).await,
+        "a never noticed that its pub/sub node hung"
+    );
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    b.circuit("openai", "acme").try_acquire().unwrap().failure();
+    let heard = becomes(&a, "openai", "acme", State::Open).await;
+    cluster.signal(hung, "CONT");
+    assert!(heard, "a missed an opening: a {a_health:?}, b {b_health:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

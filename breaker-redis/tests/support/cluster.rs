@@ -23,6 +23,12 @@ impl RedisCluster {
     }
 
     pub fn start_on(ports: [u16; 3]) -> Option<RedisCluster> {
+        RedisCluster::start_with(&ports, 0, &[])
+    }
+
+    /// Three masters, each with `replicas` replicas (`ports` names them all, masters first),
+    /// every node started with `args` too.
+    pub fn start_with(ports: &[u16], replicas: usize, args: &[&str]) -> Option<RedisCluster> {
         let dir = std::env::temp_dir().join(format!(
             "breaker-cluster-{}-{}",
             std::process::id(),
@@ -33,30 +39,29 @@ impl RedisCluster {
             nodes: Vec::new(),
             dir,
         };
-        for port in ports {
+        for &port in ports {
             let config_file = cluster.dir.join(format!("nodes-{port}.conf"));
             // The bus port too is a free one (port + 10000, the default, may not be).
             let bus = free_port().to_string();
-            let node = RedisServer::start_with(
-                port,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus,
-                    "--cluster-config-file",
-                    config_file.to_str().unwrap(),
-                    "--dir",
-                    cluster.dir.to_str().unwrap(),
-                ],
-            )?;
+            let mut node_args = vec![
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-config-file",
+                config_file.to_str().unwrap(),
+                "--dir",
+                cluster.dir.to_str().unwrap(),
+            ];
+            node_args.extend_from_slice(args);
+            let node = RedisServer::start_with(port, &node_args)?;
             cluster.nodes.push(node);
         }
         let created = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
-            .args(ports.map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -83,11 +88,53 @@ impl RedisCluster {
                     .get_connection()
                     .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
                     .unwrap_or_default();
-                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+                info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{}", ports.len()))
             })
         });
         assert!(ready, "the cluster never reached cluster_state:ok");
+        // A replica that has not synced with its master yet would not be promoted.
+        let synced = poll(Duration::from_secs(60), || {
+            cluster.nodes.iter().all(|node| {
+                let info: String = node
+                    .client()
+                    .get_connection()
+                    .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
+                    .unwrap_or_default();
+                info.contains("role:master") || info.contains("master_link_status:up")
+            })
+        });
+        assert!(synced, "the replicas never synced with their masters");
         Some(cluster)
+    }
+
+    /// Kills the node on `port` (its keys go with it: no persistence).
+    pub fn kill(&mut self, port: u16) {
+        let node = self.ports().iter().position(|&p| p == port).unwrap();
+        self.nodes.remove(node).kill();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the node on `port`.
+    pub fn signal(&self, port: u16, signal: &str) {
+        let node = self.ports().iter().position(|&p| p == port).unwrap();
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.nodes[node].pid().to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(sent.success());
+    }
+
+    /// Whether the node on `port` is a master.
+    pub fn is_master(&self, port: u16) -> bool {
+        let node = self.ports().iter().position(|&p| p == port).unwrap();
+        let role: Vec<redis::Value> = self.query(node, &redis::cmd("ROLE"));
+        matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master")
+    }
+
+    /// `CLUSTER NODES` as the first node sees it, for failure messages.
+    pub fn describe(&self) -> String {
+        self.query(0, &redis::cmd("CLUSTER").arg("NODES").clone())
     }
 
     pub fn seeds(&self) -> Vec<String> {
@@ -150,12 +197,12 @@ impl RedisCluster {
         keys
     }
 
-    /// One tenant per master: tenants `t0`, `t1`, ... whose circuits of `provider` under
+    /// One tenant per master (of three): tenants `t0`, `t1`, ... whose circuits of `provider` under
     /// `namespace` are served by a master none of the others is served by.
     pub fn tenant_per_master(&self, namespace: &str, provider: &str) -> Vec<(String, u16)> {
         let mut picked: Vec<(String, u16)> = Vec::new();
         for i in 0.. {
-            if picked.len() == self.nodes.len() {
+            if picked.len() == 3 {
                 break;
             }
             assert!(i < 1000, "no tenant for some master");

@@ -66,6 +66,11 @@ impl RedisServer {
         redis::Client::open(self.url()).unwrap()
     }
 
+    /// The server's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(mut self) {
         self.stop();
     }
