@@ -101,7 +101,8 @@
 //!   files, snapshots as JSON), `io`, `http`, `reqwest` (0.13; `reqwest-0-12` for 0.12): those
 //!   clients' errors implement [`Classify`]; `tracing`, `metrics` (listeners in `breaker::tracing`
 //!   and `breaker::metrics`), `tower` (`breaker::tower::CircuitBreakerLayer`), `redis`
-//!   (`breaker::fleet::RedisFleet`: replicas share circuit openings through Redis or Valkey).
+//!   (`breaker::fleet::RedisFleet`: replicas share circuit openings through Redis or Valkey),
+//!   `redis-tls` (the same over `rediss://`).
 //! - Examples: `cargo run --example quickstart` (also `fallback`, `classify`, `tenant_from_self`,
 //!   `async_trait`), and the README.
 

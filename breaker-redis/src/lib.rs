@@ -35,12 +35,20 @@
 //! `breaker_fleet_changes_published_total`, `breaker_fleet_facts_applied_total` and
 //! `breaker_fleet_store_failures_total` (all labelled by `namespace`) tell operators.
 //!
+//! # TLS
+//! With feature `tls` (`redis-tls` of `breaker`), `rediss://` URLs connect through rustls, with
+//! the system's roots or a private CA ([`RedisFleetBuilder::tls_root_certificate`]) and
+//! optionally a client certificate ([`RedisFleetBuilder::tls_client_certificate`]). Unless the
+//! application installed a rustls `CryptoProvider` first, `build` installs ring's as the process
+//! default: rustls panics when two providers are compiled in and none is installed.
+//!
 //! Keys are described in the `keys` module: `breaker:v1:<namespace>:{<provider>:<tenant>}:open`,
 //! every name percent-encoded.
 
 mod keys;
 mod probes;
 mod task;
+mod tls;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,8 +94,10 @@ pub(crate) enum Queued {
 }
 
 impl RedisFleet {
-    /// Starts a builder for the store at `url` (`redis://host:port/db`, or
-    /// `redis+unix:///path`). Namespace `default` unless set.
+    /// Starts a builder for the store at `url` (`redis://host:port/db`,
+    /// `redis://user:password@host:port/`, `redis+unix:///path`, or with feature `tls`
+    /// `rediss://user:password@host:port/`; `valkey` and `valkeys` schemes alike). Namespace
+    /// `default` unless set.
     pub fn builder(url: impl Into<String>) -> RedisFleetBuilder {
         RedisFleetBuilder {
             url: url.into(),
@@ -99,6 +109,7 @@ impl RedisFleet {
             operator_ttl: Duration::from_secs(24 * 3600),
             probe_lease: Duration::from_secs(10),
             quorum: 1,
+            tls: tls::TlsSettings::default(),
         }
     }
 
@@ -191,6 +202,7 @@ pub struct RedisFleetBuilder {
     operator_ttl: Duration,
     probe_lease: Duration,
     quorum: u32,
+    tls: tls::TlsSettings,
 }
 
 impl RedisFleetBuilder {
@@ -258,6 +270,64 @@ impl RedisFleetBuilder {
         self
     }
 
+    /// Trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks)
+    /// instead of the system's roots, for a `rediss://` store whose certificate a private CA
+    /// signed. Without it, `rediss://` checks the store against the system's roots. The store's
+    /// certificate must name the URL's host.
+    ///
+    /// Needs feature `redis-tls` of `breaker`; without it, or with a plain `redis://` URL, or
+    /// with a PEM that holds no usable certificate, [`build`](Self::build) returns an `Err`
+    /// naming `tls_root_certificate`. A store that the certificates do not vouch for is not an
+    /// error: the fleet starts degraded and the `tracing` warning gives the handshake's reason.
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("rediss://breaker:s3cret@redis.internal:6380/")
+    ///     .tls_root_certificate(std::fs::read("/etc/breaker/redis-ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root = Some(pem.into());
+        self
+    }
+
+    /// Presents `cert_pem` (the client's certificate, then any intermediates) with its private
+    /// key `key_pem` (PKCS#8, PKCS#1 or SEC1) to a `rediss://` store that authenticates clients
+    /// by certificate (`tls-auth-clients yes`).
+    ///
+    /// Needs feature `redis-tls` of `breaker`; without it, with a plain `redis://` URL, with an
+    /// invalid PEM, or with a key that is not the certificate's, [`build`](Self::build) returns
+    /// an `Err` naming `tls_client_certificate`. The key is never printed (`Debug` included).
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("rediss://redis.internal:6380/")
+    ///     .tls_root_certificate(std::fs::read("/etc/breaker/redis-ca.pem")?)
+    ///     .tls_client_certificate(
+    ///         std::fs::read("/etc/breaker/client.pem")?,
+    ///         std::fs::read("/etc/breaker/client-key.pem")?,
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     /// Checks the URL and settings and starts the background task on the current tokio
     /// runtime. It does not wait for the store: an unreachable one is a degraded start
     /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying). The task
@@ -302,8 +372,7 @@ impl RedisFleetBuilder {
                 "must be between 1 ms and 30 days",
             ));
         }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| FleetError::new("url", &e.to_string()))?;
+        let client = tls::client(&self.url, &self.tls)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| FleetError::new("runtime", "build the fleet inside a tokio runtime"))?;
         let health = FleetHealth(Arc::new(Health {
@@ -357,8 +426,9 @@ impl FleetError {
     }
 
     /// The setting at fault: `url`, `namespace`, `queue_capacity`, `connect_timeout`,
-    /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, `quorum`, or `runtime` (built
-    /// outside a tokio runtime).
+    /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, `quorum`,
+    /// `tls_root_certificate`, `tls_client_certificate`, or `runtime` (built outside a tokio
+    /// runtime).
     pub fn field(&self) -> &'static str {
         self.field
     }
