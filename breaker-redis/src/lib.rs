@@ -38,7 +38,8 @@
 //! # TLS
 //! With feature `tls` (`redis-tls` of `breaker`), `rediss://` URLs connect through rustls, with
 //! the system's roots or a private CA ([`RedisFleetBuilder::tls_root_certificate`]) and
-//! optionally a client certificate ([`RedisFleetBuilder::tls_client_certificate`]). Unless the
+//! optionally a client certificate ([`RedisFleetBuilder::tls_client_certificate`]); the store's
+//! certificate is always checked (a `#insecure` URL is refused). Unless the
 //! application installed a rustls `CryptoProvider` first, `build` installs ring's as the process
 //! default: rustls panics when two providers are compiled in and none is installed.
 //!
