@@ -28,7 +28,16 @@ impl RedisServer {
 
     /// [`start_on`](Self::start_on) with more `redis-server` arguments.
     pub fn start_with(port: u16, args: &[&str]) -> Option<RedisServer> {
-        let spawned = Command::new("redis-server")
+        RedisServer::start_program("redis-server", port, args)
+    }
+
+    /// A Valkey server instead (`valkey-server`; CI installs it: `.ci/run`).
+    pub fn start_valkey() -> Option<RedisServer> {
+        RedisServer::start_program("valkey-server", free_port(), &[])
+    }
+
+    fn start_program(program: &str, port: u16, args: &[&str]) -> Option<RedisServer> {
+        let spawned = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(args)
@@ -40,10 +49,10 @@ impl RedisServer {
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
             {
-                eprintln!("skipped: redis-server is not on PATH (apt-get install redis-server)");
+                eprintln!("skipped: {program} is not on PATH (apt-get install {program})");
                 return None;
             }
-            Err(e) => panic!("cannot start redis-server: {e}"),
+            Err(e) => panic!("cannot start {program}: {e}"),
         };
         let server = RedisServer { child, port };
         assert!(
