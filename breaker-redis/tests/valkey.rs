@@ -20,8 +20,9 @@ async fn on_valkey_replicas_open_together_probe_once_and_close_together() {
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
     assert!(becomes(&b, "openai", "acme", State::Open).await);
     let left = b.circuit("openai", "acme").retry_after().unwrap();
+    // What is left of a's 600 ms (read on a coarse clock, so a few ms high at most), not b's 30 s.
     assert!(
-        left <= Duration::from_millis(600),
+        left < Duration::from_secs(1),
         "a's period, not b's own: {left:?}"
     );
     assert_eq!(b.circuit("openai", "globex").state(), State::Closed);
