@@ -47,6 +47,8 @@
 //! every name percent-encoded.
 
 mod keys;
+mod known;
+mod pending;
 mod probes;
 mod task;
 mod tls;
@@ -86,12 +88,37 @@ pub(crate) enum Queued {
     Close {
         provider: &'static str,
         tenant: Box<str>,
+        /// When it closed: an opening written after that (by another replica) must outlive it.
+        at: Instant,
     },
     Operator {
         provider: &'static str,
         tenant: Box<str>,
         state: State,
     },
+}
+
+impl Queued {
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            Queued::Open { provider, .. }
+            | Queued::Close { provider, .. }
+            | Queued::Operator { provider, .. } => provider,
+        }
+    }
+
+    pub(crate) fn tenant(&self) -> &str {
+        match self {
+            Queued::Open { tenant, .. }
+            | Queued::Close { tenant, .. }
+            | Queued::Operator { tenant, .. } => tenant,
+        }
+    }
+
+    /// Whether this is an opening whose period is over at `now`: nothing left to share.
+    pub(crate) fn ended(&self, now: Instant) -> bool {
+        matches!(self, Queued::Open { open_for, at, .. } if now.saturating_duration_since(*at) >= *open_for)
+    }
 }
 
 impl RedisFleet {
@@ -155,6 +182,7 @@ impl Fleet for RedisFleet {
             } => Queued::Close {
                 provider,
                 tenant: tenant.into(),
+                at: Instant::now(),
             },
             Change::Operator {
                 provider,
@@ -216,6 +244,10 @@ impl RedisFleetBuilder {
 
     /// How many local changes may wait for the store (default 1024, at most 2^20). Beyond that
     /// they are dropped and counted ([`FleetHealth::dropped`]), never waited for.
+    ///
+    /// While the store is unreachable, the latest change of up to as many circuits more is kept
+    /// and written when it returns (an opening still running, a close, an operator's switch), so
+    /// what this replica learnt during an outage still reaches the others.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
@@ -399,6 +431,9 @@ impl RedisFleetBuilder {
             probe_lease: self.probe_lease,
             quorum: self.quorum,
             probes: Mutex::default(),
+            pending: Mutex::new(pending::Pending::new(self.queue_capacity)),
+            known: Mutex::default(),
+            store_run: Mutex::default(),
             health: health.0.clone(),
         };
         runtime.spawn(task.run(queued, linked, stopped));
