@@ -3,7 +3,8 @@
 //! traffic on the call path.
 //!
 //! The extension point ([`Fleet`], [`FleetLink`], [`Change`]) is always here; with the `redis`
-//! feature, [`RedisFleet`] implements it on Redis or Valkey:
+//! feature, [`RedisFleet`] implements it on Redis or Valkey (with `redis-tls`, over TLS:
+//! `rediss://` URLs, a private CA, client certificates):
 //!
 //! ```no_run
 //! # #[cfg(feature = "redis")]

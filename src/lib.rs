@@ -102,7 +102,8 @@
 //!   clients' errors implement [`Classify`]; `tracing`, `metrics` (listeners in `breaker::tracing`
 //!   and `breaker::metrics`), `tower` (`breaker::tower::CircuitBreakerLayer`), `redis`
 //!   (`breaker::fleet::RedisFleet`: replicas share circuit openings through Redis or Valkey),
-//!   `redis-cluster` (the same on a Redis or Valkey Cluster).
+//!   `redis-tls` (the same over `rediss://`), `redis-cluster` (the same on a Redis or Valkey
+//!   Cluster).
 //! - Examples: `cargo run --example quickstart` (also `fallback`, `classify`, `tenant_from_self`,
 //!   `async_trait`), and the README.
 

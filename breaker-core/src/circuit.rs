@@ -932,7 +932,8 @@ impl Inner {
 
     /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
     /// (state words already published). Nothing is held here: listeners may call back into the
-    /// circuit or its registry. A reset of a closed circuit is no transition and says nothing.
+    /// circuit or its registry. A reset of a closed circuit is no transition and says nothing to
+    /// listeners; the fleet is still told (see [`Listeners::share`]).
     /// `open_for` is the open period of a trip.
     #[inline]
     fn emit_transition(&self, from: u64, to: u64, reason: Reason, open_for: Option<Duration>) {
@@ -943,16 +944,21 @@ impl Inner {
                 0
             };
             let (from, to) = (state::tag(from), state::tag(to));
+            let event = Event::Transition {
+                provider: self.head.provider,
+                tenant: self.tenant.as_str(),
+                from: State::from_tag(from),
+                to: State::from_tag(to),
+                reason,
+                open_for,
+                level,
+            };
             if from != to {
-                events.emit(&Event::Transition {
-                    provider: self.head.provider,
-                    tenant: self.tenant.as_str(),
-                    from: State::from_tag(from),
-                    to: State::from_tag(to),
-                    reason,
-                    open_for,
-                    level,
-                });
+                events.emit(&event);
+            } else if matches!(reason, Reason::Operator) {
+                // An operator's switch to the state this circuit is in already moves nothing
+                // here, but may elsewhere: a reset of a closed circuit still resets the fleet.
+                events.share(&event);
             }
         }
     }

@@ -201,6 +201,23 @@ impl Listeners {
     /// event, and the other listeners still run.
     #[cold]
     pub(crate) fn emit(&self, event: &Event<'_>) {
+        self.share(event);
+        if self.listeners.is_empty() || EMITTING.with(|e| e.replace(true)) {
+            return;
+        }
+        for listener in &self.listeners {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(event))) {
+                drop_payload(payload);
+            }
+        }
+        EMITTING.with(|e| e.set(false));
+    }
+
+    /// Hands `event` to the fleet, if it shares it, without calling listeners: also for an
+    /// operator's switch that moved nothing on this replica (a reset of a closed circuit), which
+    /// may move the others.
+    #[cold]
+    pub(crate) fn share(&self, event: &Event<'_>) {
         if let (
             Some(fleet),
             &Event::Transition {
@@ -224,15 +241,6 @@ impl Listeners {
                 }
             }
         }
-        if self.listeners.is_empty() || EMITTING.with(|e| e.replace(true)) {
-            return;
-        }
-        for listener in &self.listeners {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(event))) {
-                drop_payload(payload);
-            }
-        }
-        EMITTING.with(|e| e.set(false));
     }
 }
 

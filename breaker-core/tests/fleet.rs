@@ -103,6 +103,27 @@ fn local_openings_closings_and_operator_switches_are_published() {
 }
 
 #[test]
+fn a_reset_of_a_closed_circuit_still_reaches_the_fleet_but_no_listener() {
+    let transitions = Arc::new(Mutex::new(0));
+    let fleet = Recorder::default();
+    let seen = transitions.clone();
+    let registry = Registry::builder()
+        .listener(move |e| {
+            if matches!(e, Event::Transition { .. }) {
+                *seen.lock().unwrap() += 1;
+            }
+        })
+        .fleet(fleet.clone())
+        .build();
+    let circuit = registry.circuit("openai", "acme");
+    // Closed here, yet perhaps open elsewhere: the operator means the whole fleet.
+    circuit.reset();
+    circuit.try_acquire().unwrap().success();
+    assert_eq!(fleet.take(), [Seen::Operator("acme".into(), State::Closed)]);
+    assert_eq!(*transitions.lock().unwrap(), 0, "nothing moved here");
+}
+
+#[test]
 fn a_remote_opening_rejects_for_what_is_left_at_its_level() {
     let (registry, fleet, clock) = setup();
     assert!(

@@ -3,9 +3,10 @@
 //! - Commands go through redis-rs's cluster connection, which routes each by its key's slot.
 //!   Every key of one circuit shares the hash tag `{<provider>:<tenant>}` (see `keys.rs`), so a
 //!   pipeline about one circuit, and the quorum script's two keys, are served by one node.
-//! - A pipeline's `PUBLISH` is sent after the rest of it ([`pipeline`]): redis-rs routes a
-//!   channel like a key, to the channel's slot, which is not the circuit's; a classic PUBLISH is
-//!   broadcast to every node of the cluster whichever node receives it.
+//! - A pipeline is split by slot, and its `PUBLISH` sent after the rest ([`pipeline`]): redis-rs
+//!   sends a pipeline to one node, and routes a channel like a key, to the channel's slot,
+//!   which is not the circuit's; a classic PUBLISH is broadcast to every node of the cluster
+//!   whichever node receives it.
 //! - Announcements are received on a plain pub/sub connection to one seed at a time
 //!   ([`Cluster::pubsub`]): since PUBLISH is broadcast, one node hears every replica. Each new
 //!   session tries the seed after the last one used, so a dead node is left behind; the task
@@ -24,6 +25,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Arg, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::store::{within, Master};
+use crate::tls::{self, TlsSettings};
 use crate::FleetError;
 
 pub(crate) struct Cluster {
@@ -38,6 +40,7 @@ impl Cluster {
     /// Checks the seeds' URLs (an `Err` for field `seeds`); connects to nothing.
     pub(crate) fn new(
         seeds: &[String],
+        tls: &TlsSettings,
         connect_timeout: Duration,
         command_timeout: Duration,
     ) -> Result<Cluster, FleetError> {
@@ -47,18 +50,37 @@ impl Cluster {
                 "give at least one node of the cluster (`redis://host:port/`)",
             ));
         }
-        // Named by position, not quoted: a URL may hold a password.
+        // Each seed checked as one server's URL is (TLS settings included), its fault named by
+        // position, not quoted: a URL may hold a password.
         let clients = seeds
             .iter()
             .enumerate()
             .map(|(i, seed)| {
-                Client::open(seed.as_str())
-                    .map_err(|e| FleetError::new("seeds", &format!("seed {i}: {e}")))
+                tls::client(seed, tls).map_err(|e| match e.field {
+                    "url" => FleetError::new("seeds", &format!("seed {i}: {}", e.message)),
+                    _ => e,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+        let builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
             .connection_timeout(connect_timeout)
-            .response_timeout(command_timeout)
+            .response_timeout(command_timeout);
+        #[cfg(feature = "tls")]
+        let builder = if tls.root.is_some() || tls.client.is_some() {
+            builder.certs(redis::TlsCertificates {
+                client_tls: tls
+                    .client
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                root_cert: tls.root.clone(),
+            })
+        } else {
+            builder
+        };
+        let client = builder
             .build()
             .map_err(|e| FleetError::new("seeds", &e.to_string()))?;
         Ok(Cluster {
@@ -132,36 +154,59 @@ pub(crate) async fn masters(conn: &mut ClusterConnection) -> Result<Vec<Master>,
     Ok(masters)
 }
 
-/// A pipeline through the cluster connection: its `PUBLISH`es after the rest, which is routed by
-/// its keys' slot; the replies in the pipeline's order.
+/// A pipeline through the cluster connection, which sends a pipeline to one node: its commands
+/// grouped by their keys' slot (a group per circuit: its keys share one), the groups sent at
+/// once, its `PUBLISH`es after them all; the replies in the pipeline's order.
 pub(crate) fn pipeline<'a>(
     conn: &'a mut ClusterConnection,
     pipeline: &'a Pipeline,
     offset: usize,
     count: usize,
 ) -> RedisFuture<'a, Vec<Value>> {
-    let publishes = pipeline.cmd_iter().filter(|c| is_publish(c)).count();
-    if publishes == 0 || publishes == pipeline.len() || pipeline.is_transaction() {
+    let mut groups: Vec<(Option<Route>, Vec<usize>)> = Vec::new();
+    let mut publishes = Vec::new();
+    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+        if is_publish(cmd) {
+            publishes.push(i);
+            continue;
+        }
+        let route = match cmd.args_iter().nth(1) {
+            Some(Arg::Simple(key)) => Some(Route::with_key(key, SlotAddr::Master)),
+            _ => None,
+        };
+        match groups.iter_mut().find(|(r, _)| *r == route) {
+            Some((_, group)) => group.push(i),
+            None => groups.push((route, vec![i])),
+        }
+    }
+    if pipeline.is_transaction() || (groups.len() <= 1 && publishes.is_empty()) {
         return conn.req_packed_commands(pipeline, offset, count);
     }
     Box::pin(async move {
-        let mut rest = redis::pipe();
-        for cmd in pipeline.cmd_iter().filter(|c| !is_publish(c)) {
-            rest.add_command(cmd.clone());
-        }
+        let sent = groups.iter().map(|(route, group)| {
+            let mut part = redis::pipe();
+            for &i in group {
+                if let Some(cmd) = pipeline.cmd_iter().nth(i) {
+                    part.add_command(cmd.clone());
+                }
+            }
+            // A handle on the same connection (redis-rs multiplexes them).
+            let mut conn = conn.clone();
+            let to = route.map_or(SingleNodeRoutingInfo::Random, to);
+            async move { conn.route_pipeline(part, 0, group.len(), to).await }
+        });
         // Written first, announced after: a replica that hears of it finds the keys written.
-        let mut written = conn
-            .req_packed_commands(&rest, 0, rest.len())
-            .await?
-            .into_iter();
-        let mut replies = Vec::with_capacity(pipeline.len());
-        for cmd in pipeline.cmd_iter() {
-            let reply = if is_publish(cmd) {
-                conn.req_packed_command(cmd).await?
-            } else {
-                written.next().unwrap_or(Value::Nil)
-            };
-            replies.push(reply);
+        let written = futures_util::future::try_join_all(sent).await?;
+        let mut replies = vec![Value::Nil; pipeline.len()];
+        for ((_, group), values) in groups.iter().zip(written) {
+            for (&i, value) in group.iter().zip(values) {
+                replies[i] = value;
+            }
+        }
+        for i in publishes {
+            if let Some(cmd) = pipeline.cmd_iter().nth(i) {
+                replies[i] = conn.req_packed_command(cmd).await?;
+            }
         }
         Ok(replies.into_iter().skip(offset).take(count).collect())
     })
@@ -171,8 +216,12 @@ fn is_publish(cmd: &Cmd) -> bool {
     matches!(cmd.args_iter().next(), Some(Arg::Simple(name)) if name.eq_ignore_ascii_case(b"PUBLISH"))
 }
 
-fn to(slot: u16) -> SingleNodeRoutingInfo {
-    SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master))
+fn to(route: Route) -> SingleNodeRoutingInfo {
+    SingleNodeRoutingInfo::SpecificNode(route)
+}
+
+fn master(slot: u16) -> SingleNodeRoutingInfo {
+    to(Route::new(slot, SlotAddr::Master))
 }
 
 /// `cmd` on the master of `slot`, whatever its keys.
@@ -181,7 +230,7 @@ pub(crate) fn command_on<'a>(
     slot: u16,
     cmd: &'a Cmd,
 ) -> RedisFuture<'a, Value> {
-    Box::pin(conn.route_command(cmd.clone(), RoutingInfo::SingleNode(to(slot))))
+    Box::pin(conn.route_command(cmd.clone(), RoutingInfo::SingleNode(master(slot))))
 }
 
 /// `pipeline` on the master of `slot`: keys of several slots of that master may meet in it.
@@ -192,5 +241,5 @@ pub(crate) fn pipeline_on<'a>(
     offset: usize,
     count: usize,
 ) -> RedisFuture<'a, Vec<Value>> {
-    Box::pin(conn.route_pipeline(pipeline.clone(), offset, count, to(slot)))
+    Box::pin(conn.route_pipeline(pipeline.clone(), offset, count, master(slot)))
 }

@@ -10,6 +10,10 @@
 //! breaker:v1:<namespace>:changes                        the pub/sub channel of the namespace
 //! ```
 //!
+//! An opening's value is `<level>:<margin ms>:<replica>:<TTL ms it was written with>`: what is
+//! left of its period is its `PTTL` less the margin, and its age, `TTL - PTTL`, is store time,
+//! so a close made on a replica some time ago can tell whether the opening came after it.
+//!
 //! Every name is percent-encoded: only `A-Z a-z 0-9 . _ -` stay as they are, every other byte
 //! (`%`, `:`, `{`, `}`, spaces, newlines, `*`, `[` ...) becomes `%XX`. So the encoding is
 //! injective, an encoded name never holds a separator, a hash-tag brace or a glob character,

@@ -35,15 +35,26 @@
 //! `breaker_fleet_changes_published_total`, `breaker_fleet_facts_applied_total` and
 //! `breaker_fleet_store_failures_total` (all labelled by `namespace`) tell operators.
 //!
+//! # TLS
+//! With feature `tls` (`redis-tls` of `breaker`), `rediss://` URLs connect through rustls, with
+//! the system's roots or a private CA ([`RedisFleetBuilder::tls_root_certificate`]) and
+//! optionally a client certificate ([`RedisFleetBuilder::tls_client_certificate`]); the store's
+//! certificate is always checked (a `#insecure` URL is refused). Unless the
+//! application installed a rustls `CryptoProvider` first, `build` installs ring's as the process
+//! default: rustls panics when two providers are compiled in and none is installed.
+//!
 //! Keys are described in the `keys` module: `breaker:v1:<namespace>:{<provider>:<tenant>}:open`,
 //! every name percent-encoded.
 
 #[cfg(feature = "cluster")]
 mod cluster;
 mod keys;
+mod known;
+mod pending;
 mod probes;
 mod store;
 mod task;
+mod tls;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,6 +91,8 @@ pub(crate) enum Queued {
     Close {
         provider: &'static str,
         tenant: Box<str>,
+        /// When it closed: an opening written after that (by another replica) must outlive it.
+        at: Instant,
     },
     Operator {
         provider: &'static str,
@@ -88,9 +101,34 @@ pub(crate) enum Queued {
     },
 }
 
+impl Queued {
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            Queued::Open { provider, .. }
+            | Queued::Close { provider, .. }
+            | Queued::Operator { provider, .. } => provider,
+        }
+    }
+
+    pub(crate) fn tenant(&self) -> &str {
+        match self {
+            Queued::Open { tenant, .. }
+            | Queued::Close { tenant, .. }
+            | Queued::Operator { tenant, .. } => tenant,
+        }
+    }
+
+    /// Whether this is an opening whose period is over at `now`: nothing left to share.
+    pub(crate) fn ended(&self, now: Instant) -> bool {
+        matches!(self, Queued::Open { open_for, at, .. } if now.saturating_duration_since(*at) >= *open_for)
+    }
+}
+
 impl RedisFleet {
-    /// Starts a builder for the store at `url` (`redis://host:port/db`, or
-    /// `redis+unix:///path`). Namespace `default` unless set.
+    /// Starts a builder for the store at `url` (`redis://host:port/db`,
+    /// `redis://user:password@host:port/`, `redis+unix:///path`, or with feature `tls`
+    /// `rediss://user:password@host:port/`; `valkey` and `valkeys` schemes alike). Namespace
+    /// `default` unless set.
     pub fn builder(url: impl Into<String>) -> RedisFleetBuilder {
         RedisFleetBuilder {
             url: url.into(),
@@ -104,6 +142,7 @@ impl RedisFleet {
             operator_ttl: Duration::from_secs(24 * 3600),
             probe_lease: Duration::from_secs(10),
             quorum: 1,
+            tls: tls::TlsSettings::default(),
         }
     }
 
@@ -188,6 +227,7 @@ impl Fleet for RedisFleet {
             } => Queued::Close {
                 provider,
                 tenant: tenant.into(),
+                at: Instant::now(),
             },
             Change::Operator {
                 provider,
@@ -239,6 +279,7 @@ pub struct RedisFleetBuilder {
     operator_ttl: Duration,
     probe_lease: Duration,
     quorum: u32,
+    tls: tls::TlsSettings,
 }
 
 impl RedisFleetBuilder {
@@ -251,6 +292,10 @@ impl RedisFleetBuilder {
 
     /// How many local changes may wait for the store (default 1024, at most 2^20). Beyond that
     /// they are dropped and counted ([`FleetHealth::dropped`]), never waited for.
+    ///
+    /// While the store is unreachable, the latest change of up to as many circuits more is kept
+    /// and written when it returns (an opening still running, a close, an operator's switch), so
+    /// what this replica learnt during an outage still reaches the others.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
@@ -303,6 +348,64 @@ impl RedisFleetBuilder {
     /// open already. Every replica of a namespace should use the same `k`.
     pub fn quorum(mut self, k: u32) -> Self {
         self.quorum = k;
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks)
+    /// instead of the system's roots, for a `rediss://` store whose certificate a private CA
+    /// signed. Without it, `rediss://` checks the store against the system's roots. The store's
+    /// certificate must name the URL's host.
+    ///
+    /// Needs feature `redis-tls` of `breaker`; without it, or with a plain `redis://` URL, or
+    /// with a PEM that holds no usable certificate, [`build`](Self::build) returns an `Err`
+    /// naming `tls_root_certificate`. A store that the certificates do not vouch for is not an
+    /// error: the fleet starts degraded and the `tracing` warning gives the handshake's reason.
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("rediss://breaker:s3cret@redis.internal:6380/")
+    ///     .tls_root_certificate(std::fs::read("/etc/breaker/redis-ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root = Some(pem.into());
+        self
+    }
+
+    /// Presents `cert_pem` (the client's certificate, then any intermediates) with its private
+    /// key `key_pem` (PKCS#8, PKCS#1 or SEC1) to a `rediss://` store that authenticates clients
+    /// by certificate (`tls-auth-clients yes`).
+    ///
+    /// Needs feature `redis-tls` of `breaker`; without it, with a plain `redis://` URL, with an
+    /// invalid PEM, or with a key that is not the certificate's, [`build`](Self::build) returns
+    /// an `Err` naming `tls_client_certificate`. The key is never printed (`Debug` included).
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("rediss://redis.internal:6380/")
+    ///     .tls_root_certificate(std::fs::read("/etc/breaker/redis-ca.pem")?)
+    ///     .tls_client_certificate(
+    ///         std::fs::read("/etc/breaker/client.pem")?,
+    ///         std::fs::read("/etc/breaker/client-key.pem")?,
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client = Some((cert_pem.into(), key_pem.into()));
         self
     }
 
@@ -376,6 +479,9 @@ impl RedisFleetBuilder {
             probe_lease: self.probe_lease,
             quorum: self.quorum,
             probes: Mutex::default(),
+            pending: Mutex::new(pending::Pending::new(self.queue_capacity)),
+            known: Mutex::default(),
+            store_run: Mutex::default(),
             health: health.0.clone(),
         };
         runtime.spawn(task.run(queued, linked, stopped));
@@ -393,12 +499,15 @@ impl RedisFleetBuilder {
     fn store(&self) -> Result<store::Store, FleetError> {
         #[cfg(feature = "cluster")]
         if let Some(seeds) = &self.seeds {
-            return cluster::Cluster::new(seeds, self.connect_timeout, self.command_timeout)
-                .map(|cluster| store::Store::Cluster(Box::new(cluster)));
+            return cluster::Cluster::new(
+                seeds,
+                &self.tls,
+                self.connect_timeout,
+                self.command_timeout,
+            )
+            .map(store::Store::Cluster);
         }
-        redis::Client::open(self.url.as_str())
-            .map(store::Store::Node)
-            .map_err(|e| FleetError::new("url", &e.to_string()))
+        tls::client(&self.url, &self.tls).map(store::Store::Node)
     }
 }
 
@@ -417,9 +526,10 @@ impl FleetError {
         }
     }
 
-    /// The setting at fault: `url`, `seeds` (of a cluster), `namespace`, `queue_capacity`, `connect_timeout`,
-    /// `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, `quorum`, or `runtime` (built
-    /// outside a tokio runtime).
+    /// The setting at fault: `url`, `seeds` (of a cluster), `namespace`, `queue_capacity`,
+    /// `connect_timeout`, `command_timeout`, `margin`, `operator_ttl`, `probe_lease`, `quorum`,
+    /// `tls_root_certificate`, `tls_client_certificate`, or `runtime` (built outside a tokio
+    /// runtime).
     pub fn field(&self) -> &'static str {
         self.field
     }

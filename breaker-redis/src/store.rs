@@ -14,10 +14,13 @@ use tokio::time::timeout;
 use crate::cluster::Cluster;
 
 /// Where a fleet's facts live.
+// One per fleet, held by its task: which variant is the larger depends on the features (TLS
+// makes a client larger), and neither size matters.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Store {
     Node(Client),
     #[cfg(feature = "cluster")]
-    Cluster(Box<Cluster>),
+    Cluster(Cluster),
 }
 
 /// The command connection: every key of one circuit goes to the node that holds its slot.
@@ -168,4 +171,21 @@ pub(crate) async fn within<T>(
         Ok(result) => result,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out").into()),
     }
+}
+
+/// The `run_id` of the server that answered `INFO server`, or of every master of a cluster
+/// (which answers with a map of each one's reply), sorted and joined.
+pub(crate) fn run_id(info: Value) -> Option<String> {
+    let replies = match info {
+        Value::Map(replies) => replies.into_iter().map(|(_, reply)| reply).collect(),
+        reply => vec![reply],
+    };
+    let mut ids = Vec::with_capacity(replies.len());
+    for reply in replies {
+        let text: String = redis::from_redis_value(reply).ok()?;
+        let id = text.lines().find_map(|line| line.strip_prefix("run_id:"))?;
+        ids.push(id.trim().to_owned());
+    }
+    ids.sort_unstable();
+    (!ids.is_empty()).then(|| ids.join(","))
 }

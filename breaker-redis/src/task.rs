@@ -12,8 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
 use crate::keys::{self, Kind, Layout, VERSION};
+use crate::known::Known;
+use crate::pending::Pending;
 use crate::probes::{self, Probes};
-use crate::store::{Conn, Store};
+use crate::store::{self, Conn, Store};
 use crate::{Count, Health, Queued};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -37,6 +39,15 @@ pub(crate) struct Task {
     pub(crate) quorum: u32,
     /// Never held across an await (a `Mutex` so the task's future is `Send`).
     pub(crate) probes: Mutex<Probes>,
+    /// Local changes the store has not taken yet (it was unreachable); never held across an
+    /// await either.
+    pub(crate) pending: Mutex<Pending>,
+    /// The keys this replica wrote or applied, for what a reconnection must end; never held
+    /// across an await.
+    pub(crate) known: Mutex<Known>,
+    /// The `run_id` of the store last connected to: the same one after a reconnection means
+    /// no restart or failover lost keys meanwhile.
+    pub(crate) store_run: Mutex<Option<String>>,
     pub(crate) health: Arc<Health>,
 }
 
@@ -96,9 +107,19 @@ impl Task {
                 );
             }
             first = false;
-            tokio::select! {
-                _ = sleep(retry) => {}
-                _ = &mut stopped => return,
+            // Meanwhile local changes keep coming: kept for the store's return, not dropped
+            // because nobody drained the queue.
+            let backoff = sleep(retry);
+            tokio::pin!(backoff);
+            loop {
+                tokio::select! {
+                    () = &mut backoff => break,
+                    _ = &mut stopped => return,
+                    change = queued.recv() => match change {
+                        Some(change) => self.keep(change),
+                        None => return,
+                    },
+                }
             }
             retry = (retry * 2).min(RETRY_LAST);
         }
@@ -131,8 +152,23 @@ impl Task {
             Err(e) => return e.into(),
         }
         let (mut listener, mut messages) = pubsub.split();
+        // What this replica learnt while the store was away goes first, so that the resync
+        // reads the fleet's state with it (a close written now is not undone by the opening
+        // it ended).
+        let same_store = match self.same_store(&mut conn).await {
+            Ok(same) => same,
+            Err(end) => return end,
+        };
+        if let Err(end) = self.replay(&mut conn).await {
+            return end;
+        }
         if let Err(end) = self.resync(&mut conn, link).await {
             return end;
+        }
+        if same_store {
+            if let Err(end) = self.reconcile(&mut conn, link).await {
+                return end;
+            }
         }
         if !self.health.set_connected(true) {
             tracing::info!(target: "breaker::fleet", "fleet store reachable: restored and resynced");
@@ -144,7 +180,13 @@ impl Task {
             let race_at = tokio::time::Instant::from_std(due.unwrap_or_else(Instant::now));
             let step = tokio::select! {
                 change = queued.recv() => match change {
-                    Some(change) => self.write(&mut conn, change).await,
+                    Some(change) => {
+                        let written = self.write(&mut conn, &change).await;
+                        if written.is_err() {
+                            self.keep(change);
+                        }
+                        written
+                    }
                     None => Err(End::Done),
                 },
                 message = messages.next() => match message {
@@ -164,6 +206,101 @@ impl Task {
 
     fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
         self.probes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the store is the one this replica was connected to before (its `run_id` is the
+    /// same): then a key it lacks was deleted, not lost.
+    async fn same_store(&self, conn: &mut Conn) -> Result<bool, End> {
+        let info: redis::Value = timeout(
+            self.command_timeout,
+            redis::cmd("INFO").arg("server").query_async(conn),
+        )
+        .await??;
+        // A cluster answers with each master's INFO: the same store when every master is.
+        let run = store::run_id(info);
+        let mut last = self
+            .store_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let same = run.is_some() && *last == run;
+        *last = run;
+        Ok(same)
+    }
+
+    /// After a reconnection to the same store: ends here the openings and switches that another
+    /// replica ended while this one could not hear it (see `known.rs`). An opening counts as
+    /// ended when neither it nor a probe lease is left; a switch, when its key is gone.
+    async fn reconcile(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
+        let (openings, switches) = self.known().live(Instant::now());
+        for chunk in openings.chunks(SCAN_COUNT) {
+            let mut pipe = redis::pipe();
+            for (provider, tenant) in chunk {
+                pipe.cmd("EXISTS")
+                    .arg(self.layout.open_key(provider, tenant))
+                    .arg(self.layout.probe_key(provider, tenant));
+            }
+            let found: Vec<u32> = timeout(self.command_timeout, pipe.query_async(conn)).await??;
+            for (key, found) in chunk.iter().zip(found) {
+                if found == 0 {
+                    self.known().ended(key);
+                    self.probes().untrack(key);
+                    self.health.count(Count::Applied);
+                    if !link.close(&key.0, &key.1) {
+                        return Err(End::Done);
+                    }
+                }
+            }
+        }
+        for chunk in switches.chunks(SCAN_COUNT) {
+            let mut pipe = redis::pipe();
+            for (provider, tenant) in chunk {
+                pipe.cmd("EXISTS")
+                    .arg(self.layout.operator_key(provider, tenant));
+            }
+            let found: Vec<u32> = timeout(self.command_timeout, pipe.query_async(conn)).await??;
+            for (key, found) in chunk.iter().zip(found) {
+                if found == 0 && !self.apply_operator(link, &key.0, &key.1, None, 0) {
+                    return Err(End::Done);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a change the store did not take, for its return; counts it as dropped if there
+    /// is no room.
+    fn keep(&self, change: Queued) {
+        let kept = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keep(change);
+        if !kept {
+            self.health.count(Count::Dropped);
+        }
+    }
+
+    /// Writes the changes kept while the store was away, oldest first; on a failure, keeps
+    /// what was not written.
+    async fn replay(&self, conn: &mut Conn) -> Result<(), End> {
+        let kept = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut kept = kept.into_iter();
+        while let Some(change) = kept.next() {
+            if let Err(end) = self.write(conn, &change).await {
+                self.keep(change);
+                kept.for_each(|change| self.keep(change));
+                return Err(end);
+            }
+        }
+        Ok(())
     }
 
     /// Races for the probe lease of every circuit whose fleet-wide open period is about to end
@@ -222,7 +359,7 @@ impl Task {
     }
 
     /// Writes one local change and announces it.
-    async fn write(&self, conn: &mut Conn, change: Queued) -> Result<(), End> {
+    async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
         let mut pipe = redis::pipe();
         // Every change is announced on the namespace's channel once written, by its kind.
         let (kind, provider, tenant) = match &change {
@@ -252,7 +389,11 @@ impl Task {
                 pipe.cmd("DEL")
                     .arg(self.layout.probe_key(provider, tenant))
                     .ignore();
-                let value = format!("{level}:{}:{}", millis(self.margin), self.replica);
+                let value = self.opening(*level, ttl_ms);
+                self.known().opened(
+                    (provider.to_string(), tenant.to_string()),
+                    Instant::now() + Duration::from_millis(ttl_ms),
+                );
                 pipe.cmd("SET")
                     .arg(self.layout.open_key(provider, tenant))
                     .arg(value)
@@ -267,8 +408,9 @@ impl Task {
                 state: State::Closed,
             } => {
                 // A reset anywhere resets everywhere: the switch, the opening and its lease go.
-                self.probes()
-                    .untrack(&(provider.to_string(), tenant.to_string()));
+                let key = (provider.to_string(), tenant.to_string());
+                self.probes().untrack(&key);
+                self.known().reset(&key);
                 pipe.cmd("DEL")
                     .arg(self.layout.operator_key(provider, tenant))
                     .arg(self.layout.open_key(provider, tenant))
@@ -282,8 +424,10 @@ impl Task {
                 tenant,
                 state,
             } => {
-                self.probes()
-                    .untrack(&(provider.to_string(), tenant.to_string()));
+                let key = (provider.to_string(), tenant.to_string());
+                self.probes().untrack(&key);
+                self.known()
+                    .switched(key, Instant::now() + self.operator_ttl);
                 pipe.cmd("SET")
                     .arg(self.layout.operator_key(provider, tenant))
                     .arg(format!("{}:{}", state.as_str(), self.replica))
@@ -292,16 +436,15 @@ impl Task {
                     .ignore();
                 ("operator", provider, tenant)
             }
-            Queued::Close { provider, tenant } => {
-                self.probes()
-                    .untrack(&(provider.to_string(), tenant.to_string()));
-                // The incident is over: a new one needs a new quorum.
-                pipe.cmd("DEL")
-                    .arg(self.layout.open_key(provider, tenant))
-                    .arg(self.layout.probe_key(provider, tenant))
-                    .arg(self.layout.reports_key(provider, tenant))
-                    .ignore();
-                ("close", provider, tenant)
+            Queued::Close {
+                provider,
+                tenant,
+                at,
+            } => {
+                let key = (provider.to_string(), tenant.to_string());
+                self.probes().untrack(&key);
+                self.known().ended(&key);
+                return self.close(conn, provider, tenant, at.elapsed()).await;
             }
         };
         pipe.cmd("PUBLISH")
@@ -347,7 +490,7 @@ impl Task {
                 .arg(left_ms)
                 .arg(millis(self.margin))
                 .arg(self.quorum)
-                .arg(format!("{level}:{}:{}", millis(self.margin), self.replica))
+                .arg(self.opening(level, left_ms + millis(self.margin)))
                 .arg(self.layout.channel())
                 .arg(self.message("open", provider, tenant))
                 .query_async(conn),
@@ -360,8 +503,53 @@ impl Task {
                 Instant::now() + left,
                 level,
             );
+            self.known().opened(
+                (provider.to_owned(), tenant.to_owned()),
+                Instant::now() + left + self.margin,
+            );
         }
         Ok(())
+    }
+
+    /// Ends the incident of (provider, tenant) `age` after this replica's circuit closed: the
+    /// opening, its lease and its reports go (a new incident needs a new quorum), unless the
+    /// opening was written after the close (another replica's newer trip, met while this one
+    /// could not write), all in one script.
+    async fn close(
+        &self,
+        conn: &mut Conn,
+        provider: &str,
+        tenant: &str,
+        age: Duration,
+    ) -> Result<(), End> {
+        let closed: i64 = timeout(
+            self.command_timeout,
+            redis::cmd("EVAL")
+                .arg(CLOSE_SCRIPT)
+                .arg(3)
+                .arg(self.layout.open_key(provider, tenant))
+                .arg(self.layout.probe_key(provider, tenant))
+                .arg(self.layout.reports_key(provider, tenant))
+                .arg(millis(age))
+                .arg(self.layout.channel())
+                .arg(self.message("close", provider, tenant))
+                .query_async(conn),
+        )
+        .await??;
+        self.health.count(Count::Published);
+        if closed == 0 {
+            tracing::debug!(
+                target: "breaker::fleet", provider, tenant,
+                "a close gave way to an opening written after it"
+            );
+        }
+        Ok(())
+    }
+
+    /// The value of an opening key: `level:margin_ms:replica:ttl_ms`, where `ttl_ms` is the TTL
+    /// it was written with, so that its age (`ttl_ms` - `PTTL`) is known in store time.
+    fn opening(&self, level: u32, ttl_ms: u64) -> String {
+        format!("{level}:{}:{}:{ttl_ms}", millis(self.margin), self.replica)
     }
 
     fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
@@ -427,19 +615,25 @@ impl Task {
                     true
                 } else {
                     self.health.count(Count::Applied);
-                    self.probes().untrack(&(provider.clone(), tenant.clone()));
+                    let key = (provider.clone(), tenant.clone());
+                    self.probes().untrack(&key);
+                    self.known().ended(&key);
                     link.close(&provider, &tenant)
                 }
             }
             "operator" => {
-                let value: Option<String> = timeout(
+                let key = self.layout.operator_key(&provider, &tenant);
+                let (value, pttl): (Option<String>, i64) = timeout(
                     self.command_timeout,
-                    redis::cmd("GET")
-                        .arg(self.layout.operator_key(&provider, &tenant))
+                    redis::pipe()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
                         .query_async(conn),
                 )
                 .await??;
-                self.apply_operator(link, &provider, &tenant, value.as_deref())
+                self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
             }
             _ => true,
         };
@@ -474,17 +668,22 @@ impl Task {
             Instant::now() + left,
             level,
         );
+        self.known().opened(
+            (provider.to_owned(), tenant.to_owned()),
+            Instant::now() + Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
+        );
         link.open(provider, tenant, left, level)
     }
 
-    /// Makes the operator's switch stored as `value` (none: a reset). Returns whether the
-    /// registry is still there.
+    /// Makes the operator's switch stored as `value` with `pttl` ms to live (none: a reset).
+    /// Returns whether the registry is still there.
     fn apply_operator(
         &self,
         link: &FleetLink,
         provider: &str,
         tenant: &str,
         value: Option<&str>,
+        pttl: i64,
     ) -> bool {
         let state = match value {
             None => State::Closed,
@@ -496,8 +695,14 @@ impl Task {
             },
         };
         self.health.count(Count::Applied);
-        self.probes()
-            .untrack(&(provider.to_owned(), tenant.to_owned()));
+        let key = (provider.to_owned(), tenant.to_owned());
+        self.probes().untrack(&key);
+        if state == State::Closed {
+            self.known().reset(&key);
+        } else {
+            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
+            self.known().switched(key, Instant::now() + left);
+        }
         link.operate(provider, tenant, state)
     }
 
@@ -546,7 +751,7 @@ impl Task {
                         }
                         // A key gone between SCAN and GET is no reset: skip it.
                         Some((Kind::Operator, provider, tenant)) if value.is_some() => {
-                            self.apply_operator(link, &provider, &tenant, value.as_deref())
+                            self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
                         }
                         _ => true,
                     };
@@ -584,7 +789,24 @@ end
 return 0
 ";
 
-/// (level, margin in ms) of an opening's value `level:margin_ms:replica`.
+/// KEYS: opening, lease, reports. ARGV: age of the close (ms), channel, message. An opening
+/// younger than the close (by its written TTL less its PTTL: store time) stays; one without a
+/// written TTL is taken to be older. Returns 1 when the incident was ended and announced.
+const CLOSE_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v then
+  local ttl = tonumber(string.match(v, '^[^:]*:[^:]*:[^:]*:(%d+)$'))
+  local pttl = redis.call('PTTL', KEYS[1])
+  if ttl and pttl >= 0 and ttl - pttl < tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+";
+
+/// (level, margin in ms) of an opening's value `level:margin_ms:replica[:ttl_ms]`.
 fn parse_value(value: &str) -> Option<(u32, u64)> {
     let mut parts = value.split(':');
     let level = parts.next()?.parse().ok()?;

@@ -323,6 +323,13 @@ async fn a_hung_pubsub_node_is_left_for_another() {
     let (a, a_health) = replica(&a_seeds, "checkout", config(open_for), |b| b).await;
     let (b, b_health) = replica(&others, "checkout", config(open_for), |b| b).await;
     assert!(eventually(BOUND, || a_health.is_connected() && b_health.is_connected()).await);
+    // Openings a knows of on two masters: after reconnecting to the same cluster it checks
+    // them all in one pipeline, which spans their slots.
+    let tenants = cluster.tenant_per_master("checkout", "openai");
+    for (tenant, _) in &tenants[..2] {
+        b.circuit("openai", tenant).try_acquire().unwrap().failure();
+        assert!(becomes(&a, "openai", tenant, State::Open).await);
+    }
 
     cluster.signal(hung, "STOP");
     assert!(

@@ -53,6 +53,86 @@ async fn invalid_settings_name_their_field() {
     }
 }
 
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn tls_without_the_tls_feature_is_an_error_naming_the_feature() {
+    let cases = [
+        (RedisFleet::builder("rediss://127.0.0.1:6380/"), "url"),
+        (RedisFleet::builder("VALKEYS://u:p@127.0.0.1/"), "url"),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").tls_root_certificate("pem"),
+            "tls_root_certificate",
+        ),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").tls_client_certificate("cert", "key"),
+            "tls_client_certificate",
+        ),
+    ];
+    for (builder, field) in cases {
+        let err = builder.build().await.unwrap_err();
+        assert_eq!(err.field(), field, "{err}");
+        assert!(err.to_string().contains("`redis-tls`"), "{err}");
+    }
+}
+
+/// A garbled certificate that is still a PEM block.
+#[cfg(feature = "tls")]
+const NOT_A_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn invalid_tls_settings_name_their_field() {
+    let tls = || RedisFleet::builder("rediss://127.0.0.1:6380/");
+    let cases = [
+        (tls().tls_root_certificate(""), "tls_root_certificate"),
+        (
+            tls().tls_root_certificate("not a pem"),
+            "tls_root_certificate",
+        ),
+        (
+            tls().tls_root_certificate(NOT_A_CERTIFICATE),
+            "tls_root_certificate",
+        ),
+        (
+            tls().tls_root_certificate(
+                "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+            ),
+            "tls_root_certificate",
+        ),
+        (
+            tls().tls_client_certificate("not a pem", "not a key"),
+            "tls_client_certificate",
+        ),
+        (
+            tls().tls_client_certificate(NOT_A_CERTIFICATE, "not a key"),
+            "tls_client_certificate",
+        ),
+        // TLS settings with a plain URL would be ignored: refused instead.
+        (
+            RedisFleet::builder("redis://127.0.0.1/").tls_root_certificate(NOT_A_CERTIFICATE),
+            "tls_root_certificate",
+        ),
+        (
+            RedisFleet::builder("redis://127.0.0.1/").tls_client_certificate("c", "k"),
+            "tls_client_certificate",
+        ),
+        // No certificate check is not offered.
+        (RedisFleet::builder("rediss://127.0.0.1/#insecure"), "url"),
+        (RedisFleet::builder("rediss://127.0.0.1/#other"), "url"),
+    ];
+    for (builder, field) in cases {
+        let err = builder.build().await.unwrap_err();
+        assert_eq!(err.field(), field, "{err}");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    // With the feature, a `rediss://` URL with a password and the system's roots builds.
+    let fleet = RedisFleet::builder("rediss://user:pass@127.0.0.1:1/")
+        .build()
+        .await
+        .unwrap();
+    assert!(!fleet.health().is_connected());
+}
+
 #[tokio::test]
 async fn an_unreachable_store_is_a_degraded_start_not_an_error() {
     // Port 1 on the loopback: nothing listens there.

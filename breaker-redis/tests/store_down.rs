@@ -6,9 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use breaker_core::{Registry, State};
+use breaker_core::{ManualClock, Registry, State};
 use breaker_redis::RedisFleet;
-use support::{becomes, connected, eventually, replica, RedisServer, BOUND};
+use support::{all_keys, becomes, connected, eventually, replica, RedisServer, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns() {
@@ -62,6 +62,12 @@ async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns
         "replicas did not reconnect"
     );
     assert!(a_health.failures() >= 1);
+    // The store came back empty, yet a's opening made during the outage (still running) was
+    // kept and is shared now.
+    assert!(
+        becomes(&b, "openai", "acme", State::Open).await,
+        "an opening made while the store was down never reached b"
+    );
     b.circuit("openai", "initech")
         .try_acquire()
         .unwrap()
@@ -168,4 +174,119 @@ async fn a_store_that_stops_answering_degrades_and_recovers_by_itself() {
     );
     // The opening made while the store was silent waited in the queue, and is shared now.
     assert!(becomes(&b, "openai", "acme", State::Open).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_the_store_missed_is_written_when_it_answers_again() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // a runs on a manual clock, so its 30 s period can end while the store is silent.
+    let clock = ManualClock::new();
+    let fleet = RedisFleet::builder(server.url())
+        .namespace("checkout")
+        .build()
+        .await
+        .unwrap();
+    let a_health = fleet.health();
+    let a = Registry::builder()
+        .default_config(support::config(Duration::from_secs(30)))
+        .clock(clock.clone())
+        .fleet(fleet)
+        .build();
+    let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+
+    // The store stops answering (its keys stay), and meanwhile a's probe succeeds.
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(31));
+    let probe = a.acquire("openai", "acme", None).unwrap();
+    assert!(probe.is_probe());
+    probe.success();
+    assert_eq!(a.circuit("openai", "acme").state(), State::Closed);
+    assert!(
+        eventually(BOUND, || a_health.failures() >= 1).await,
+        "the silent store was noticed"
+    );
+
+    // b would stay open for the rest of the fleet's 30 s; the close reaches it first.
+    assert!(
+        becomes(&b, "openai", "acme", State::Closed).await,
+        "the close made while the store was silent never reached b"
+    );
+    let keys = all_keys(&server).await;
+    assert!(keys.is_empty(), "{keys:?}");
+    assert_eq!(a_health.dropped(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_close_gives_way_to_an_opening_written_after_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let port = server.port;
+    let clock = ManualClock::new();
+    let fleet = RedisFleet::builder(server.url())
+        .namespace("checkout")
+        .build()
+        .await
+        .unwrap();
+    let a_health = fleet.health();
+    let a = Registry::builder()
+        .default_config(support::config(Duration::from_secs(30)))
+        .clock(clock.clone())
+        .fleet(fleet)
+        .build();
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(eventually(BOUND, || a_health.published() == 1).await);
+
+    // The store goes away; a's probe succeeds meanwhile, and a keeps its close.
+    server.kill();
+    clock.advance(Duration::from_secs(31));
+    a.acquire("openai", "acme", None).unwrap().success();
+    // a's reconnection attempts back off (50 ms, doubling to 2 s).
+    assert!(eventually(BOUND, || a_health.failures() >= 5).await);
+
+    // The store returns, and before a is back, another replica trips acme anew: its opening
+    // is younger than a's close, which must not end it.
+    let server = RedisServer::start_on(port).expect("restart on the same port");
+    let key = "breaker:v1:checkout:{openai:acme}:open";
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(key)
+        .arg("0:60000:cafe:90000")
+        .arg("PX")
+        .arg(90_000)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    assert!(
+        becomes(&a, "openai", "acme", State::Open).await,
+        "a did not take the newer opening"
+    );
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(exists, "a's late close ended a newer opening");
 }

@@ -28,7 +28,16 @@ impl RedisServer {
 
     /// [`start_on`](Self::start_on) with more `redis-server` arguments.
     pub fn start_with(port: u16, args: &[&str]) -> Option<RedisServer> {
-        let spawned = Command::new("redis-server")
+        RedisServer::start_program("redis-server", port, args)
+    }
+
+    /// A Valkey server instead (`valkey-server`; CI installs it: `.ci/run`).
+    pub fn start_valkey() -> Option<RedisServer> {
+        RedisServer::start_program("valkey-server", free_port(), &[])
+    }
+
+    fn start_program(program: &str, port: u16, args: &[&str]) -> Option<RedisServer> {
+        let spawned = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(args)
@@ -40,10 +49,10 @@ impl RedisServer {
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
             {
-                eprintln!("skipped: redis-server is not on PATH (apt-get install redis-server)");
+                eprintln!("skipped: {program} is not on PATH (apt-get install {program})");
                 return None;
             }
-            Err(e) => panic!("cannot start redis-server: {e}"),
+            Err(e) => panic!("cannot start {program}: {e}"),
         };
         let server = RedisServer { child, port };
         assert!(
@@ -206,4 +215,76 @@ pub async fn all_keys(server: &RedisServer) -> Vec<String> {
         .unwrap();
     keys.sort();
     keys
+}
+
+/// A loopback TCP proxy in front of a server that can cut a replica off from it (a network
+/// partition: its connections are closed and new ones refused) and heal, while the server and
+/// the other replicas go on. Messages published meanwhile never reach the cut-off replica.
+pub struct Proxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(server_port: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let (cut, conns) = (cut.clone(), conns.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if cut.load(Ordering::SeqCst) {
+                        continue; // dropped: refused
+                    }
+                    let forward = tokio::spawn(async move {
+                        if let Ok(mut outbound) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", server_port)).await
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    conns.lock().unwrap().push(forward);
+                }
+            }
+        });
+        Proxy {
+            port,
+            cut,
+            conns,
+            accept,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Closes every connection through the proxy and refuses new ones until [`heal`](Self::heal).
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
 }

@@ -1,0 +1,103 @@
+//! What this replica knows to be in the store, and until when: the openings and operator's
+//! switches it wrote or applied, each with the time its key should live to.
+//!
+//! A replica that was cut off misses the messages sent meanwhile. Openings and switches made
+//! meanwhile are still in the store, and the resync finds them; but a close or a reset deletes
+//! keys, and a resync cannot see what is no longer there. So after a reconnection to the same
+//! store (no restart or failover, which may lose keys), a key that is gone before it should
+//! have expired was ended by another replica: its circuit closes here (or resets) too.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// (provider, tenant).
+pub(crate) type Key = (String, String);
+
+/// Most keys of each kind remembered; beyond, a missed close is left to the circuit's own
+/// period, as without this.
+const MAX_KNOWN: usize = 1 << 16;
+
+/// A key that should have lived this much longer is taken as deleted, not expired: room for
+/// the time between a TTL read in the store and the instant taken here.
+const SLACK: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub(crate) struct Known {
+    openings: HashMap<Key, Instant>,
+    switches: HashMap<Key, Instant>,
+}
+
+impl Known {
+    /// The opening of `key` is in the store until `until`.
+    pub(crate) fn opened(&mut self, key: Key, until: Instant) {
+        insert(&mut self.openings, key, until);
+    }
+
+    /// The opening of `key` ended (a close, or a reset).
+    pub(crate) fn ended(&mut self, key: &Key) {
+        self.openings.remove(key);
+    }
+
+    /// An operator's switch of `key` is in the store until `until`.
+    pub(crate) fn switched(&mut self, key: Key, until: Instant) {
+        insert(&mut self.switches, key, until);
+    }
+
+    /// `key` was reset: neither its opening nor a switch is in the store.
+    pub(crate) fn reset(&mut self, key: &Key) {
+        self.openings.remove(key);
+        self.switches.remove(key);
+    }
+
+    /// The openings and switches that should still be in the store at `now` (the others are
+    /// forgotten: their keys expired, and a missing one says nothing).
+    pub(crate) fn live(&mut self, now: Instant) -> (Vec<Key>, Vec<Key>) {
+        let live = |map: &mut HashMap<Key, Instant>| {
+            map.retain(|_, until| *until > now + SLACK);
+            map.keys().cloned().collect()
+        };
+        (live(&mut self.openings), live(&mut self.switches))
+    }
+}
+
+fn insert(map: &mut HashMap<Key, Instant>, key: Key, until: Instant) {
+    if map.len() >= MAX_KNOWN && !map.contains_key(&key) {
+        let now = Instant::now();
+        map.retain(|_, u| *u > now);
+        if map.len() >= MAX_KNOWN {
+            return;
+        }
+    }
+    map.insert(key, until);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(t: &str) -> Key {
+        ("openai".into(), t.into())
+    }
+
+    #[test]
+    fn only_keys_that_should_still_live_are_checked() {
+        let mut k = Known::default();
+        let now = Instant::now();
+        k.opened(key("acme"), now + Duration::from_secs(90));
+        k.opened(key("globex"), now + Duration::from_millis(500));
+        k.opened(key("initech"), now + Duration::from_secs(90));
+        k.ended(&key("initech"));
+        k.switched(key("acme"), now + Duration::from_secs(3600));
+        k.switched(key("umbrella"), now + Duration::from_secs(3600));
+        k.reset(&key("umbrella"));
+        let (openings, switches) = k.live(now);
+        assert_eq!(
+            openings,
+            [key("acme")],
+            "globex's key expires within the slack"
+        );
+        assert_eq!(switches, [key("acme")]);
+        let (openings, _) = k.live(now + Duration::from_secs(100));
+        assert!(openings.is_empty());
+    }
+}

@@ -1,0 +1,72 @@
+//! Behaviour 4, a replica cut off from a store that stays up: the closes and resets that the
+//! others made meanwhile deleted keys, and no resync can find what is gone; the replica ends
+//! them when it is back, because the store is the same one and the keys it knew should still
+//! have been there.
+
+mod support;
+
+use std::time::Duration;
+
+use breaker_core::State;
+use support::{becomes, connected, eventually, replica, Proxy, RedisServer, BOUND};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closes_and_resets_made_while_a_replica_was_cut_off_reach_it_when_it_is_back() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port).await;
+    let open_for = Duration::from_secs(30);
+    let (a, _) = connected(&server.url(), "checkout", open_for).await;
+    let (b, b_health) = replica(&proxy.url(), "checkout", open_for).await;
+    assert!(eventually(BOUND, || b_health.is_connected()).await);
+
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    a.circuit("openai", "globex").force_open();
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+    assert!(becomes(&b, "openai", "globex", State::ForcedOpen).await);
+
+    proxy.cut();
+    assert!(
+        eventually(BOUND, || !b_health.is_connected()).await,
+        "b noticed the partition"
+    );
+    // While b cannot hear: acme's incident ends (an operator's reset stands in for a probe's
+    // success: both delete the opening), and globex's switch is reset.
+    a.circuit("openai", "acme").reset();
+    a.circuit("openai", "globex").reset();
+    assert_eq!(b.circuit("openai", "acme").state(), State::Open);
+    assert_eq!(b.circuit("openai", "globex").state(), State::ForcedOpen);
+
+    proxy.heal();
+    assert!(eventually(BOUND, || b_health.is_connected()).await);
+    assert!(
+        becomes(&b, "openai", "acme", State::Closed).await,
+        "b kept an opening that ended while it was cut off"
+    );
+    assert!(
+        becomes(&b, "openai", "globex", State::Closed).await,
+        "b kept a switch that was reset while it was cut off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_replica_keeps_an_opening_that_is_still_there() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port).await;
+    let open_for = Duration::from_secs(30);
+    let (a, _) = connected(&server.url(), "checkout", open_for).await;
+    let (b, b_health) = replica(&proxy.url(), "checkout", open_for).await;
+    assert!(eventually(BOUND, || b_health.is_connected()).await);
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+
+    proxy.cut();
+    assert!(eventually(BOUND, || !b_health.is_connected()).await);
+    proxy.heal();
+    assert!(eventually(BOUND, || b_health.is_connected()).await);
+    // Reconnected and reconciled: nothing ended, so nothing closes.
+    assert_eq!(b.circuit("openai", "acme").state(), State::Open);
+}

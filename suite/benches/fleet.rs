@@ -1,0 +1,241 @@
+//! The fleet's figures for BENCHMARKS.md (feature `redis`), against a `redis-server` of its own on
+//! a free loopback port:
+//!
+//! - **reach**: N replicas (1, 3, 8) call one tenant of a provider that fails every call, each
+//!   every 2 ms, for 5.5 s; circuits trip after 5 failures in a row and stay open 1 s (no
+//!   backoff growth, no jitter, so every run has the same periods). Counted: the calls that
+//!   reached the provider (closed-circuit calls and probes), and the probes per open period
+//!   (probes grouped into rounds: a round is every probe within 500 ms of its first), each
+//!   replica on its own ("none") and as a fleet.
+//! - **propagation**: one replica trips a tenant; the time until another replica's handle of that
+//!   tenant reads open, spun on from a thread of its own (300 tenants; p50, p90, p99, max).
+//!
+//! ```text
+//! cargo bench -p breaker-suite --bench fleet --features redis
+//! ```
+//!
+//! Not a statistics harness: the figures are counts and a latency distribution of a real server
+//! over loopback, printed as a table.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use breaker::fleet::RedisFleet;
+use breaker::{Config, Registry, State};
+
+const PROVIDER: &str = "llm";
+const EVERY: Duration = Duration::from_millis(2);
+const OUTAGE: Duration = Duration::from_millis(5500);
+const OPEN_FOR: Duration = Duration::from_secs(1);
+const THRESHOLD: u32 = 5;
+const TRIALS: usize = 300;
+
+/// A `redis-server` of this bench's own, killed on drop.
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `cargo bench` passes `--bench`; a name filter is ignored: this bench is one table.
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn();
+    let _redis = match child {
+        Ok(child) => Redis(child),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "this bench needs redis-server on PATH (Debian: apt-get install redis-server)"
+            );
+            std::process::exit(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let url = format!("redis://127.0.0.1:{port}/");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err("redis-server did not listen".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    println!(
+        "reach: a provider failing every call for {:.1} s, each replica calling every {} ms",
+        OUTAGE.as_secs_f64(),
+        EVERY.as_millis()
+    );
+    println!("replicas  store   calls reaching it  of which probes  rounds  probes/round (max)");
+    for n in [1, 3, 8] {
+        for fleet in [false, true] {
+            let ns = format!("reach-{n}-{fleet}");
+            let r = reach(n, fleet.then_some((url.as_str(), ns.as_str()))).await?;
+            println!(
+                "{n:>8}  {:<5}  {:>17}  {:>15}  {:>6}  {:>8.2} ({})",
+                if fleet { "fleet" } else { "none" },
+                r.calls,
+                r.probes,
+                r.rounds,
+                r.probes as f64 / r.rounds.max(1) as f64,
+                r.max_round
+            );
+        }
+    }
+
+    let delays = propagation(&url).await?;
+    println!(
+        "\npropagation on loopback ({} openings): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        delays.len(),
+        ms(percentile(&delays, 0.50)),
+        ms(percentile(&delays, 0.90)),
+        ms(percentile(&delays, 0.99)),
+        ms(*delays.last().unwrap_or(&Duration::ZERO)),
+    );
+    Ok(())
+}
+
+struct Reach {
+    calls: u64,
+    probes: u64,
+    rounds: usize,
+    max_round: usize,
+}
+
+fn config() -> Result<Config, breaker::ConfigError> {
+    Config::builder()
+        .consecutive_failures(THRESHOLD)
+        .open_for(OPEN_FOR)
+        .backoff_multiplier(1.0)
+        .build()
+}
+
+async fn replica(store: Option<(&str, &str)>) -> Result<Registry, Box<dyn std::error::Error>> {
+    let builder = Registry::builder().default_config(config()?);
+    Ok(match store {
+        None => builder.build(),
+        Some((url, ns)) => {
+            let fleet = RedisFleet::builder(url).namespace(ns).build().await?;
+            let health = fleet.health();
+            let registry = builder.fleet(fleet).build();
+            let start = Instant::now();
+            while !health.is_connected() {
+                if start.elapsed() > Duration::from_secs(10) {
+                    return Err("a replica did not connect".into());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            registry
+        }
+    })
+}
+
+/// `n` replicas call one failing tenant for [`OUTAGE`]; what reached the provider.
+async fn reach(n: usize, store: Option<(&str, &str)>) -> Result<Reach, Box<dyn std::error::Error>> {
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        replicas.push(Arc::new(replica(store).await?));
+    }
+    let calls = Arc::new(AtomicU64::new(0));
+    let probes = Arc::new(Mutex::new(Vec::new()));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (i, registry) in replicas.iter().enumerate() {
+        let (registry, calls, probes) = (registry.clone(), calls.clone(), probes.clone());
+        // Spread over one interval, as behind a load balancer.
+        let first = start + EVERY * u32::try_from(i).unwrap_or(0) / u32::try_from(n).unwrap_or(1);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(first, EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            while start.elapsed() < OUTAGE {
+                tick.tick().await;
+                if let Ok(permit) = registry.acquire(PROVIDER, "acme", None) {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    if permit.is_probe() {
+                        probes.lock().unwrap().push(start.elapsed());
+                    }
+                    permit.failure();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let mut probes = std::mem::take(&mut *probes.lock().unwrap());
+    probes.sort();
+    let mut rounds: Vec<usize> = Vec::new();
+    let mut round_start = None;
+    for at in &probes {
+        match round_start {
+            Some(first) if *at < first + Duration::from_millis(500) => {
+                *rounds.last_mut().unwrap() += 1;
+            }
+            _ => {
+                round_start = Some(*at);
+                rounds.push(1);
+            }
+        }
+    }
+    Ok(Reach {
+        calls: calls.load(Ordering::Relaxed),
+        probes: probes.len() as u64,
+        rounds: rounds.len(),
+        max_round: rounds.iter().copied().max().unwrap_or(0),
+    })
+}
+
+/// How long one replica's opening takes to reach another's circuit, [`TRIALS`] times, sorted.
+async fn propagation(url: &str) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    let a = replica(Some((url, "propagation"))).await?;
+    let b = replica(Some((url, "propagation"))).await?;
+    let mut delays = Vec::with_capacity(TRIALS);
+    for i in 0..TRIALS {
+        let tenant = format!("t{i}");
+        let watched = b.circuit(PROVIDER, &tenant);
+        let tripped = a.circuit(PROVIDER, &tenant);
+        let spin = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while watched.state() != State::Open {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::yield_now();
+            }
+            Some(Instant::now())
+        });
+        let at = Instant::now();
+        for _ in 0..THRESHOLD {
+            tripped.try_acquire()?.failure();
+        }
+        let seen = tokio::task::spawn_blocking(move || spin.join())
+            .await?
+            .map_err(|_| "the spinning thread panicked")?
+            .ok_or("an opening did not propagate within 10 s")?;
+        delays.push(seen - at);
+    }
+    delays.sort();
+    Ok(delays)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
