@@ -263,8 +263,8 @@ impl fmt::Debug for RedisFleet {
     }
 }
 
-/// Builds a [`RedisFleet`]; see [`RedisFleet::builder`].
-#[derive(Debug, Clone)]
+/// Builds a [`RedisFleet`]; see [`RedisFleet::builder`]. Its `Debug` output hides passwords.
+#[derive(Clone)]
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RedisFleetBuilder {
     url: String,
@@ -280,6 +280,51 @@ pub struct RedisFleetBuilder {
     probe_lease: Duration,
     quorum: u32,
     tls: tls::TlsSettings,
+}
+
+impl fmt::Debug for RedisFleetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RedisFleetBuilder");
+        d.field("url", &redact(&self.url));
+        #[cfg(feature = "cluster")]
+        d.field(
+            "seeds",
+            &self
+                .seeds
+                .as_ref()
+                .map(|seeds| seeds.iter().map(|s| redact(s)).collect::<Vec<_>>()),
+        );
+        d.field("namespace", &self.namespace)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("margin", &self.margin)
+            .field("operator_ttl", &self.operator_ttl)
+            .field("probe_lease", &self.probe_lease)
+            .field("quorum", &self.quorum)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    let hidden = if rest[..at].contains(':') {
+        format!("{user}:***")
+    } else {
+        // `redis://password@host` form: the whole user info is the secret.
+        "***".to_owned()
+    };
+    format!("{}{hidden}{}", &url[..scheme_end], &rest[at..])
 }
 
 impl RedisFleetBuilder {
@@ -633,5 +678,34 @@ impl fmt::Debug for FleetHealth {
             .field("applied", &self.applied())
             .field("failures", &self.failures())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        assert_eq!(
+            redact("rediss://app:s3cret@cache:6380/0"),
+            "rediss://app:***@cache:6380/0"
+        );
+        assert_eq!(redact("redis://:s3cret@cache/"), "redis://:***@cache/");
+        assert_eq!(redact("redis://s3cret@cache/"), "redis://***@cache/");
+        assert_eq!(
+            redact("redis://cache:6379/?x=@y"),
+            "redis://cache:6379/?x=@y"
+        );
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock"),
+            "redis+unix:///run/redis.sock"
+        );
+        let shown = format!(
+            "{:?}",
+            RedisFleet::builder("redis://app:s3cret@127.0.0.1:6379/").namespace("checkout")
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@127.0.0.1"), "{shown}");
     }
 }
