@@ -43,10 +43,21 @@ impl Known {
         insert(&mut self.switches, key, until);
     }
 
+    /// The operator's switch of `key` is no longer in the store.
+    pub(crate) fn unswitched(&mut self, key: &Key) {
+        self.switches.remove(key);
+    }
+
     /// `key` was reset: neither its opening nor a switch is in the store.
     pub(crate) fn reset(&mut self, key: &Key) {
         self.openings.remove(key);
         self.switches.remove(key);
+    }
+
+    /// Forgets everything (another store, or this one restarted).
+    pub(crate) fn clear(&mut self) {
+        self.openings.clear();
+        self.switches.clear();
     }
 
     /// The openings and switches that should still be in the store at `now` (the others are

@@ -20,7 +20,8 @@
 //!
 //! # How it works
 //! When a circuit opens, the thread that tripped it queues the opening (a bounded queue: when
-//! full, the change is dropped and counted, never waited for). A background task writes it as a
+//! full, the change is dropped and counted, never waited for; while the store is away, the latest
+//! change of each circuit is kept for its return). A background task writes it as a
 //! key whose TTL is the open period plus a margin, and announces it on the namespace's pub/sub
 //! channel. Every other replica reads the key's remaining TTL (`PTTL`, the store's clock, never a
 //! replica's wall clock) and opens its circuit for what is left of that period, at the same
@@ -98,6 +99,8 @@ pub(crate) enum Queued {
         provider: &'static str,
         tenant: Box<str>,
         state: State,
+        /// When the operator acted: a reset written late must not end what came after it.
+        at: Instant,
     },
 }
 
@@ -155,7 +158,7 @@ impl RedisFleet {
     /// through one node at a time (PUBLISH reaches every node of a cluster), tried from the
     /// seeds in turn; a resync after every (re)connection scans every master. A master that
     /// dies fails the writes to its slots until the cluster fails over to its replica: such a
-    /// change is dropped and counted, and the fleet reconnects, as when a single server fails.
+    /// change is kept, and the fleet reconnects and writes it, as when a single server fails.
     /// Connecting to a cluster (the seeds, then every node) may take up to twice
     /// `connect_timeout` plus `command_timeout`.
     ///
@@ -238,6 +241,7 @@ impl Fleet for RedisFleet {
                 provider,
                 tenant: tenant.into(),
                 state,
+                at: Instant::now(),
             },
             _ => return,
         };

@@ -112,6 +112,7 @@ mod tests {
             provider: "openai",
             tenant: tenant.into(),
             state,
+            at: Instant::now(),
         }
     }
 

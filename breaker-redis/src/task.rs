@@ -155,10 +155,25 @@ impl Task {
         // What this replica learnt while the store was away goes first, so that the resync
         // reads the fleet's state with it (a close written now is not undone by the opening
         // it ended).
-        let same_store = match self.same_store(&mut conn).await {
-            Ok(same) => same,
+        let run = match self.run_id(&mut conn).await {
+            Ok(run) => run,
             Err(end) => return end,
         };
+        let same_store = run.is_some()
+            && *self
+                .store_run
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                == run;
+        if !same_store {
+            // What was known of another store (or of this one before a restart, which may
+            // have lost keys) says nothing about what is missing now.
+            self.known().clear();
+        }
+        // Changes queued while this session was being set up go with the kept ones, in order.
+        while let Ok(change) = queued.try_recv() {
+            self.keep(change);
+        }
         if let Err(end) = self.replay(&mut conn).await {
             return end;
         }
@@ -170,6 +185,12 @@ impl Task {
                 return end;
             }
         }
+        // Only a session that got this far has seen this store: one that failed before must
+        // not let the next one reconcile against what it never read.
+        *self
+            .store_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = run;
         if !self.health.set_connected(true) {
             tracing::info!(target: "breaker::fleet", "fleet store reachable: restored and resynced");
         }
@@ -212,23 +233,29 @@ impl Task {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the store is the one this replica was connected to before (its `run_id` is the
-    /// same): then a key it lacks was deleted, not lost.
-    async fn same_store(&self, conn: &mut Conn) -> Result<bool, End> {
-        let info: redis::Value = timeout(
+    /// The store's `run_id` (a cluster's: every master's), which tells whether a reconnection
+    /// reached the store this replica was connected to before: then a key it lacks was deleted,
+    /// not lost. `None` when the store will not say (a user without `INFO`): every
+    /// reconnection then counts as a new store, and ended incidents missed meanwhile run to
+    /// the end of their periods here.
+    async fn run_id(&self, conn: &mut Conn) -> Result<Option<String>, End> {
+        let info = timeout(
             self.command_timeout,
-            redis::cmd("INFO").arg("server").query_async(conn),
+            redis::cmd("INFO")
+                .arg("server")
+                .query_async::<redis::Value>(conn),
         )
-        .await??;
-        // A cluster answers with each master's INFO: the same store when every master is.
-        let run = store::run_id(info);
-        let mut last = self
-            .store_run
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let same = run.is_some() && *last == run;
-        *last = run;
-        Ok(same)
+        .await?;
+        match info {
+            Ok(info) => Ok(store::run_id(info)),
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                Err(e.into())
+            }
+            Err(e) => {
+                tracing::debug!(target: "breaker::fleet", error = %e, "INFO refused: missed closes are not reconciled");
+                Ok(None)
+            }
+        }
     }
 
     /// After a reconnection to the same store: ends here the openings and switches that another
@@ -313,33 +340,30 @@ impl Task {
                 .config(&provider, &tenant)
                 .map_or(self.probe_lease, |c| c.probe_timeout());
             let lease_ms = millis(lease + probes::LEAD).max(1);
-            let key = self.layout.probe_key(&provider, &tenant);
-            let (won, pttl): (Option<String>, i64) = timeout(
+            let (won, left_ms): (i64, i64) = timeout(
                 self.command_timeout,
-                redis::pipe()
-                    .cmd("SET")
-                    .arg(&key)
+                redis::cmd("EVAL")
+                    .arg(RACE_SCRIPT)
+                    .arg(1)
+                    .arg(self.layout.probe_key(&provider, &tenant))
                     .arg(&self.replica)
-                    .arg("NX")
-                    .arg("PX")
                     .arg(lease_ms)
-                    .cmd("PTTL")
-                    .arg(&key)
                     .query_async(conn),
             )
             .await??;
-            if won.is_some() {
-                // This replica's circuit probes when its period ends; its outcome is published.
-                continue;
+            let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+            if won == 0 {
+                // Another replica probes: stay open until its outcome comes or its lease
+                // lapses, and a hold longer, so that the race at the lapse is decided before
+                // any circuit here goes half-open.
+                if !link.open(&provider, &tenant, left + probes::HOLD, level) {
+                    return Err(End::Done);
+                }
             }
-            // Another replica probes: stay open until its outcome comes or its lease lapses,
-            // and a hold longer, so that the race at the lapse is decided before any circuit
-            // here goes half-open. A lease that vanished between the two commands (its outcome
-            // is being published) is raced for again at once.
-            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-            if !left.is_zero() && !link.open(&provider, &tenant, left + probes::HOLD, level) {
-                return Err(End::Done);
-            }
+            // Everyone races again at the lapse, the winner too: a winner that got no call
+            // before its lease lapsed must not probe later beside the next winner, so it is
+            // held like the others if it loses then. (An outcome published meanwhile untracks
+            // the circuit, or tracks its new period.)
             self.probes()
                 .race_at((provider, tenant), Instant::now() + left, level);
         }
@@ -376,63 +400,34 @@ impl Task {
                     // Its period ended while it waited: nothing left to share.
                     return Ok(());
                 }
-                if self.quorum > 1 && !reopened {
-                    return self.report(conn, provider, tenant, left, *level).await;
-                }
-                let ttl_ms = millis(left).max(1) + millis(self.margin);
-                self.probes().track(
-                    (provider.to_string(), tenant.to_string()),
-                    Instant::now() + left,
-                    *level,
-                );
-                // An opening is also the outcome of a probe (one that failed): its lease goes.
-                pipe.cmd("DEL")
-                    .arg(self.layout.probe_key(provider, tenant))
-                    .ignore();
-                let value = self.opening(*level, ttl_ms);
-                self.known().opened(
-                    (provider.to_string(), tenant.to_string()),
-                    Instant::now() + Duration::from_millis(ttl_ms),
-                );
-                pipe.cmd("SET")
-                    .arg(self.layout.open_key(provider, tenant))
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .ignore();
-                ("open", provider, tenant)
+                return self
+                    .open(conn, provider, tenant, *open_for, left, *level, *reopened)
+                    .await;
             }
             Queued::Operator {
                 provider,
                 tenant,
                 state: State::Closed,
+                at,
             } => {
-                // A reset anywhere resets everywhere: the switch, the opening and its lease go.
-                let key = (provider.to_string(), tenant.to_string());
-                self.probes().untrack(&key);
-                self.known().reset(&key);
-                pipe.cmd("DEL")
-                    .arg(self.layout.operator_key(provider, tenant))
-                    .arg(self.layout.open_key(provider, tenant))
-                    .arg(self.layout.probe_key(provider, tenant))
-                    .arg(self.layout.reports_key(provider, tenant))
-                    .ignore();
-                ("operator", provider, tenant)
+                // A reset anywhere resets everywhere: the switch, the opening and its lease go,
+                // unless they came after it.
+                return self.end(conn, provider, tenant, at.elapsed(), true).await;
             }
             Queued::Operator {
                 provider,
                 tenant,
                 state,
+                ..
             } => {
                 let key = (provider.to_string(), tenant.to_string());
                 self.probes().untrack(&key);
-                self.known()
-                    .switched(key, Instant::now() + self.operator_ttl);
+                let ttl_ms = millis(self.operator_ttl).max(1);
                 pipe.cmd("SET")
                     .arg(self.layout.operator_key(provider, tenant))
-                    .arg(format!("{}:{}", state.as_str(), self.replica))
+                    .arg(format!("{}:{}:{ttl_ms}", state.as_str(), self.replica))
                     .arg("PX")
-                    .arg(millis(self.operator_ttl).max(1))
+                    .arg(ttl_ms)
                     .ignore();
                 ("operator", provider, tenant)
             }
@@ -441,107 +436,128 @@ impl Task {
                 tenant,
                 at,
             } => {
-                let key = (provider.to_string(), tenant.to_string());
-                self.probes().untrack(&key);
-                self.known().ended(&key);
-                return self.close(conn, provider, tenant, at.elapsed()).await;
+                return self.end(conn, provider, tenant, at.elapsed(), false).await;
             }
         };
         pipe.cmd("PUBLISH")
             .arg(self.layout.channel())
             .arg(self.message(kind, provider, tenant))
             .ignore();
-        match timeout(self.command_timeout, pipe.query_async::<()>(conn)).await {
-            Ok(Ok(())) => {
-                self.health.count(Count::Published);
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.health.count(Count::Dropped);
-                Err(e.into())
-            }
-            Err(e) => {
-                self.health.count(Count::Dropped);
-                Err(e.into())
-            }
-        }
-    }
-
-    /// With a quorum: records this replica's report of an opening (for `left`, in store time)
-    /// and, when it makes `quorum` live reports, writes and announces the opening, all in one
-    /// script so that two last reporters cannot both miss the count.
-    async fn report(
-        &self,
-        conn: &mut Conn,
-        provider: &str,
-        tenant: &str,
-        left: Duration,
-        level: u32,
-    ) -> Result<(), End> {
-        let left_ms = millis(left).max(1);
-        let opened: i64 = timeout(
-            self.command_timeout,
-            redis::cmd("EVAL")
-                .arg(REPORT_SCRIPT)
-                .arg(2)
-                .arg(self.layout.reports_key(provider, tenant))
-                .arg(self.layout.open_key(provider, tenant))
-                .arg(&self.replica)
-                .arg(left_ms)
-                .arg(millis(self.margin))
-                .arg(self.quorum)
-                .arg(self.opening(level, left_ms + millis(self.margin)))
-                .arg(self.layout.channel())
-                .arg(self.message("open", provider, tenant))
-                .query_async(conn),
-        )
-        .await??;
+        // A failure is no drop: the caller keeps the change for the store's return.
+        timeout(self.command_timeout, pipe.query_async::<()>(conn)).await??;
         self.health.count(Count::Published);
-        if opened == 1 {
-            self.probes().track(
-                (provider.to_owned(), tenant.to_owned()),
-                Instant::now() + left,
-                level,
-            );
-            self.known().opened(
-                (provider.to_owned(), tenant.to_owned()),
-                Instant::now() + left + self.margin,
-            );
+        if let Queued::Operator {
+            provider,
+            tenant,
+            state,
+            ..
+        } = change
+        {
+            if *state != State::Closed {
+                self.known().switched(
+                    (provider.to_string(), tenant.to_string()),
+                    Instant::now() + self.operator_ttl,
+                );
+            }
         }
         Ok(())
     }
 
-    /// Ends the incident of (provider, tenant) `age` after this replica's circuit closed: the
-    /// opening, its lease and its reports go (a new incident needs a new quorum), unless the
-    /// opening was written after the close (another replica's newer trip, met while this one
+    /// Shares this replica's opening of (provider, tenant), with `left` of its `open_for` to
+    /// run, in one script: never over a stored opening that is newer (a higher level) or ends
+    /// later at its level; with a quorum, as a report until `quorum` replicas made one (a
+    /// failed probe's reopening skips it only while the fleet is open: its opening is stored,
+    /// or this replica holds the probe lease, so one sick replica cannot open the fleet through
+    /// its own probes). The opening's value carries its whole period, so that its age in store
+    /// time counts from the trip, not from the write.
+    #[allow(clippy::too_many_arguments)] // one opening's facts, from one `Queued::Open`
+    async fn open(
+        &self,
+        conn: &mut Conn,
+        provider: &str,
+        tenant: &str,
+        open_for: Duration,
+        left: Duration,
+        level: u32,
+        reopened: bool,
+    ) -> Result<(), End> {
+        let left_ms = millis(left).max(1);
+        let margin_ms = millis(self.margin);
+        let written: i64 = timeout(
+            self.command_timeout,
+            redis::cmd("EVAL")
+                .arg(OPEN_SCRIPT)
+                .arg(3)
+                .arg(self.layout.open_key(provider, tenant))
+                .arg(self.layout.probe_key(provider, tenant))
+                .arg(self.layout.reports_key(provider, tenant))
+                .arg(&self.replica)
+                .arg(left_ms)
+                .arg(margin_ms)
+                .arg(self.quorum)
+                .arg(self.opening(level, millis(open_for).max(left_ms) + margin_ms))
+                .arg(self.layout.channel())
+                .arg(self.message("open", provider, tenant))
+                .arg(level)
+                .arg(u8::from(reopened))
+                .query_async(conn),
+        )
+        .await??;
+        self.health.count(Count::Published);
+        if written == 1 {
+            let key = (provider.to_owned(), tenant.to_owned());
+            self.probes()
+                .track(key.clone(), Instant::now() + left, level);
+            self.known()
+                .opened(key, Instant::now() + left + self.margin);
+        }
+        Ok(())
+    }
+
+    /// Ends the incident of (provider, tenant) `age` after this replica's circuit closed (or,
+    /// with `reset`, after an operator reset it here): the opening, its lease and its reports
+    /// go (a new incident needs a new quorum), and with `reset` the operator's switch, each
+    /// unless it was written after (another replica's newer trip or switch, met while this one
     /// could not write), all in one script.
-    async fn close(
+    async fn end(
         &self,
         conn: &mut Conn,
         provider: &str,
         tenant: &str,
         age: Duration,
+        reset: bool,
     ) -> Result<(), End> {
-        let closed: i64 = timeout(
+        let kind = if reset { "operator" } else { "close" };
+        let kept: i64 = timeout(
             self.command_timeout,
             redis::cmd("EVAL")
-                .arg(CLOSE_SCRIPT)
-                .arg(3)
+                .arg(END_SCRIPT)
+                .arg(4)
                 .arg(self.layout.open_key(provider, tenant))
                 .arg(self.layout.probe_key(provider, tenant))
                 .arg(self.layout.reports_key(provider, tenant))
+                .arg(self.layout.operator_key(provider, tenant))
                 .arg(millis(age))
                 .arg(self.layout.channel())
-                .arg(self.message("close", provider, tenant))
+                .arg(self.message(kind, provider, tenant))
+                .arg(u8::from(reset))
                 .query_async(conn),
         )
         .await??;
         self.health.count(Count::Published);
-        if closed == 0 {
+        let key = (provider.to_owned(), tenant.to_owned());
+        if kept & 1 == 0 {
+            self.probes().untrack(&key);
+            self.known().ended(&key);
+        } else {
+            // The newer opening's own message tracks it (or has already).
             tracing::debug!(
                 target: "breaker::fleet", provider, tenant,
-                "a close gave way to an opening written after it"
+                "an end gave way to an opening written after it"
             );
+        }
+        if reset && kept & 2 == 0 {
+            self.known().unswitched(&key);
         }
         Ok(())
     }
@@ -622,18 +638,26 @@ impl Task {
                 }
             }
             "operator" => {
-                let key = self.layout.operator_key(&provider, &tenant);
-                let (value, pttl): (Option<String>, i64) = timeout(
-                    self.command_timeout,
-                    redis::pipe()
-                        .cmd("GET")
-                        .arg(&key)
-                        .cmd("PTTL")
-                        .arg(&key)
-                        .query_async(conn),
-                )
-                .await??;
+                let switch = self.layout.operator_key(&provider, &tenant);
+                let (value, pttl, opening, open_pttl): (Option<String>, i64, Option<String>, i64) =
+                    timeout(
+                        self.command_timeout,
+                        redis::pipe()
+                            .cmd("GET")
+                            .arg(&switch)
+                            .cmd("PTTL")
+                            .arg(&switch)
+                            .cmd("GET")
+                            .arg(&key)
+                            .cmd("PTTL")
+                            .arg(&key)
+                            .query_async(conn),
+                    )
+                    .await??;
+                // A reset that gave way to a newer opening: the circuit resets, then takes it.
                 self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
+                    && (value.is_some()
+                        || self.apply_open(link, &provider, &tenant, opening.as_deref(), open_pttl))
             }
             _ => true,
         };
@@ -768,42 +792,100 @@ impl Task {
     }
 }
 
-/// KEYS: reports, opening. ARGV: replica, period left (ms), margin (ms), quorum, the opening's
-/// value, channel, message. Reports expire by the store's clock (`TIME`), never a replica's.
-/// Returns 1 when this report completed the quorum and the opening was written and announced.
-const REPORT_SCRIPT: &str = r"
+/// KEYS: opening, probe lease, reports. ARGV: replica, period left (ms), margin (ms), quorum,
+/// the opening's value, channel, message, level, 1 for a failed probe's reopening. Returns 1
+/// when the opening was written and announced, 2 for a report short of the quorum, 0 when a
+/// stored opening is newer or ends later. Reports expire by the store's clock (`TIME`), never a
+/// replica's.
+const OPEN_SCRIPT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local left = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + left, ARGV[1])
-if redis.call('PTTL', KEYS[1]) < left then
-  redis.call('PEXPIRE', KEYS[1], left)
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
-  redis.call('SET', KEYS[2], ARGV[5], 'PX', left + tonumber(ARGV[3]))
-  redis.call('PUBLISH', ARGV[6], ARGV[7])
-  return 1
-end
-return 0
-";
-
-/// KEYS: opening, lease, reports. ARGV: age of the close (ms), channel, message. An opening
-/// younger than the close (by its written TTL less its PTTL: store time) stays; one without a
-/// written TTL is taken to be older. Returns 1 when the incident was ended and announced.
-const CLOSE_SCRIPT: &str = r"
-local v = redis.call('GET', KEYS[1])
-if v then
-  local ttl = tonumber(string.match(v, '^[^:]*:[^:]*:[^:]*:(%d+)$'))
+local level = tonumber(ARGV[8])
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored_level, margin = string.match(current, '^(%d+):(%d+):')
   local pttl = redis.call('PTTL', KEYS[1])
-  if ttl and pttl >= 0 and ttl - pttl < tonumber(ARGV[1]) then
-    return 0
+  if stored_level and pttl >= 0 then
+    stored_level = tonumber(stored_level)
+    if stored_level > level or (stored_level == level and pttl - tonumber(margin) >= left) then
+      return 0
+    end
   end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+if tonumber(ARGV[4]) > 1 then
+  local fleet_open = current or redis.call('GET', KEYS[2]) == ARGV[1]
+  if ARGV[9] ~= '1' or not fleet_open then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    redis.call('ZADD', KEYS[3], now + left, ARGV[1])
+    if redis.call('PTTL', KEYS[3]) < left then
+      redis.call('PEXPIRE', KEYS[3], left)
+    end
+    if redis.call('ZCARD', KEYS[3]) < tonumber(ARGV[4]) then
+      return 2
+    end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[5], 'PX', left + tonumber(ARGV[3]))
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
+";
+
+/// KEYS: the probe lease. ARGV: replica, lease (ms). Returns {won, ms the lease has left}: a
+/// replica that holds the lease already has won it. A lease without a TTL (not written by a
+/// fleet) would hold every replica open for good: it is given one.
+const RACE_SCRIPT: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, tonumber(ARGV[2])}
+end
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  pttl = tonumber(ARGV[2])
+end
+if holder == ARGV[1] then
+  return {1, pttl}
+end
+return {0, pttl}
+";
+
+/// KEYS: opening, lease, reports, operator's switch. ARGV: age of the close or reset (ms),
+/// channel, message, 1 for a reset. An opening (or, for a reset, a switch) younger than the
+/// close (by the TTL written in its value less its PTTL: store time) stays; one without a
+/// written TTL is taken to be older. Returns what stayed: 1 the opening, 2 the switch (or'd).
+/// The message goes out unless everything stayed.
+const END_SCRIPT: &str = r"
+local age = tonumber(ARGV[1])
+local function younger(key, pattern)
+  local v = redis.call('GET', key)
+  if not v then
+    return false
+  end
+  local ttl = tonumber(string.match(v, pattern))
+  local pttl = redis.call('PTTL', key)
+  return ttl ~= nil and pttl >= 0 and ttl - pttl < age
+end
+local kept = 0
+if younger(KEYS[1], '^[^:]*:[^:]*:[^:]*:(%d+)$') then
+  kept = 1
+else
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+end
+if ARGV[4] == '1' then
+  if younger(KEYS[4], '^[^:]*:[^:]*:(%d+)$') then
+    kept = kept + 2
+  else
+    redis.call('DEL', KEYS[4])
+  end
+end
+if (ARGV[4] == '1' and kept < 3) or (ARGV[4] ~= '1' and kept == 0) then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return kept
 ";
 
 /// (level, margin in ms) of an opening's value `level:margin_ms:replica[:ttl_ms]`.

@@ -33,3 +33,41 @@ async fn password_urls_authenticate_and_a_wrong_one_degrades() {
         "alone, and closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_info_connects_and_shares() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // A least-privilege user (no @dangerous, hence no INFO): the fleet only uses INFO to tell
+    // a reconnection to the same store, and goes on without it.
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "app",
+            "on",
+            ">pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-@dangerous",
+        ])
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://app:pw@127.0.0.1:{}/", server.port);
+    let open_for = Duration::from_secs(30);
+    let (a, a_health) = replica(&url, "checkout", open_for).await;
+    let (b, b_health) = replica(&url, "checkout", open_for).await;
+    assert!(
+        eventually(BOUND, || a_health.is_connected() && b_health.is_connected()).await,
+        "never connected: {a_health:?}"
+    );
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+}

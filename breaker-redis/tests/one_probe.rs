@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use breaker_core::{Config, Permit, Registry, State};
-use support::{becomes, eventually, replica_configured, RedisServer, BOUND};
+use support::{becomes, eventually, replica_configured, Proxy, RedisServer, BOUND};
 
 async fn fleet_of(server: &RedisServer, n: usize, probe_timeout: Duration) -> Vec<Registry> {
     let config = Config::builder()
@@ -154,4 +154,192 @@ async fn a_dead_probers_lease_lapses_and_another_replica_probes() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_race_winner_does_not_probe_beside_the_next_winner() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(800))
+        .probe_timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let mut fleet = Vec::new();
+    for _ in 0..3 {
+        let (r, health) =
+            replica_configured(&server.url(), "checkout", config.clone(), |b| b).await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        fleet.push(r);
+    }
+    let tripped = Instant::now();
+    fleet[0]
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    for r in &fleet[1..] {
+        assert!(becomes(r, "openai", "acme", State::Open).await);
+    }
+    // The period ends at T = 800 ms; its race runs at T - 200 ms and the winner's lease lapses
+    // at T + 700 ms, with no call on any replica: the next race picks a prober (T + 900 ms at
+    // the latest, once the losers' hold ends). The first winner, whose period ended long ago,
+    // used to be forgotten at its win and to probe as well.
+    tokio::time::sleep_until((tripped + Duration::from_millis(1800)).into()).await;
+    let permits: Vec<_> = fleet
+        .iter()
+        .filter_map(|r| r.acquire("openai", "acme", None).ok())
+        .collect();
+    let probes = permits.iter().filter(|p| p.is_probe()).count();
+    assert_eq!(
+        probes, 1,
+        "{probes} replicas probe in one fleet-wide period"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_opening_does_not_overwrite_a_longer_one() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = |open_for| {
+        Config::builder()
+            .consecutive_failures(1)
+            .open_for(open_for)
+            .probe_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let (r, health) = replica_configured(
+            &server.url(),
+            "checkout",
+            config(Duration::from_secs(3)),
+            |b| b,
+        )
+        .await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        fleet.push(r);
+    }
+    // A third replica, cut off, trips acme with a 1 s period (its jitter draw, say) while the
+    // fleet opens it for 3 s; its opening is written when it is back.
+    let proxy = Proxy::start(server.port).await;
+    let (third, third_health) = replica_configured(
+        &proxy.url(),
+        "checkout",
+        config(Duration::from_secs(1)),
+        |b| b,
+    )
+    .await;
+    assert!(eventually(BOUND, || third_health.is_connected()).await);
+    proxy.cut();
+    assert!(eventually(BOUND, || !third_health.is_connected()).await);
+    let tripped = Instant::now();
+    fleet[0]
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    third
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
+    proxy.heal();
+    assert!(eventually(BOUND, || third_health.is_connected()).await);
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("breaker:v1:checkout:{openai:acme}:open")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        pttl > 60_000 + 1_000,
+        "the 1 s opening replaced the 3 s one: PTTL {pttl} ms"
+    );
+    // Had it replaced it, the races would run at 1 s and every replica would probe on its own
+    // when its 3 s end.
+    tokio::time::sleep_until((tripped + Duration::from_millis(3200)).into()).await;
+    let permits: Vec<_> = fleet
+        .iter()
+        .chain([&third])
+        .filter_map(|r| r.acquire("openai", "acme", None).ok())
+        .collect();
+    let probes = permits.iter().filter(|p| p.is_probe()).count();
+    assert_eq!(
+        probes, 1,
+        "{probes} replicas probe in one fleet-wide period"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_lease_without_a_ttl_does_not_spin_the_race() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, health) = replica_configured(
+        &server.url(),
+        "checkout",
+        Config::builder()
+            .consecutive_failures(1)
+            .open_for(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+        |b| b,
+    )
+    .await;
+    assert!(eventually(BOUND, || health.is_connected()).await);
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // A lease with no TTL (another tool's, or a hand's): PTTL -1 used to read as "no time
+    // left", and every replica raced for it again at once, in a loop.
+    redis::cmd("SET")
+        .arg("breaker:v1:checkout:{openai:acme}:probe")
+        .arg("old")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    let key = "breaker:v1:checkout:{openai:acme}:probe";
+    assert!(
+        eventually(BOUND, || {
+            let pttl: i64 = redis::cmd("PTTL")
+                .arg(key)
+                .query(&mut server.client().get_connection().unwrap())
+                .unwrap();
+            pttl > 0
+        })
+        .await,
+        "the stray lease was given a TTL"
+    );
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let evals = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_eval:"))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(evals < 10, "{evals} races in 500 ms: the race spins");
 }

@@ -86,3 +86,37 @@ async fn reports_older_than_their_open_period_do_not_count() {
     );
     assert_eq!(c.circuit("openai", "acme").state(), State::Closed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_replicas_failed_probe_does_not_bypass_the_quorum() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Quorum 2: a trips alone (a report), then its own probe fails. That reopening skipped the
+    // quorum and opened the whole fleet: one sick replica could open everybody.
+    let open_for = Duration::from_millis(300);
+    let (a, a_health) = replica_with(&server.url(), "checkout", open_for, |f| f.quorum(2)).await;
+    let (b, b_health) = replica_with(&server.url(), "checkout", open_for, |f| f.quorum(2)).await;
+    assert!(eventually(BOUND, || a_health.is_connected() && b_health.is_connected()).await);
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(eventually(BOUND, || a_health.published() == 1).await);
+    let start = std::time::Instant::now();
+    let probe = loop {
+        assert!(start.elapsed() < BOUND, "a never probed");
+        if let Ok(p) = a.acquire("openai", "acme", None) {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(probe.is_probe());
+    probe.failure();
+    assert!(
+        eventually(BOUND, || a_health.published() == 2).await,
+        "a's second report"
+    );
+    assert_eq!(
+        b.circuit("openai", "acme").state(),
+        State::Closed,
+        "one replica's reports opened b"
+    );
+}

@@ -290,3 +290,77 @@ async fn a_late_close_gives_way_to_an_opening_written_after_it() {
         .unwrap();
     assert!(exists, "a's late close ended a newer opening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_known_before_a_restart_closes_nothing_after_a_later_blip() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let port = server.port;
+    let open_for = Duration::from_secs(30);
+    let (a, _) = connected(&server.url(), "checkout", open_for).await;
+    let (b, b_health) = connected(&server.url(), "checkout", open_for).await;
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+    // The store restarts empty: b keeps the period it knew (the key was lost, not ended).
+    server.kill();
+    assert!(eventually(BOUND, || !b_health.is_connected()).await);
+    let server = RedisServer::start_on(port).expect("restart on the same port");
+    assert!(eventually(BOUND, || b_health.is_connected()).await);
+    assert_eq!(b.circuit("openai", "acme").state(), State::Open);
+    // Later a blip on that same store: what b knew before the restart must not read as ended.
+    let failures = b_health.failures();
+    let mut admin = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for kind in ["normal", "pubsub"] {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg(kind)
+            .query_async::<redis::Value>(&mut admin)
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(BOUND, || b_health.failures() > failures
+            && b_health.is_connected())
+        .await
+    );
+    assert_eq!(
+        b.circuit("openai", "acme").state(),
+        State::Open,
+        "b closed an opening nobody ended (it was lost in the restart)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reset_does_not_end_a_newer_opening() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = support::Proxy::start(server.port).await;
+    let open_for = Duration::from_secs(30);
+    let (b, _) = connected(&server.url(), "checkout", open_for).await;
+    let (a, a_health) = replica(&proxy.url(), "checkout", open_for).await;
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    proxy.cut();
+    assert!(eventually(BOUND, || !a_health.is_connected()).await);
+    // An operator resets acme on a, which cannot write it yet; then b trips acme anew.
+    a.circuit("openai", "acme").reset();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.circuit("openai", "acme").try_acquire().unwrap().failure();
+    proxy.heal();
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    assert!(
+        becomes(&a, "openai", "acme", State::Open).await,
+        "a did not take b's newer opening"
+    );
+    assert_eq!(
+        b.circuit("openai", "acme").state(),
+        State::Open,
+        "a's older reset ended b's newer incident"
+    );
+}
