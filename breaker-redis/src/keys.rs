@@ -7,6 +7,8 @@
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:reports  with a quorum: who reported an opening
 //!                                                       (sorted set: replica by expiry in store
 //!                                                       time, TTL = the longest report's period)
+//! breaker:v1:<namespace>:{<provider>:<tenant>}:ended    when the last incident ended (string:
+//!                                                       its TTL when written, TTL = margin)
 //! breaker:v1:<namespace>:changes                        the pub/sub channel of the namespace
 //! ```
 //!
@@ -120,6 +122,17 @@ impl Layout {
     pub(crate) fn reports_key(&self, provider: &str, tenant: &str) -> String {
         format!(
             "{}{{{}:{}}}:reports",
+            self.prefix,
+            encode(provider),
+            encode(tenant)
+        )
+    }
+
+    /// The key that remembers, for the margin, that (`provider`, `tenant`)'s incident ended:
+    /// an opening from before the end, written late, is refused.
+    pub(crate) fn ended_key(&self, provider: &str, tenant: &str) -> String {
+        format!(
+            "{}{{{}:{}}}:ended",
             self.prefix,
             encode(provider),
             encode(tenant)

@@ -487,10 +487,11 @@ impl Task {
             self.command_timeout,
             redis::cmd("EVAL")
                 .arg(OPEN_SCRIPT)
-                .arg(3)
+                .arg(4)
                 .arg(self.layout.open_key(provider, tenant))
                 .arg(self.layout.probe_key(provider, tenant))
                 .arg(self.layout.reports_key(provider, tenant))
+                .arg(self.layout.ended_key(provider, tenant))
                 .arg(&self.replica)
                 .arg(left_ms)
                 .arg(margin_ms)
@@ -500,6 +501,7 @@ impl Task {
                 .arg(self.message("open", provider, tenant))
                 .arg(level)
                 .arg(u8::from(reopened))
+                .arg(millis(open_for.saturating_sub(left)))
                 .query_async(conn),
         )
         .await??;
@@ -532,15 +534,17 @@ impl Task {
             self.command_timeout,
             redis::cmd("EVAL")
                 .arg(END_SCRIPT)
-                .arg(4)
+                .arg(5)
                 .arg(self.layout.open_key(provider, tenant))
                 .arg(self.layout.probe_key(provider, tenant))
                 .arg(self.layout.reports_key(provider, tenant))
                 .arg(self.layout.operator_key(provider, tenant))
+                .arg(self.layout.ended_key(provider, tenant))
                 .arg(millis(age))
                 .arg(self.layout.channel())
                 .arg(self.message(kind, provider, tenant))
                 .arg(u8::from(reset))
+                .arg(millis(self.margin).max(1))
                 .query_async(conn),
         )
         .await??;
@@ -792,15 +796,23 @@ impl Task {
     }
 }
 
-/// KEYS: opening, probe lease, reports. ARGV: replica, period left (ms), margin (ms), quorum,
-/// the opening's value, channel, message, level, 1 for a failed probe's reopening. Returns 1
-/// when the opening was written and announced, 2 for a report short of the quorum, 0 when a
-/// stored opening is newer or ends later. Reports expire by the store's clock (`TIME`), never a
-/// replica's.
+/// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
+/// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
+/// probe's reopening, time since the trip (ms). Returns 1 when the opening was written and
+/// announced, 2 for a report short of the quorum, 0 when a stored opening is newer or ends
+/// later, or the incident ended after this trip (a replica that could not write meanwhile).
+/// Reports expire by the store's clock (`TIME`), never a replica's.
 const OPEN_SCRIPT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local left = tonumber(ARGV[2])
 local level = tonumber(ARGV[8])
+local ended = tonumber(redis.call('GET', KEYS[4]))
+if ended then
+  local pttl = redis.call('PTTL', KEYS[4])
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[10]) then
+    return 0
+  end
+end
 local current = redis.call('GET', KEYS[1])
 if current then
   local stored_level, margin = string.match(current, '^(%d+):(%d+):')
@@ -853,8 +865,10 @@ end
 return {0, pttl}
 ";
 
-/// KEYS: opening, lease, reports, operator's switch. ARGV: age of the close or reset (ms),
-/// channel, message, 1 for a reset. An opening (or, for a reset, a switch) younger than the
+/// KEYS: opening, lease, reports, operator's switch, end of the last incident. ARGV: age of
+/// the close or reset (ms), channel, message, 1 for a reset, margin (ms). An ended incident is
+/// remembered for the margin, with its age, so that an opening from before it, written late, is
+/// refused. An opening (or, for a reset, a switch) younger than the
 /// close (by the TTL written in its value less its PTTL: store time) stays; one without a
 /// written TTL is taken to be older. Returns what stayed: 1 the opening, 2 the switch (or'd).
 /// The message goes out unless everything stayed.
@@ -874,6 +888,13 @@ if younger(KEYS[1], '^[^:]*:[^:]*:[^:]*:(%d+)$') then
   kept = 1
 else
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  local margin = tonumber(ARGV[5])
+  local ended = tonumber(redis.call('GET', KEYS[5]))
+  local pttl = redis.call('PTTL', KEYS[5])
+  -- The end `age` ago, unless one more recent is remembered.
+  if not ended or pttl < 0 or ended - pttl > age then
+    redis.call('SET', KEYS[5], margin + age, 'PX', margin)
+  end
 end
 if ARGV[4] == '1' then
   if younger(KEYS[4], '^[^:]*:[^:]*:(%d+)$') then

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use breaker_core::State;
-use support::{all_keys, becomes, connected, eventually, RedisServer, BOUND};
+use support::{becomes, connected, eventually, incident_keys, RedisServer, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_open_together_for_what_is_left_of_the_period() {
@@ -86,6 +86,6 @@ async fn a_successful_probe_closes_every_replica() {
         becomes(&b, "openai", "acme", State::Closed).await,
         "b did not close"
     );
-    let keys = all_keys(&server).await;
+    let keys = incident_keys(&server).await;
     assert!(keys.is_empty(), "the opening's key went with it: {keys:?}");
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use breaker_core::State;
-use support::{all_keys, becomes, connected, eventually, replica_with, RedisServer, BOUND};
+use support::{becomes, connected, eventually, incident_keys, replica_with, RedisServer, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_switches_reach_every_replica() {
@@ -50,7 +50,7 @@ async fn a_reset_anywhere_closes_an_open_circuit_everywhere() {
     assert!(becomes(&b, "openai", "acme", State::Open).await);
     b.circuit("openai", "acme").reset();
     assert!(becomes(&a, "openai", "acme", State::Closed).await);
-    let keys = all_keys(&server).await;
+    let keys = incident_keys(&server).await;
     assert!(keys.is_empty(), "{keys:?}");
 }
 
@@ -78,6 +78,6 @@ async fn a_reset_on_a_replica_whose_circuit_is_closed_still_resets_the_fleet() {
         becomes(&a, "openai", "acme", State::Closed).await,
         "a stayed open: a reset of a closed circuit was not shared"
     );
-    let keys = all_keys(&server).await;
+    let keys = incident_keys(&server).await;
     assert!(keys.is_empty(), "a's report went with the reset: {keys:?}");
 }

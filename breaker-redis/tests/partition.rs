@@ -70,3 +70,41 @@ async fn a_cut_off_replica_keeps_an_opening_that_is_still_there() {
     // Reconnected and reconciled: nothing ended, so nothing closes.
     assert_eq!(b.circuit("openai", "acme").state(), State::Open);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_reopening_written_late_does_not_reopen_a_recovered_fleet() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port).await;
+    let open_for = Duration::from_secs(2);
+    let (b, _) = connected(&server.url(), "checkout", open_for).await;
+    let (a, a_health) = replica(&proxy.url(), "checkout", open_for).await;
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    let tripped = std::time::Instant::now();
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(becomes(&b, "openai", "acme", State::Open).await);
+    proxy.cut();
+    assert!(eventually(BOUND, || !a_health.is_connected()).await);
+    tokio::time::sleep_until((tripped + Duration::from_millis(2150)).into()).await;
+    // a, alone, probes and fails: its reopening is kept for the store's return...
+    let probe = a.acquire("openai", "acme", None).unwrap();
+    assert!(probe.is_probe());
+    probe.failure();
+    // ...then (store time tells ends apart to the millisecond) the fleet's prober, b, which won
+    // the lease, succeeds: the incident is over.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let probe = b.acquire("openai", "acme", None).unwrap();
+    assert!(probe.is_probe());
+    probe.success();
+    assert_eq!(b.circuit("openai", "acme").state(), State::Closed);
+    proxy.heal();
+    assert!(eventually(BOUND, || a_health.is_connected()).await);
+    // a's reopening, older than b's close, is refused: b stays closed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        b.circuit("openai", "acme").state(),
+        State::Closed,
+        "a's reopening, older than b's close, reopened b"
+    );
+}

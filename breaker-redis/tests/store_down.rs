@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use breaker_core::{ManualClock, Registry, State};
 use breaker_redis::RedisFleet;
-use support::{all_keys, becomes, connected, eventually, replica, RedisServer, BOUND};
+use support::{becomes, connected, eventually, incident_keys, replica, RedisServer, BOUND};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns() {
@@ -227,7 +227,7 @@ async fn a_close_the_store_missed_is_written_when_it_answers_again() {
         becomes(&b, "openai", "acme", State::Closed).await,
         "the close made while the store was silent never reached b"
     );
-    let keys = all_keys(&server).await;
+    let keys = incident_keys(&server).await;
     assert!(keys.is_empty(), "{keys:?}");
     assert_eq!(a_health.dropped(), 0);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use breaker_core::State;
 use support::{
-    all_keys, becomes, connected, eventually, replica, replica_with, Proxy, RedisServer, BOUND,
+    becomes, connected, eventually, incident_keys, replica, replica_with, Proxy, RedisServer, BOUND,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +45,7 @@ async fn on_valkey_replicas_open_together_probe_once_and_close_together() {
     probe.success();
     assert!(becomes(&a, "openai", "acme", State::Closed).await);
     assert!(becomes(&b, "openai", "acme", State::Closed).await);
-    let keys = all_keys(&server).await;
+    let keys = incident_keys(&server).await;
     assert!(keys.is_empty(), "{keys:?}");
 }
 

@@ -201,6 +201,30 @@ pub async fn becomes(
     .await
 }
 
+/// The keys of the server that hold an incident (sorted): all but the `:ended` markers, which
+/// an ended incident leaves for the margin (checked here to have a TTL of at most 60 s).
+pub async fn incident_keys(server: &RedisServer) -> Vec<String> {
+    let mut conn = server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut kept = Vec::new();
+    for key in all_keys(server).await {
+        if key.ends_with(":ended") {
+            let pttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(pttl > 0 && pttl <= 60_000, "{key} lives {pttl} ms");
+        } else {
+            kept.push(key);
+        }
+    }
+    kept
+}
+
 /// Every key of the server (sorted).
 pub async fn all_keys(server: &RedisServer) -> Vec<String> {
     let mut conn = server
