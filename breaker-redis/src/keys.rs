@@ -50,10 +50,14 @@ pub(crate) fn decode(encoded: &str) -> Option<String> {
         match bytes[i] {
             b'%' => {
                 let hex = encoded.get(i + 1..i + 3)?;
-                let b = u8::from_str_radix(hex, 16).ok()?;
-                if hex.bytes().any(|c| c.is_ascii_lowercase()) {
+                // Exactly two upper-case hex digits: `from_str_radix` alone would take `+F`.
+                if !hex
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+                {
                     return None;
                 }
+                let b = u8::from_str_radix(hex, 16).ok()?;
                 out.push(b);
                 i += 3;
             }
@@ -192,6 +196,7 @@ mod tests {
         assert_eq!(encode("a:b"), "a%3Ab");
         assert_eq!(decode("a%3ab"), None, "only the canonical form decodes");
         assert_eq!(decode("a:b"), None);
+        assert_eq!(decode("a%+Fb"), None, "a sign is no hex digit");
     }
 
     #[test]

@@ -73,10 +73,18 @@ impl Known {
 
 fn insert(map: &mut HashMap<Key, Instant>, key: Key, until: Instant) {
     if map.len() >= MAX_KNOWN && !map.contains_key(&key) {
+        // A full map of live keys would be scanned on every insert: purge in one pass what
+        // has expired, and when nothing has, make room by forgetting the soonest to expire
+        // (its missed close would run to the end of its period: the loss is one probe).
         let now = Instant::now();
         map.retain(|_, u| *u > now);
         if map.len() >= MAX_KNOWN {
-            return;
+            let mut soonest: Vec<(Instant, Key)> =
+                map.iter().map(|(k, u)| (*u, k.clone())).collect();
+            soonest.sort_unstable();
+            for (_, k) in soonest.into_iter().take(MAX_KNOWN / 8) {
+                map.remove(&k);
+            }
         }
     }
     map.insert(key, until);

@@ -27,7 +27,13 @@ pub(crate) struct Pending {
     /// Most circuits kept.
     capacity: usize,
     next: u64,
+    /// When a full store last looked for ended openings: a full store of live changes is not
+    /// scanned again for every change that comes (a storm would make that quadratic).
+    purged: Option<Instant>,
 }
+
+/// How often a full store looks for room.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Pending {
     pub(crate) fn new(capacity: usize) -> Self {
@@ -35,6 +41,7 @@ impl Pending {
             slots: HashMap::new(),
             capacity,
             next: 0,
+            purged: None,
         }
     }
 
@@ -46,6 +53,13 @@ impl Pending {
         if self.slots.len() >= self.capacity && !self.slots.contains_key(&key) {
             // An opening whose period ended has nothing left to share: make room with those.
             let now = Instant::now();
+            if self
+                .purged
+                .is_some_and(|at| now.saturating_duration_since(at) < PURGE_EVERY)
+            {
+                return false;
+            }
+            self.purged = Some(now);
             self.slots.retain(|_, s| {
                 if s.circuit.as_ref().is_some_and(|(_, c)| c.ended(now)) {
                     s.circuit = None;
