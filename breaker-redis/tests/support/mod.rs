@@ -54,15 +54,18 @@ impl RedisServer {
             }
             Err(e) => panic!("cannot start {program}: {e}"),
         };
-        let server = RedisServer { child, port };
+        let mut server = RedisServer { child, port };
+        let mut exited = None;
         assert!(
-            poll(Duration::from_secs(10), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "redis-server did not listen on {port}"
+            poll(Duration::from_secs(10), || {
+                exited = server.child.try_wait().ok().flatten();
+                exited.is_some() || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "{program} did not listen on {port}"
         );
+        // Listening, and ours: a server that could not bind exits, and what answered is not it.
+        exited = exited.or_else(|| server.child.try_wait().ok().flatten());
+        assert!(exited.is_none(), "{program} on {port} exited: {exited:?}");
         Some(server)
     }
 
@@ -96,12 +99,25 @@ impl Drop for RedisServer {
     }
 }
 
-/// A loopback port nothing listens on (as of now).
+/// A loopback port nothing listens on (as of now), never handed out before in this process:
+/// tests that ask at once must not get the same one (the second server would fail to bind, and
+/// its test would talk to the first one's server, or to a dying one).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 /// Polls `cond` every 10 ms until it holds or `bound` passes; returns whether it held.
