@@ -440,6 +440,12 @@ impl Circuit {
         State::from_tag(state::tag(s))
     }
 
+    /// The state as stored, without reading the clock: `Open` until a call finds the period over
+    /// and takes a probe, `HalfOpen` from then (for a fleet: is a probe in flight?).
+    pub(crate) fn stored_state(&self) -> State {
+        State::from_tag(state::tag(self.inner.state.load(Ordering::Acquire)))
+    }
+
     /// Time left until a probe may pass, if the circuit is open; `None` otherwise (also when
     /// forced open, which never ends by itself).
     pub fn retry_after(&self) -> Option<Duration> {

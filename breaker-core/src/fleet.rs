@@ -245,6 +245,15 @@ impl FleetLink {
         Some(circuit.config().clone())
     }
 
+    /// The state of the circuit of (`provider`, `tenant`) as stored, if it exists here: for a
+    /// fleet that must not disturb a probe in flight. Unlike [`Circuit::state`], an open circuit
+    /// whose period is over reads `Open` until a call takes a probe; `HalfOpen` means one did.
+    pub fn state(&self, provider: &str, tenant: &str) -> Option<State> {
+        let hub = self.hub.upgrade()?;
+        let provider = hub.lock().providers.get(provider).cloned()?;
+        Some(provider.find(tenant)?.stored_state())
+    }
+
     /// Whether the registry this link applies to still exists.
     pub fn is_alive(&self) -> bool {
         self.hub.strong_count() > 0

@@ -344,19 +344,28 @@ impl Task {
                 self.command_timeout,
                 redis::cmd("EVAL")
                     .arg(RACE_SCRIPT)
-                    .arg(1)
+                    .arg(2)
                     .arg(self.layout.probe_key(&provider, &tenant))
+                    .arg(self.layout.open_key(&provider, &tenant))
                     .arg(&self.replica)
                     .arg(lease_ms)
                     .query_async(conn),
             )
             .await??;
+            if won < 0 {
+                // The incident is gone from the store (its opening expired, unended, with
+                // nobody probing): nothing left to race for.
+                continue;
+            }
             let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
             if won == 0 {
                 // Another replica probes: stay open until its outcome comes or its lease
                 // lapses, and a hold longer, so that the race at the lapse is decided before
-                // any circuit here goes half-open.
-                if !link.open(&provider, &tenant, left + probes::HOLD, level) {
+                // any circuit here goes half-open. A probe of this replica's still in flight
+                // (a winner whose call came late in its lease) is not thrown away: it may
+                // overlap with the new winner's.
+                let probing = link.state(&provider, &tenant) == Some(State::HalfOpen);
+                if !probing && !link.open(&provider, &tenant, left + probes::HOLD, level) {
                     return Err(End::Done);
                 }
             }
@@ -505,13 +514,21 @@ impl Task {
                 .query_async(conn),
         )
         .await??;
-        self.health.count(Count::Published);
+        let key = (provider.to_owned(), tenant.to_owned());
         if written == 1 {
-            let key = (provider.to_owned(), tenant.to_owned());
+            self.health.count(Count::Published);
             self.probes()
                 .track(key.clone(), Instant::now() + left, level);
             self.known()
                 .opened(key, Instant::now() + left + self.margin);
+        } else {
+            if written == 2 {
+                // A report, short of the quorum: written, not shared.
+                self.health.count(Count::Published);
+            }
+            // What this replica knew of the fleet's opening says nothing about its own, now
+            // open on its own calls: a reconciliation must not close it.
+            self.known().ended(&key);
         }
         Ok(())
     }
@@ -765,23 +782,33 @@ impl Task {
                     .query_async(conn),
             )
             .await??;
+            // Only openings and switches are read: the pattern also matches leases, markers and
+            // a quorum's reports, a sorted set that GET would fail on (and the whole pipeline
+            // with it).
+            let keys: Vec<(Kind, String, String, &String)> = keys
+                .iter()
+                .filter_map(|key| {
+                    let (kind, provider, tenant) = self.layout.parse_key(key)?;
+                    Some((kind, provider, tenant, key))
+                })
+                .collect();
             if !keys.is_empty() {
                 let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+                for (.., key) in &keys {
+                    pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
                 }
                 let found: Vec<(Option<String>, i64)> =
                     timeout(self.command_timeout, pipe.query_async(conn)).await??;
-                for (key, (value, pttl)) in keys.iter().zip(found) {
-                    let alive = match self.layout.parse_key(key) {
-                        Some((Kind::Open, provider, tenant)) => {
-                            self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
+                for ((kind, provider, tenant, _), (value, pttl)) in keys.iter().zip(found) {
+                    let alive = match kind {
+                        Kind::Open => {
+                            self.apply_open(link, provider, tenant, value.as_deref(), pttl)
                         }
                         // A key gone between SCAN and GET is no reset: skip it.
-                        Some((Kind::Operator, provider, tenant)) if value.is_some() => {
-                            self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
+                        Kind::Operator if value.is_some() => {
+                            self.apply_operator(link, provider, tenant, value.as_deref(), pttl)
                         }
-                        _ => true,
+                        Kind::Operator => true,
                     };
                     if !alive {
                         return Err(End::Done);
@@ -817,7 +844,9 @@ local current = redis.call('GET', KEYS[1])
 if current then
   local stored_level, margin = string.match(current, '^(%d+):(%d+):')
   local pttl = redis.call('PTTL', KEYS[1])
-  if stored_level and pttl >= 0 then
+  -- Only while the stored period runs: after it, the key lives on for the margin only so
+  -- that late replicas learn of it, and a new trip at any level replaces it.
+  if stored_level and pttl - tonumber(margin) > 0 then
     stored_level = tonumber(stored_level)
     if stored_level > level or (stored_level == level and pttl - tonumber(margin) >= left) then
       return 0
@@ -845,11 +874,15 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 ";
 
-/// KEYS: the probe lease. ARGV: replica, lease (ms). Returns {won, ms the lease has left}: a
-/// replica that holds the lease already has won it. A lease without a TTL (not written by a
-/// fleet) would hold every replica open for good: it is given one.
+/// KEYS: the probe lease, the opening. ARGV: replica, lease (ms). Returns {won, ms the lease
+/// has left}: a replica that holds the lease already has won it; -1 when neither a lease nor
+/// an opening is left (the incident expired without an outcome: racing stops). A lease without
+/// a TTL (not written by a fleet) would hold every replica open for good: it is given one.
 const RACE_SCRIPT: &str = r"
 local holder = redis.call('GET', KEYS[1])
+if not holder and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {-1, 0}
+end
 if not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return {1, tonumber(ARGV[2])}
@@ -887,13 +920,19 @@ local kept = 0
 if younger(KEYS[1], '^[^:]*:[^:]*:[^:]*:(%d+)$') then
   kept = 1
 else
+  -- Remembered as long as an opening of this incident could still be written late: the
+  -- margin, and the ended opening's whole period and margin.
+  local life = tonumber(ARGV[5])
+  local opening = redis.call('GET', KEYS[1])
+  if opening then
+    life = life + (tonumber(string.match(opening, '^[^:]*:[^:]*:[^:]*:(%d+)$')) or 0)
+  end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  local margin = tonumber(ARGV[5])
   local ended = tonumber(redis.call('GET', KEYS[5]))
   local pttl = redis.call('PTTL', KEYS[5])
   -- The end `age` ago, unless one more recent is remembered.
   if not ended or pttl < 0 or ended - pttl > age then
-    redis.call('SET', KEYS[5], margin + age, 'PX', margin)
+    redis.call('SET', KEYS[5], life + age, 'PX', life)
   end
 end
 if ARGV[4] == '1' then

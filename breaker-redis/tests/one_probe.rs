@@ -9,7 +9,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use breaker_core::{Config, Permit, Registry, State};
-use support::{becomes, eventually, replica_configured, Proxy, RedisServer, BOUND};
+use support::{becomes, eventually, replica_configured, replica_with, Proxy, RedisServer, BOUND};
 
 async fn fleet_of(server: &RedisServer, n: usize, probe_timeout: Duration) -> Vec<Registry> {
     let config = Config::builder()
@@ -342,4 +342,197 @@ async fn a_probe_lease_without_a_ttl_does_not_spin_the_race() {
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(0);
     assert!(evals < 10, "{evals} races in 500 ms: the race spins");
+}
+
+async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    server
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn eval_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_eval:"))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_stops_once_an_incident_expired_unprobed() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(300))
+        .probe_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let (r, h) = replica_configured(&server.url(), "checkout", config.clone(), |b| {
+            b.margin(Duration::from_millis(100))
+        })
+        .await;
+        assert!(eventually(BOUND, || h.is_connected()).await);
+        fleet.push(r);
+    }
+    fleet[0]
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
+    // Nobody calls. The opening (300 ms + 100 ms margin) is long gone after 3 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut conn = admin(&server).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("breaker:v1:checkout:{openai:acme}:open")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!exists);
+    let before = eval_calls(&mut conn).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = eval_calls(&mut conn).await;
+    assert_eq!(
+        after - before,
+        0,
+        "{} race scripts in 1 s for an incident that expired 2.6 s ago",
+        after - before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_still_in_flight_when_its_lease_lapses_is_left_to_finish() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(600))
+        .probe_timeout(Duration::from_millis(2000))
+        .build()
+        .unwrap();
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let (r, h) = replica_configured(&server.url(), "checkout", config.clone(), |b| b).await;
+        assert!(eventually(BOUND, || h.is_connected()).await);
+        fleet.push(r);
+    }
+    let tripped = Instant::now();
+    fleet[0]
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
+    // Race at ~400 ms, lease 2200 ms: lapse at ~2600 ms. The winner's circuit half-opens at
+    // 600; its first call comes at 1000 and takes 1800 ms (under its 2 s probe_timeout).
+    tokio::time::sleep_until((tripped + Duration::from_millis(1000)).into()).await;
+    let mut found = None;
+    for (i, r) in fleet.iter().enumerate() {
+        if let Ok(p) = r.acquire("openai", "acme", None) {
+            assert!(p.is_probe());
+            found = Some((i, p));
+            break;
+        }
+    }
+    let (w, probe) = found.expect("one replica won the race and probes");
+    // A third replica wins the race at the lapse.
+    let mut conn = admin(&server).await;
+    let _: () = redis::cmd("SET")
+        .arg("breaker:v1:checkout:{openai:acme}:probe")
+        .arg("cafecafecafecafe")
+        .arg("PX")
+        .arg(3000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep_until((tripped + Duration::from_millis(2750)).into()).await;
+    let state = fleet[w].circuit("openai", "acme").state();
+    probe.success();
+    assert_eq!(
+        state,
+        State::HalfOpen,
+        "the winner's circuit, probe in flight, was forced {state:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_higher_level_period_does_not_refuse_a_new_trip() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let open_for = Duration::from_millis(300);
+    let margin = |b: breaker_redis::RedisFleetBuilder| b.margin(Duration::from_secs(20));
+    let mut fleet = Vec::new();
+    for _ in 0..2 {
+        let (r, h) = replica_with(&server.url(), "checkout", open_for, margin).await;
+        assert!(eventually(BOUND, || h.is_connected()).await);
+        fleet.push(r);
+    }
+    fleet[0]
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
+    // The fleet's probe fails: level 1.
+    let start = Instant::now();
+    let probe = 'found: loop {
+        assert!(start.elapsed() < BOUND, "nobody probed");
+        for r in &fleet {
+            if let Ok(p) = r.acquire("openai", "acme", None) {
+                break 'found p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(probe.is_probe());
+    probe.failure();
+    let mut conn = admin(&server).await;
+    assert!(
+        eventually(BOUND, || {
+            let v: Option<String> = server
+                .client()
+                .get_connection()
+                .and_then(|mut c| {
+                    redis::cmd("GET")
+                        .arg("breaker:v1:checkout:{openai:acme}:open")
+                        .query(&mut c)
+                })
+                .unwrap_or(None);
+            v.is_some_and(|v| v.starts_with("1:"))
+        })
+        .await
+    );
+    // Its period (~600 ms) ends; nobody calls.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("breaker:v1:checkout:{openai:acme}:open")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl < 20_000, "in its margin: {pttl}");
+    let (c, ch) = replica_with(&server.url(), "checkout", open_for, margin).await;
+    let (d, dh) = replica_with(&server.url(), "checkout", open_for, margin).await;
+    assert!(eventually(BOUND, || ch.is_connected() && dh.is_connected()).await);
+    assert_eq!(d.circuit("openai", "acme").state(), State::Closed);
+    c.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(eventually(BOUND, || ch.published() == 1).await);
+    assert!(
+        becomes(&d, "openai", "acme", State::Open).await,
+        "c's new trip was refused by the old incident's expired level-1 opening"
+    );
 }

@@ -120,3 +120,21 @@ async fn a_lone_replicas_failed_probe_does_not_bypass_the_quorum() {
         "one replica's reports opened b"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_starting_while_a_report_lives_connects() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let open_for = Duration::from_secs(30);
+    let (a, ah) = replica_with(&server.url(), "checkout", open_for, |b| b.quorum(2)).await;
+    assert!(eventually(BOUND, || ah.is_connected()).await);
+    a.circuit("openai", "acme").try_acquire().unwrap().failure();
+    assert!(eventually(BOUND, || ah.published() == 1).await);
+    let (_c, ch) = replica_with(&server.url(), "checkout", open_for, |b| b.quorum(2)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || ch.is_connected()).await,
+        "c never connected while a's report lives; failures = {}",
+        ch.failures()
+    );
+}

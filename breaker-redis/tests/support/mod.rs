@@ -19,7 +19,19 @@ impl RedisServer {
     /// Starts a server on a free port, or `None` when `redis-server` is not installed outside
     /// CI (CI installs it: `.ci/run`; there a missing server fails the test).
     pub fn start() -> Option<RedisServer> {
-        RedisServer::start_on(free_port())
+        RedisServer::start_free("redis-server")
+    }
+
+    /// On a free port; again on another one if the port was taken meanwhile (by a server of
+    /// another test process: then ours could not bind, and exits).
+    fn start_free(program: &str) -> Option<RedisServer> {
+        for _ in 0..4 {
+            match RedisServer::try_start(program, free_port(), &[]) {
+                Ok(server) => return server,
+                Err(why) => eprintln!("retrying on another port: {why}"),
+            }
+        }
+        RedisServer::start_program(program, free_port(), &[])
     }
 
     pub fn start_on(port: u16) -> Option<RedisServer> {
@@ -33,10 +45,15 @@ impl RedisServer {
 
     /// A Valkey server instead (`valkey-server`; CI installs it: `.ci/run`).
     pub fn start_valkey() -> Option<RedisServer> {
-        RedisServer::start_program("valkey-server", free_port(), &[])
+        RedisServer::start_free("valkey-server")
     }
 
     fn start_program(program: &str, port: u16, args: &[&str]) -> Option<RedisServer> {
+        RedisServer::try_start(program, port, args).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    fn try_start(program: &str, port: u16, args: &[&str]) -> Result<Option<RedisServer>, String> {
+        let spawned_at = std::time::Instant::now();
         let spawned = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -50,7 +67,7 @@ impl RedisServer {
                 if e.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() =>
             {
                 eprintln!("skipped: {program} is not on PATH (apt-get install {program})");
-                return None;
+                return Ok(None);
             }
             Err(e) => panic!("cannot start {program}: {e}"),
         };
@@ -63,10 +80,16 @@ impl RedisServer {
             }),
             "{program} did not listen on {port}"
         );
-        // Listening, and ours: a server that could not bind exits, and what answered is not it.
-        exited = exited.or_else(|| server.child.try_wait().ok().flatten());
-        assert!(exited.is_none(), "{program} on {port} exited: {exited:?}");
-        Some(server)
+        // Listening, and ours: a server that could not bind exits at once (what answered was
+        // another's), so ours must outlive its first moments.
+        while exited.is_none() && spawned_at.elapsed() < Duration::from_millis(150) {
+            std::thread::sleep(Duration::from_millis(10));
+            exited = server.child.try_wait().ok().flatten();
+        }
+        match exited {
+            None => Ok(Some(server)),
+            Some(status) => Err(format!("{program} on {port} exited: {status}")),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -218,7 +241,7 @@ pub async fn becomes(
 }
 
 /// The keys of the server that hold an incident (sorted): all but the `:ended` markers, which
-/// an ended incident leaves for the margin (checked here to have a TTL of at most 60 s).
+/// an ended incident leaves for a while (checked here to have a TTL, of at most 10 minutes).
 pub async fn incident_keys(server: &RedisServer) -> Vec<String> {
     let mut conn = server
         .client()
@@ -233,7 +256,7 @@ pub async fn incident_keys(server: &RedisServer) -> Vec<String> {
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            assert!(pttl > 0 && pttl <= 60_000, "{key} lives {pttl} ms");
+            assert!(pttl > 0 && pttl <= 600_000, "{key} lives {pttl} ms");
         } else {
             kept.push(key);
         }
