@@ -152,45 +152,9 @@ impl Task {
             Err(e) => return e.into(),
         }
         let (mut listener, mut messages) = pubsub.split();
-        // What this replica learnt while the store was away goes first, so that the resync
-        // reads the fleet's state with it (a close written now is not undone by the opening
-        // it ended).
-        let run = match self.run_id(&mut conn).await {
-            Ok(run) => run,
-            Err(end) => return end,
-        };
-        let same_store = run.is_some()
-            && *self
-                .store_run
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                == run;
-        if !same_store {
-            // What was known of another store (or of this one before a restart, which may
-            // have lost keys) says nothing about what is missing now.
-            self.known().clear();
-        }
-        // Changes queued while this session was being set up go with the kept ones, in order.
-        while let Ok(change) = queued.try_recv() {
-            self.keep(change);
-        }
-        if let Err(end) = self.replay(&mut conn).await {
+        if let Err(end) = self.catch_up(&mut conn, queued, link).await {
             return end;
         }
-        if let Err(end) = self.resync(&mut conn, link).await {
-            return end;
-        }
-        if same_store {
-            if let Err(end) = self.reconcile(&mut conn, link).await {
-                return end;
-            }
-        }
-        // Only a session that got this far has seen this store: one that failed before must
-        // not let the next one reconcile against what it never read.
-        *self
-            .store_run
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = run;
         if !self.health.set_connected(true) {
             tracing::info!(target: "breaker::fleet", "fleet store reachable: restored and resynced");
         }
@@ -223,6 +187,44 @@ impl Task {
                 return end;
             }
         }
+    }
+
+    /// Brings a new session up to date: writes what this replica learnt while the store was
+    /// away first (so that the resync reads the fleet's state with it: a close written now is
+    /// not undone by the opening it ended), then applies the fleet's state, then, on the same
+    /// store as before, ends what ended meanwhile.
+    async fn catch_up(
+        &self,
+        conn: &mut Conn,
+        queued: &mut mpsc::Receiver<Queued>,
+        link: &FleetLink,
+    ) -> Result<(), End> {
+        let run = self.run_id(conn).await?;
+        let same_store = run.is_some() && *self.store_run() == run;
+        if !same_store {
+            // What was known of another store (or of this one before a restart, which may
+            // have lost keys) says nothing about what is missing now.
+            self.known().clear();
+        }
+        // Changes queued while this session was being set up go with the kept ones, in order.
+        while let Ok(change) = queued.try_recv() {
+            self.keep(change);
+        }
+        self.replay(conn).await?;
+        self.resync(conn, link).await?;
+        if same_store {
+            self.reconcile(conn, link).await?;
+        }
+        // Only a session that got this far has seen this store: one that failed before must
+        // not let the next one reconcile against what it never read.
+        *self.store_run() = run;
+        Ok(())
+    }
+
+    fn store_run(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.store_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
@@ -391,11 +393,10 @@ impl Task {
         Ok(())
     }
 
-    /// Writes one local change and announces it.
+    /// Writes one local change and announces it (on failure the caller keeps it for the
+    /// store's return).
     async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
-        let mut pipe = redis::pipe();
-        // Every change is announced on the namespace's channel once written, by its kind.
-        let (kind, provider, tenant) = match &change {
+        match change {
             Queued::Open {
                 provider,
                 tenant,
@@ -409,66 +410,57 @@ impl Task {
                     // Its period ended while it waited: nothing left to share.
                     return Ok(());
                 }
-                return self
-                    .open(conn, provider, tenant, *open_for, left, *level, *reopened)
-                    .await;
-            }
-            Queued::Operator {
-                provider,
-                tenant,
-                state: State::Closed,
-                at,
-            } => {
-                // A reset anywhere resets everywhere: the switch, the opening and its lease go,
-                // unless they came after it.
-                return self.end(conn, provider, tenant, at.elapsed(), true).await;
-            }
-            Queued::Operator {
-                provider,
-                tenant,
-                state,
-                ..
-            } => {
-                let key = (provider.to_string(), tenant.to_string());
-                self.probes().untrack(&key);
-                let ttl_ms = millis(self.operator_ttl).max(1);
-                pipe.cmd("SET")
-                    .arg(self.layout.operator_key(provider, tenant))
-                    .arg(format!("{}:{}:{ttl_ms}", state.as_str(), self.replica))
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .ignore();
-                ("operator", provider, tenant)
+                self.open(conn, provider, tenant, *open_for, left, *level, *reopened)
+                    .await
             }
             Queued::Close {
                 provider,
                 tenant,
                 at,
-            } => {
-                return self.end(conn, provider, tenant, at.elapsed(), false).await;
-            }
-        };
-        pipe.cmd("PUBLISH")
+            } => self.end(conn, provider, tenant, at.elapsed(), false).await,
+            // A reset anywhere resets everywhere: the switch, the opening and its lease go,
+            // unless they came after it.
+            Queued::Operator {
+                provider,
+                tenant,
+                state: State::Closed,
+                at,
+            } => self.end(conn, provider, tenant, at.elapsed(), true).await,
+            Queued::Operator {
+                provider,
+                tenant,
+                state,
+                ..
+            } => self.switch(conn, provider, tenant, *state).await,
+        }
+    }
+
+    /// Writes and announces an operator's switch (not a reset) of (provider, tenant).
+    async fn switch(
+        &self,
+        conn: &mut Conn,
+        provider: &str,
+        tenant: &str,
+        state: State,
+    ) -> Result<(), End> {
+        let key = (provider.to_owned(), tenant.to_owned());
+        self.probes().untrack(&key);
+        let ttl_ms = millis(self.operator_ttl).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.layout.operator_key(provider, tenant))
+            .arg(format!("{}:{}:{ttl_ms}", state.as_str(), self.replica))
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .cmd("PUBLISH")
             .arg(self.layout.channel())
-            .arg(self.message(kind, provider, tenant))
+            .arg(self.message("operator", provider, tenant))
             .ignore();
-        // A failure is no drop: the caller keeps the change for the store's return.
         timeout(self.command_timeout, pipe.query_async::<()>(conn)).await??;
         self.health.count(Count::Published);
-        if let Queued::Operator {
-            provider,
-            tenant,
-            state,
-            ..
-        } = change
-        {
-            if *state != State::Closed {
-                self.known().switched(
-                    (provider.to_string(), tenant.to_string()),
-                    Instant::now() + self.operator_ttl,
-                );
-            }
-        }
+        self.known()
+            .switched(key, Instant::now() + self.operator_ttl);
         Ok(())
     }
 
