@@ -41,11 +41,7 @@ async fn a_user_without_info_connects_and_shares() {
     };
     // A least-privilege user (no @dangerous, hence no INFO): the fleet only uses INFO to tell
     // a reconnection to the same store, and goes on without it.
-    let mut admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = server.admin().await;
     redis::cmd("ACL")
         .arg(&[
             "SETUSER",

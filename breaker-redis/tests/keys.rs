@@ -21,11 +21,7 @@ async fn only_openings_make_keys_each_with_a_ttl_of_period_plus_margin() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = server.admin().await;
     let (a, health) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
     for tenant in ["healthy-1", "healthy-2"] {
         a.acquire("openai", tenant, None).unwrap().success();
@@ -52,11 +48,7 @@ async fn hostile_tenant_names_reach_only_their_own_circuit() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = server.admin().await;
     let open_for = Duration::from_secs(30);
     let (a, a_health) = connected(&server.url(), "checkout", open_for).await;
     let (b, _) = connected(&server.url(), "checkout", open_for).await;

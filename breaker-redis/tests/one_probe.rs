@@ -30,6 +30,18 @@ async fn fleet_of(server: &RedisServer, n: usize, probe_timeout: Duration) -> Ve
     fleet
 }
 
+/// Trips acme on the first replica and waits until every other one has opened it too.
+async fn open_from_the_first(fleet: &[Registry]) {
+    fleet[0]
+        .circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    for r in &fleet[1..] {
+        assert!(becomes(r, "openai", "acme", State::Open).await);
+    }
+}
+
 /// Calls every replica in turn until one admits a call; returns its index and permit, after
 /// checking that the others keep rejecting for a while longer.
 async fn the_one_probe(fleet: &[Registry], skip: Option<usize>) -> (usize, Permit) {
@@ -68,14 +80,7 @@ async fn one_probe_per_fleet_and_its_success_closes_every_replica() {
         return;
     };
     let fleet = fleet_of(&server, 3, Duration::from_secs(5)).await;
-    fleet[0]
-        .circuit("openai", "acme")
-        .try_acquire()
-        .unwrap()
-        .failure();
-    for r in &fleet[1..] {
-        assert!(becomes(r, "openai", "acme", State::Open).await);
-    }
+    open_from_the_first(&fleet).await;
     let (_, probe) = the_one_probe(&fleet, None).await;
     probe.success();
     for (i, r) in fleet.iter().enumerate() {
@@ -92,14 +97,7 @@ async fn a_failed_probe_reopens_every_replica_one_step_up_with_one_jitter_draw()
         return;
     };
     let fleet = fleet_of(&server, 3, Duration::from_secs(5)).await;
-    fleet[0]
-        .circuit("openai", "acme")
-        .try_acquire()
-        .unwrap()
-        .failure();
-    for r in &fleet[1..] {
-        assert!(becomes(r, "openai", "acme", State::Open).await);
-    }
+    open_from_the_first(&fleet).await;
     let (prober, probe) = the_one_probe(&fleet, None).await;
     probe.failure();
     let period = fleet[prober]
@@ -132,14 +130,7 @@ async fn a_dead_probers_lease_lapses_and_another_replica_probes() {
         return;
     };
     let fleet = fleet_of(&server, 3, Duration::from_millis(700)).await;
-    fleet[0]
-        .circuit("openai", "acme")
-        .try_acquire()
-        .unwrap()
-        .failure();
-    for r in &fleet[1..] {
-        assert!(becomes(r, "openai", "acme", State::Open).await);
-    }
+    open_from_the_first(&fleet).await;
     let (prober, probe) = the_one_probe(&fleet, None).await;
     // The prober hangs forever: no outcome, ever.
     std::mem::forget(probe);
@@ -175,14 +166,7 @@ async fn an_idle_race_winner_does_not_probe_beside_the_next_winner() {
         fleet.push(r);
     }
     let tripped = Instant::now();
-    fleet[0]
-        .circuit("openai", "acme")
-        .try_acquire()
-        .unwrap()
-        .failure();
-    for r in &fleet[1..] {
-        assert!(becomes(r, "openai", "acme", State::Open).await);
-    }
+    open_from_the_first(&fleet).await;
     // The period ends at T = 800 ms; its race runs at T - 200 ms and the winner's lease lapses
     // at T + 700 ms, with no call on any replica: the next race picks a prober (T + 900 ms at
     // the latest, once the losers' hold ends). The first winner, whose period ended long ago,
@@ -251,11 +235,7 @@ async fn a_shorter_opening_does_not_overwrite_a_longer_one() {
     assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
     proxy.heal();
     assert!(eventually(BOUND, || third_health.is_connected()).await);
-    let mut admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = server.admin().await;
     let pttl: i64 = redis::cmd("PTTL")
         .arg("breaker:v1:checkout:{openai:acme}:open")
         .query_async(&mut admin)
@@ -297,11 +277,7 @@ async fn a_probe_lease_without_a_ttl_does_not_spin_the_race() {
     )
     .await;
     assert!(eventually(BOUND, || health.is_connected()).await);
-    let mut admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = server.admin().await;
     // A lease with no TTL (another tool's, or a hand's): PTTL -1 used to read as "no time
     // left", and every replica raced for it again at once, in a loop.
     redis::cmd("SET")
@@ -342,14 +318,6 @@ async fn a_probe_lease_without_a_ttl_does_not_spin_the_race() {
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(0);
     assert!(evals < 10, "{evals} races in 500 ms: the race spins");
-}
-
-async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
-    server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
 }
 
 async fn eval_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
@@ -395,7 +363,7 @@ async fn racing_stops_once_an_incident_expired_unprobed() {
     assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
     // Nobody calls. The opening (300 ms + 100 ms margin) is long gone after 3 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut conn = admin(&server).await;
+    let mut conn = server.admin().await;
     let exists: bool = redis::cmd("EXISTS")
         .arg("breaker:v1:checkout:{openai:acme}:open")
         .query_async(&mut conn)
@@ -450,7 +418,7 @@ async fn a_probe_still_in_flight_when_its_lease_lapses_is_left_to_finish() {
     }
     let (w, probe) = found.expect("one replica won the race and probes");
     // A third replica wins the race at the lapse.
-    let mut conn = admin(&server).await;
+    let mut conn = server.admin().await;
     let _: () = redis::cmd("SET")
         .arg("breaker:v1:checkout:{openai:acme}:probe")
         .arg("cafecafecafecafe")
@@ -501,7 +469,7 @@ async fn an_ended_higher_level_period_does_not_refuse_a_new_trip() {
     };
     assert!(probe.is_probe());
     probe.failure();
-    let mut conn = admin(&server).await;
+    let mut conn = server.admin().await;
     assert!(
         eventually(BOUND, || {
             let v: Option<String> = server

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use breaker_core::{ManualClock, Registry, State};
 use breaker_redis::RedisFleet;
-use support::{becomes, connected, eventually, incident_keys, replica, RedisServer, BOUND};
+use support::{
+    becomes, connected, eventually, incident_keys, replica, replica_of, RedisServer, BOUND,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_go_on_while_the_store_is_down_and_replicas_resync_when_it_returns() {
@@ -140,11 +142,7 @@ async fn a_store_that_stops_answering_degrades_and_recovers_by_itself() {
     let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
     // The server stops answering every client for 3 s (its connections stay open): only the
     // fleet's timeouts can tell.
-    let mut admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = server.admin().await;
     redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(3000)
@@ -183,28 +181,20 @@ async fn a_close_the_store_missed_is_written_when_it_answers_again() {
     };
     // a runs on a manual clock, so its 30 s period can end while the store is silent.
     let clock = ManualClock::new();
-    let fleet = RedisFleet::builder(server.url())
-        .namespace("checkout")
-        .build()
-        .await
-        .unwrap();
-    let a_health = fleet.health();
-    let a = Registry::builder()
-        .default_config(support::config(Duration::from_secs(30)))
-        .clock(clock.clone())
-        .fleet(fleet)
-        .build();
+    let (a, a_health) = replica_of(
+        RedisFleet::builder(server.url()).namespace("checkout"),
+        Registry::builder()
+            .default_config(support::config(Duration::from_secs(30)))
+            .clock(clock.clone()),
+    )
+    .await;
     let (b, _) = connected(&server.url(), "checkout", Duration::from_secs(30)).await;
     assert!(eventually(BOUND, || a_health.is_connected()).await);
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
     assert!(becomes(&b, "openai", "acme", State::Open).await);
 
     // The store stops answering (its keys stay), and meanwhile a's probe succeeds.
-    let mut admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = server.admin().await;
     redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(3000)
@@ -239,17 +229,13 @@ async fn a_late_close_gives_way_to_an_opening_written_after_it() {
     };
     let port = server.port;
     let clock = ManualClock::new();
-    let fleet = RedisFleet::builder(server.url())
-        .namespace("checkout")
-        .build()
-        .await
-        .unwrap();
-    let a_health = fleet.health();
-    let a = Registry::builder()
-        .default_config(support::config(Duration::from_secs(30)))
-        .clock(clock.clone())
-        .fleet(fleet)
-        .build();
+    let (a, a_health) = replica_of(
+        RedisFleet::builder(server.url()).namespace("checkout"),
+        Registry::builder()
+            .default_config(support::config(Duration::from_secs(30)))
+            .clock(clock.clone()),
+    )
+    .await;
     assert!(eventually(BOUND, || a_health.is_connected()).await);
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
     assert!(eventually(BOUND, || a_health.published() == 1).await);
@@ -265,11 +251,7 @@ async fn a_late_close_gives_way_to_an_opening_written_after_it() {
     // is younger than a's close, which must not end it.
     let server = RedisServer::start_on(port).expect("restart on the same port");
     let key = "breaker:v1:checkout:{openai:acme}:open";
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = server.admin().await;
     redis::cmd("SET")
         .arg(key)
         .arg("0:60000:cafe:90000")
@@ -310,11 +292,7 @@ async fn what_was_known_before_a_restart_closes_nothing_after_a_later_blip() {
     assert_eq!(b.circuit("openai", "acme").state(), State::Open);
     // Later a blip on that same store: what b knew before the restart must not read as ended.
     let failures = b_health.failures();
-    let mut admin = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut admin = server.admin().await;
     for kind in ["normal", "pubsub"] {
         redis::cmd("CLIENT")
             .arg("KILL")

@@ -233,16 +233,11 @@ pub async fn replica(
     config: Config,
     settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
 ) -> (Registry, FleetHealth) {
-    let fleet = settings(RedisFleet::cluster_builder(seeds).namespace(namespace))
-        .build()
-        .await
-        .expect("valid fleet config");
-    let health = fleet.health();
-    let registry = Registry::builder()
-        .default_config(config)
-        .fleet(fleet)
-        .build();
-    (registry, health)
+    crate::support::replica_of(
+        settings(RedisFleet::cluster_builder(seeds).namespace(namespace)),
+        Registry::builder().default_config(config),
+    )
+    .await
 }
 
 /// A replica on `cluster` that is connected and resynced, its circuits tripping on one failure

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use breaker_core::{Config, Registry};
+use breaker_core::{Config, Registry, RegistryBuilder};
 use breaker_redis::{FleetHealth, RedisFleet, RedisFleetBuilder};
 
 pub struct RedisServer {
@@ -99,6 +99,14 @@ impl RedisServer {
     /// A plain client for looking at keys.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).unwrap()
+    }
+
+    /// A connection of the test's own, for looking at keys and driving the server.
+    pub async fn admin(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
     }
 
     /// The server's process id (to stop and continue it).
@@ -205,16 +213,21 @@ pub async fn replica_configured(
     config: Config,
     settings: impl FnOnce(RedisFleetBuilder) -> RedisFleetBuilder,
 ) -> (Registry, FleetHealth) {
-    let fleet = settings(RedisFleet::builder(url).namespace(namespace))
-        .build()
-        .await
-        .expect("valid fleet config");
+    replica_of(
+        settings(RedisFleet::builder(url).namespace(namespace)),
+        Registry::builder().default_config(config),
+    )
+    .await
+}
+
+/// The registry `registry` builds, with the fleet `fleet` builds (its own connections).
+pub async fn replica_of(
+    fleet: RedisFleetBuilder,
+    registry: RegistryBuilder,
+) -> (Registry, FleetHealth) {
+    let fleet = fleet.build().await.expect("valid fleet config");
     let health = fleet.health();
-    let registry = Registry::builder()
-        .default_config(config)
-        .fleet(fleet)
-        .build();
-    (registry, health)
+    (registry.fleet(fleet).build(), health)
 }
 
 /// A replica that is connected and resynced.
@@ -243,11 +256,7 @@ pub async fn becomes(
 /// The keys of the server that hold an incident (sorted): all but the `:ended` markers, which
 /// an ended incident leaves for a while (checked here to have a TTL, of at most 10 minutes).
 pub async fn incident_keys(server: &RedisServer) -> Vec<String> {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = server.admin().await;
     let mut kept = Vec::new();
     for key in all_keys(server).await {
         if key.ends_with(":ended") {
@@ -266,11 +275,7 @@ pub async fn incident_keys(server: &RedisServer) -> Vec<String> {
 
 /// Every key of the server (sorted).
 pub async fn all_keys(server: &RedisServer) -> Vec<String> {
-    let mut conn = server
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = server.admin().await;
     let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut conn)
