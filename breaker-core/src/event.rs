@@ -13,6 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::contain::drop_payload;
 use crate::fleet::{Change, Fleet};
 use crate::state::State;
 
@@ -241,14 +242,6 @@ impl Listeners {
                 }
             }
         }
-    }
-}
-
-/// Drops a contained panic's payload, whose own `Drop` is user code and may panic too: that
-/// second payload is leaked rather than let out of the call that contained the first.
-pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
     }
 }
 

@@ -23,6 +23,7 @@ mod classify;
 mod client_errors;
 mod clock;
 mod config;
+mod contain;
 mod duration;
 mod error;
 mod event;

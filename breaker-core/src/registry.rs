@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::circuit::{Circuit, Held, Metrics, Permit, Policy};
+use crate::circuit::{Circuit, Circuits, Held, Metrics, Permit, Policy};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
@@ -27,7 +27,7 @@ use crate::fleet::{Fleet, Hub};
 use crate::name::intern;
 use crate::state::State;
 use crate::table::epoch::{self, Guard};
-use crate::table::{Circuits, Found};
+use crate::table::Found;
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
@@ -820,9 +820,9 @@ fn collect_after(swept: bool) {
 enum Created<'g> {
     /// Stored by this call, with a handle taken before the table's mutex was let go: no sweep
     /// can evict a circuit between its creation and its creator's first use of it.
-    Mine(Found<'g>, Circuit),
+    Mine(Found<'g, Circuit>, Circuit),
     /// Stored by a racing creator.
-    Theirs(Found<'g>),
+    Theirs(Found<'g, Circuit>),
     /// Not stored: the registry is at its cap with nothing evictable.
     Detached(Circuit),
     /// The provider entry was closed by a sweep meanwhile: look it up again.

@@ -1,0 +1,225 @@
+//! The state a circuit keeps (`Inner`) and the steps every part of its state machine shares:
+//! compare-and-swap of the state word, stay numbers, operator switches, retuning, and the events
+//! a transition raises.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::policy::Policy;
+use crate::event::{Event, Reason};
+use crate::name::Name;
+use crate::state::{self, State};
+use crate::sync::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use crate::window::WindowSlot;
+
+/// `repr(C)` to keep what a lookup and a call read (the tenant name that the registry compares,
+/// the state word, the fast-path flags, the failure streak) in the first 64 bytes of the
+/// allocation (its reference count follows it: `Counted`), so a lookup of a cold circuit misses
+/// once.
+#[repr(C)]
+pub(crate) struct Inner {
+    pub(super) tenant: Name,
+    pub(super) state: AtomicU64,
+    pub(super) consecutive: AtomicU32,
+    /// Set by every registry lookup, cleared by the registry's idle sweep: a circuit found
+    /// clear at a sweep has not been used since the previous one. Written only when it changes,
+    /// so a hot circuit's lookups stay read-only.
+    pub(super) used: AtomicBool,
+    /// The fast-path flags [`TIMED`] and [`PLAIN`], copied out of the policy so the hot path
+    /// does not follow that pointer; atomic only because a retuning rewrites them (a relaxed
+    /// load is the same plain load). One byte for both, so `half_stays` fits beside it.
+    pub(super) flags: AtomicU8,
+    /// Numbers half-open words (16 bits in the word): bumped for every half-open word published,
+    /// the first of a stay and each renewal by a probe expiry alike, so an old number comes back
+    /// only after 2^16 of them, each an open period or a probe timeout.
+    pub(super) half_stays: AtomicU16,
+    pub(super) times_opened: AtomicU32,
+    /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
+    /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
+    pub(super) stays: AtomicU32,
+    pub(super) rejected: AtomicU64,
+    /// When the latest half-open probe was admitted (µs on the circuit's clock, low 48 bits) and
+    /// the generation of the half-open word it was admitted under (high 8 bits), so that a stamp
+    /// of another stay is never taken for this one's. Read only when a call finds every probe
+    /// slot taken (`expire_probes`), written only when a probe is admitted.
+    pub(super) probe_stamp: AtomicU64,
+    /// The head of the circuit's policy chain: its clock, provider and listeners, which every
+    /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
+    pub(super) head: Arc<Policy>,
+    pub(super) window: WindowSlot,
+}
+
+/// What `Shared<Inner>` (and the table's retired circuits) rely on.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Inner>();
+};
+
+impl Inner {
+    /// The policy decisions are made on: the last of the circuit's chain.
+    #[inline]
+    pub(super) fn policy(&self) -> &Policy {
+        self.head.current()
+    }
+
+    /// Makes the window and the fast-path flags those of the current policy, after a retuning.
+    /// A window whose kind or size changes restarts empty; anything else (the state word, the
+    /// failure streak, the probes in flight) is kept, but for the streak under a policy without
+    /// one: its successes do not reset a streak nobody counts, so one kept would come back stale
+    /// with a later consecutive policy (and `Metrics` would report it). A registry serializes
+    /// its retunings of one circuit; [`catch_up`](Self::catch_up) may race them.
+    pub(crate) fn retune(&self) {
+        let policy = self.policy();
+        if policy.consecutive == 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
+        let window = policy.window_spec();
+        self.window.set(window);
+        self.flags.store(
+            flags(policy.slow_us.is_some(), window.is_some()),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// [`retune`](Self::retune)s the circuit if its window, flags or streak are not those of
+    /// `policy`: a registry retunes only the circuits it holds, so one it let go (detached at
+    /// the cap, removed or evicted while a caller held it) catches up here, at its next failure.
+    /// Racing retunings are harmless: the window is swapped by a compare-and-swap, and flags
+    /// stored from an older policy meanwhile are caught up at the next failure.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn catch_up(&self, policy: &Policy) {
+        let window = policy.window_spec();
+        if self.window.spec() != window
+            || self.flags.load(Ordering::Relaxed)
+                != flags(policy.slow_us.is_some(), window.is_some())
+            || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
+        {
+            self.retune();
+        }
+    }
+
+    #[inline]
+    pub(super) fn now_us(&self) -> u64 {
+        self.head.time.now_us()
+    }
+
+    #[inline]
+    pub(super) fn cas(&self, current: u64, new: u64) -> Result<(), u64> {
+        self.state
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+    }
+
+    pub(super) fn clear_counts(&self) {
+        self.consecutive.store(0, Ordering::Relaxed);
+        if let Some(w) = self.window.get() {
+            w.clear();
+        }
+    }
+
+    /// Clears the counts for the closed stay that the caller is about to publish in place of
+    /// the half-open word `s`, unless `s` is gone already (then the caller's compare-and-swap
+    /// would fail: it looks again). Cleared before the publishing CAS, so the new stay's first
+    /// outcomes are not wiped by its own closer (nobody records into the window while
+    /// half-open); the re-check keeps a closer that lost to another from wiping them: only one
+    /// that read `s` a moment ago clears.
+    pub(super) fn clear_for_close(&self, s: u64) -> bool {
+        if self.state.load(Ordering::Acquire) != s {
+            return false;
+        }
+        self.clear_counts();
+        true
+    }
+
+    /// An operator's transition (here or, with `Reason::Fleet`, on another replica): always
+    /// wins, whatever the circuit was doing.
+    pub(super) fn set(&self, tag: u64, clear: bool, reason: Reason) {
+        if clear {
+            self.clear_counts();
+        }
+        let stay = self.next_stay();
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            let next = state::with_stay(state::next(s, tag), stay);
+            match self.cas(s, next) {
+                Ok(()) => return self.emit_transition(s, next, reason, None),
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// Tells the registry's listeners that this thread moved the circuit from `from` to `to`
+    /// (state words already published). Nothing is held here: listeners may call back into the
+    /// circuit or its registry. A reset of a closed circuit is no transition and says nothing to
+    /// listeners; the fleet is still told (see [`Listeners::share`]).
+    /// `open_for` is the open period of a trip.
+    #[inline]
+    pub(super) fn emit_transition(
+        &self,
+        from: u64,
+        to: u64,
+        reason: Reason,
+        open_for: Option<Duration>,
+    ) {
+        if let Some(events) = &self.head.events {
+            let level = if state::tag(to) == state::OPEN {
+                state::level(to)
+            } else {
+                0
+            };
+            let (from, to) = (state::tag(from), state::tag(to));
+            let event = Event::Transition {
+                provider: self.head.provider,
+                tenant: self.tenant.as_str(),
+                from: State::from_tag(from),
+                to: State::from_tag(to),
+                reason,
+                open_for,
+                level,
+            };
+            if from != to {
+                events.emit(&event);
+            } else if matches!(reason, Reason::Operator) {
+                // An operator's switch to the state this circuit is in already moves nothing
+                // here, but may elsewhere: a reset of a closed circuit still resets the fleet.
+                events.share(&event);
+            }
+        }
+    }
+
+    /// A fresh stay number for a state word about to be published.
+    #[inline]
+    pub(super) fn next_stay(&self) -> u32 {
+        self.stays.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// A fresh number for a half-open word about to be published (see `half_stays`).
+    pub(super) fn next_half_stay(&self) -> u32 {
+        u32::from(
+            self.half_stays
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1),
+        )
+    }
+}
+
+/// [`Inner::flags`]: permits need their start time, slow calls are a policy.
+pub(super) const TIMED: u8 = 1;
+/// [`Inner::flags`]: neither timed nor windowed; a success on a closed circuit with no failure
+/// streak changes nothing, and the inlined fast path of `record` returns at once.
+pub(super) const PLAIN: u8 = 2;
+
+pub(super) fn flags(timed: bool, windowed: bool) -> u8 {
+    if timed {
+        TIMED
+    } else if windowed {
+        0
+    } else {
+        PLAIN
+    }
+}
+
+pub(super) fn micros(us: u64) -> Duration {
+    Duration::from_micros(us)
+}

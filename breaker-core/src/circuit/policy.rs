@@ -1,0 +1,149 @@
+//! A circuit's policy: its validated config with the clock, provider and listeners it runs on,
+//! and the chain that retunings append to.
+
+use std::sync::Arc;
+
+use crate::clock::Timebase;
+use crate::config::{Config, Window};
+use crate::event::Listeners;
+use crate::sync::{AtomicPtr, Ordering};
+
+/// A validated config with the clock its circuits read. Shared by every circuit built from it, so
+/// a circuit carries one pointer for both.
+///
+/// Retuning (`Registry::configure`) never changes a policy: it links a new one after it
+/// ([`supersede`](Self::supersede)), and circuits read the config of the last policy of their
+/// chain ([`current`](Self::current)). A circuit keeps the head of its chain, which keeps every
+/// later policy alive, so a `&Config` read from any of them stays valid as long as the circuit.
+/// The registry holds only a provider's last policy (its chain's tail), so a policy that a
+/// retuning replaced costs its few hundred bytes only while a circuit made before that retuning
+/// lives.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    pub(crate) config: Config,
+    pub(crate) time: Arc<Timebase>,
+    /// The provider of every circuit on this policy: kept here, once, rather than per circuit.
+    pub(crate) provider: &'static str,
+    /// The registry's listeners; `None` for standalone circuits and registries without any, so
+    /// the cold paths that raise events test one `Option` and build nothing.
+    pub(crate) events: Option<Arc<Listeners>>,
+    pub(super) slow_us: Option<u64>,
+    pub(super) consecutive: u32,
+    pub(super) probe_timeout_us: u64,
+    /// The policy that replaced this one, if any.
+    next: std::sync::OnceLock<Arc<Policy>>,
+    /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
+    /// that reaching the current policy does not walk every retuning since this one. Only ever
+    /// points at a policy reachable from this one through `next`.
+    latest: AtomicPtr<Policy>,
+}
+
+impl Policy {
+    pub(crate) fn new(
+        config: Config,
+        time: Arc<Timebase>,
+        provider: &'static str,
+        events: Option<Arc<Listeners>>,
+    ) -> Self {
+        let slow_us = config
+            .slow_call
+            .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let consecutive = config.consecutive_failures.unwrap_or(0);
+        let probe_timeout_us = u64::try_from(config.probe_timeout.as_micros()).unwrap_or(u64::MAX);
+        Policy {
+            config,
+            time,
+            provider,
+            events,
+            slow_us,
+            consecutive,
+            probe_timeout_us,
+            next: std::sync::OnceLock::new(),
+            latest: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The policy circuits made from this one run on now: this one unless it was superseded.
+    #[inline]
+    pub(crate) fn current(&self) -> &Policy {
+        if self.next.get().is_none() {
+            return self;
+        }
+        self.current_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn current_slow(&self) -> &Policy {
+        let latest = self.latest.load(Ordering::Acquire);
+        // SAFETY: `latest` is null or points at a policy reachable from `self` through `next`
+        // (stored only after that link was made), and links are never undone: `self` keeps it
+        // alive as long as `&self` lives.
+        let mut p = unsafe { latest.as_ref() }.unwrap_or(self);
+        let start: *const Policy = p;
+        while let Some(next) = p.next.get() {
+            p = next;
+        }
+        if !std::ptr::eq(start, p) {
+            // The registry links a retuning at the tail only (it no longer holds the chain's
+            // earlier policies to update their shortcut): the first decision after it updates
+            // this one, so later ones take one step again. Reachable from `self`, as required.
+            self.latest
+                .store(std::ptr::from_ref(p).cast_mut(), Ordering::Release);
+        }
+        p
+    }
+
+    /// Links `new` at the end of this policy's chain (unless it is there already), so that
+    /// circuits made from any policy of the chain run on `new` from their next decision. The
+    /// caller serializes retunings of one chain (the registry holds its provider's lock).
+    pub(crate) fn supersede(&self, new: &Arc<Policy>) {
+        let mut tail: &Policy = self;
+        loop {
+            if std::ptr::eq(tail, &**new) {
+                break;
+            }
+            match tail.next.get() {
+                Some(next) => tail = next,
+                None => match tail.next.set(new.clone()) {
+                    Ok(()) => break,
+                    // Linked meanwhile by someone else: go on from there.
+                    Err(_) => continue,
+                },
+            }
+        }
+        let target = Arc::as_ptr(new).cast_mut();
+        let mut p: &Policy = self;
+        while !std::ptr::eq(p, &**new) {
+            p.latest.store(target, Ordering::Release);
+            match p.next.get() {
+                Some(next) => p = next,
+                None => break,
+            }
+        }
+    }
+
+    /// Whether this policy was superseded.
+    pub(crate) fn current_is_newer(&self) -> bool {
+        self.next.get().is_some()
+    }
+
+    /// The window a circuit on this policy keeps, if any.
+    pub(super) fn window_spec(&self) -> Option<Window> {
+        self.config.has_window().then_some(self.config.window)
+    }
+}
+
+impl Drop for Policy {
+    /// Unlinks the chain one policy at a time: a long chain dropped recursively could overflow
+    /// the stack.
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(policy) = next {
+            next = match Arc::try_unwrap(policy) {
+                Ok(mut policy) => policy.next.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
