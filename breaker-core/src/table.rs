@@ -354,17 +354,15 @@ impl<E: Entry> Drop for Table<E> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
+/// The entry the table's tests and loom models store: a counted name, as a circuit is a counted
+/// state machine keyed by its tenant.
+#[cfg(test)]
+mod named {
     use super::shared::{Counted, Shared};
-    use super::*;
+    use super::Entry;
 
-    /// A test entry: a counted name, as a circuit is a counted state machine with its tenant.
     #[derive(Clone)]
-    struct Named(Shared<Box<str>>);
+    pub(super) struct Named(pub(super) Shared<Box<str>>);
 
     // SAFETY: `Shared`'s raw pointer round trip, count and release through the epoch.
     unsafe impl Entry for Named {
@@ -381,14 +379,25 @@ mod tests {
         }
     }
 
+    #[cfg_attr(loom, allow(dead_code))]
     impl Named {
-        fn ptr_eq(a: &Named, b: &Named) -> bool {
+        pub(super) fn ptr_eq(a: &Named, b: &Named) -> bool {
             Shared::ptr_eq(&a.0, &b.0)
         }
-        fn handles(&self) -> usize {
+        pub(super) fn handles(&self) -> usize {
             self.0.count()
         }
     }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::named::Named;
+    use super::shared::Shared;
+    use super::*;
 
     type Names = Table<Named>;
 
@@ -562,28 +571,10 @@ mod loom_models {
     use loom::sync::Arc;
     use loom::thread;
 
-    use super::shared::{Counted, Shared};
+    use super::named::Named;
+    use super::shared::Shared;
     use super::*;
     use crate::table::epoch::loom_models::model;
-
-    /// A test entry: a counted name (see the unit tests).
-    #[derive(Clone)]
-    struct Named(Shared<Box<str>>);
-
-    // SAFETY: `Shared`'s raw pointer round trip, count and release through the epoch.
-    unsafe impl Entry for Named {
-        type Raw = Counted<Box<str>>;
-        fn into_raw(self) -> *mut Self::Raw {
-            self.0.into_raw()
-        }
-        unsafe fn from_raw(p: *mut Self::Raw) -> Self {
-            // SAFETY: the caller's contract.
-            Named(unsafe { Shared::from_raw(p) })
-        }
-        fn key(&self) -> &str {
-            &self.0
-        }
-    }
 
     fn table_of(tenants: &[&str]) -> Arc<Table<Named>> {
         let t = Arc::new(Table::new());

@@ -788,19 +788,18 @@ pub(crate) mod loom_models {
         builder.check(f);
     }
 
-    /// A writer unlinks and retires the object a reader may have loaded under its pin, and
-    /// collects as hard as it can: never freed while the pin lives.
-    #[test]
-    fn a_retired_object_is_never_freed_under_a_pin_that_could_see_it() {
-        model(|| {
+    /// `reader` runs on its own thread with a pin and the object it loaded under it, while this
+    /// thread unlinks that object, retires it and collects as hard as it can.
+    fn race_a_retire(reader: impl Fn(Guard, *mut Obj) + Send + Sync + 'static) {
+        let reader = std::sync::Arc::new(reader);
+        model(move || {
             let current = Arc::new(AtomicPtr::new(fresh()));
-            let reader = {
-                let current = current.clone();
+            let handle = {
+                let (current, reader) = (current.clone(), reader.clone());
                 thread::spawn(move || {
                     let guard = pin();
                     let p = current.load(Ordering::Acquire);
-                    assert_alive(p);
-                    drop(guard);
+                    reader(guard, p);
                 })
             };
             let old = current.swap(fresh(), Ordering::AcqRel);
@@ -808,7 +807,17 @@ pub(crate) mod loom_models {
             unsafe { retire(old, mark_dead) };
             collect_now();
             collect_now();
-            reader.join().unwrap();
+            handle.join().unwrap();
+        });
+    }
+
+    /// A writer unlinks and retires the object a reader may have loaded under its pin, and
+    /// collects as hard as it can: never freed while the pin lives.
+    #[test]
+    fn a_retired_object_is_never_freed_under_a_pin_that_could_see_it() {
+        race_a_retire(|guard, p| {
+            assert_alive(p);
+            drop(guard);
         });
     }
 
@@ -816,29 +825,15 @@ pub(crate) mod loom_models {
     /// thread, while the writer collects: the object outlives the hazard, and only it.
     #[test]
     fn a_hazard_released_on_another_thread_keeps_its_object_until_then() {
-        model(|| {
-            let current = Arc::new(AtomicPtr::new(fresh()));
-            let reader = {
-                let current = current.clone();
-                thread::spawn(move || {
-                    let guard = pin();
-                    let p = current.load(Ordering::Acquire);
-                    let hazard = guard.protect(NonNull::new(p).unwrap());
-                    let p = p as usize;
-                    thread::spawn(move || {
-                        assert_alive(p as *mut Obj);
-                        drop(hazard);
-                    })
-                    .join()
-                    .unwrap();
-                })
-            };
-            let old = current.swap(fresh(), Ordering::AcqRel);
-            // SAFETY: unlinked by the swap; `mark_dead` leaks.
-            unsafe { retire(old, mark_dead) };
-            collect_now();
-            collect_now();
-            reader.join().unwrap();
+        race_a_retire(|guard, p| {
+            let hazard = guard.protect(NonNull::new(p).unwrap());
+            let p = p as usize;
+            thread::spawn(move || {
+                assert_alive(p as *mut Obj);
+                drop(hazard);
+            })
+            .join()
+            .unwrap();
         });
     }
 }
