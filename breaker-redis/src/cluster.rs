@@ -24,9 +24,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Arg, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
+use crate::error::FleetError;
 use crate::store::{within, Master};
 use crate::tls::{self, TlsSettings};
-use crate::FleetError;
 
 pub(crate) struct Cluster {
     client: ClusterClient,

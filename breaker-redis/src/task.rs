@@ -11,12 +11,12 @@ use redis::aio::{ConnectionLike, PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
+use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
 use crate::known::Known;
-use crate::pending::Pending;
+use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
 use crate::store::{self, Conn, Store};
-use crate::{Count, Health, Queued};
 
 /// Backoff between connection attempts: doubled from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
