@@ -61,6 +61,7 @@ mod pending;
 mod probes;
 mod store;
 mod task;
+mod timeout;
 mod tls;
 
 pub use builder::RedisFleetBuilder;
