@@ -2,6 +2,14 @@
 //! (never over a newer one; with a quorum, once enough replicas reported it), race for the probe
 //! lease, end an incident; and the reading of an opening's value, which the scripts read too.
 
+/// `EVAL script` with `keys` as its KEYS, counted here so that the count cannot drift from the
+/// list; the caller adds the ARGV.
+pub(crate) fn eval(script: &str, keys: &[String]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
 /// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
 /// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
 /// probe's reopening, time since the trip (ms). Returns 1 when the opening was written and
@@ -133,4 +141,27 @@ pub(crate) fn parse_value(value: &str) -> Option<(u32, u64)> {
     let level = parts.next()?.parse().ok()?;
     let margin = parts.next()?.parse().ok()?;
     Some((level, margin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_sends_what_the_hand_counted_eval_sent() {
+        let keys = ["a{x}:open".to_owned(), "a{x}:probe".to_owned()];
+        let folded = eval(RACE_SCRIPT, &keys)
+            .arg("replica")
+            .arg(1200_u64)
+            .get_packed_command();
+        let by_hand = redis::cmd("EVAL")
+            .arg(RACE_SCRIPT)
+            .arg(2)
+            .arg(&keys[0])
+            .arg(&keys[1])
+            .arg("replica")
+            .arg(1200_u64)
+            .get_packed_command();
+        assert_eq!(folded, by_hand);
+    }
 }

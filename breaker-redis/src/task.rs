@@ -16,7 +16,7 @@ use crate::keys::{self, Kind, Layout, VERSION};
 use crate::known::Known;
 use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
-use crate::scripts::{parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
+use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
 use crate::store::{self, Conn, Store};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -345,14 +345,16 @@ impl Task {
             let lease_ms = millis(lease + probes::LEAD).max(1);
             let (won, left_ms): (i64, i64) = timeout(
                 self.command_timeout,
-                redis::cmd("EVAL")
-                    .arg(RACE_SCRIPT)
-                    .arg(2)
-                    .arg(self.layout.probe_key(&provider, &tenant))
-                    .arg(self.layout.open_key(&provider, &tenant))
-                    .arg(&self.replica)
-                    .arg(lease_ms)
-                    .query_async(conn),
+                scripts::eval(
+                    RACE_SCRIPT,
+                    &[
+                        self.layout.probe_key(&provider, &tenant),
+                        self.layout.open_key(&provider, &tenant),
+                    ],
+                )
+                .arg(&self.replica)
+                .arg(lease_ms)
+                .query_async(conn),
             )
             .await??;
             if won < 0 {
@@ -487,24 +489,26 @@ impl Task {
         let margin_ms = millis(self.margin);
         let written: i64 = timeout(
             self.command_timeout,
-            redis::cmd("EVAL")
-                .arg(OPEN_SCRIPT)
-                .arg(4)
-                .arg(self.layout.open_key(provider, tenant))
-                .arg(self.layout.probe_key(provider, tenant))
-                .arg(self.layout.reports_key(provider, tenant))
-                .arg(self.layout.ended_key(provider, tenant))
-                .arg(&self.replica)
-                .arg(left_ms)
-                .arg(margin_ms)
-                .arg(self.quorum)
-                .arg(self.opening(level, millis(open_for).max(left_ms) + margin_ms))
-                .arg(self.layout.channel())
-                .arg(self.message("open", provider, tenant))
-                .arg(level)
-                .arg(u8::from(reopened))
-                .arg(millis(open_for.saturating_sub(left)))
-                .query_async(conn),
+            scripts::eval(
+                OPEN_SCRIPT,
+                &[
+                    self.layout.open_key(provider, tenant),
+                    self.layout.probe_key(provider, tenant),
+                    self.layout.reports_key(provider, tenant),
+                    self.layout.ended_key(provider, tenant),
+                ],
+            )
+            .arg(&self.replica)
+            .arg(left_ms)
+            .arg(margin_ms)
+            .arg(self.quorum)
+            .arg(self.opening(level, millis(open_for).max(left_ms) + margin_ms))
+            .arg(self.layout.channel())
+            .arg(self.message("open", provider, tenant))
+            .arg(level)
+            .arg(u8::from(reopened))
+            .arg(millis(open_for.saturating_sub(left)))
+            .query_async(conn),
         )
         .await??;
         let key = (provider.to_owned(), tenant.to_owned());
@@ -542,20 +546,22 @@ impl Task {
         let kind = if reset { "operator" } else { "close" };
         let kept: i64 = timeout(
             self.command_timeout,
-            redis::cmd("EVAL")
-                .arg(END_SCRIPT)
-                .arg(5)
-                .arg(self.layout.open_key(provider, tenant))
-                .arg(self.layout.probe_key(provider, tenant))
-                .arg(self.layout.reports_key(provider, tenant))
-                .arg(self.layout.operator_key(provider, tenant))
-                .arg(self.layout.ended_key(provider, tenant))
-                .arg(millis(age))
-                .arg(self.layout.channel())
-                .arg(self.message(kind, provider, tenant))
-                .arg(u8::from(reset))
-                .arg(millis(self.margin).max(1))
-                .query_async(conn),
+            scripts::eval(
+                END_SCRIPT,
+                &[
+                    self.layout.open_key(provider, tenant),
+                    self.layout.probe_key(provider, tenant),
+                    self.layout.reports_key(provider, tenant),
+                    self.layout.operator_key(provider, tenant),
+                    self.layout.ended_key(provider, tenant),
+                ],
+            )
+            .arg(millis(age))
+            .arg(self.layout.channel())
+            .arg(self.message(kind, provider, tenant))
+            .arg(u8::from(reset))
+            .arg(millis(self.margin).max(1))
+            .query_async(conn),
         )
         .await??;
         self.health.count(Count::Published);
