@@ -24,9 +24,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Arg, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use crate::store::{within, Master};
+use crate::error::FleetError;
+use crate::timeout::within;
 use crate::tls::{self, TlsSettings};
-use crate::FleetError;
 
 pub(crate) struct Cluster {
     client: ClusterClient,
@@ -123,7 +123,7 @@ impl Cluster {
 }
 
 /// One slot of each master, from `CLUSTER SLOTS` (as redis-rs reads the topology itself).
-pub(crate) async fn masters(conn: &mut ClusterConnection) -> Result<Vec<Master>, RedisError> {
+pub(crate) async fn masters(conn: &mut ClusterConnection) -> Result<Vec<u16>, RedisError> {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("SLOTS");
     let reply = conn
@@ -148,7 +148,7 @@ pub(crate) async fn masters(conn: &mut ClusterConnection) -> Result<Vec<Master>,
         );
         if !seen.contains(&address) {
             seen.push(address);
-            masters.push(Master { slot: Some(first) });
+            masters.push(first);
         }
     }
     Ok(masters)

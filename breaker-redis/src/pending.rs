@@ -8,9 +8,60 @@
 //! the latest opening or close are kept apart and written in the order they were made.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::Queued;
+use breaker_core::State;
+
+/// A local change waiting for the background task.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    Open {
+        provider: &'static str,
+        tenant: Box<str>,
+        open_for: Duration,
+        level: u32,
+        /// When it opened: what is left of the period is written, not the whole of it.
+        at: Instant,
+        /// A failed probe's reopening: the fleet was open already, no quorum needed.
+        reopened: bool,
+    },
+    Close {
+        provider: &'static str,
+        tenant: Box<str>,
+        /// When it closed: an opening written after that (by another replica) must outlive it.
+        at: Instant,
+    },
+    Operator {
+        provider: &'static str,
+        tenant: Box<str>,
+        state: State,
+        /// When the operator acted: a reset written late must not end what came after it.
+        at: Instant,
+    },
+}
+
+impl Queued {
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            Queued::Open { provider, .. }
+            | Queued::Close { provider, .. }
+            | Queued::Operator { provider, .. } => provider,
+        }
+    }
+
+    pub(crate) fn tenant(&self) -> &str {
+        match self {
+            Queued::Open { tenant, .. }
+            | Queued::Close { tenant, .. }
+            | Queued::Operator { tenant, .. } => tenant,
+        }
+    }
+
+    /// Whether this is an opening whose period is over at `now`: nothing left to share.
+    pub(crate) fn ended(&self, now: Instant) -> bool {
+        matches!(self, Queued::Open { open_for, at, .. } if now.saturating_duration_since(*at) >= *open_for)
+    }
+}
 
 /// (provider, tenant).
 type Key = (&'static str, Box<str>);

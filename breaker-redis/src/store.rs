@@ -3,15 +3,14 @@
 //! (connecting, where pub/sub listens, which nodes a resync scans) are answered here and in
 //! `cluster.rs`, so that `task.rs` reads as if there were one node.
 
-use std::io;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, MultiplexedConnection, PubSub};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
-use tokio::time::timeout;
 
 #[cfg(feature = "cluster")]
 use crate::cluster::Cluster;
+use crate::timeout::within;
 
 /// Where a fleet's facts live.
 // One per fleet, held by its task: which variant is the larger depends on the features (TLS
@@ -82,7 +81,11 @@ impl Conn {
         match self {
             Conn::Node(_) => Ok(vec![Master { slot: None }]),
             #[cfg(feature = "cluster")]
-            Conn::Cluster(conn) => crate::cluster::masters(conn).await,
+            Conn::Cluster(conn) => Ok(crate::cluster::masters(conn)
+                .await?
+                .into_iter()
+                .map(|slot| Master { slot: Some(slot) })
+                .collect()),
         }
     }
 
@@ -159,17 +162,6 @@ impl ConnectionLike for OnMaster<'_> {
 
     fn get_db(&self) -> i64 {
         self.conn.get_db()
-    }
-}
-
-/// `fut` within `limit`; running out is an I/O timeout, like the client's own.
-pub(crate) async fn within<T>(
-    limit: Duration,
-    fut: impl std::future::Future<Output = Result<T, RedisError>>,
-) -> Result<T, RedisError> {
-    match timeout(limit, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out").into()),
     }
 }
 

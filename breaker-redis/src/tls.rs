@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::FleetError;
+use crate::error::FleetError;
 
 /// The builder's TLS settings, in PEM. Its `Debug` never prints them.
 #[derive(Clone, Default)]

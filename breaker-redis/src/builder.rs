@@ -1,0 +1,400 @@
+//! [`RedisFleetBuilder`]: the settings, checked by `build`, which chooses the store (one node or
+//! a cluster) and spawns the fleet's background task.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+#[cfg(feature = "cluster")]
+use crate::cluster::Cluster;
+use crate::error::FleetError;
+use crate::fleet::RedisFleet;
+use crate::health::{FleetHealth, Health};
+use crate::keys::Layout;
+use crate::pending::Pending;
+use crate::store::Store;
+use crate::task::Task;
+use crate::tls::{self, TlsSettings};
+
+impl RedisFleet {
+    /// Starts a builder for the store at `url` (`redis://host:port/db`,
+    /// `redis://user:password@host:port/`, `redis+unix:///path`, or with feature `tls`
+    /// `rediss://user:password@host:port/`; `valkey` and `valkeys` schemes alike). Namespace
+    /// `default` unless set.
+    pub fn builder(url: impl Into<String>) -> RedisFleetBuilder {
+        RedisFleetBuilder {
+            url: url.into(),
+            #[cfg(feature = "cluster")]
+            seeds: None,
+            namespace: "default".to_owned(),
+            queue_capacity: 1024,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+            margin: Duration::from_secs(60),
+            operator_ttl: Duration::from_secs(24 * 3600),
+            probe_lease: Duration::from_secs(10),
+            quorum: 1,
+            tls: TlsSettings::default(),
+        }
+    }
+
+    /// Starts a builder for a Redis (or Valkey) Cluster reached through `seeds`, some of its
+    /// nodes (`redis://host:port/`; one is enough, more survive a seed that is down). Feature
+    /// `redis-cluster` of `breaker`. Namespace `default` unless set.
+    ///
+    /// Every key of one circuit shares a hash tag, so it lives in one slot: the quorum and the
+    /// probe lease are decided by one node, as on a single server. Announcements are received
+    /// through one node at a time (PUBLISH reaches every node of a cluster), tried from the
+    /// seeds in turn; a resync after every (re)connection scans every master. A master that
+    /// dies fails the writes to its slots until the cluster fails over to its replica: such a
+    /// change is kept, and the fleet reconnects and writes it, as when a single server fails.
+    /// Connecting to a cluster (the seeds, then every node) may take up to twice
+    /// `connect_timeout` plus `command_timeout`.
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    /// use breaker::Registry;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::cluster_builder([
+    ///     "redis://10.0.0.1:6379/",
+    ///     "redis://10.0.0.2:6379/",
+    ///     "redis://10.0.0.3:6379/",
+    /// ])
+    /// .namespace("checkout")
+    /// .build()
+    /// .await?; // Err for an invalid seed URL or config; no seed reachable is a degraded start
+    /// let registry = Registry::builder().fleet(fleet).build();
+    /// # let _ = registry; Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster_builder<S: Into<String>>(
+        seeds: impl IntoIterator<Item = S>,
+    ) -> RedisFleetBuilder {
+        RedisFleetBuilder {
+            seeds: Some(seeds.into_iter().map(Into::into).collect()),
+            ..RedisFleet::builder("")
+        }
+    }
+}
+
+/// Builds a [`RedisFleet`]; see [`RedisFleet::builder`]. Its `Debug` output hides passwords.
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is awaited"]
+pub struct RedisFleetBuilder {
+    url: String,
+    /// A cluster's seed nodes, instead of `url`.
+    #[cfg(feature = "cluster")]
+    seeds: Option<Vec<String>>,
+    namespace: String,
+    queue_capacity: usize,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    margin: Duration,
+    operator_ttl: Duration,
+    probe_lease: Duration,
+    quorum: u32,
+    tls: TlsSettings,
+}
+
+impl fmt::Debug for RedisFleetBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RedisFleetBuilder");
+        d.field("url", &redact(&self.url));
+        #[cfg(feature = "cluster")]
+        d.field(
+            "seeds",
+            &self
+                .seeds
+                .as_ref()
+                .map(|seeds| seeds.iter().map(|s| redact(s)).collect::<Vec<_>>()),
+        );
+        d.field("namespace", &self.namespace)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("margin", &self.margin)
+            .field("operator_ttl", &self.operator_ttl)
+            .field("probe_lease", &self.probe_lease)
+            .field("quorum", &self.quorum)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at].split(':').next().unwrap_or("");
+    let hidden = if rest[..at].contains(':') {
+        format!("{user}:***")
+    } else {
+        // `redis://password@host` form: the whole user info is the secret.
+        "***".to_owned()
+    };
+    format!("{}{hidden}{}", &url[..scheme_end], &rest[at..])
+}
+
+impl RedisFleetBuilder {
+    /// The key prefix: replicas of one service share it, other services use their own. Any
+    /// string of 1 to 256 bytes; it is encoded, so no namespace can reach another's keys.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How many local changes may wait for the store (default 1024, at most 2^20). Beyond that
+    /// they are dropped and counted ([`FleetHealth::dropped`]), never waited for.
+    ///
+    /// While the store is unreachable, the latest change of up to as many circuits more is kept
+    /// and written when it returns (an opening still running, a close, an operator's switch), so
+    /// what this replica learnt during an outage still reaches the others.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// How long a connection attempt may take before the fleet counts the store as down
+    /// (default 1 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// How long one command may take before the connection is dropped and made again
+    /// (default 1 s). A slow store delays sharing, never a call.
+    pub fn command_timeout(mut self, d: Duration) -> Self {
+        self.command_timeout = d;
+        self
+    }
+
+    /// How long an opening's key outlives its open period (default 60 s), so that a replica
+    /// can still see the backoff level while the first probe runs.
+    pub fn margin(mut self, d: Duration) -> Self {
+        self.margin = d;
+        self
+    }
+
+    /// How long an operator's `force_open`, `disable` or `metrics_only` stays in the store for
+    /// replicas that start (or reconnect) later (default 24 h, at most 30 days). Replicas
+    /// connected at the time apply it at once and keep it until a `reset` anywhere in the fleet.
+    pub fn operator_ttl(mut self, d: Duration) -> Self {
+        self.operator_ttl = d;
+        self
+    }
+
+    /// How long the replica that won the probe of an ended open period may take to publish its
+    /// outcome, when it has no circuit of that tenant yet (default 10 s); otherwise its
+    /// circuit's `probe_timeout` is the lease. Meanwhile the other replicas keep the circuit
+    /// open; if the outcome never comes (the prober died), the lease lapses and they race for
+    /// the probe again.
+    pub fn probe_lease(mut self, d: Duration) -> Self {
+        self.probe_lease = d;
+        self
+    }
+
+    /// Shares an opening with the fleet only once `k` distinct replicas have reported one of that
+    /// circuit within their open periods (default 1: every opening is shared at once), so one
+    /// sick replica (a bad network path, a broken local dependency) cannot open the fleet. Until
+    /// then each reporting replica is open on its own; the `k`-th report opens every replica
+    /// with its period and level. A failed probe's reopening is shared at once: the fleet was
+    /// open already. Every replica of a namespace should use the same `k`.
+    pub fn quorum(mut self, k: u32) -> Self {
+        self.quorum = k;
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----` blocks)
+    /// instead of the system's roots, for a `rediss://` store whose certificate a private CA
+    /// signed. Without it, `rediss://` checks the store against the system's roots. The store's
+    /// certificate must name the URL's host.
+    ///
+    /// Needs feature `redis-tls` of `breaker`; without it, or with a plain `redis://` URL, or
+    /// with a PEM that holds no usable certificate, [`build`](Self::build) returns an `Err`
+    /// naming `tls_root_certificate`. A store that the certificates do not vouch for is not an
+    /// error: the fleet starts degraded and the `tracing` warning gives the handshake's reason.
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("rediss://breaker:s3cret@redis.internal:6380/")
+    ///     .tls_root_certificate(std::fs::read("/etc/breaker/redis-ca.pem")?)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root = Some(pem.into());
+        self
+    }
+
+    /// Presents `cert_pem` (the client's certificate, then any intermediates) with its private
+    /// key `key_pem` (PKCS#8, PKCS#1 or SEC1) to a `rediss://` store that authenticates clients
+    /// by certificate (`tls-auth-clients yes`).
+    ///
+    /// Needs feature `redis-tls` of `breaker`; without it, with a plain `redis://` URL, with an
+    /// invalid PEM, or with a key that is not the certificate's, [`build`](Self::build) returns
+    /// an `Err` naming `tls_client_certificate`. The key is never printed (`Debug` included).
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("rediss://redis.internal:6380/")
+    ///     .tls_root_certificate(std::fs::read("/etc/breaker/redis-ca.pem")?)
+    ///     .tls_client_certificate(
+    ///         std::fs::read("/etc/breaker/client.pem")?,
+    ///         std::fs::read("/etc/breaker/client-key.pem")?,
+    ///     )
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn tls_client_certificate(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Checks the URL and settings and starts the background task on the current tokio
+    /// runtime. It does not wait for the store: an unreachable one is a degraded start
+    /// ([`FleetHealth::is_connected`] stays `false` and the task keeps trying). The task
+    /// connects once the fleet is attached to a registry (`RegistryBuilder::fleet(..).build()`).
+    pub async fn build(self) -> Result<RedisFleet, FleetError> {
+        if self.namespace.is_empty() || self.namespace.len() > 256 {
+            return Err(FleetError::new("namespace", "must be 1 to 256 bytes"));
+        }
+        if self.queue_capacity == 0 || self.queue_capacity > 1 << 20 {
+            return Err(FleetError::new(
+                "queue_capacity",
+                "must be between 1 and 1048576",
+            ));
+        }
+        for (field, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if d.is_zero() || d > Duration::from_secs(3600) {
+                return Err(FleetError::new(field, "must be between 1 ns and 1 hour"));
+            }
+        }
+        if self.margin > Duration::from_secs(24 * 3600) {
+            return Err(FleetError::new("margin", "must be at most 24 hours"));
+        }
+        if self.probe_lease < Duration::from_millis(1)
+            || self.probe_lease > Duration::from_secs(3600)
+        {
+            return Err(FleetError::new(
+                "probe_lease",
+                "must be between 1 ms and 1 hour",
+            ));
+        }
+        if self.quorum == 0 || self.quorum > 1000 {
+            return Err(FleetError::new("quorum", "must be between 1 and 1000"));
+        }
+        if self.operator_ttl < Duration::from_millis(1)
+            || self.operator_ttl > Duration::from_secs(30 * 24 * 3600)
+        {
+            return Err(FleetError::new(
+                "operator_ttl",
+                "must be between 1 ms and 30 days",
+            ));
+        }
+        let store = self.store()?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| FleetError::new("runtime", "build the fleet inside a tokio runtime"))?;
+        let health = FleetHealth(Arc::new(Health {
+            connected: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            namespace: self.namespace.clone(),
+        }));
+        health.0.set_connected(false);
+        let (queue, queued) = mpsc::channel(self.queue_capacity);
+        let (link, linked) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = Task {
+            store,
+            layout: Layout::new(&self.namespace),
+            replica: format!("{:016x}", fastrand::u64(..)),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            margin: self.margin,
+            operator_ttl: self.operator_ttl,
+            probe_lease: self.probe_lease,
+            quorum: self.quorum,
+            probes: Mutex::default(),
+            pending: Mutex::new(Pending::new(self.queue_capacity)),
+            known: Mutex::default(),
+            store_run: Mutex::default(),
+            health: health.0.clone(),
+        };
+        runtime.spawn(task.run(queued, linked, stopped));
+        Ok(RedisFleet {
+            health,
+            queue,
+            link: Mutex::new(Some(link)),
+            _stop: stop,
+        })
+    }
+}
+
+impl RedisFleetBuilder {
+    /// The store the settings name: a cluster's seeds, or one node's URL.
+    fn store(&self) -> Result<Store, FleetError> {
+        #[cfg(feature = "cluster")]
+        if let Some(seeds) = &self.seeds {
+            return Cluster::new(seeds, &self.tls, self.connect_timeout, self.command_timeout)
+                .map(Store::Cluster);
+        }
+        tls::client(&self.url, &self.tls).map(Store::Node)
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        assert_eq!(
+            redact("rediss://app:s3cret@cache:6380/0"),
+            "rediss://app:***@cache:6380/0"
+        );
+        assert_eq!(redact("redis://:s3cret@cache/"), "redis://:***@cache/");
+        assert_eq!(redact("redis://s3cret@cache/"), "redis://***@cache/");
+        assert_eq!(
+            redact("redis://cache:6379/?x=@y"),
+            "redis://cache:6379/?x=@y"
+        );
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock"),
+            "redis+unix:///run/redis.sock"
+        );
+        let shown = format!(
+            "{:?}",
+            RedisFleet::builder("redis://app:s3cret@127.0.0.1:6379/").namespace("checkout")
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@127.0.0.1"), "{shown}");
+    }
+}
