@@ -23,7 +23,7 @@ use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
-use crate::fleet::{Fleet, Hub};
+use crate::fleet::{sharer, Fleet, Hub};
 use crate::name::intern;
 use crate::state::State;
 use crate::table::epoch::{self, Guard};
@@ -1012,7 +1012,7 @@ impl RegistryBuilder {
             count: AtomicUsize::new(0),
             last_sweep_us: AtomicU64::new(0),
             detached_since_sweep: AtomicU64::new(0),
-            events: Listeners::new(self.listeners, self.fleet).map(Arc::new),
+            events: Listeners::new(self.listeners, self.fleet.map(sharer)).map(Arc::new),
             fleet: hub,
         }
     }
