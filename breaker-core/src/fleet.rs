@@ -67,7 +67,7 @@ use crate::circuit::Circuit;
 use crate::clock::Timebase;
 use crate::config::Config;
 use crate::event::{Event, Listener, Reason};
-use crate::registry::Provider;
+use crate::provider::Provider;
 use crate::state::State;
 
 /// A store integration that shares circuit openings between the replicas of a service; see the

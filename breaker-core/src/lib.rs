@@ -29,6 +29,7 @@ mod event;
 pub mod fleet;
 mod http_response;
 mod name;
+mod provider;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]
 mod reqwest_0_12;

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::circuit::{Circuit, Held, Metrics, Permit, Policy};
@@ -25,9 +25,10 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Listener, Listeners};
 use crate::fleet::{sharer, Fleet, Hub};
 use crate::name::intern;
+use crate::provider::Provider;
 use crate::state::State;
 use crate::table::epoch::{self, Guard};
-use crate::table::{Circuits, Found};
+use crate::table::Found;
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
@@ -77,43 +78,6 @@ pub struct Registry {
 /// Tenant ids are short strings; a fast seeded hash keeps a lookup's hashing to a few
 /// nanoseconds while still randomising the table layout per registry.
 type NameHasher = foldhash::fast::RandomState;
-
-pub(crate) struct Provider {
-    /// Interned: rejections carry it without a reference count.
-    pub(crate) name: &'static str,
-    /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
-    /// racing first calls get one circuit (`concurrent_first_use_creates_one_circuit`).
-    circuits: Circuits,
-    /// The copy of the registry default made with the provider, or the policy of the last
-    /// [`Registry::configure`], which wins over everything else. Read only when a circuit is
-    /// created. Its lock also serializes retunings of the provider's circuits, and is taken
-    /// before `sites`'.
-    policy: Mutex<Head>,
-    /// Policies of `#[circuit_breaker]` call sites, keyed by the address of the site's static
-    /// config, so all circuits of one site share one policy. Emptied by the first `configure`,
-    /// after which no site's policy is handed out.
-    sites: Mutex<Vec<(usize, Arc<Policy>)>>,
-}
-
-impl Provider {
-    /// The circuit of `tenant`, if it exists (for a fleet's facts; `fleet.rs`).
-    pub(crate) fn find(&self, tenant: &str) -> Option<Circuit> {
-        let guard = self.circuits.guard();
-        self.circuits
-            .get(tenant, &guard)
-            .map(|c| Circuit::clone(&c))
-    }
-}
-
-/// What a provider hands its new circuits. The provider keeps only this head: every policy it
-/// handed out before leads to it (through the chain a retuning appends to), and an older one
-/// lives only as long as a circuit made from it.
-enum Head {
-    /// The registry default's copy, until the first `configure`.
-    Default(Arc<Policy>),
-    /// The last `configure`'s policy: the tail of every chain of the provider's circuits.
-    Configured(Arc<Policy>),
-}
 
 impl Registry {
     /// How long a closed circuit may stay unused before a registry built without
@@ -210,34 +174,7 @@ impl Registry {
                 break p;
             }
         };
-        let mut head = lock(&p.policy);
-        if matches!(&*head, Head::Configured(c) if c.config == config) {
-            return;
-        }
-        let policy = Arc::new(Policy::new(
-            config,
-            self.time.clone(),
-            p.name,
-            self.events.clone(),
-        ));
-        // Every policy the provider has handed out leads to the new one. After the first
-        // retuning they all lead to the last configured one; before it, the default and each
-        // site's are linked, and let go: no new circuit gets them any more, and each lives on
-        // only in the circuits made from it.
-        match &*head {
-            Head::Configured(last) => last.supersede(&policy),
-            Head::Default(default) => {
-                default.supersede(&policy);
-                for (_, site) in lock(&p.sites).drain(..) {
-                    site.supersede(&policy);
-                }
-            }
-        }
-        *head = Head::Configured(policy);
-        // Pairs with the fence in `create`: a circuit stored meanwhile is either visited here or
-        // sees the new policy linked and retunes itself.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        p.circuits.for_each(Circuit::retune);
+        p.configure(config, |config| self.policy(config, p.name));
     }
 
     /// [`configure`](Self::configure)s every provider of `configs`, for example a map read from
@@ -269,12 +206,7 @@ impl Registry {
     /// The config set for `provider` with [`configure`](Self::configure), if any.
     pub fn configured(&self, provider: &str) -> Option<Config> {
         let providers = self.pin_providers();
-        let p = providers.get(provider)?;
-        let head = lock(&p.policy);
-        match &*head {
-            Head::Configured(policy) => Some(policy.config.clone()),
-            Head::Default(_) => None,
-        }
+        providers.get(provider)?.configured()
     }
 
     /// The circuit of (`provider`, `tenant`), created on first use. Allocates nothing when it
@@ -596,7 +528,7 @@ impl Registry {
         site: Option<&'static Config>,
         guard: &'g Guard,
     ) -> (Created<'g>, bool) {
-        let Some(policy) = self.policy_for(p, site) else {
+        let Some(policy) = p.policy_for(site, |config| self.policy(config, p.name)) else {
             return (Created::Closed, false);
         };
         let swept = self.sweep_if_due();
@@ -634,13 +566,12 @@ impl Registry {
             }
             (None, Some(_)) => unreachable!("a closed table makes nothing"),
         };
-        // Pairs with the fence in `configure`: a retuning that linked a new policy after this
-        // circuit was made either visits it or is seen here.
+        // Pairs with the fence in `Provider::configure`: a retuning that linked a new policy
+        // after this circuit was made either visits it or is seen here.
         std::sync::atomic::fence(Ordering::SeqCst);
         if policy.current_is_newer() {
-            let _serial = lock(&p.policy);
             if let Created::Mine(c, _) | Created::Theirs(c) = &created {
-                c.retune();
+                p.retune(c);
             }
         }
         (created, swept)
@@ -657,17 +588,7 @@ impl Registry {
             let _ = providers.remove_if(name, |_, v| Arc::ptr_eq(v, p));
         }
         let name = intern(name);
-        let fresh = Arc::new(Provider {
-            name,
-            circuits: Circuits::new(),
-            policy: Mutex::new(Head::Default(Arc::new(Policy::new(
-                self.default.clone(),
-                self.time.clone(),
-                name,
-                self.events.clone(),
-            )))),
-            sites: Mutex::new(Vec::new()),
-        });
+        let fresh = Arc::new(Provider::new(name, self.policy(self.default.clone(), name)));
         providers.get_or_insert(name, fresh).clone()
     }
 
@@ -681,43 +602,15 @@ impl Registry {
         }
     }
 
-    /// The policy of a new circuit of `p`; `None` when `p` was closed meanwhile.
-    fn policy_for(&self, p: &Provider, site: Option<&'static Config>) -> Option<Arc<Policy>> {
-        // Held while a site's policy is added, so that a concurrent `configure` links it too.
-        let head = lock(&p.policy);
-        let default = match &*head {
-            Head::Configured(policy) => return Some(policy.clone()),
-            Head::Default(default) => default,
-        };
-        let mut sites = lock(&p.sites);
-        let Some(site) = site else {
-            // A circuit asked for by name, not through an annotated call: it gets the config of
-            // the provider's first `#[circuit_breaker]` site, if one has run, so that looking a
-            // circuit up before the first annotated call cannot bypass the attribute's settings.
-            return Some(
-                sites
-                    .first()
-                    .map_or_else(|| default.clone(), |(_, policy)| policy.clone()),
-            );
-        };
-        let key = site as *const Config as usize;
-        if let Some((_, policy)) = sites.iter().find(|(k, _)| *k == key) {
-            return Some(policy.clone());
-        }
-        // A site's policy does not hold the entry open: a tower layer with a config passes it
-        // for every provider (host) its key names, and each entry would stay for good. An entry
-        // dropped once its circuits are gone loses its sites; the next call of each site brings
-        // its policy back (an annotated call site holds its provider's entry open through its
-        // cache, so circuits asked for by name keep its config). A `configure` holds its entry
-        // open, and a creator on an entry closed meanwhile retries on its successor.
-        let policy = Arc::new(Policy::new(
-            site.clone(),
+    /// A new policy of this registry for `provider`'s circuits (its clock and listeners) with
+    /// `config`.
+    fn policy(&self, config: Config, provider: &'static str) -> Arc<Policy> {
+        Arc::new(Policy::new(
+            config,
             self.time.clone(),
-            p.name,
+            provider,
             self.events.clone(),
-        ));
-        sites.push((key, policy.clone()));
-        Some(policy)
+        ))
     }
 
     /// Drops every closed circuit that has not been used since the previous sweep and of which
@@ -827,11 +720,6 @@ enum Created<'g> {
     Detached(Circuit),
     /// The provider entry was closed by a sweep meanwhile: look it up again.
     Closed,
-}
-
-/// The registry's mutexes guard plain values that a panic cannot leave half-written.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for Registry {
@@ -1069,11 +957,6 @@ unsafe impl Send for Cached {}
 // SAFETY: as above; shared access only reads.
 unsafe impl Sync for Cached {}
 
-const _: fn() = || {
-    fn send_sync<T: Send + Sync>() {}
-    send_sync::<Provider>();
-};
-
 /// The pinned provider map the registry's walks share.
 type ProviderMap<'m> =
     papaya::HashMapRef<'m, &'static str, Arc<Provider>, NameHasher, papaya::LocalGuard<'m>>;
@@ -1192,11 +1075,7 @@ mod tests {
             head_of(r, "p")
         }
         fn head_of(r: &Registry, provider: &str) -> std::sync::Weak<Policy> {
-            let providers = r.pin_providers();
-            let head = lock(&providers.get(provider).unwrap().policy);
-            match &*head {
-                Head::Default(p) | Head::Configured(p) => Arc::downgrade(p),
-            }
+            r.pin_providers().get(provider).unwrap().head()
         }
         let consecutive = |n| Config::builder().consecutive_failures(n).build().unwrap();
         let r = Registry::builder().clock(ManualClock::new()).build();
@@ -1232,7 +1111,7 @@ mod tests {
         assert_eq!(site.config().consecutive_failures(), Some(9));
         assert!(default.upgrade().is_some(), "held by `site`");
         assert!(
-            lock(&r.pin_providers().get("q").unwrap().sites).is_empty(),
+            r.pin_providers().get("q").unwrap().has_no_sites(),
             "the sites' policies are let go"
         );
     }
