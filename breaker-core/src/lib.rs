@@ -53,7 +53,9 @@ pub use config::{
 pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
-pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
+pub use registry::builder::RegistryBuilder;
+pub use registry::cache::ProviderCache;
+pub use registry::{CircuitSnapshot, Registry, DEFAULT_TENANT};
 pub use state::{ParseStateError, State};
 
 /// Not a public API: how many unlinked circuits and arrays wait to be freed, for the
