@@ -61,6 +61,15 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
+    /// One call of tenant `t` of each provider `host-0`, `host-1`, ... up to `hosts`.
+    fn call_hosts(r: &Registry, hosts: usize, site: Option<&'static Config>) {
+        for i in 0..hosts {
+            r.acquire(&format!("host-{i}"), "t", site)
+                .unwrap()
+                .success();
+        }
+    }
+
     #[test]
     fn provider_entries_without_circuits_were_never_freed() {
         static SITE: LazyLock<Config> =
@@ -71,11 +80,7 @@ mod tests {
         r.acquire_cached(&CACHE, "annotated", "t", Some(&*SITE))
             .unwrap()
             .success();
-        for i in 0..10_000 {
-            r.acquire(&format!("host-{i}"), "t", None)
-                .unwrap()
-                .success();
-        }
+        call_hosts(&r, 10_000, None);
         assert_eq!((providers(&r), r.len()), (10_002, 10_001));
         // Used since creation: the first sweep keeps them, the second drops them.
         assert_eq!(r.evict_idle(), 0);
@@ -118,11 +123,7 @@ mod tests {
         static LAYER: LazyLock<Config> =
             LazyLock::new(|| Config::builder().consecutive_failures(3).build().unwrap());
         let r = swept_by_hand();
-        for i in 0..1000 {
-            r.acquire(&format!("host-{i}"), "t", Some(&*LAYER))
-                .unwrap()
-                .success();
-        }
+        call_hosts(&r, 1000, Some(&*LAYER));
         for _ in 0..4 {
             r.evict_idle();
         }
