@@ -27,7 +27,6 @@ use crate::state::{self, State};
 use crate::sync::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::table::epoch::Guard;
 use crate::table::shared::{Counted, Shared};
-use crate::table::{Entry, Table};
 use crate::window::WindowSlot;
 
 /// How a [`Permit`] keeps its circuit alive (see `table/shared.rs`): a hazard, which a registry
@@ -36,8 +35,8 @@ use crate::window::WindowSlot;
 /// a permit is four.
 pub(crate) type Held = crate::table::shared::Held<Inner>;
 
-/// One provider's circuits in a registry, keyed by tenant.
-pub(crate) type Circuits = Table<Circuit>;
+/// What a handle points at: the state machine with its reference count (one allocation).
+pub(crate) type Raw = Counted<Inner>;
 
 /// A circuit breaker for one dependency (in a [`Registry`](crate::Registry): one
 /// (provider, tenant) pair).
@@ -277,7 +276,7 @@ impl Circuit {
     }
 
     /// The handle as a raw pointer carrying its strong count, for the registry's table.
-    pub(crate) fn into_raw(self) -> *mut Counted<Inner> {
+    pub(crate) fn into_raw(self) -> *mut Raw {
         self.inner.into_raw()
     }
 
@@ -287,7 +286,7 @@ impl Circuit {
     /// `p` came from `into_raw`, and its strong count is given back once (or the result is
     /// never dropped).
     #[inline]
-    pub(crate) unsafe fn from_raw(p: *mut Counted<Inner>) -> Circuit {
+    pub(crate) unsafe fn from_raw(p: *mut Raw) -> Circuit {
         Circuit {
             // SAFETY: the caller's contract.
             inner: unsafe { Shared::from_raw(p) },
@@ -338,25 +337,6 @@ impl fmt::Debug for Circuit {
             .field("tenant", &self.tenant())
             .field("state", &self.state())
             .finish()
-    }
-}
-
-// SAFETY: a circuit handle is its `Shared`: the raw pointer round trip, count and release
-// through the epoch are `Shared`'s; the key is the tenant, which never changes.
-unsafe impl Entry for Circuit {
-    type Raw = Counted<Inner>;
-    #[inline]
-    fn into_raw(self) -> *mut Counted<Inner> {
-        Circuit::into_raw(self)
-    }
-    #[inline]
-    unsafe fn from_raw(p: *mut Counted<Inner>) -> Circuit {
-        // SAFETY: the caller's contract.
-        unsafe { Circuit::from_raw(p) }
-    }
-    #[inline(always)]
-    fn key(&self) -> &str {
-        self.tenant()
     }
 }
 

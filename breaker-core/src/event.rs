@@ -10,11 +10,9 @@
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::contain::drop_payload;
-use crate::fleet::{Change, Fleet};
 use crate::state::State;
 
 /// Something that happened to one circuit of a [`Registry`](crate::Registry), as given to the
@@ -176,10 +174,14 @@ impl fmt::Display for Reason {
 
 pub(crate) type Listener = Box<dyn Fn(&Event<'_>) + Send + Sync + 'static>;
 
-/// The listeners of one registry, and its fleet, shared by the policies of all its circuits.
+/// The listeners of one registry, and the sharer its fleet subscribes through, shared by the
+/// policies of all its circuits.
 pub(crate) struct Listeners {
     listeners: Vec<Listener>,
-    fleet: Option<Arc<dyn Fleet>>,
+    /// Told of every transition, also of an operator's switch that moved nothing here, outside
+    /// the listeners' re-entry guard: the slot the registry builder connects its fleet to
+    /// (`fleet::sharer`), so that events know nothing of fleets.
+    sharer: Option<Listener>,
 }
 
 thread_local! {
@@ -192,14 +194,14 @@ thread_local! {
 impl Listeners {
     /// `None` when there is nothing to call, so circuits test one `Option` before building an
     /// event.
-    pub(crate) fn new(listeners: Vec<Listener>, fleet: Option<Arc<dyn Fleet>>) -> Option<Self> {
-        (!listeners.is_empty() || fleet.is_some()).then_some(Listeners { listeners, fleet })
+    pub(crate) fn new(listeners: Vec<Listener>, sharer: Option<Listener>) -> Option<Self> {
+        (!listeners.is_empty() || sharer.is_some()).then_some(Listeners { listeners, sharer })
     }
 
-    /// Hands a transition the fleet shares to it, then calls every listener with `event`. The
-    /// caller holds no lock and has already published whatever the event reports. A panicking
-    /// listener (or fleet) is contained here: the panic does not reach the call that raised the
-    /// event, and the other listeners still run.
+    /// Hands a transition to the sharer (the fleet), then calls every listener with `event`.
+    /// The caller holds no lock and has already published whatever the event reports. A
+    /// panicking listener (or fleet) is contained here: the panic does not reach the call that
+    /// raised the event, and the other listeners still run.
     #[cold]
     pub(crate) fn emit(&self, event: &Event<'_>) {
         self.share(event);
@@ -214,32 +216,16 @@ impl Listeners {
         EMITTING.with(|e| e.set(false));
     }
 
-    /// Hands `event` to the fleet, if it shares it, without calling listeners: also for an
-    /// operator's switch that moved nothing on this replica (a reset of a closed circuit), which
-    /// may move the others.
+    /// Hands a transition to the sharer (the fleet, which picks what it shares), without calling
+    /// listeners: also for an operator's switch that moved nothing on this replica (a reset of a
+    /// closed circuit), which may move the others.
     #[cold]
     pub(crate) fn share(&self, event: &Event<'_>) {
-        if let (
-            Some(fleet),
-            &Event::Transition {
-                provider,
-                tenant,
-                to,
-                reason,
-                open_for,
-                level,
-                ..
-            },
-        ) = (&self.fleet, event)
-        {
+        if let (Some(sharer), Event::Transition { .. }) = (&self.sharer, event) {
             // Outside the re-entry guard: a transition a listener's own call makes is still the
-            // fleet's business, and publishing never calls back into the registry.
-            if let Some(change) =
-                Change::of_transition(provider, tenant, to, reason, open_for, level)
-            {
-                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| fleet.publish(&change))) {
-                    drop_payload(payload);
-                }
+            // fleet's business, and sharing never calls back into the registry.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| sharer(event))) {
+                drop_payload(payload);
             }
         }
     }
@@ -251,7 +237,7 @@ impl fmt::Debug for Listeners {
             f,
             "{} listener(s){}",
             self.listeners.len(),
-            if self.fleet.is_some() {
+            if self.sharer.is_some() {
                 ", a fleet"
             } else {
                 ""

@@ -66,8 +66,8 @@ use std::time::Duration;
 use crate::circuit::Circuit;
 use crate::clock::Timebase;
 use crate::config::Config;
-use crate::event::Reason;
-use crate::registry::Provider;
+use crate::event::{Event, Listener, Reason};
+use crate::provider::Provider;
 use crate::state::State;
 
 /// A store integration that shares circuit openings between the replicas of a service; see the
@@ -159,6 +159,28 @@ impl Change<'_> {
             _ => None,
         }
     }
+}
+
+/// How a registry's events reach `fleet`: the sharer its builder connects to the listeners'
+/// slot, which publishes the transitions the fleet shares (see [`Change::of_transition`]).
+pub(crate) fn sharer(fleet: Arc<dyn Fleet>) -> Listener {
+    Box::new(move |event: &Event<'_>| {
+        let &Event::Transition {
+            provider,
+            tenant,
+            to,
+            reason,
+            open_for,
+            level,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if let Some(change) = Change::of_transition(provider, tenant, to, reason, open_for, level) {
+            fleet.publish(&change);
+        }
+    })
 }
 
 /// How a [`Fleet`] applies what other replicas published to the circuits of the registry it is

@@ -30,6 +30,7 @@ mod event;
 pub mod fleet;
 mod http_response;
 mod name;
+mod provider;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]
 mod reqwest_0_12;
@@ -53,7 +54,9 @@ pub use config::{
 pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
-pub use registry::{CircuitSnapshot, ProviderCache, Registry, RegistryBuilder, DEFAULT_TENANT};
+pub use registry::builder::RegistryBuilder;
+pub use registry::cache::ProviderCache;
+pub use registry::{CircuitSnapshot, Registry, DEFAULT_TENANT};
 pub use state::{ParseStateError, State};
 
 /// Not a public API: how many unlinked circuits and arrays wait to be freed, for the

@@ -151,9 +151,10 @@ mod loom_models {
     use loom::thread;
 
     use super::*;
-    use crate::circuit::{Circuit, Circuits, Policy};
+    use crate::circuit::{Circuit, Policy};
     use crate::clock::{SystemClock, Timebase};
     use crate::config::Config;
+    use crate::provider::Circuits;
     use crate::table::epoch;
     use crate::table::epoch::loom_models::model;
 

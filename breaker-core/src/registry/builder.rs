@@ -1,0 +1,235 @@
+//! [`RegistryBuilder`], and the process-wide registry `#[circuit_breaker]` uses by default.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::{NameHasher, Registry};
+use crate::clock::{Clock, SystemClock, Timebase};
+use crate::config::Config;
+use crate::event::{Event, Listener, Listeners};
+use crate::fleet::{sharer, Fleet, Hub};
+
+static GLOBAL: OnceLock<Registry> = OnceLock::new();
+
+impl Registry {
+    /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
+    /// with the default config and the system clock, unless [`set_global`](Self::set_global)
+    /// installed one first.
+    pub fn global() -> &'static Registry {
+        GLOBAL.get_or_init(|| Registry::builder().build())
+    }
+
+    /// Installs `registry` as the one [`global`](Self::global) returns, so that call sites
+    /// without a `registry = ..` argument get its listeners, clock and settings. Call it at
+    /// startup: once `global` has been used (or another registry installed), it gives
+    /// `registry` back (boxed: a registry is a few hundred bytes).
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{Event, Registry};
+    ///
+    /// let installed = Registry::set_global(
+    ///     Registry::builder().listener(|event: &Event<'_>| eprintln!("{event:?}")).build(),
+    /// );
+    /// assert!(installed.is_ok());
+    /// assert!(Registry::set_global(Registry::default()).is_err(), "only once");
+    /// ```
+    pub fn set_global(registry: Registry) -> Result<(), Box<Registry>> {
+        GLOBAL.set(registry).map_err(Box::new)
+    }
+
+    /// Starts a builder (default config, system clock).
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::builder().build()
+    }
+}
+
+/// Builds a [`Registry`].
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::{Config, ManualClock, Registry};
+/// let clock = ManualClock::new();
+/// let registry = Registry::builder()
+///     .default_config(Config::builder().consecutive_failures(3).build()?)
+///     .clock(clock.clone())
+///     .build();
+/// # Ok::<(), breaker::ConfigError>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RegistryBuilder {
+    default_config: Option<Config>,
+    time: Option<Timebase>,
+    idle_ttl: Option<Duration>,
+    max_circuits: Option<usize>,
+    listeners: Vec<Listener>,
+    fleet: Option<Arc<dyn Fleet>>,
+}
+
+impl Default for RegistryBuilder {
+    fn default() -> Self {
+        RegistryBuilder {
+            default_config: None,
+            time: None,
+            idle_ttl: Some(Registry::DEFAULT_IDLE_TTL),
+            max_circuits: None,
+            listeners: Vec::new(),
+            fleet: None,
+        }
+    }
+}
+
+impl RegistryBuilder {
+    /// The config of circuits whose provider has no [`Registry::configure`] and whose call site
+    /// sets none.
+    pub fn default_config(mut self, config: Config) -> Self {
+        self.default_config = Some(config);
+        self
+    }
+
+    /// The clock of every circuit in the registry.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.time = Some(Timebase::new(clock));
+        self
+    }
+
+    /// Drops closed circuits that stayed unused for `ttl` (see [`Registry::evict_idle`]);
+    /// [`Registry::DEFAULT_IDLE_TTL`] (one hour) unless set. `None` turns idle eviction off:
+    /// the registry then keeps every circuit it ever created, which suits a fixed set of
+    /// tenants, not tenant names that come from requests.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::Registry;
+    ///
+    /// let short = Registry::builder().idle_ttl(Duration::from_secs(600)).build();
+    /// let forever = Registry::builder().idle_ttl(None).build();
+    /// ```
+    pub fn idle_ttl(mut self, ttl: impl Into<Option<Duration>>) -> Self {
+        self.idle_ttl = ttl.into();
+        self
+    }
+
+    /// Caps the number of stored circuits: the registry never holds more than `n`, however many
+    /// threads create circuits at once (each creation reserves its place before it stores), and
+    /// [`Registry::len`] never reads more. No cap by default. When the registry is full, a new
+    /// (provider, tenant) first triggers a sweep that drops closed, unheld circuits unused since
+    /// the previous sweep (whatever the TTL); if that frees nothing, the call gets a fresh closed
+    /// circuit that is not stored. Such tenants are then not protected until room frees up, but
+    /// their calls are never refused because of the cap, and no stored circuit (open ones above
+    /// all) is displaced. There is no default cap because of that trade (at the cap, new tenants
+    /// go unprotected) and because only the application knows how many tenants it serves; the
+    /// default [`idle_ttl`](Self::idle_ttl) bounds the registry by the rate of new tenants.
+    pub fn max_circuits(mut self, n: usize) -> Self {
+        self.max_circuits = Some(n);
+        self
+    }
+
+    /// Calls `listener` with every [`Event`] of the registry's circuits: state transitions,
+    /// rejections and slow calls. Listeners run in registration order, on the thread whose call
+    /// raised the event, after the change is published and while nothing is locked, so they may
+    /// call back into the registry and its circuits; events raised by those calls (on the same
+    /// thread, while listeners run) are not delivered, so a listener cannot recurse into itself.
+    /// A panicking listener is contained: the call that raised the event is unaffected.
+    ///
+    /// Keep listeners short (count, log, send to a channel): they run inside callers' requests.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use breaker::{Config, Event, Registry};
+    ///
+    /// let rejections = Arc::new(AtomicUsize::new(0));
+    /// let count = rejections.clone();
+    /// let registry = Registry::builder()
+    ///     .default_config(Config::builder().consecutive_failures(1).build()?)
+    ///     .listener(move |event: &Event<'_>| {
+    ///         if matches!(event, Event::Rejected { .. }) {
+    ///             count.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build();
+    /// let circuit = registry.circuit("openai", "acme");
+    /// circuit.try_acquire()?.failure();
+    /// assert!(circuit.try_acquire().is_err());
+    /// assert_eq!(rejections.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listener(mut self, listener: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Box::new(listener));
+        self
+    }
+
+    /// Shares this registry's circuit openings and closings with the other replicas of the
+    /// service through `fleet` (for example `breaker::fleet::RedisFleet`, feature `redis`), and
+    /// applies theirs. Calls never wait on it: see [`fleet`](crate::fleet). A later call replaces
+    /// an earlier one.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::fleet::{Change, Fleet, FleetLink};
+    /// use breaker::Registry;
+    ///
+    /// struct Quiet;
+    /// impl Fleet for Quiet {
+    ///     fn attach(&self, _link: FleetLink) {}
+    ///     fn publish(&self, _change: &Change<'_>) {}
+    /// }
+    /// let registry = Registry::builder().fleet(Quiet).build();
+    /// ```
+    pub fn fleet(mut self, fleet: impl Fleet) -> Self {
+        self.fleet = Some(Arc::new(fleet));
+        self
+    }
+
+    /// Builds the registry.
+    pub fn build(self) -> Registry {
+        let time = Arc::new(self.time.unwrap_or_else(|| Timebase::new(SystemClock)));
+        let idle_ttl_us = self
+            .idle_ttl
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let hub = self
+            .fleet
+            .as_ref()
+            .map(|_| Arc::new(Hub::new(time.clone())));
+        if let (Some(fleet), Some(hub)) = (&self.fleet, &hub) {
+            fleet.attach(hub.link());
+        }
+        Registry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            providers: papaya::HashMap::with_hasher(NameHasher::default()),
+            default: self.default_config.unwrap_or_default(),
+            time,
+            idle_ttl_us,
+            max_circuits: self.max_circuits,
+            count: AtomicUsize::new(0),
+            last_sweep_us: AtomicU64::new(0),
+            detached_since_sweep: AtomicU64::new(0),
+            events: Listeners::new(self.listeners, self.fleet.map(sharer)).map(Arc::new),
+            fleet: hub,
+        }
+    }
+}
+
+impl fmt::Debug for RegistryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("default_config", &self.default_config)
+            .field("idle_ttl", &self.idle_ttl)
+            .field("max_circuits", &self.max_circuits)
+            .field("listeners", &self.listeners.len())
+            .field("fleet", &self.fleet.is_some())
+            .finish_non_exhaustive()
+    }
+}
