@@ -170,51 +170,69 @@ pub fn retry_after_header(headers: &http::HeaderMap) -> Option<std::time::Durati
     Some(at.duration_since(base).unwrap_or(Duration::ZERO))
 }
 
-/// Timeouts are [`ErrorClass::Timeout`], connect failures [`ErrorClass::Network`], an error with
-/// a status (from `error_for_status`) [`ErrorClass::from_status`]; a failure while sending the
-/// request or reading the body is [`ErrorClass::Network`]. Errors of the caller's side (building
-/// the request, redirect policy, decoding the body) say nothing about the provider:
-/// [`ErrorClass::Unknown`].
-///
-/// ```
-/// # use breaker_core as breaker;
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use breaker::{Classify, ErrorClass, Outcome};
-///
-/// // Nothing listens on port 1 of the loopback: the connection is refused.
-/// let err = reqwest::get("http://127.0.0.1:1/").await.unwrap_err();
-/// assert_eq!(ErrorClass::from(&err), ErrorClass::Network);
-/// assert_eq!(err.classify(), Outcome::Failure);
-/// # }
-/// ```
-#[cfg(feature = "reqwest")]
-impl From<&reqwest::Error> for ErrorClass {
-    fn from(e: &reqwest::Error) -> ErrorClass {
-        if e.is_timeout() {
-            ErrorClass::Timeout
-        } else if let Some(status) = e.status() {
-            ErrorClass::from_status(status.as_u16())
-        } else if e.is_connect() || e.is_request() || e.is_body() {
-            ErrorClass::Network
-        } else {
-            ErrorClass::Unknown
+/// The classification of one version of reqwest: `From<&Error> for ErrorClass`, documented by the
+/// attributes given, and `Classify` for `Error` and `Response`. reqwest 0.12 and 0.13 are distinct
+/// crates to the compiler with the same API, so each needs its own impls of the same logic.
+#[cfg(any(feature = "reqwest", feature = "reqwest-0-12"))]
+macro_rules! classify_reqwest {
+    ($(#[$doc:meta])* $reqwest:ident) => {
+        $(#[$doc])*
+        impl From<&$reqwest::Error> for crate::classify::ErrorClass {
+            fn from(e: &$reqwest::Error) -> crate::classify::ErrorClass {
+                use crate::classify::ErrorClass;
+                if e.is_timeout() {
+                    ErrorClass::Timeout
+                } else if let Some(status) = e.status() {
+                    ErrorClass::from_status(status.as_u16())
+                } else if e.is_connect() || e.is_request() || e.is_body() {
+                    ErrorClass::Network
+                } else {
+                    ErrorClass::Unknown
+                }
+            }
         }
-    }
-}
 
-/// The outcome of `ErrorClass::from(&reqwest::Error)` (see that impl).
-#[cfg(feature = "reqwest")]
-impl Classify for reqwest::Error {
-    fn classify(&self) -> Outcome {
-        ErrorClass::from(self).outcome()
-    }
-}
+        /// The outcome of `ErrorClass::from(&reqwest::Error)` (see that impl).
+        impl crate::classify::Classify for $reqwest::Error {
+            fn classify(&self) -> crate::classify::Outcome {
+                crate::classify::ErrorClass::from(self).outcome()
+            }
+        }
 
-/// A response counts as its status (see the `http::StatusCode` impl); a 429 or 503 with a
-/// `Retry-After` header is [`Outcome::RetryAfter`] of that time, as for `http::Response`.
+        /// A response counts as its status (see the `http::StatusCode` impl); a 429 or 503 with
+        /// a `Retry-After` header is [`Outcome::RetryAfter`] of that time, as for
+        /// `http::Response`.
+        ///
+        /// [`Outcome::RetryAfter`]: crate::Outcome::RetryAfter
+        impl crate::classify::Classify for $reqwest::Response {
+            fn classify(&self) -> crate::classify::Outcome {
+                crate::client_errors::classify_response(self.status().as_u16(), self.headers())
+            }
+        }
+    };
+}
+// For `reqwest_0_12.rs`.
+#[cfg(feature = "reqwest-0-12")]
+pub(crate) use classify_reqwest;
+
 #[cfg(feature = "reqwest")]
-impl Classify for reqwest::Response {
-    fn classify(&self) -> Outcome {
-        classify_response(self.status().as_u16(), self.headers())
-    }
+classify_reqwest! {
+    /// Timeouts are [`ErrorClass::Timeout`], connect failures [`ErrorClass::Network`], an error
+    /// with a status (from `error_for_status`) [`ErrorClass::from_status`]; a failure while
+    /// sending the request or reading the body is [`ErrorClass::Network`]. Errors of the caller's
+    /// side (building the request, redirect policy, decoding the body) say nothing about the
+    /// provider: [`ErrorClass::Unknown`].
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use breaker::{Classify, ErrorClass, Outcome};
+    ///
+    /// // Nothing listens on port 1 of the loopback: the connection is refused.
+    /// let err = reqwest::get("http://127.0.0.1:1/").await.unwrap_err();
+    /// assert_eq!(ErrorClass::from(&err), ErrorClass::Network);
+    /// assert_eq!(err.classify(), Outcome::Failure);
+    /// # }
+    /// ```
+    reqwest
 }
