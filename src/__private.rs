@@ -112,12 +112,30 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 #[inline(always)]
 pub fn returns_result<R: BreakerResult>(_: &R) {}
 
-/// Classification by autoref specialisation: `(&&&Classifier(&ret)).__breaker_outcome()` finds
-/// [`ViaClassify`] when the result is a `Result<T, E>` with `E: Classify`, else [`ViaResult`]
-/// for any other `Result`, so no bound beyond `From<CircuitOpen>` is demanded of `E`.
-/// [`ViaAny`] only exists so that a non-`Result` return type is reported once, by the
-/// [`BreakerResult`] bound, and not a second time here.
+/// Classification by autoref specialisation: `(&&&&&Classifier(&ret)).__breaker_outcome()` finds
+/// [`ViaBoth`] when the result is a `Result<T, E>` with `T: Classify` and `E: Classify`,
+/// [`ViaClassify`] when only `E: Classify`, [`ViaOk`] when only `T: Classify` (an
+/// `Ok(response)` with a 503 is the provider's failure, not a success), else [`ViaResult`] for
+/// any other `Result`, so no bound beyond `From<CircuitOpen>` is demanded of `E`. [`ViaAny`]
+/// only exists so that a non-`Result` return type is reported once, by the [`BreakerResult`]
+/// bound, and not a second time here.
 pub struct Classifier<'a, R>(pub &'a R);
+
+/// `Result<T: Classify, E: Classify>`: `Ok(v)` is `v.classify()`, `Err(e)` is `e.classify()`.
+pub trait ViaBoth {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<T: Classify, E: Classify> ViaBoth for &&&&Classifier<'_, Result<T, E>> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(v) => v.classify(),
+            Err(e) => e.classify(),
+        }
+    }
+}
 
 /// `Result<T, E: Classify>`: `Ok` is a success, `Err(e)` is `e.classify()`.
 pub trait ViaClassify {
@@ -125,12 +143,28 @@ pub trait ViaClassify {
     fn __breaker_outcome(&self) -> Outcome;
 }
 
-impl<T, E: Classify> ViaClassify for &&Classifier<'_, Result<T, E>> {
+impl<T, E: Classify> ViaClassify for &&&Classifier<'_, Result<T, E>> {
     #[inline]
     fn __breaker_outcome(&self) -> Outcome {
         match self.0 {
             Ok(_) => Outcome::Success,
             Err(e) => e.classify(),
+        }
+    }
+}
+
+/// `Result<T: Classify, E>`: `Ok(v)` is `v.classify()`, every `Err` a failure.
+pub trait ViaOk {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<T: Classify, E> ViaOk for &&Classifier<'_, Result<T, E>> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(v) => v.classify(),
+            Err(_) => Outcome::Failure,
         }
     }
 }

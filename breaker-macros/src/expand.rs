@@ -262,8 +262,8 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
             quote_spanned! {site.ret_span=>
             {
                 #[allow(unused_imports)]
-                use #k::__private::{ViaAny as _, ViaClassify as _, ViaResult as _};
-                (&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
+                use #k::__private::{ViaAny as _, ViaBoth as _, ViaClassify as _, ViaOk as _, ViaResult as _};
+                (&&&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
             }
             }
         }
