@@ -75,8 +75,11 @@ impl<T, E> BreakerResult for Result<T, E> {
 /// Error types that can carry a rejection.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot hold the `CircuitOpen` rejection of `#[circuit_breaker]`",
-    label = "the error type of this `Result` needs `impl From<breaker::CircuitOpen> for {Self}`",
-    note = "add `impl From<breaker::CircuitOpen> for {Self}`, or give the attribute a `fallback = ..`"
+    label = "this error type must be able to hold a `breaker::CircuitOpen`",
+    note = "if `{Self}` is a type of your own crate, add `impl From<breaker::CircuitOpen> for {Self}`",
+    note = "if it comes from another crate (`reqwest::Error`, say: the orphan rule forbids that impl), return an error of your own that wraps both: `enum CallError {{ Open(breaker::CircuitOpen), Upstream({Self}) }}`",
+    note = "with `impl From<breaker::CircuitOpen> for CallError` and `impl From<{Self}> for CallError` (so `?` still works), and `Result<T, CallError>` as the return type",
+    note = "or give the attribute a `fallback = ..` that answers rejected calls, and keep `{Self}`"
 )]
 pub trait FromCircuitOpen {
     /// Wraps the rejection.
