@@ -75,8 +75,11 @@ impl<T, E> BreakerResult for Result<T, E> {
 /// Error types that can carry a rejection.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot hold the `CircuitOpen` rejection of `#[circuit_breaker]`",
-    label = "the error type of this `Result` needs `impl From<breaker::CircuitOpen> for {Self}`",
-    note = "add `impl From<breaker::CircuitOpen> for {Self}`, or give the attribute a `fallback = ..`"
+    label = "this error type must be able to hold a `breaker::CircuitOpen`",
+    note = "if `{Self}` is a type of your own crate, add `impl From<breaker::CircuitOpen> for {Self}`",
+    note = "if it comes from another crate (`reqwest::Error`, say: the orphan rule forbids that impl), return an error of your own that wraps both: `enum CallError {{ Open(breaker::CircuitOpen), Upstream({Self}) }}`",
+    note = "with `impl From<breaker::CircuitOpen> for CallError` and `impl From<{Self}> for CallError` (so `?` still works), and `Result<T, CallError>` as the return type",
+    note = "or give the attribute a `fallback = ..` that answers rejected calls, and keep `{Self}`"
 )]
 pub trait FromCircuitOpen {
     /// Wraps the rejection.
@@ -112,12 +115,30 @@ pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
 #[inline(always)]
 pub fn returns_result<R: BreakerResult>(_: &R) {}
 
-/// Classification by autoref specialisation: `(&&&Classifier(&ret)).__breaker_outcome()` finds
-/// [`ViaClassify`] when the result is a `Result<T, E>` with `E: Classify`, else [`ViaResult`]
-/// for any other `Result`, so no bound beyond `From<CircuitOpen>` is demanded of `E`.
-/// [`ViaAny`] only exists so that a non-`Result` return type is reported once, by the
-/// [`BreakerResult`] bound, and not a second time here.
+/// Classification by autoref specialisation: `(&&&&&Classifier(&ret)).__breaker_outcome()` finds
+/// [`ViaBoth`] when the result is a `Result<T, E>` with `T: Classify` and `E: Classify`,
+/// [`ViaClassify`] when only `E: Classify`, [`ViaOk`] when only `T: Classify` (an
+/// `Ok(response)` with a 503 is the provider's failure, not a success), else [`ViaResult`] for
+/// any other `Result`, so no bound beyond `From<CircuitOpen>` is demanded of `E`. [`ViaAny`]
+/// only exists so that a non-`Result` return type is reported once, by the [`BreakerResult`]
+/// bound, and not a second time here.
 pub struct Classifier<'a, R>(pub &'a R);
+
+/// `Result<T: Classify, E: Classify>`: `Ok(v)` is `v.classify()`, `Err(e)` is `e.classify()`.
+pub trait ViaBoth {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<T: Classify, E: Classify> ViaBoth for &&&&Classifier<'_, Result<T, E>> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(v) => v.classify(),
+            Err(e) => e.classify(),
+        }
+    }
+}
 
 /// `Result<T, E: Classify>`: `Ok` is a success, `Err(e)` is `e.classify()`.
 pub trait ViaClassify {
@@ -125,12 +146,28 @@ pub trait ViaClassify {
     fn __breaker_outcome(&self) -> Outcome;
 }
 
-impl<T, E: Classify> ViaClassify for &&Classifier<'_, Result<T, E>> {
+impl<T, E: Classify> ViaClassify for &&&Classifier<'_, Result<T, E>> {
     #[inline]
     fn __breaker_outcome(&self) -> Outcome {
         match self.0 {
             Ok(_) => Outcome::Success,
             Err(e) => e.classify(),
+        }
+    }
+}
+
+/// `Result<T: Classify, E>`: `Ok(v)` is `v.classify()`, every `Err` a failure.
+pub trait ViaOk {
+    /// The outcome of the call.
+    fn __breaker_outcome(&self) -> Outcome;
+}
+
+impl<T: Classify, E> ViaOk for &&Classifier<'_, Result<T, E>> {
+    #[inline]
+    fn __breaker_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(v) => v.classify(),
+            Err(_) => Outcome::Failure,
         }
     }
 }

@@ -96,6 +96,20 @@ pub fn listener(event: &Event<'_>) {
             threshold_ms = threshold.as_millis() as u64,
             "slow call"
         ),
+        Event::RetryAfterCapped {
+            provider,
+            tenant,
+            asked,
+            applied,
+            ..
+        } => ::tracing::warn!(
+            target: "breaker",
+            provider,
+            tenant,
+            asked_ms = asked.as_millis() as u64,
+            applied_ms = applied.as_millis() as u64,
+            "the provider's Retry-After was cut to max_open_for"
+        ),
         // Events added later are not logged until this listener learns them.
         _ => {}
     }

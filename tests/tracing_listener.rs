@@ -106,3 +106,30 @@ fn an_open_for_the_providers_time_logs_that_time() {
         ]
     );
 }
+
+#[test]
+fn a_retry_after_cut_to_max_open_for_is_a_warning() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .default_config(
+            breaker::Config::builder()
+                .open_for(Duration::from_secs(2))
+                .max_open_for(Duration::from_secs(4))
+                .build()
+                .unwrap(),
+        )
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        registry
+            .circuit("openai", "acme")
+            .try_acquire()
+            .unwrap()
+            .record(breaker::Outcome::RetryAfter(Duration::from_secs(7)));
+    });
+    assert_eq!(
+        capture.0.lock().unwrap()[1],
+        r#"WARN breaker the provider's Retry-After was cut to max_open_for: provider="openai" tenant="acme" asked_ms=7000 applied_ms=4000"#,
+    );
+}

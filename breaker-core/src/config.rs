@@ -1,6 +1,7 @@
 //! Validated circuit configuration. A [`Config`] can only be obtained from
 //! [`ConfigBuilder::build`], so every circuit runs on values that were checked once, up front.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -359,10 +360,20 @@ impl ConfigBuilder {
             .unwrap_or_else(|| open_for.max(Duration::from_secs(300)));
         check_duration("max_open_for", max_open_for)?;
         if max_open_for < open_for {
+            // Say where `open_for` came from: set alone, `max_open_for = "10s"` failed against a
+            // default the user never wrote.
+            let reason = if self.open_for.is_some() {
+                format!("must not be shorter than open_for ({open_for:?})")
+            } else {
+                format!(
+                    "must not be shorter than open_for, which defaults to {open_for:?}: set \
+                     open_for too"
+                )
+            };
             return Err(ConfigError::new(
                 "max_open_for",
                 format_args!("{max_open_for:?}"),
-                "must not be shorter than open_for",
+                reason,
             ));
         }
         let backoff_multiplier = self.backoff_multiplier.unwrap_or(2.0);
@@ -454,15 +465,19 @@ fn check_probes(field: &'static str, n: u32) -> Result<(), ConfigError> {
 pub struct ConfigError {
     field: &'static str,
     value: String,
-    reason: &'static str,
+    reason: Cow<'static, str>,
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl fmt::Display,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
         ConfigError {
             field,
             value: value.to_string(),
-            reason,
+            reason: reason.into(),
         }
     }
 
@@ -477,8 +492,8 @@ impl ConfigError {
     }
 
     /// What the setting accepts.
-    pub fn reason(&self) -> &'static str {
-        self.reason
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 

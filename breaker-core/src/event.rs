@@ -88,6 +88,20 @@ pub enum Event<'a> {
         /// The threshold it exceeded.
         threshold: Duration,
     },
+    /// A provider's `Retry-After` asked for longer than the config's `max_open_for`: the circuit
+    /// opened for `applied` (the cap), not `asked`. Follows the trip's
+    /// [`Transition`](Event::Transition).
+    #[non_exhaustive]
+    RetryAfterCapped {
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// What the provider asked for.
+        asked: Duration,
+        /// The open period applied: `max_open_for`.
+        applied: Duration,
+    },
 }
 
 impl Event<'_> {
@@ -96,7 +110,8 @@ impl Event<'_> {
         match self {
             Event::Transition { provider, .. }
             | Event::Rejected { provider, .. }
-            | Event::SlowCall { provider, .. } => provider,
+            | Event::SlowCall { provider, .. }
+            | Event::RetryAfterCapped { provider, .. } => provider,
         }
     }
 
@@ -105,7 +120,8 @@ impl Event<'_> {
         match self {
             Event::Transition { tenant, .. }
             | Event::Rejected { tenant, .. }
-            | Event::SlowCall { tenant, .. } => tenant,
+            | Event::SlowCall { tenant, .. }
+            | Event::RetryAfterCapped { tenant, .. } => tenant,
         }
     }
 }

@@ -11,7 +11,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Path, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, UnOp};
 
 use crate::duration;
 
@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
     "probe_timeout",
     "classify",
     "fallback",
+    "probe",
     "crate",
 ];
 
@@ -59,6 +60,9 @@ pub(crate) struct Args {
     pub(crate) krate: Option<Path>,
     pub(crate) classify: Option<Path>,
     pub(crate) fallback: Option<Path>,
+    /// `probe = name`: a `bool` the body sees, true when the call is the circuit's half-open
+    /// probe.
+    pub(crate) probe: Option<Ident>,
     /// Builder calls of the site's config, in a fixed order; empty when no config argument was
     /// given (the site then passes `None` and the registry's default applies).
     pub(crate) settings: Vec<Setting>,
@@ -118,6 +122,7 @@ struct Raw {
     krate: Option<Keyed<Path>>,
     classify: Option<Keyed<Path>>,
     fallback: Option<Keyed<Path>>,
+    probe: Option<Keyed<Ident>>,
     consecutive_failures: Option<Keyed<u32>>,
     failure_rate: Option<Keyed<f64>>,
     window: Option<Keyed<Window>>,
@@ -223,6 +228,7 @@ impl Raw {
             "crate" => set(&mut self.krate, e, key, &name, path(&value, &name)),
             "classify" => set(&mut self.classify, e, key, &name, path(&value, &name)),
             "fallback" => set(&mut self.fallback, e, key, &name, path(&value, &name)),
+            "probe" => set(&mut self.probe, e, key, &name, ident(&value, &name)),
             "consecutive_failures" => set(
                 &mut self.consecutive_failures,
                 e,
@@ -315,6 +321,7 @@ impl Raw {
                 krate: self.krate.map(|k| k.value),
                 classify: self.classify.map(|c| c.value),
                 fallback: self.fallback.map(|f| f.value),
+                probe: self.probe.map(|p| p.value),
                 settings,
             }),
         }
@@ -421,6 +428,7 @@ fn example(key: &str) -> &'static str {
         "registry" => "&REGISTRY",
         "crate" => "::breaker",
         "classify" | "fallback" => "path::to::function",
+        "probe" => "is_probe",
         "failure_rate" | "slow_call_rate" => "0.5",
         "backoff" => "2.0",
         "jitter" => "0.1",
@@ -461,6 +469,29 @@ fn provider(value: &Expr) -> syn::Result<Provider> {
 }
 
 /// A path, or a string literal holding one (`crate = "::breaker"`, as serde and tokio accept).
+/// A plain name to bind (`probe = is_probe`).
+fn ident(value: &Expr, key: &str) -> syn::Result<Ident> {
+    match value {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p
+            .path
+            .get_ident()
+            .cloned()
+            .ok_or_else(|| bad_ident(value, key)),
+        Expr::Group(g) => ident(&g.expr, key),
+        _ => Err(bad_ident(value, key)),
+    }
+}
+
+fn bad_ident(value: &Expr, key: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        value,
+        format!(
+            "`{key}` must be a name for the body to read, e.g. `{key} = {}`",
+            example(key)
+        ),
+    )
+}
+
 fn path(value: &Expr, key: &str) -> syn::Result<Path> {
     match value {
         Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => Ok(p.path.clone()),

@@ -249,7 +249,22 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
             }
         }
     });
-    let run = with_leading(pin, run);
+    // `probe = name`: read from the permit before the body runs (an async body must not
+    // capture the permit), bound inside it, where the user's name is in scope.
+    let (probe, bind) = match &site.args.probe {
+        Some(name) => (
+            Some(quote! {
+                let __breaker_probe: bool = #k::__private::Permit::is_probe(&__breaker_permit);
+            }),
+            Some(quote!(let #name: bool = __breaker_probe;)),
+        ),
+        None => (None, None),
+    };
+    let leading = match (pin, bind) {
+        (None, None) => None,
+        (pin, bind) => Some(quote!(#pin #bind)),
+    };
+    let run = with_leading(leading, run);
     let call = if site.is_async {
         quote!(async move #run.await)
     } else {
@@ -262,8 +277,8 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
             quote_spanned! {site.ret_span=>
             {
                 #[allow(unused_imports)]
-                use #k::__private::{ViaAny as _, ViaClassify as _, ViaResult as _};
-                (&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
+                use #k::__private::{ViaAny as _, ViaBoth as _, ViaClassify as _, ViaOk as _, ViaResult as _};
+                (&&&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
             }
             }
         }
@@ -275,6 +290,7 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
     });
     quote! {
         #acquire
+        #probe
         let __breaker_ret = #call;
         #check
         #k::__private::Permit::record(__breaker_permit, #outcome);

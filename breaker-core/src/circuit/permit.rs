@@ -104,8 +104,9 @@ impl Permit {
     }
 }
 
-/// A [`Permit`] that borrows its circuit, from [`Circuit::try_acquire_scoped`]: the same
-/// methods and the same drop rule, without a reference count.
+/// A [`Permit`] that borrows its circuit, from
+/// [`Circuit::try_acquire_scoped`](crate::Circuit::try_acquire_scoped): the same methods and the
+/// same drop rule, without a reference count.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct ScopedPermit<'a> {
     pub(super) circuit: &'a Inner,

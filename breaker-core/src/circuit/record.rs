@@ -135,7 +135,7 @@ impl Inner {
             Outcome::Ignored => return,
             Outcome::Success => (false, None),
             Outcome::Failure => (true, None),
-            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then(|| self.asked_period(d))),
+            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then_some(d)),
         };
         let mut trip = None;
         if policy.consecutive != 0 {
@@ -155,9 +155,9 @@ impl Inner {
         if state::tag(s) != state::CLOSED {
             return;
         }
-        if let Some(period) = asked {
+        if let Some(asked) = asked {
             // The provider's time wins over any threshold and over the backoff schedule.
-            self.trip_for(s, 0, period, Reason::RetryAfter(period));
+            self.trip_for_retry_after(s, 0, asked);
         } else if let Some(reason) = trip {
             self.trip(s, 0, reason);
         }
@@ -166,6 +166,26 @@ impl Inner {
     /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
     pub(super) fn asked_period(&self, d: Duration) -> Duration {
         d.min(self.policy().config.max_open_for)
+    }
+
+    /// [`trip_for`](Self::trip_for) the provider's `Retry-After` of `asked`: for exactly that
+    /// long, or `max_open_for` when it asked for more, which the listeners are told of
+    /// ([`Event::RetryAfterCapped`]): a client told to come back sooner than the provider said
+    /// is a surprise worth a log line.
+    fn trip_for_retry_after(&self, from: u64, level: u32, asked: Duration) -> bool {
+        let period = self.asked_period(asked);
+        let tripped = self.trip_for(from, level, period, Reason::RetryAfter(period));
+        if tripped && period < asked {
+            if let Some(events) = &self.head.events {
+                events.emit(&Event::RetryAfterCapped {
+                    provider: self.head.provider,
+                    tenant: self.tenant.as_str(),
+                    asked,
+                    applied: period,
+                });
+            }
+        }
+        tripped
     }
 
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
@@ -219,8 +239,7 @@ impl Inner {
                 }
                 Outcome::RetryAfter(d) => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
-                    let period = self.asked_period(d);
-                    if self.trip_for(s, level, period, Reason::RetryAfter(period)) {
+                    if self.trip_for_retry_after(s, level, d) {
                         slot.held = false;
                         return;
                     }
