@@ -1,6 +1,11 @@
 //! The Lua scripts the background task runs in the store, each one atomic there: share an opening
 //! (never over a newer one; with a quorum, once enough replicas reported it), race for the probe
 //! lease, end an incident; and the reading of an opening's value, which the scripts read too.
+//!
+//! The store is not trusted to hold what the fleet wrote. Every script first checks the types of
+//! its keys: one that holds another type (a list where an opening should be) makes the script
+//! change nothing and reply with a `WRONGTYPE` error naming it, which costs that circuit alone
+//! (the task warns and goes on).
 
 /// `EVAL script` with `keys` as its KEYS, counted here so that the count cannot drift from the
 /// list; the caller adds the ARGV.
@@ -10,14 +15,39 @@ pub(crate) fn eval(script: &str, keys: &[String]) -> redis::Cmd {
     cmd
 }
 
+/// What every script starts with (a macro, for `concat!`): the check of its keys' types.
+macro_rules! prelude {
+    () => {
+        r"
+-- An error naming the first of KEYS that holds another type than `types` says (false: any),
+-- or nil. Called before anything is written, so that such a key leaves the store unchanged.
+local function wrong_type(types)
+  for i, want in ipairs(types) do
+    local kind = redis.call('TYPE', KEYS[i])['ok']
+    if want and kind ~= 'none' and kind ~= want then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a ' .. want)
+    end
+  end
+  return nil
+end
+"
+    };
+}
+
 /// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
 /// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
 /// probe's reopening, time since the trip (ms). Returns 1 when the opening was written and
 /// announced, 2 for a report short of the quorum, 0 when a stored opening is newer or ends
 /// later, or the incident ended after this trip (a replica that could not write meanwhile).
 /// Reports expire by the store's clock (`TIME`), never a replica's.
-pub(crate) const OPEN_SCRIPT: &str = r"
+pub(crate) const OPEN_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
 if redis.replicate_commands then redis.replicate_commands() end
+local bad = wrong_type({'string', 'string', 'zset', 'string'})
+if bad then
+  return bad
+end
 local left = tonumber(ARGV[2])
 local level = tonumber(ARGV[8])
 local ended = tonumber(redis.call('GET', KEYS[4]))
@@ -59,13 +89,20 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[5], 'PX', left + tonumber(ARGV[3]))
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
-";
+"
+);
 
 /// KEYS: the probe lease, the opening. ARGV: replica, lease (ms). Returns {won, ms the lease
 /// has left}: a replica that holds the lease already has won it; -1 when neither a lease nor
 /// an opening is left (the incident expired without an outcome: racing stops). A lease without
 /// a TTL (not written by a fleet) would hold every replica open for good: it is given one.
-pub(crate) const RACE_SCRIPT: &str = r"
+pub(crate) const RACE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+local bad = wrong_type({'string'})
+if bad then
+  return bad
+end
 local holder = redis.call('GET', KEYS[1])
 if not holder and redis.call('EXISTS', KEYS[2]) == 0 then
   return {-1, 0}
@@ -83,7 +120,8 @@ if holder == ARGV[1] then
   return {1, pttl}
 end
 return {0, pttl}
-";
+"
+);
 
 /// KEYS: opening, lease, reports, operator's switch, end of the last incident. ARGV: age of
 /// the close or reset (ms), channel, message, 1 for a reset, margin (ms). An ended incident is
@@ -92,7 +130,13 @@ return {0, pttl}
 /// close (by the TTL written in its value less its PTTL: store time) stays; one without a
 /// written TTL is taken to be older. Returns what stayed: 1 the opening, 2 the switch (or'd).
 /// The message goes out unless everything stayed.
-pub(crate) const END_SCRIPT: &str = r"
+pub(crate) const END_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+local bad = wrong_type({'string', 'string', 'zset', ARGV[4] == '1' and 'string', 'string'})
+if bad then
+  return bad
+end
 local age = tonumber(ARGV[1])
 local function younger(key, pattern)
   local v = redis.call('GET', key)
@@ -133,7 +177,8 @@ if (ARGV[4] == '1' and kept < 3) or (ARGV[4] ~= '1' and kept == 0) then
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
 return kept
-";
+"
+);
 
 /// (level, margin in ms) of an opening's value `level:margin_ms:replica[:ttl_ms]`.
 pub(crate) fn parse_value(value: &str) -> Option<(u32, u64)> {

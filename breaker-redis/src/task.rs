@@ -314,8 +314,10 @@ impl Task {
         }
     }
 
-    /// Writes the changes kept while the store was away, oldest first; on a failure, keeps
-    /// what was not written.
+    /// Writes the changes kept while the store was away, oldest first; on a failure of the
+    /// store, keeps what was not written. A change the store refuses over one of its circuit's
+    /// keys (of another type: warned, see `unless_wrong_type`) is dropped and the replay goes
+    /// on: it would be refused again, and must not hold back the others.
     async fn replay(&self, conn: &mut Conn) -> Result<(), End> {
         let kept = self
             .pending
@@ -343,7 +345,7 @@ impl Task {
                 .config(&provider, &tenant)
                 .map_or(self.probe_lease, |c| c.probe_timeout());
             let lease_ms = millis(lease + probes::LEAD).max(1);
-            let (won, left_ms): (i64, i64) = timeout(
+            let reply = timeout(
                 self.command_timeout,
                 scripts::eval(
                     RACE_SCRIPT,
@@ -354,9 +356,14 @@ impl Task {
                 )
                 .arg(&self.replica)
                 .arg(lease_ms)
-                .query_async(conn),
+                .query_async::<(i64, i64)>(conn),
             )
-            .await??;
+            .await?;
+            let Some((won, left_ms)) = unless_wrong_type(reply, &provider, &tenant)? else {
+                // Its lease key is not a lease: this circuit probes on each replica, as
+                // without a fleet; the others race on.
+                continue;
+            };
             if won < 0 {
                 // The incident is gone from the store (its opening expired, unended, with
                 // nobody probing): nothing left to race for.
@@ -397,7 +404,7 @@ impl Task {
     }
 
     /// Writes one local change and announces it (on failure the caller keeps it for the
-    /// store's return).
+    /// store's return; a refusal over a key of the wrong type is no failure).
     async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
         match change {
             Queued::Open {
@@ -487,7 +494,7 @@ impl Task {
     ) -> Result<(), End> {
         let left_ms = millis(left).max(1);
         let margin_ms = millis(self.margin);
-        let written: i64 = timeout(
+        let reply = timeout(
             self.command_timeout,
             scripts::eval(
                 OPEN_SCRIPT,
@@ -508,10 +515,15 @@ impl Task {
             .arg(level)
             .arg(u8::from(reopened))
             .arg(millis(open_for.saturating_sub(left)))
-            .query_async(conn),
+            .query_async::<i64>(conn),
         )
-        .await??;
+        .await?;
         let key = (provider.to_owned(), tenant.to_owned());
+        let Some(written) = unless_wrong_type(reply, provider, tenant)? else {
+            // Not shared: whatever this replica knew of the fleet's opening is moot.
+            self.known().ended(&key);
+            return Ok(());
+        };
         if written == 1 {
             self.health.count(Count::Published);
             self.probes()
@@ -544,7 +556,7 @@ impl Task {
         reset: bool,
     ) -> Result<(), End> {
         let kind = if reset { "operator" } else { "close" };
-        let kept: i64 = timeout(
+        let reply = timeout(
             self.command_timeout,
             scripts::eval(
                 END_SCRIPT,
@@ -561,9 +573,13 @@ impl Task {
             .arg(self.message(kind, provider, tenant))
             .arg(u8::from(reset))
             .arg(millis(self.margin).max(1))
-            .query_async(conn),
+            .query_async::<i64>(conn),
         )
-        .await??;
+        .await?;
+        let Some(kept) = unless_wrong_type(reply, provider, tenant)? else {
+            // Nothing changed in the store: the others learn of no end.
+            return Ok(());
+        };
         self.health.count(Count::Published);
         let key = (provider.to_owned(), tenant.to_owned());
         if kept & 1 == 0 {
@@ -627,19 +643,12 @@ impl Task {
         };
         let key = self.layout.open_key(&provider, &tenant);
         let alive = match op {
-            "open" => {
-                let (value, pttl): (Option<String>, i64) = timeout(
-                    self.command_timeout,
-                    redis::pipe()
-                        .cmd("GET")
-                        .arg(&key)
-                        .cmd("PTTL")
-                        .arg(&key)
-                        .query_async(conn),
-                )
-                .await??;
-                self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
-            }
+            "open" => match self.read(conn, &[&key]).await?.pop().flatten() {
+                Some((value, pttl)) => {
+                    self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
+                }
+                None => true,
+            },
             "close" => {
                 // A close that arrives after a newer opening was written must not undo it.
                 let exists: bool = timeout(
@@ -659,25 +668,25 @@ impl Task {
             }
             "operator" => {
                 let switch = self.layout.operator_key(&provider, &tenant);
-                let (value, pttl, opening, open_pttl): (Option<String>, i64, Option<String>, i64) =
-                    timeout(
-                        self.command_timeout,
-                        redis::pipe()
-                            .cmd("GET")
-                            .arg(&switch)
-                            .cmd("PTTL")
-                            .arg(&switch)
-                            .cmd("GET")
-                            .arg(&key)
-                            .cmd("PTTL")
-                            .arg(&key)
-                            .query_async(conn),
-                    )
-                    .await??;
-                // A reset that gave way to a newer opening: the circuit resets, then takes it.
-                self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
-                    && (value.is_some()
-                        || self.apply_open(link, &provider, &tenant, opening.as_deref(), open_pttl))
+                let mut read = self.read(conn, &[&switch, &key]).await?.into_iter();
+                match (read.next().flatten(), read.next().flatten()) {
+                    // A reset that gave way to a newer opening: the circuit resets, then takes it.
+                    (Some((value, pttl)), opening) => {
+                        self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
+                            && (value.is_some()
+                                || opening.is_none_or(|(opening, open_pttl)| {
+                                    self.apply_open(
+                                        link,
+                                        &provider,
+                                        &tenant,
+                                        opening.as_deref(),
+                                        open_pttl,
+                                    )
+                                }))
+                    }
+                    // A switch key of another type says nothing, not "reset".
+                    (None, _) => true,
+                }
             }
             _ => true,
         };
@@ -686,6 +695,56 @@ impl Task {
         } else {
             Err(End::Done)
         }
+    }
+
+    /// The value and `PTTL` of each of `keys` (strings the fleet wrote), read in one pipeline; per
+    /// key `None` when it holds another type, or bytes that are no text (warned here, naming
+    /// it): one such key costs its own circuit, never the read of the others or the session.
+    async fn read(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+        keys: &[&str],
+    ) -> Result<Vec<Option<(Option<String>, i64)>>, End> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
+        }
+        pipe.ignore_errors();
+        let replies: Vec<redis::Value> =
+            timeout(self.command_timeout, pipe.query_async(conn)).await??;
+        let mut replies = replies.into_iter();
+        let mut read = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (Some(value), Some(pttl)) = (replies.next(), replies.next()) else {
+                return Err(End::Failed("a pipeline's reply came short".to_owned()));
+            };
+            let error = match (value, pttl) {
+                (redis::Value::ServerError(e), _) | (_, redis::Value::ServerError(e)) => {
+                    let error = format!("{}: {}", e.code(), e.details().unwrap_or_default());
+                    if e.code() != "WRONGTYPE" {
+                        // Not this key's doing (a store refusing reads): the store failing.
+                        return Err(End::Failed(error));
+                    }
+                    error
+                }
+                (value, pttl) => match (
+                    redis::from_redis_value::<Option<String>>(value),
+                    redis::from_redis_value::<i64>(pttl),
+                ) {
+                    (Ok(value), Ok(pttl)) => {
+                        read.push(Some((value, pttl)));
+                        continue;
+                    }
+                    (Err(e), _) | (_, Err(e)) => e.to_string(),
+                },
+            };
+            tracing::warn!(
+                target: "breaker::fleet", key, %error,
+                "a fleet key holds another type or no text: its circuit is not shared until that key is deleted"
+            );
+            read.push(None);
+        }
+        Ok(read)
     }
 
     /// Opens (provider, tenant) for what is left of the opening stored as `value` with `pttl` ms
@@ -792,13 +851,11 @@ impl Task {
                 })
                 .collect();
             if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for (.., key) in &keys {
-                    pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
-                }
-                let found: Vec<(Option<String>, i64)> =
-                    timeout(self.command_timeout, pipe.query_async(conn)).await??;
-                for ((kind, provider, tenant, _), (value, pttl)) in keys.iter().zip(found) {
+                let names: Vec<&str> = keys.iter().map(|(.., key)| key.as_str()).collect();
+                let found = self.read(conn, &names).await?;
+                for ((kind, provider, tenant, _), found) in keys.iter().zip(found) {
+                    // A key of another type (warned about): skipped, the rest applied.
+                    let Some((value, pttl)) = found else { continue };
                     let alive = match kind {
                         Kind::Open => {
                             self.apply_open(link, provider, tenant, value.as_deref(), pttl)
@@ -819,6 +876,27 @@ impl Task {
             }
             cursor = next;
         }
+    }
+}
+
+/// A script's reply for (provider, tenant), or `None` when the store refused it because one of
+/// the circuit's keys holds another type than the fleet's (warned here, naming the key): that
+/// costs this circuit's sharing, not the session. Any other error is the store failing.
+fn unless_wrong_type<T>(
+    reply: redis::RedisResult<T>,
+    provider: &str,
+    tenant: &str,
+) -> Result<Option<T>, End> {
+    match reply {
+        Ok(reply) => Ok(Some(reply)),
+        Err(e) if e.code() == Some("WRONGTYPE") => {
+            tracing::warn!(
+                target: "breaker::fleet", provider, tenant, error = %e,
+                "a fleet key holds another type: its circuit is not shared until that key is deleted"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
