@@ -13,7 +13,7 @@ use tokio::time::{sleep, timeout};
 
 use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
-use crate::known::Known;
+use crate::known::{Key, Known};
 use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
 use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
@@ -27,6 +27,9 @@ const RETRY_LAST: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// Keys asked for per SCAN step during a resync.
 const SCAN_COUNT: usize = 500;
+/// Openings checked per ping for a deletion nobody announced (`Known::next_audit`): one pipeline
+/// that stays well under a millisecond on a LAN, so a due probe race is never held up for long.
+const AUDIT_BATCH: usize = 256;
 
 pub(crate) struct Task {
     pub(crate) store: Store,
@@ -179,7 +182,10 @@ impl Task {
                     Some(message) => self.receive(&mut conn, link, &message).await,
                     None => Err(End::Failed("pub/sub connection closed".to_owned())),
                 },
-                _ = ping.tick() => self.ping(&mut conn, &mut listener).await,
+                _ = ping.tick() => match self.ping(&mut conn, &mut listener).await {
+                    Ok(()) => self.audit(&mut conn, link).await,
+                    failed => failed,
+                },
                 _ = tokio::time::sleep_until(race_at), if due.is_some() => {
                     self.race(&mut conn, link).await
                 }
@@ -267,23 +273,7 @@ impl Task {
     async fn reconcile(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
         let (openings, switches) = self.known().live(Instant::now());
         for chunk in openings.chunks(SCAN_COUNT) {
-            let mut pipe = redis::pipe();
-            for (provider, tenant) in chunk {
-                pipe.cmd("EXISTS")
-                    .arg(self.layout.open_key(provider, tenant))
-                    .arg(self.layout.probe_key(provider, tenant));
-            }
-            let found: Vec<u32> = timeout(self.command_timeout, pipe.query_async(conn)).await??;
-            for (key, found) in chunk.iter().zip(found) {
-                if found == 0 {
-                    self.known().ended(key);
-                    self.probes().untrack(key);
-                    self.health.count(Count::Applied);
-                    if !link.close(&key.0, &key.1) {
-                        return Err(End::Done);
-                    }
-                }
-            }
+            self.end_missing(conn, link, chunk).await?;
         }
         for chunk in switches.chunks(SCAN_COUNT) {
             let mut pipe = redis::pipe();
@@ -299,6 +289,48 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// Ends here the openings of `keys` (known to this replica) that are gone from the store,
+    /// neither the opening nor a probe lease left: another replica ended them, or someone
+    /// deleted them, while this one could not hear it or nobody announced it.
+    async fn end_missing(
+        &self,
+        conn: &mut Conn,
+        link: &FleetLink,
+        keys: &[Key],
+    ) -> Result<(), End> {
+        let mut pipe = redis::pipe();
+        for (provider, tenant) in keys {
+            pipe.cmd("EXISTS")
+                .arg(self.layout.open_key(provider, tenant))
+                .arg(self.layout.probe_key(provider, tenant));
+        }
+        let found: Vec<u32> = timeout(self.command_timeout, pipe.query_async(conn)).await??;
+        for (key, found) in keys.iter().zip(found) {
+            if found == 0 {
+                self.known().ended(key);
+                self.probes().untrack(key);
+                self.health.count(Count::Applied);
+                if !link.close(&key.0, &key.1) {
+                    return Err(End::Done);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the openings this replica knows whose keys were deleted without an announcement (see
+    /// `known.rs`), a batch per ping: with n openings known, each is checked every n / 256
+    /// pings. Within one session the store is the one this replica read them from (a restart
+    /// ends the session), so a key gone early was deleted, not lost; unless the store lost it
+    /// (an eviction, a `FLUSHDB`, a cluster failover that lost its last write: README).
+    async fn audit(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
+        let batch = self.known().next_audit(Instant::now(), AUDIT_BATCH);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.end_missing(conn, link, &batch).await
     }
 
     /// Keeps a change the store did not take, for its return; counts it as dropped if there
@@ -766,9 +798,14 @@ impl Task {
         }
         self.health.count(Count::Applied);
         let left = Duration::from_millis(left_ms as u64);
+        // The circuit here holds it no longer than its own longest period (`adopt_open`): the
+        // race for its probe runs before that ends, not when the store says.
+        let held = link
+            .config(provider, tenant)
+            .map_or(left, |config| left.min(config.longest_open_for()));
         self.probes().track(
             (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + left,
+            Instant::now() + held,
             level,
         );
         self.known().opened(
