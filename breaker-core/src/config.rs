@@ -110,6 +110,26 @@ impl Config {
     pub fn jitter(&self) -> f64 {
         self.jitter
     }
+    /// The longest open period this config can give a circuit: [`max_open_for`](Self::max_open_for)
+    /// stretched by the most [`jitter`](Self::jitter) can add. A circuit holds an opening that
+    /// another replica shared ([`FleetLink::open`](crate::fleet::FleetLink::open)) no longer than
+    /// this, whatever the store said.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::Config;
+    ///
+    /// let config = Config::builder().max_open_for(Duration::from_secs(300)).jitter(0.2).build()?;
+    /// assert_eq!(config.longest_open_for(), Duration::from_secs(360));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn longest_open_for(&self) -> Duration {
+        // Both factors are validated (a duration of at most a year, a jitter below 1): no overflow.
+        self.max_open_for
+            .mul_f64(1.0 + self.jitter)
+            .min(MAX_DURATION)
+    }
     /// Calls admitted concurrently in half-open.
     pub fn half_open_probes(&self) -> u32 {
         self.half_open_probes

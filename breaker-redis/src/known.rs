@@ -6,6 +6,10 @@
 //! keys, and a resync cannot see what is no longer there. So after a reconnection to the same
 //! store (no restart or failover, which may lose keys), a key that is gone before it should
 //! have expired was ended by another replica: its circuit closes here (or resets) too.
+//!
+//! The same holds while connected, for an opening deleted without an announcement (by hand, by
+//! a script, or by a replica whose message was lost): the task audits the openings it knows a
+//! batch at a time, every ping, and ends those whose keys are gone.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,6 +29,8 @@ const SLACK: Duration = Duration::from_secs(1);
 pub(crate) struct Known {
     openings: HashMap<Key, Instant>,
     switches: HashMap<Key, Instant>,
+    /// The openings of the current round of audits not checked yet.
+    unaudited: Vec<Key>,
 }
 
 impl Known {
@@ -58,6 +64,30 @@ impl Known {
     pub(crate) fn clear(&mut self) {
         self.openings.clear();
         self.switches.clear();
+        self.unaudited.clear();
+    }
+
+    /// Up to `n` openings that should still be in the store at `now`, each in turn: a round
+    /// goes through every opening known when it began (those that ended meanwhile skipped),
+    /// then the next round begins.
+    pub(crate) fn next_audit(&mut self, now: Instant, n: usize) -> Vec<Key> {
+        if self.unaudited.is_empty() {
+            self.unaudited = self.live(now).0;
+        }
+        let mut batch = Vec::with_capacity(n.min(self.unaudited.len()));
+        while batch.len() < n {
+            let Some(key) = self.unaudited.pop() else {
+                break;
+            };
+            if self
+                .openings
+                .get(&key)
+                .is_some_and(|until| *until > now + SLACK)
+            {
+                batch.push(key);
+            }
+        }
+        batch
     }
 
     /// The openings and switches that should still be in the store at `now` (the others are
@@ -118,5 +148,49 @@ mod tests {
         assert_eq!(switches, [key("acme")]);
         let (openings, _) = k.live(now + Duration::from_secs(100));
         assert!(openings.is_empty());
+    }
+
+    #[test]
+    fn audits_go_round_every_live_opening_a_batch_at_a_time() {
+        let mut k = Known::default();
+        let now = Instant::now();
+        for t in ["a", "b", "c", "d", "e"] {
+            k.opened(key(t), now + Duration::from_secs(90));
+        }
+        let first = k.next_audit(now, 2);
+        assert_eq!(first.len(), 2);
+        k.ended(&key("a"));
+        k.ended(&key("b"));
+        k.ended(&key("c"));
+        let second = k.next_audit(now, 2);
+        let mut round: Vec<Key> = first.iter().chain(&second).cloned().collect();
+        round.sort();
+        round.dedup();
+        assert_eq!(
+            first.len() + second.len(),
+            round.len(),
+            "nothing twice in a round"
+        );
+        assert!(
+            second
+                .iter()
+                .all(|t| !first.contains(t) && k.openings.contains_key(t)),
+            "the rest of the round, less what ended meanwhile: {second:?}"
+        );
+        // A new round begins with what is live then.
+        let mut next = Vec::new();
+        for _ in 0..3 {
+            next.extend(k.next_audit(now, 2));
+        }
+        next.sort();
+        next.dedup();
+        assert_eq!(
+            next.iter()
+                .filter(|t| ["d", "e"].contains(&t.1.as_str()))
+                .count(),
+            2,
+            "{next:?}"
+        );
+        assert!(k.next_audit(now + Duration::from_secs(100), 2).is_empty());
     }
 }
