@@ -95,7 +95,11 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags(timed, window.is_some())),
+                flags: AtomicU8::new(flags(
+                    timed,
+                    window.is_some(),
+                    current.config.timeout.is_some(),
+                )),
                 half_stays: AtomicU16::new(0),
                 head: policy,
                 window: WindowSlot::new(window),
