@@ -32,10 +32,13 @@ fn registry(config: Config) -> (Registry, Arc<Mutex<Vec<String>>>) {
         .clock(TokioClock)
         .default_config(config)
         .listener(move |e: &Event<'_>| match e {
-            Event::TimedOut { timeout, .. } => {
-                log.lock().unwrap().push(format!("timed out after {timeout:?}"))
+            Event::TimedOut { timeout, .. } => log
+                .lock()
+                .unwrap()
+                .push(format!("timed out after {timeout:?}")),
+            Event::Transition { from, to, .. } => {
+                log.lock().unwrap().push(format!("{from} -> {to}"))
             }
-            Event::Transition { from, to, .. } => log.lock().unwrap().push(format!("{from} -> {to}")),
             _ => {}
         })
         .build();
@@ -67,7 +70,11 @@ async fn a_hung_call_times_out_at_its_deadline_and_trips_the_circuit() {
     let open = timed_out(hung(&registry, secs(3600)).await);
     assert!(open.is_timeout());
     assert_eq!(start.elapsed(), secs(2), "at the deadline, not later");
-    assert_eq!(open.state(), State::Closed, "one timeout of the two that trip");
+    assert_eq!(
+        open.state(),
+        State::Closed,
+        "one timeout of the two that trip"
+    );
     assert_eq!(open.retry_after(), None);
     assert_eq!(
         open.to_string(),
@@ -78,7 +85,11 @@ async fn a_hung_call_times_out_at_its_deadline_and_trips_the_circuit() {
     assert!(timed_out(hung(&registry, secs(3600)).await).is_timeout());
     let tripped = timed_out(hung(&registry, secs(3600)).await);
     assert!(tripped.is_timeout());
-    assert_eq!(tripped.state(), State::Open, "the second timeout in a row trips");
+    assert_eq!(
+        tripped.state(),
+        State::Open,
+        "the second timeout in a row trips"
+    );
     assert_eq!(tripped.retry_after(), Some(secs(10)));
     // Now the circuit refuses at once: a rejection, not a timeout.
     let start = tokio::time::Instant::now();
@@ -102,14 +113,16 @@ async fn a_caller_leaving_before_the_deadline_is_not_the_providers_failure() {
     let (registry, seen) = registry(Config::default());
     for _ in 0..5 {
         // The caller gives up after 1 s; the call's own deadline is 2 s.
-        assert!(
-            tokio::time::timeout(secs(1), hung(&registry, secs(3600)))
-                .await
-                .is_err()
-        );
+        assert!(tokio::time::timeout(secs(1), hung(&registry, secs(3600)))
+            .await
+            .is_err());
     }
     let circuit = registry.get("hung", DEFAULT_TENANT).unwrap();
-    assert_eq!(circuit.state(), State::Closed, "five callers left: on_cancel ignores them");
+    assert_eq!(
+        circuit.state(),
+        State::Closed,
+        "five callers left: on_cancel ignores them"
+    );
     assert_eq!(circuit.metrics().consecutive_failures, 0);
     assert!(seen.lock().unwrap().is_empty());
 }
@@ -124,7 +137,9 @@ async fn strict(registry: &Registry) -> Result<u32, Error> {
 async fn on_cancel_says_what_a_caller_leaving_counts_as() {
     let (registry, _) = registry(Config::default());
     for _ in 0..2 {
-        assert!(tokio::time::timeout(secs(1), strict(&registry)).await.is_err());
+        assert!(tokio::time::timeout(secs(1), strict(&registry))
+            .await
+            .is_err());
     }
     assert_eq!(
         registry.get("strict", DEFAULT_TENANT).unwrap().state(),

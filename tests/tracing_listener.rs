@@ -157,5 +157,9 @@ fn a_timeout_is_a_warning_before_the_trip_it_causes() {
         lines[0],
         r#"WARN breaker call timed out: provider="openai" tenant="acme" timeout_ms=2000"#
     );
-    assert!(lines[1].starts_with("WARN breaker circuit opened"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("WARN breaker circuit opened"),
+        "{}",
+        lines[1]
+    );
 }

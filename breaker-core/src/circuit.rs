@@ -377,6 +377,13 @@ mod tests {
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
+    fn a_rejection_is_seven_words() {
+        // `Result<Permit, CircuitOpen>` comes back from every admission: the timeout's kind sits
+        // in the padding after the state, not in a word of its own.
+        assert_eq!(std::mem::size_of::<CircuitOpen>(), 56);
+    }
+
+    #[test]
     fn a_circuit_is_88_bytes() {
         // Asserted because the registry's per-circuit budget depends on it (tests/memory.rs):
         // the state machine and its reference count, one allocation.

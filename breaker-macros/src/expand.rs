@@ -841,7 +841,10 @@ mod tests {
         ] {
             assert!(out.contains(piece), "missing {piece:?} in {out}");
         }
-        assert!(!out.contains("bounded"), "no deadline without `timeout`: {out}");
+        assert!(
+            !out.contains("bounded"),
+            "no deadline without `timeout`: {out}"
+        );
     }
 
     #[test]
@@ -862,7 +865,11 @@ mod tests {
         ] {
             assert!(out.contains(piece), "missing {piece:?} in {out}");
         }
-        assert_eq!(out.matches("body ()").count(), 1, "the body is quoted once: {out}");
+        assert_eq!(
+            out.matches("body ()").count(),
+            1,
+            "the body is quoted once: {out}"
+        );
     }
 
     #[test]

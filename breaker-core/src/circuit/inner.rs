@@ -107,10 +107,10 @@ impl Inner {
         if self.window.spec() != window
             || self.flags.load(Ordering::Relaxed)
                 != flags(
-                policy.slow_us.is_some(),
-                window.is_some(),
-                policy.config.timeout.is_some(),
-            )
+                    policy.slow_us.is_some(),
+                    window.is_some(),
+                    policy.config.timeout.is_some(),
+                )
             || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
         {
             self.retune();

@@ -189,7 +189,12 @@ impl Inner {
             },
             tag => (State::from_tag(tag), CircuitOpen::UNKNOWN),
         };
-        CircuitOpen::timed_out(self.head.provider, self.tenant.clone(), state, retry_after_us)
+        CircuitOpen::timed_out(
+            self.head.provider,
+            self.tenant.clone(),
+            state,
+            retry_after_us,
+        )
     }
 
     /// [`trip_for`](Self::trip_for) the provider's `Retry-After` of `asked`: for exactly that
