@@ -236,3 +236,25 @@ fn a_retry_after_cut_to_max_open_for_is_counted() {
         capture.counters()
     );
 }
+
+#[test]
+fn timeouts_are_counted() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .listener(breaker::metrics::listener)
+        .build();
+    metrics::with_local_recorder(&capture, || {
+        for _ in 0..2 {
+            let permit = registry.circuit("openai", "acme").try_acquire().unwrap();
+            let _ = permit.time_out();
+        }
+    });
+    assert!(
+        capture
+            .counters()
+            .contains(&("breaker_timeouts_total{provider=openai}".into(), 2)),
+        "{:?}",
+        capture.counters()
+    );
+}

@@ -64,6 +64,8 @@ pub struct Config {
     pub(crate) half_open_successes: u32,
     pub(crate) on_abandoned: Outcome,
     pub(crate) probe_timeout: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) on_cancel: Outcome,
 }
 
 impl Config {
@@ -146,6 +148,15 @@ impl Config {
     pub fn probe_timeout(&self) -> Duration {
         self.probe_timeout
     }
+    /// The deadline of each call, if set (see [`ConfigBuilder::timeout`]).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+    /// With a [`timeout`](Self::timeout): what a call dropped by its caller before the deadline
+    /// counts as (see [`ConfigBuilder::on_cancel`]).
+    pub fn on_cancel(&self) -> Outcome {
+        self.on_cancel
+    }
     /// Whether outcomes are kept in a window (a rate policy is active).
     pub(crate) fn has_window(&self) -> bool {
         self.failure_rate.is_some() || self.slow_call.is_some()
@@ -188,6 +199,8 @@ pub struct ConfigBuilder {
     half_open_successes: Option<u32>,
     on_abandoned: Option<Outcome>,
     probe_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    on_cancel: Option<Outcome>,
 }
 
 impl ConfigBuilder {
@@ -308,6 +321,44 @@ impl ConfigBuilder {
         self
     }
 
+    /// A deadline for each call (default: none). A `#[circuit_breaker]` site that declares
+    /// `timeout = ..` races its async body against it (the `tokio` feature: tokio's timer, paused
+    /// time included), taking the value from its circuit's config, so a retuning through
+    /// `Registry::configure` changes it: when it passes, the call is dropped, counted as a
+    /// failure of the provider ([`Permit::time_out`](crate::Permit::time_out): the listeners get
+    /// an [`Event::TimedOut`](crate::Event::TimedOut)), and the caller gets a [`CircuitOpen`]
+    /// whose [`is_timeout`](crate::CircuitOpen::is_timeout) is true. A hung provider then trips the
+    /// circuit after `consecutive_failures` deadlines, however patient the callers are.
+    ///
+    /// With a deadline set, a call its caller drops before the deadline is the caller leaving,
+    /// not the provider failing: it counts as [`on_cancel`](Self::on_cancel) (ignored by
+    /// default) instead of [`on_abandoned`](Self::on_abandoned), which keeps its meaning for
+    /// panics and for circuits without a deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, Outcome};
+    ///
+    /// let config = Config::builder().timeout(Duration::from_secs(2)).build()?;
+    /// assert_eq!(config.timeout(), Some(Duration::from_secs(2)));
+    /// assert_eq!(config.on_cancel(), Outcome::Ignored);
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    ///
+    /// [`CircuitOpen`]: crate::CircuitOpen
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// With a [`timeout`](Self::timeout): what a call dropped by its caller before the deadline
+    /// counts as (default [`Outcome::Ignored`]: the caller left, the provider did nothing wrong).
+    pub fn on_cancel(mut self, outcome: Outcome) -> Self {
+        self.on_cancel = Some(outcome);
+        self
+    }
+
     /// Checks every value and returns the config, or the first invalid field.
     pub fn build(self) -> Result<Config, ConfigError> {
         let window = self.window.unwrap_or_default();
@@ -414,6 +465,9 @@ impl ConfigBuilder {
         check_probes("half_open_successes", half_open_successes)?;
         let probe_timeout = self.probe_timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT);
         check_duration("probe_timeout", probe_timeout)?;
+        if let Some(timeout) = self.timeout {
+            check_duration("timeout", timeout)?;
+        }
 
         Ok(Config {
             consecutive_failures,
@@ -429,6 +483,8 @@ impl ConfigBuilder {
             half_open_successes,
             on_abandoned: self.on_abandoned.unwrap_or(Outcome::Failure),
             probe_timeout,
+            timeout: self.timeout,
+            on_cancel: self.on_cancel.unwrap_or(Outcome::Ignored),
         })
     }
 }

@@ -75,6 +75,7 @@ fn table() -> Vec<(String, ConfigBuilder, &'static str)> {
             b().probe_timeout(d),
             "probe_timeout",
         );
+        add(format!("timeout({d:?})"), b().timeout(d), "timeout");
         add(
             format!("slow_calls({d:?}, 0.5)"),
             b().slow_calls(d, 0.5),

@@ -34,6 +34,8 @@ const KEYS: &[&str] = &[
     "half_open_successes",
     "on_abandoned",
     "probe_timeout",
+    "timeout",
+    "on_cancel",
     "classify",
     "fallback",
     "probe",
@@ -63,6 +65,9 @@ pub(crate) struct Args {
     /// `probe = name`: a `bool` the body sees, true when the call is the circuit's half-open
     /// probe.
     pub(crate) probe: Option<Ident>,
+    /// Where `timeout = ..` was written, if it was (it needs an async fn, no fallback, and the
+    /// `tokio` feature).
+    pub(crate) timeout_key: Option<Span>,
     /// Builder calls of the site's config, in a fixed order; empty when no config argument was
     /// given (the site then passes `None` and the registry's default applies).
     pub(crate) settings: Vec<Setting>,
@@ -85,6 +90,8 @@ pub(crate) enum Setting {
     HalfOpenSuccesses(u32),
     OnAbandoned(Outcome),
     ProbeTimeout(Duration),
+    Timeout(Duration),
+    OnCancel(Outcome),
 }
 
 impl Setting {
@@ -103,6 +110,8 @@ impl Setting {
             Setting::HalfOpenSuccesses(n) => b.half_open_successes(n),
             Setting::OnAbandoned(o) => b.on_abandoned(o),
             Setting::ProbeTimeout(d) => b.probe_timeout(d),
+            Setting::Timeout(d) => b.timeout(d),
+            Setting::OnCancel(o) => b.on_cancel(o),
         }
     }
 }
@@ -137,6 +146,8 @@ struct Raw {
     half_open_successes: Option<Keyed<u32>>,
     on_abandoned: Option<Keyed<Outcome>>,
     probe_timeout: Option<Keyed<Duration>>,
+    timeout: Option<Keyed<Duration>>,
+    on_cancel: Option<Keyed<Outcome>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
     provider_written: bool,
     errors: Option<syn::Error>,
@@ -265,8 +276,16 @@ impl Raw {
                 &name,
                 count(&value, &name),
             ),
-            "on_abandoned" => set(&mut self.on_abandoned, e, key, &name, outcome(&value)),
+            "on_abandoned" => set(
+                &mut self.on_abandoned,
+                e,
+                key,
+                &name,
+                outcome(&value, &name),
+            ),
             "probe_timeout" => set(&mut self.probe_timeout, e, key, &name, dur(&value, &name)),
+            "timeout" => set(&mut self.timeout, e, key, &name, dur(&value, &name)),
+            "on_cancel" => set(&mut self.on_cancel, e, key, &name, outcome(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
         }
@@ -322,6 +341,7 @@ impl Raw {
                 classify: self.classify.map(|c| c.value),
                 fallback: self.fallback.map(|f| f.value),
                 probe: self.probe.map(|p| p.value),
+                timeout_key: self.timeout.as_ref().map(|t| t.key),
                 settings,
             }),
         }
@@ -376,6 +396,12 @@ impl Raw {
         if let Some(d) = &self.probe_timeout {
             s.push(Setting::ProbeTimeout(d.value));
         }
+        if let Some(d) = &self.timeout {
+            s.push(Setting::Timeout(d.value));
+        }
+        if let Some(o) = &self.on_cancel {
+            s.push(Setting::OnCancel(o.value));
+        }
         s
     }
 
@@ -397,6 +423,7 @@ impl Raw {
             "half_open_probes" => self.half_open_probes.as_ref().map(|a| a.key),
             "half_open_successes" => self.half_open_successes.as_ref().map(|a| a.key),
             "probe_timeout" => self.probe_timeout.as_ref().map(|a| a.key),
+            "timeout" => self.timeout.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)
@@ -437,7 +464,9 @@ fn example(key: &str) -> &'static str {
         "open_for" => "\"30s\"",
         "max_open_for" => "\"5m\"",
         "probe_timeout" => "\"30s\"",
+        "timeout" => "\"2s\"",
         "on_abandoned" => "\"failure\"",
+        "on_cancel" => "\"ignored\"",
         _ => "5",
     }
 }
@@ -586,11 +615,11 @@ fn window(value: &Expr) -> syn::Result<Window> {
     }
 }
 
-fn outcome(value: &Expr) -> syn::Result<Outcome> {
+fn outcome(value: &Expr, key: &str) -> syn::Result<Outcome> {
     let err = || {
         syn::Error::new_spanned(
             value,
-            "`on_abandoned` must be \"failure\", \"ignored\" or \"success\"",
+            format!("`{key}` must be \"failure\", \"ignored\" or \"success\""),
         )
     };
     match lit(value) {

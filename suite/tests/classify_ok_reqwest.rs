@@ -63,5 +63,9 @@ async fn a_reqwest_response_is_judged_by_its_status_and_retry_after() {
         "at once, for the provider's time"
     );
     assert_eq!(circuit.retry_after(), Some(Duration::from_secs(9)));
-    assert!(matches!(get(200, None).await, Err(GatewayError::Open(_))));
+    match get(200, None).await {
+        Err(GatewayError::Open(open)) => assert_eq!(open.state(), State::Open),
+        Err(GatewayError::Http(e)) => panic!("no network here: {e}"),
+        Ok(_) => panic!("an open circuit let the call through"),
+    }
 }

@@ -11,8 +11,9 @@ use crate::backoff::{jittered_period, MAX_LEVEL};
 use crate::classify::Outcome;
 use crate::config::Config;
 use crate::contain::drop_payload;
+use crate::error::CircuitOpen;
 use crate::event::{Event, Reason};
-use crate::state;
+use crate::state::{self, State};
 use crate::sync::Ordering;
 use crate::window::{Recorder, Totals};
 
@@ -168,6 +169,34 @@ impl Inner {
         d.min(self.policy().config.max_open_for)
     }
 
+    /// The call of `ticket` ran past its deadline: a failure of the provider, told to the
+    /// listeners first ([`Event::TimedOut`]), and the error its caller gets: the circuit's state
+    /// and retry-after once the failure is recorded.
+    pub(super) fn time_out(&self, ticket: Ticket) -> CircuitOpen {
+        if let Some(events) = &self.head.events {
+            events.emit(&Event::TimedOut {
+                provider: self.head.provider,
+                tenant: self.tenant.as_str(),
+                timeout: self.policy().config.timeout,
+            });
+        }
+        self.record(ticket, Outcome::Failure);
+        let s = self.state.load(Ordering::Acquire);
+        let (state, retry_after_us) = match state::tag(s) {
+            state::OPEN => match self.head.time.until(state::deadline(s)) {
+                Some(left) => (State::Open, left),
+                None => (State::HalfOpen, CircuitOpen::UNKNOWN),
+            },
+            tag => (State::from_tag(tag), CircuitOpen::UNKNOWN),
+        };
+        CircuitOpen::timed_out(
+            self.head.provider,
+            self.tenant.clone(),
+            state,
+            retry_after_us,
+        )
+    }
+
     /// [`trip_for`](Self::trip_for) the provider's `Retry-After` of `asked`: for exactly that
     /// long, or `max_open_for` when it asked for more, which the listeners are told of
     /// ([`Event::RetryAfterCapped`]): a client told to come back sooner than the provider said
@@ -289,7 +318,14 @@ impl Inner {
     #[cold]
     #[inline(never)]
     pub(super) fn abandon(&self, ticket: Ticket) {
-        let outcome = self.policy().config.on_abandoned;
+        let config = &self.policy().config;
+        // With a deadline, a permit dropped before it (and not by a panic) is its caller
+        // leaving: the deadline would have counted a hang.
+        let outcome = if config.timeout.is_some() && !std::thread::panicking() {
+            config.on_cancel
+        } else {
+            config.on_abandoned
+        };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.record(ticket, outcome))) {
             drop_payload(payload);
         }
