@@ -64,6 +64,9 @@ pub struct Config {
     pub(crate) half_open_successes: u32,
     pub(crate) on_abandoned: Outcome,
     pub(crate) probe_timeout: Duration,
+    pub(crate) first_item_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) on_cancel: Outcome,
 }
 
 impl Config {
@@ -126,6 +129,18 @@ impl Config {
     pub fn probe_timeout(&self) -> Duration {
         self.probe_timeout
     }
+    /// The longest wait for a guarded stream's first item, if set.
+    pub fn first_item_timeout(&self) -> Option<Duration> {
+        self.first_item_timeout
+    }
+    /// The longest gap between a guarded stream's items, if set.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+    /// What a guarded stream dropped by its consumer after its first item counts as.
+    pub fn on_cancel(&self) -> Outcome {
+        self.on_cancel
+    }
     /// Whether outcomes are kept in a window (a rate policy is active).
     pub(crate) fn has_window(&self) -> bool {
         self.failure_rate.is_some() || self.slow_call.is_some()
@@ -168,6 +183,9 @@ pub struct ConfigBuilder {
     half_open_successes: Option<u32>,
     on_abandoned: Option<Outcome>,
     probe_timeout: Option<Duration>,
+    first_item_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    on_cancel: Option<Outcome>,
 }
 
 impl ConfigBuilder {
@@ -288,6 +306,46 @@ impl ConfigBuilder {
         self
     }
 
+    /// Streams (feature `stream`): a guarded stream whose first item comes more than `d` after
+    /// it was guarded (its call returned the stream: the answer's head) counts as a failure,
+    /// recorded when that item arrives or the stream is dropped, whichever comes first (off by
+    /// default). No timer runs: a stream that never yields is judged when its consumer drops it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::Config;
+    ///
+    /// let config = Config::builder()
+    ///     .first_item_timeout(Duration::from_secs(10))
+    ///     .idle_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// assert_eq!(config.first_item_timeout(), Some(Duration::from_secs(10)));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn first_item_timeout(mut self, d: Duration) -> Self {
+        self.first_item_timeout = Some(d);
+        self
+    }
+
+    /// Streams (feature `stream`): a gap longer than `d` between two items of a guarded stream
+    /// (or between its last item and its end) counts as a failure, recorded when the late item
+    /// arrives or the stream is dropped, whichever comes first (off by default). The "silent
+    /// stall after HTTP 200" of a streaming provider.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = Some(d);
+        self
+    }
+
+    /// Streams (feature `stream`): what a guarded stream dropped by its consumer after its first
+    /// item and before its end counts as (default [`Outcome::Ignored`]: the client went away,
+    /// which says nothing about the provider). Dropped before its first item, a stream counts as
+    /// [`on_abandoned`](Self::on_abandoned) (the provider may have hung).
+    pub fn on_cancel(mut self, outcome: Outcome) -> Self {
+        self.on_cancel = Some(outcome);
+        self
+    }
+
     /// Checks every value and returns the config, or the first invalid field.
     pub fn build(self) -> Result<Config, ConfigError> {
         let window = self.window.unwrap_or_default();
@@ -394,6 +452,12 @@ impl ConfigBuilder {
         check_probes("half_open_successes", half_open_successes)?;
         let probe_timeout = self.probe_timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT);
         check_duration("probe_timeout", probe_timeout)?;
+        if let Some(d) = self.first_item_timeout {
+            check_duration("first_item_timeout", d)?;
+        }
+        if let Some(d) = self.idle_timeout {
+            check_duration("idle_timeout", d)?;
+        }
 
         Ok(Config {
             consecutive_failures,
@@ -409,6 +473,9 @@ impl ConfigBuilder {
             half_open_successes,
             on_abandoned: self.on_abandoned.unwrap_or(Outcome::Failure),
             probe_timeout,
+            first_item_timeout: self.first_item_timeout,
+            idle_timeout: self.idle_timeout,
+            on_cancel: self.on_cancel.unwrap_or(Outcome::Ignored),
         })
     }
 }
@@ -523,6 +590,9 @@ mod tests {
         assert_eq!(c.half_open_successes(), 1);
         assert_eq!(c.on_abandoned(), Outcome::Failure);
         assert_eq!(c.probe_timeout(), Duration::from_secs(60));
+        assert_eq!(c.first_item_timeout(), None);
+        assert_eq!(c.idle_timeout(), None);
+        assert_eq!(c.on_cancel(), Outcome::Ignored);
         assert!(!c.has_window());
     }
 
