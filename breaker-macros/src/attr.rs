@@ -34,9 +34,14 @@ const KEYS: &[&str] = &[
     "half_open_successes",
     "on_abandoned",
     "probe_timeout",
+    "first_item_timeout",
+    "idle_timeout",
+    "on_cancel",
     "classify",
     "fallback",
     "probe",
+    "stream",
+    "classify_item",
     "crate",
 ];
 
@@ -63,6 +68,10 @@ pub(crate) struct Args {
     /// `probe = name`: a `bool` the body sees, true when the call is the circuit's half-open
     /// probe.
     pub(crate) probe: Option<Ident>,
+    /// `stream`: the `Ok` is a stream, judged when it ends (the span of the flag).
+    pub(crate) stream: Option<Span>,
+    /// `classify_item = path`: `fn(&E2) -> Outcome` for the `Err` items of the stream.
+    pub(crate) classify_item: Option<Path>,
     /// Builder calls of the site's config, in a fixed order; empty when no config argument was
     /// given (the site then passes `None` and the registry's default applies).
     pub(crate) settings: Vec<Setting>,
@@ -85,6 +94,9 @@ pub(crate) enum Setting {
     HalfOpenSuccesses(u32),
     OnAbandoned(Outcome),
     ProbeTimeout(Duration),
+    FirstItemTimeout(Duration),
+    IdleTimeout(Duration),
+    OnCancel(Outcome),
 }
 
 impl Setting {
@@ -103,6 +115,9 @@ impl Setting {
             Setting::HalfOpenSuccesses(n) => b.half_open_successes(n),
             Setting::OnAbandoned(o) => b.on_abandoned(o),
             Setting::ProbeTimeout(d) => b.probe_timeout(d),
+            Setting::FirstItemTimeout(d) => b.first_item_timeout(d),
+            Setting::IdleTimeout(d) => b.idle_timeout(d),
+            Setting::OnCancel(o) => b.on_cancel(o),
         }
     }
 }
@@ -137,6 +152,11 @@ struct Raw {
     half_open_successes: Option<Keyed<u32>>,
     on_abandoned: Option<Keyed<Outcome>>,
     probe_timeout: Option<Keyed<Duration>>,
+    first_item_timeout: Option<Keyed<Duration>>,
+    idle_timeout: Option<Keyed<Duration>>,
+    on_cancel: Option<Keyed<Outcome>>,
+    stream: Option<Keyed<()>>,
+    classify_item: Option<Keyed<Path>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
     provider_written: bool,
     errors: Option<syn::Error>,
@@ -207,6 +227,28 @@ impl Raw {
             );
             return Ok(());
         }
+        if name == "stream" {
+            // A flag: `stream`, not `stream = ..`.
+            if meta.input.peek(syn::Token![=]) {
+                let value: Expr = meta.value()?.parse()?;
+                push(
+                    &mut self.errors,
+                    syn::Error::new_spanned(
+                        value,
+                        "`stream` takes no value: write `stream` to judge the returned stream when it ends",
+                    ),
+                );
+                return Ok(());
+            }
+            set(
+                &mut self.stream,
+                &mut self.errors,
+                &meta.path,
+                &name,
+                Ok(()),
+            );
+            return Ok(());
+        }
         if !meta.input.peek(syn::Token![=]) {
             push(
                 &mut self.errors,
@@ -229,6 +271,7 @@ impl Raw {
             "classify" => set(&mut self.classify, e, key, &name, path(&value, &name)),
             "fallback" => set(&mut self.fallback, e, key, &name, path(&value, &name)),
             "probe" => set(&mut self.probe, e, key, &name, ident(&value, &name)),
+            "classify_item" => set(&mut self.classify_item, e, key, &name, path(&value, &name)),
             "consecutive_failures" => set(
                 &mut self.consecutive_failures,
                 e,
@@ -265,8 +308,23 @@ impl Raw {
                 &name,
                 count(&value, &name),
             ),
-            "on_abandoned" => set(&mut self.on_abandoned, e, key, &name, outcome(&value)),
+            "on_abandoned" => set(
+                &mut self.on_abandoned,
+                e,
+                key,
+                &name,
+                outcome(&value, &name),
+            ),
             "probe_timeout" => set(&mut self.probe_timeout, e, key, &name, dur(&value, &name)),
+            "first_item_timeout" => set(
+                &mut self.first_item_timeout,
+                e,
+                key,
+                &name,
+                dur(&value, &name),
+            ),
+            "idle_timeout" => set(&mut self.idle_timeout, e, key, &name, dur(&value, &name)),
+            "on_cancel" => set(&mut self.on_cancel, e, key, &name, outcome(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
         }
@@ -282,6 +340,15 @@ impl Raw {
                 syn::Error::new(
                     rate.key,
                     "`slow_call_rate` needs `slow_call = \"2s\"`, the duration above which a call is slow",
+                ),
+            );
+        }
+        if let (Some(c), None) = (&self.classify_item, &self.stream) {
+            push(
+                &mut self.errors,
+                syn::Error::new(
+                    c.key,
+                    "`classify_item` classifies the items of a returned stream: add `stream`",
                 ),
             );
         }
@@ -322,6 +389,8 @@ impl Raw {
                 classify: self.classify.map(|c| c.value),
                 fallback: self.fallback.map(|f| f.value),
                 probe: self.probe.map(|p| p.value),
+                stream: self.stream.map(|s| s.key),
+                classify_item: self.classify_item.map(|c| c.value),
                 settings,
             }),
         }
@@ -376,6 +445,15 @@ impl Raw {
         if let Some(d) = &self.probe_timeout {
             s.push(Setting::ProbeTimeout(d.value));
         }
+        if let Some(d) = &self.first_item_timeout {
+            s.push(Setting::FirstItemTimeout(d.value));
+        }
+        if let Some(d) = &self.idle_timeout {
+            s.push(Setting::IdleTimeout(d.value));
+        }
+        if let Some(o) = &self.on_cancel {
+            s.push(Setting::OnCancel(o.value));
+        }
         s
     }
 
@@ -397,6 +475,8 @@ impl Raw {
             "half_open_probes" => self.half_open_probes.as_ref().map(|a| a.key),
             "half_open_successes" => self.half_open_successes.as_ref().map(|a| a.key),
             "probe_timeout" => self.probe_timeout.as_ref().map(|a| a.key),
+            "first_item_timeout" => self.first_item_timeout.as_ref().map(|a| a.key),
+            "idle_timeout" => self.idle_timeout.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)
@@ -427,7 +507,7 @@ fn example(key: &str) -> &'static str {
         "tenant" => "expr",
         "registry" => "&REGISTRY",
         "crate" => "::breaker",
-        "classify" | "fallback" => "path::to::function",
+        "classify" | "fallback" | "classify_item" => "path::to::function",
         "probe" => "is_probe",
         "failure_rate" | "slow_call_rate" => "0.5",
         "backoff" => "2.0",
@@ -437,7 +517,10 @@ fn example(key: &str) -> &'static str {
         "open_for" => "\"30s\"",
         "max_open_for" => "\"5m\"",
         "probe_timeout" => "\"30s\"",
+        "first_item_timeout" => "\"10s\"",
+        "idle_timeout" => "\"30s\"",
         "on_abandoned" => "\"failure\"",
+        "on_cancel" => "\"ignored\"",
         _ => "5",
     }
 }
@@ -586,11 +669,11 @@ fn window(value: &Expr) -> syn::Result<Window> {
     }
 }
 
-fn outcome(value: &Expr) -> syn::Result<Outcome> {
+fn outcome(value: &Expr, key: &str) -> syn::Result<Outcome> {
     let err = || {
         syn::Error::new_spanned(
             value,
-            "`on_abandoned` must be \"failure\", \"ignored\" or \"success\"",
+            format!("`{key}` must be \"failure\", \"ignored\" or \"success\""),
         )
     };
     match lit(value) {
@@ -716,6 +799,53 @@ mod tests {
         assert!(
             msg.starts_with("`slow_call_rate` needs `slow_call"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn stream_is_a_flag_with_its_settings() {
+        let args = ok(quote!(
+            provider = "p",
+            stream,
+            classify_item = by_code,
+            first_item_timeout = "10s",
+            idle_timeout = "30s",
+            on_cancel = "failure"
+        ));
+        assert!(args.stream.is_some());
+        assert!(args.classify_item.is_some());
+        assert_eq!(
+            args.settings,
+            vec![
+                Setting::FirstItemTimeout(Duration::from_secs(10)),
+                Setting::IdleTimeout(Duration::from_secs(30)),
+                Setting::OnCancel(Outcome::Failure),
+            ]
+        );
+        assert!(ok(quote!(provider = "p")).stream.is_none());
+    }
+
+    #[test]
+    fn stream_misuse_is_reported_at_the_argument() {
+        assert_eq!(
+            err(quote!(provider = "p", stream = true)),
+            "`stream` takes no value: write `stream` to judge the returned stream when it ends"
+        );
+        assert_eq!(
+            err(quote!(provider = "p", stream, stream)),
+            "duplicate `stream` argument: give it only once"
+        );
+        assert_eq!(
+            err(quote!(provider = "p", classify_item = f)),
+            "`classify_item` classifies the items of a returned stream: add `stream`"
+        );
+        assert_eq!(
+            err(quote!(provider = "p", stream, on_cancel = "maybe")),
+            "`on_cancel` must be \"failure\", \"ignored\" or \"success\""
+        );
+        assert_eq!(
+            err(quote!(provider = "p", stream, idle_timeout = "0s")),
+            "invalid `idle_timeout` = 0s: must be longer than zero"
         );
     }
 

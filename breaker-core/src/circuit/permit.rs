@@ -130,7 +130,7 @@ impl Permit {
             return;
         }
         let elapsed = (self.circuit.now_us() + 1).saturating_sub(self.ticket.started_us);
-        if !self.circuit.policy().slow_us.is_some_and(|t| elapsed > t) {
+        if self.circuit.policy().slow_us.is_none_or(|t| elapsed <= t) {
             self.ticket.started_us = 0;
         }
     }
