@@ -12,21 +12,17 @@ use breaker_core::{Outcome, Permit};
 
 pub use breaker_core::stream::ByClassify;
 
-/// The `Ok` of a `#[circuit_breaker(stream)]` function, as its body returns it.
+/// The `Ok` of a `#[circuit_breaker(stream)]` function that returns `impl Stream`, as its body
+/// returns it.
 #[diagnostic::on_unimplemented(
     message = "`#[circuit_breaker(stream)]` needs a function whose `Ok` is a `Stream`, not `{Self}`",
     label = "not a stream",
     note = "return `Result<impl Stream<Item = Result<T, E2>>, E>` or `Result<Pin<Box<dyn Stream<Item = Result<T, E2>> + Send + 'a>>, E>`",
     note = "or remove `stream`: the call is then judged when it returns"
 )]
-pub trait GuardedStream<C> {
-    /// The stream's items.
-    type Item;
-}
+pub trait GuardedStream<C> {}
 
-impl<S: Stream, C: ClassifyItem<S::Item>> GuardedStream<C> for S {
-    type Item = S::Item;
-}
+impl<S: Stream, C: ClassifyItem<S::Item>> GuardedStream<C> for S {}
 
 /// `Err(e)`: records `err` (its classification) and returns it; `Ok(stream)`: the stream,
 /// guarded by the permit.
@@ -51,45 +47,48 @@ where
 
 /// The `Ok` types a guarded stream is boxed into when the function does not return
 /// `impl Stream`: `Pin<Box<dyn Stream<Item = I> (+ Send) (+ Sync) + 'a>>`, under any alias
-/// (`futures::stream::BoxStream<'a, I>` is one).
+/// (`futures::stream::BoxStream<'a, I>` is one), around the body's stream `S`.
 #[diagnostic::on_unimplemented(
-    message = "`#[circuit_breaker(stream)]` cannot return its guarded stream as `{Self}`",
+    message = "`#[circuit_breaker(stream)]` needs a function whose `Ok` is a `Stream`, not `{Self}`",
     label = "not `impl Stream<..>` nor `Pin<Box<dyn Stream<..>>>`",
     note = "return `Result<impl Stream<Item = Result<T, E2>>, E>` or `Result<Pin<Box<dyn Stream<Item = Result<T, E2>> + Send + 'a>>, E>`: the guard is boxed again around your stream",
     note = "or remove `stream`: the call is then judged when it returns"
 )]
-pub trait BoxedStream<G> {
-    /// `guarded`, boxed.
-    fn boxed(guarded: G) -> Self;
+pub trait BoxedStream<S, C> {
+    /// `stream`, guarded by `permit` and boxed.
+    fn boxed(permit: Permit, stream: S, classify: C) -> Self;
 }
 
-impl<'a, G, I> BoxedStream<G> for Pin<Box<dyn Stream<Item = I> + Send + 'a>>
+impl<'a, S, C, I> BoxedStream<S, C> for Pin<Box<dyn Stream<Item = I> + Send + 'a>>
 where
-    G: Stream<Item = I> + Send + 'a,
+    S: Stream<Item = I> + Send + 'a,
+    C: ClassifyItem<I> + Send + 'a,
 {
     #[inline]
-    fn boxed(guarded: G) -> Self {
-        Box::pin(guarded)
+    fn boxed(permit: Permit, stream: S, classify: C) -> Self {
+        Box::pin(Guarded::with_classifier(permit, stream, classify))
     }
 }
 
-impl<'a, G, I> BoxedStream<G> for Pin<Box<dyn Stream<Item = I> + Send + Sync + 'a>>
+impl<'a, S, C, I> BoxedStream<S, C> for Pin<Box<dyn Stream<Item = I> + Send + Sync + 'a>>
 where
-    G: Stream<Item = I> + Send + Sync + 'a,
+    S: Stream<Item = I> + Send + Sync + 'a,
+    C: ClassifyItem<I> + Send + Sync + 'a,
 {
     #[inline]
-    fn boxed(guarded: G) -> Self {
-        Box::pin(guarded)
+    fn boxed(permit: Permit, stream: S, classify: C) -> Self {
+        Box::pin(Guarded::with_classifier(permit, stream, classify))
     }
 }
 
-impl<'a, G, I> BoxedStream<G> for Pin<Box<dyn Stream<Item = I> + 'a>>
+impl<'a, S, C, I> BoxedStream<S, C> for Pin<Box<dyn Stream<Item = I> + 'a>>
 where
-    G: Stream<Item = I> + 'a,
+    S: Stream<Item = I> + 'a,
+    C: ClassifyItem<I> + 'a,
 {
     #[inline]
-    fn boxed(guarded: G) -> Self {
-        Box::pin(guarded)
+    fn boxed(permit: Permit, stream: S, classify: C) -> Self {
+        Box::pin(Guarded::with_classifier(permit, stream, classify))
     }
 }
 
@@ -102,8 +101,13 @@ pub fn guard_boxed<S, E, C, R>(
     classify: C,
 ) -> Result<R, E>
 where
-    S: GuardedStream<C>,
-    R: BoxedStream<Guarded<S, C>>,
+    R: BoxedStream<S, C>,
 {
-    guard(permit, ret, err, classify).map(R::boxed)
+    match ret {
+        Ok(stream) => Ok(R::boxed(permit, stream, classify)),
+        Err(e) => {
+            permit.record(err.unwrap_or(Outcome::Failure));
+            Err(e)
+        }
+    }
 }
