@@ -869,6 +869,43 @@ mod tests {
         }
     }
 
+    /// The pieces the docs' stream expansion shows are what the macro writes.
+    #[test]
+    fn the_documented_stream_expansion_matches() {
+        let item = quote!(
+            async fn complete(
+                prompt: &str,
+            ) -> Result<impl Stream<Item = Result<String, E2>> + Send, Error> {
+                body()
+            }
+        );
+        let out = expand_str(quote!(provider = "anthropic", stream), item);
+        for piece in [
+            "let __breaker_err = if :: core :: result :: Result :: is_err (& __breaker_ret)",
+            ":: breaker :: __private :: Classifier (& __breaker_ret)) . __breaker_outcome ()",
+            ":: breaker :: __private :: stream :: guard (__breaker_permit , __breaker_ret , __breaker_err , :: breaker :: __private :: stream :: ByClassify)",
+        ] {
+            assert!(out.contains(piece), "missing {piece:?} in {out}");
+        }
+        assert!(
+            !out.contains("Permit :: record"),
+            "recorded by the guard: {out}"
+        );
+
+        let boxed = expand_str(
+            quote!(provider = "p", stream, classify_item = by_kind),
+            quote!(
+                fn f<'a>() -> Result<Pin<Box<dyn Stream<Item = Result<u8, E2>> + Send + 'a>>, E> {
+                    body()
+                }
+            ),
+        );
+        assert!(
+            boxed.contains(":: breaker :: __private :: stream :: guard_boxed (__breaker_permit , __breaker_ret , __breaker_err , by_kind)"),
+            "{boxed}"
+        );
+    }
+
     #[test]
     fn the_item_is_kept_beside_errors() {
         let out = expand_str(
