@@ -15,7 +15,9 @@ use breaker::{Config, Registry, Window};
 use http_body::{Body, Frame};
 use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
 
-type Frames = Arc<Mutex<VecDeque<Option<Result<Frame<&'static [u8]>, BoxError>>>>>;
+/// One frame of a body, or its end (`None`).
+type Next = Option<Result<Frame<&'static [u8]>, BoxError>>;
+type Frames = Arc<Mutex<VecDeque<Next>>>;
 
 /// A body the test feeds; `knows_end`: `is_end_stream` is true once only its end is left.
 struct Fed {
@@ -26,10 +28,7 @@ struct Fed {
 impl Body for Fed {
     type Data = &'static [u8];
     type Error = BoxError;
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<&'static [u8]>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Next> {
         match self.frames.lock().unwrap().pop_front() {
             Some(next) => Poll::Ready(next),
             None => Poll::Pending,
@@ -88,11 +87,11 @@ async fn call(
     client.oneshot(http::Request::new(())).await.unwrap()
 }
 
-fn poll(body: &mut GuardedBody<Fed>) -> Poll<Option<Result<Frame<&'static [u8]>, BoxError>>> {
+fn poll(body: &mut GuardedBody<Fed>) -> Poll<Next> {
     Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop()))
 }
 
-fn data(b: &'static [u8]) -> Option<Result<Frame<&'static [u8]>, BoxError>> {
+fn data(b: &'static [u8]) -> Next {
     Some(Ok(Frame::data(b)))
 }
 
