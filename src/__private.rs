@@ -12,6 +12,15 @@ pub use breaker_core::{
     CircuitOpen, Classify, Config, Outcome, Permit, ProviderCache, Registry, Window, DEFAULT_TENANT,
 };
 
+/// `#[circuit_breaker(stream)]`.
+#[cfg(feature = "stream")]
+#[path = "__private/stream.rs"]
+pub mod stream;
+/// `#[circuit_breaker(stream)]` without the feature: a clear error.
+#[cfg(not(feature = "stream"))]
+#[path = "__private/no_stream.rs"]
+pub mod stream;
+
 /// The values `tenant = ..` accepts: anything that is `AsRef<str>`.
 #[diagnostic::on_unimplemented(
     message = "the `tenant` of `#[circuit_breaker]` must be a string (`AsRef<str>`), not `{Self}`",

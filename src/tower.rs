@@ -64,6 +64,11 @@ use std::task::{Context, Poll};
 use std::sync::LazyLock;
 
 use breaker_core::{CircuitOpen, Classify, Config, Outcome, Permit, Registry};
+
+#[cfg(feature = "http")]
+mod body;
+#[cfg(feature = "http")]
+pub use body::{BodyEnd, BodyEndFuture, BodyEndLayer, GuardedBody};
 use tower_layer::Layer;
 use tower_service::Service;
 

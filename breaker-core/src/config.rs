@@ -65,6 +65,8 @@ pub struct Config {
     pub(crate) on_abandoned: Outcome,
     pub(crate) probe_timeout: Duration,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) first_item_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) on_cancel: Outcome,
 }
 
@@ -152,8 +154,16 @@ impl Config {
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
     }
-    /// With a [`timeout`](Self::timeout): what a call dropped by its caller before the deadline
-    /// counts as (see [`ConfigBuilder::on_cancel`]).
+    /// The longest wait for a guarded stream's first item, if set.
+    pub fn first_item_timeout(&self) -> Option<Duration> {
+        self.first_item_timeout
+    }
+    /// The longest gap between a guarded stream's items, if set.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+    /// What a caller leaving counts as (see [`ConfigBuilder::on_cancel`]): a call dropped
+    /// before its [`timeout`](Self::timeout), or a guarded stream dropped after its first item.
     pub fn on_cancel(&self) -> Outcome {
         self.on_cancel
     }
@@ -200,6 +210,8 @@ pub struct ConfigBuilder {
     on_abandoned: Option<Outcome>,
     probe_timeout: Option<Duration>,
     timeout: Option<Duration>,
+    first_item_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     on_cancel: Option<Outcome>,
 }
 
@@ -352,8 +364,44 @@ impl ConfigBuilder {
         self
     }
 
-    /// With a [`timeout`](Self::timeout): what a call dropped by its caller before the deadline
-    /// counts as (default [`Outcome::Ignored`]: the caller left, the provider did nothing wrong).
+    /// Streams (feature `stream`): a guarded stream whose first item comes more than `d` after
+    /// it was guarded (its call returned the stream: the answer's head) counts as a failure,
+    /// recorded when that item arrives or the stream is dropped, whichever comes first (off by
+    /// default). No timer runs: a stream that never yields is judged when its consumer drops it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::Config;
+    ///
+    /// let config = Config::builder()
+    ///     .first_item_timeout(Duration::from_secs(10))
+    ///     .idle_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// assert_eq!(config.first_item_timeout(), Some(Duration::from_secs(10)));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn first_item_timeout(mut self, d: Duration) -> Self {
+        self.first_item_timeout = Some(d);
+        self
+    }
+
+    /// Streams (feature `stream`): a gap longer than `d` between two items of a guarded stream
+    /// (or between its last item and its end) counts as a failure, recorded when the late item
+    /// arrives or the stream is dropped, whichever comes first (off by default). The "silent
+    /// stall after HTTP 200" of a streaming provider.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = Some(d);
+        self
+    }
+
+    /// What a caller leaving counts as (default [`Outcome::Ignored`]: the caller went away, which
+    /// says nothing about the provider):
+    /// - with a [`timeout`](Self::timeout), a call its caller drops before the deadline (a
+    ///   panic still counts as [`on_abandoned`](Self::on_abandoned));
+    /// - a guarded stream (feature `stream`) its consumer drops after its first item and before
+    ///   its end. Dropped before its first item, a stream counts as `on_abandoned` (the provider
+    ///   may have hung).
     pub fn on_cancel(mut self, outcome: Outcome) -> Self {
         self.on_cancel = Some(outcome);
         self
@@ -468,6 +516,12 @@ impl ConfigBuilder {
         if let Some(timeout) = self.timeout {
             check_duration("timeout", timeout)?;
         }
+        if let Some(d) = self.first_item_timeout {
+            check_duration("first_item_timeout", d)?;
+        }
+        if let Some(d) = self.idle_timeout {
+            check_duration("idle_timeout", d)?;
+        }
 
         Ok(Config {
             consecutive_failures,
@@ -484,6 +538,8 @@ impl ConfigBuilder {
             on_abandoned: self.on_abandoned.unwrap_or(Outcome::Failure),
             probe_timeout,
             timeout: self.timeout,
+            first_item_timeout: self.first_item_timeout,
+            idle_timeout: self.idle_timeout,
             on_cancel: self.on_cancel.unwrap_or(Outcome::Ignored),
         })
     }
@@ -599,6 +655,9 @@ mod tests {
         assert_eq!(c.half_open_successes(), 1);
         assert_eq!(c.on_abandoned(), Outcome::Failure);
         assert_eq!(c.probe_timeout(), Duration::from_secs(60));
+        assert_eq!(c.first_item_timeout(), None);
+        assert_eq!(c.idle_timeout(), None);
+        assert_eq!(c.on_cancel(), Outcome::Ignored);
         assert!(!c.has_window());
     }
 

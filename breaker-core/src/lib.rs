@@ -37,6 +37,8 @@ mod reqwest_0_12;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod state;
+#[cfg(feature = "stream")]
+pub mod stream;
 mod sync;
 mod table;
 mod window;

@@ -55,6 +55,10 @@ struct ConfigFile {
     probe_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "timeout")]
     timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "first_item_timeout")]
+    first_item_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "idle_timeout")]
+    idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "on_cancel")]
     on_cancel: Option<Outcome>,
 }
@@ -155,6 +159,10 @@ keys! {
         |b, d| alone("probe_timeout", b.probe_timeout(d));
     timeout: String => Duration, |v| parse_duration_at("timeout", &v),
         |b, d| alone("timeout", b.timeout(d));
+    first_item_timeout: String => Duration, |v| parse_duration_at("first_item_timeout", &v),
+        |b, d| alone("first_item_timeout", b.first_item_timeout(d));
+    idle_timeout: String => Duration, |v| parse_duration_at("idle_timeout", &v),
+        |b, d| alone("idle_timeout", b.idle_timeout(d));
     on_cancel: String => Outcome, |v| outcome_at("on_cancel", &v),
         |b, o| alone("on_cancel", b.on_cancel(o));
 }
@@ -225,6 +233,12 @@ impl ConfigFile {
         if let Some(d) = self.timeout {
             b = b.timeout(d);
         }
+        if let Some(d) = self.first_item_timeout {
+            b = b.first_item_timeout(d);
+        }
+        if let Some(d) = self.idle_timeout {
+            b = b.idle_timeout(d);
+        }
         if let Some(o) = self.on_cancel {
             b = b.on_cancel(o);
         }
@@ -235,7 +249,7 @@ impl ConfigFile {
 /// Reads the keys of `#[circuit_breaker]` (`consecutive_failures`, `failure_rate`, `window`,
 /// `minimum_calls`, `slow_call`, `slow_call_rate`, `open_for`, `max_open_for`, `backoff`,
 /// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`, `probe_timeout`, `timeout`,
-/// `on_cancel`) with the same values;
+/// `first_item_timeout`, `idle_timeout`, `on_cancel`) with the same values;
 /// missing keys take the builder's defaults, unknown keys are an error, and the result is checked
 /// by [`ConfigBuilder::build`]: an invalid value is an error that names its key.
 ///

@@ -35,10 +35,14 @@ const KEYS: &[&str] = &[
     "on_abandoned",
     "probe_timeout",
     "timeout",
+    "first_item_timeout",
+    "idle_timeout",
     "on_cancel",
     "classify",
     "fallback",
     "probe",
+    "stream",
+    "classify_item",
     "crate",
 ];
 
@@ -68,6 +72,10 @@ pub(crate) struct Args {
     /// Where `timeout = ..` was written, if it was (it needs an async fn, no fallback, and the
     /// `tokio` feature).
     pub(crate) timeout_key: Option<Span>,
+    /// `stream`: the `Ok` is a stream, judged when it ends (the span of the flag).
+    pub(crate) stream: Option<Span>,
+    /// `classify_item = path`: `fn(&E2) -> Outcome` for the `Err` items of the stream.
+    pub(crate) classify_item: Option<Path>,
     /// Builder calls of the site's config, in a fixed order; empty when no config argument was
     /// given (the site then passes `None` and the registry's default applies).
     pub(crate) settings: Vec<Setting>,
@@ -91,6 +99,8 @@ pub(crate) enum Setting {
     OnAbandoned(Outcome),
     ProbeTimeout(Duration),
     Timeout(Duration),
+    FirstItemTimeout(Duration),
+    IdleTimeout(Duration),
     OnCancel(Outcome),
 }
 
@@ -111,6 +121,8 @@ impl Setting {
             Setting::OnAbandoned(o) => b.on_abandoned(o),
             Setting::ProbeTimeout(d) => b.probe_timeout(d),
             Setting::Timeout(d) => b.timeout(d),
+            Setting::FirstItemTimeout(d) => b.first_item_timeout(d),
+            Setting::IdleTimeout(d) => b.idle_timeout(d),
             Setting::OnCancel(o) => b.on_cancel(o),
         }
     }
@@ -147,7 +159,11 @@ struct Raw {
     on_abandoned: Option<Keyed<Outcome>>,
     probe_timeout: Option<Keyed<Duration>>,
     timeout: Option<Keyed<Duration>>,
+    first_item_timeout: Option<Keyed<Duration>>,
+    idle_timeout: Option<Keyed<Duration>>,
     on_cancel: Option<Keyed<Outcome>>,
+    stream: Option<Keyed<()>>,
+    classify_item: Option<Keyed<Path>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
     provider_written: bool,
     errors: Option<syn::Error>,
@@ -218,6 +234,28 @@ impl Raw {
             );
             return Ok(());
         }
+        if name == "stream" {
+            // A flag: `stream`, not `stream = ..`.
+            if meta.input.peek(syn::Token![=]) {
+                let value: Expr = meta.value()?.parse()?;
+                push(
+                    &mut self.errors,
+                    syn::Error::new_spanned(
+                        value,
+                        "`stream` takes no value: write `stream` to judge the returned stream when it ends",
+                    ),
+                );
+                return Ok(());
+            }
+            set(
+                &mut self.stream,
+                &mut self.errors,
+                &meta.path,
+                &name,
+                Ok(()),
+            );
+            return Ok(());
+        }
         if !meta.input.peek(syn::Token![=]) {
             push(
                 &mut self.errors,
@@ -240,6 +278,7 @@ impl Raw {
             "classify" => set(&mut self.classify, e, key, &name, path(&value, &name)),
             "fallback" => set(&mut self.fallback, e, key, &name, path(&value, &name)),
             "probe" => set(&mut self.probe, e, key, &name, ident(&value, &name)),
+            "classify_item" => set(&mut self.classify_item, e, key, &name, path(&value, &name)),
             "consecutive_failures" => set(
                 &mut self.consecutive_failures,
                 e,
@@ -285,6 +324,14 @@ impl Raw {
             ),
             "probe_timeout" => set(&mut self.probe_timeout, e, key, &name, dur(&value, &name)),
             "timeout" => set(&mut self.timeout, e, key, &name, dur(&value, &name)),
+            "first_item_timeout" => set(
+                &mut self.first_item_timeout,
+                e,
+                key,
+                &name,
+                dur(&value, &name),
+            ),
+            "idle_timeout" => set(&mut self.idle_timeout, e, key, &name, dur(&value, &name)),
             "on_cancel" => set(&mut self.on_cancel, e, key, &name, outcome(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
@@ -301,6 +348,15 @@ impl Raw {
                 syn::Error::new(
                     rate.key,
                     "`slow_call_rate` needs `slow_call = \"2s\"`, the duration above which a call is slow",
+                ),
+            );
+        }
+        if let (Some(c), None) = (&self.classify_item, &self.stream) {
+            push(
+                &mut self.errors,
+                syn::Error::new(
+                    c.key,
+                    "`classify_item` classifies the items of a returned stream: add `stream`",
                 ),
             );
         }
@@ -342,6 +398,8 @@ impl Raw {
                 fallback: self.fallback.map(|f| f.value),
                 probe: self.probe.map(|p| p.value),
                 timeout_key: self.timeout.as_ref().map(|t| t.key),
+                stream: self.stream.map(|s| s.key),
+                classify_item: self.classify_item.map(|c| c.value),
                 settings,
             }),
         }
@@ -399,6 +457,12 @@ impl Raw {
         if let Some(d) = &self.timeout {
             s.push(Setting::Timeout(d.value));
         }
+        if let Some(d) = &self.first_item_timeout {
+            s.push(Setting::FirstItemTimeout(d.value));
+        }
+        if let Some(d) = &self.idle_timeout {
+            s.push(Setting::IdleTimeout(d.value));
+        }
         if let Some(o) = &self.on_cancel {
             s.push(Setting::OnCancel(o.value));
         }
@@ -424,6 +488,8 @@ impl Raw {
             "half_open_successes" => self.half_open_successes.as_ref().map(|a| a.key),
             "probe_timeout" => self.probe_timeout.as_ref().map(|a| a.key),
             "timeout" => self.timeout.as_ref().map(|a| a.key),
+            "first_item_timeout" => self.first_item_timeout.as_ref().map(|a| a.key),
+            "idle_timeout" => self.idle_timeout.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)
@@ -454,7 +520,7 @@ fn example(key: &str) -> &'static str {
         "tenant" => "expr",
         "registry" => "&REGISTRY",
         "crate" => "::breaker",
-        "classify" | "fallback" => "path::to::function",
+        "classify" | "fallback" | "classify_item" => "path::to::function",
         "probe" => "is_probe",
         "failure_rate" | "slow_call_rate" => "0.5",
         "backoff" => "2.0",
@@ -465,6 +531,8 @@ fn example(key: &str) -> &'static str {
         "max_open_for" => "\"5m\"",
         "probe_timeout" => "\"30s\"",
         "timeout" => "\"2s\"",
+        "first_item_timeout" => "\"10s\"",
+        "idle_timeout" => "\"30s\"",
         "on_abandoned" => "\"failure\"",
         "on_cancel" => "\"ignored\"",
         _ => "5",
@@ -745,6 +813,53 @@ mod tests {
         assert!(
             msg.starts_with("`slow_call_rate` needs `slow_call"),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn stream_is_a_flag_with_its_settings() {
+        let args = ok(quote!(
+            provider = "p",
+            stream,
+            classify_item = by_code,
+            first_item_timeout = "10s",
+            idle_timeout = "30s",
+            on_cancel = "failure"
+        ));
+        assert!(args.stream.is_some());
+        assert!(args.classify_item.is_some());
+        assert_eq!(
+            args.settings,
+            vec![
+                Setting::FirstItemTimeout(Duration::from_secs(10)),
+                Setting::IdleTimeout(Duration::from_secs(30)),
+                Setting::OnCancel(Outcome::Failure),
+            ]
+        );
+        assert!(ok(quote!(provider = "p")).stream.is_none());
+    }
+
+    #[test]
+    fn stream_misuse_is_reported_at_the_argument() {
+        assert_eq!(
+            err(quote!(provider = "p", stream = true)),
+            "`stream` takes no value: write `stream` to judge the returned stream when it ends"
+        );
+        assert_eq!(
+            err(quote!(provider = "p", stream, stream)),
+            "duplicate `stream` argument: give it only once"
+        );
+        assert_eq!(
+            err(quote!(provider = "p", classify_item = f)),
+            "`classify_item` classifies the items of a returned stream: add `stream`"
+        );
+        assert_eq!(
+            err(quote!(provider = "p", stream, on_cancel = "maybe")),
+            "`on_cancel` must be \"failure\", \"ignored\" or \"success\""
+        );
+        assert_eq!(
+            err(quote!(provider = "p", stream, idle_timeout = "0s")),
+            "invalid `idle_timeout` = 0s: must be longer than zero"
         );
     }
 

@@ -104,6 +104,9 @@ struct Site<'a> {
     is_async: bool,
     /// The signature a `fallback` must have, as the error about a wrong one shows it.
     fallback_sig: String,
+    /// With `stream`: whether the `Ok` type is written `impl Trait` (the guard is returned as
+    /// it is) rather than named (the guard is boxed into it).
+    ok_is_impl: bool,
 }
 
 fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
@@ -184,6 +187,7 @@ fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
             ret_span: ret.span(),
             is_async: true,
             fallback_sig: expected_fallback(sig, Some(ret), true),
+            ok_is_impl: ok_is_impl(ret),
         };
         let body = wrapped_body(&site, &fallback_args, func.body.to_token_stream());
         return Ok(quote!(#head { #body }));
@@ -200,6 +204,7 @@ fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
         ret_span: ret.span(),
         is_async: false,
         fallback_sig: expected_fallback(sig, Some(ret), false),
+        ok_is_impl: ok_is_impl(ret),
     };
     let body = wrapped_body(&site, &fallback_args, func.body.to_token_stream());
     Ok(quote!(#head { #body }))
@@ -253,6 +258,25 @@ fn infer_impl_trait(ty: &Type) -> Type {
     let mut ty = ty.clone();
     Replace.visit_type_mut(&mut ty);
     ty
+}
+
+/// Whether the first type argument of `ty` (the `T` of `Result<T, E>` or of an alias such as
+/// `io::Result<T>`) is written `impl Trait`.
+fn ok_is_impl(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    let PathArguments::AngleBracketed(a) = &last.arguments else {
+        return false;
+    };
+    matches!(
+        a.args.iter().find_map(|g| match g {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
+        Some(Type::ImplTrait(_))
+    )
 }
 
 /// The statements of the new body. `run` is the original body (a block), quoted exactly once.
@@ -328,6 +352,16 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
         let k = respan(k, site.ret_span);
         quote_spanned!(site.ret_span=> #k::__private::returns_result(&__breaker_ret);)
     });
+    if let Some(flag) = site.args.stream {
+        let finish = stream_finish(site, flag, &outcome);
+        return quote! {
+            #acquire
+            #probe
+            let __breaker_ret = #call;
+            #check
+            #finish
+        };
+    }
     quote! {
         #timer
         #acquire
@@ -336,6 +370,32 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
         #check
         #k::__private::Permit::record(__breaker_permit, #outcome);
         __breaker_ret
+    }
+}
+
+/// With `stream`: the call's `Err` is classified and recorded now (`outcome`); its `Ok` stream
+/// is returned guarded by the permit, which records when the stream ends. Type errors (an `Ok`
+/// that is not a stream, items that cannot be classified) point at the return type, or at
+/// `classify_item`.
+fn stream_finish(site: &Site, flag: Span, outcome: &TokenStream) -> TokenStream {
+    let k = &site.krate;
+    let classify = match &site.args.classify_item {
+        Some(path) => quote_spanned!(path.span()=> #path),
+        None => quote_spanned!(flag=> #k::__private::stream::ByClassify),
+    };
+    let guard = if site.ok_is_impl {
+        quote!(guard)
+    } else {
+        quote!(guard_boxed)
+    };
+    let kr = respan(k, site.ret_span);
+    quote_spanned! {site.ret_span=>
+        let __breaker_err = if ::core::result::Result::is_err(&__breaker_ret) {
+            ::core::option::Option::Some(#outcome)
+        } else {
+            ::core::option::Option::None
+        };
+        #kr::__private::stream::#guard(__breaker_permit, __breaker_ret, __breaker_err, #classify)
     }
 }
 
@@ -670,12 +730,8 @@ fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
             quote!(.half_open_successes(#x))
         }
         Setting::OnAbandoned(o) => {
-            let o = outcome_tokens(o, d);
-            quote!(.on_abandoned(#k::__private::Outcome::#o))
-        }
-        Setting::OnCancel(o) => {
-            let o = outcome_tokens(o, d);
-            quote!(.on_cancel(#k::__private::Outcome::#o))
+            let o = outcome_path(k, o, d);
+            quote!(.on_abandoned(#o))
         }
         Setting::Timeout(t) => {
             let t = d(t);
@@ -685,24 +741,38 @@ fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
             let t = d(t);
             quote!(.probe_timeout(#t))
         }
+        Setting::FirstItemTimeout(t) => {
+            let t = d(t);
+            quote!(.first_item_timeout(#t))
+        }
+        Setting::IdleTimeout(t) => {
+            let t = d(t);
+            quote!(.idle_timeout(#t))
+        }
+        Setting::OnCancel(o) => {
+            let o = outcome_path(k, o, d);
+            quote!(.on_cancel(#o))
+        }
     }
 }
 
-/// An outcome as the path after `Outcome::` (the attribute spells only the first three).
-fn outcome_tokens(
+/// `Outcome::Failure` and the like, as code.
+fn outcome_path(
+    k: &TokenStream,
     o: breaker_core::Outcome,
     d: impl Fn(std::time::Duration) -> TokenStream,
 ) -> TokenStream {
-    match o {
+    let o = match o {
         breaker_core::Outcome::Success => quote!(Success),
         breaker_core::Outcome::Failure => quote!(Failure),
         breaker_core::Outcome::Ignored => quote!(Ignored),
-        // The attribute's `on_abandoned` and `on_cancel` spell only the three above.
+        // The attribute spells only the three above.
         breaker_core::Outcome::RetryAfter(t) => {
             let t = d(t);
             quote!(RetryAfter(#t))
         }
-    }
+    };
+    quote!(#k::__private::Outcome::#o)
 }
 
 /// Recognises the body that `#[async_trait]` gives an `async fn` (its last statement is
@@ -743,6 +813,7 @@ fn async_trait_body(
         ret_span: output.map_or_else(|| sig.output.span(), Spanned::span),
         is_async: true,
         fallback_sig: expected_fallback(sig, output, true),
+        ok_is_impl: output.is_some_and(ok_is_impl),
     };
     // The async block written by async-trait already pins its own output type; awaiting it as a
     // whole keeps its `__self` renaming and argument moves intact.
@@ -869,6 +940,43 @@ mod tests {
             out.matches("body ()").count(),
             1,
             "the body is quoted once: {out}"
+        );
+    }
+
+    /// The pieces the docs' stream expansion shows are what the macro writes.
+    #[test]
+    fn the_documented_stream_expansion_matches() {
+        let item = quote!(
+            async fn complete(
+                prompt: &str,
+            ) -> Result<impl Stream<Item = Result<String, E2>> + Send, Error> {
+                body()
+            }
+        );
+        let out = expand_str(quote!(provider = "anthropic", stream), item);
+        for piece in [
+            "let __breaker_err = if :: core :: result :: Result :: is_err (& __breaker_ret)",
+            ":: breaker :: __private :: Classifier (& __breaker_ret)) . __breaker_outcome ()",
+            ":: breaker :: __private :: stream :: guard (__breaker_permit , __breaker_ret , __breaker_err , :: breaker :: __private :: stream :: ByClassify)",
+        ] {
+            assert!(out.contains(piece), "missing {piece:?} in {out}");
+        }
+        assert!(
+            !out.contains("Permit :: record"),
+            "recorded by the guard: {out}"
+        );
+
+        let boxed = expand_str(
+            quote!(provider = "p", stream, classify_item = by_kind),
+            quote!(
+                fn f<'a>() -> Result<Pin<Box<dyn Stream<Item = Result<u8, E2>> + Send + 'a>>, E> {
+                    body()
+                }
+            ),
+        );
+        assert!(
+            boxed.contains(":: breaker :: __private :: stream :: guard_boxed (__breaker_permit , __breaker_ret , __breaker_err , by_kind)"),
+            "{boxed}"
         );
     }
 

@@ -127,6 +127,38 @@ impl Permit {
     }
 }
 
+/// What a wrapper that holds a permit past its call's return (a guarded stream) needs of it:
+/// the circuit's clock and config, and the rule that the slow-call policy times such a call to
+/// its first item.
+impl Permit {
+    /// The circuit's clock, in µs since its origin.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn now_us(&self) -> u64 {
+        self.circuit.now_us()
+    }
+
+    /// The config the circuit decides on now.
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn config(&self) -> &crate::config::Config {
+        &self.circuit.policy().config
+    }
+
+    /// The call's first item came now: for the slow-call policy the call lasted until here,
+    /// whenever it is recorded. A call found not slow becomes untimed (a ticket started at 0 is
+    /// never slow); a slow one keeps its start, so its duration at recording only grows past the
+    /// threshold. Reads the clock only when the permit was timed (slow calls are a policy).
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn first_item(&mut self) {
+        if self.ticket.started_us == 0 {
+            return;
+        }
+        let elapsed = (self.circuit.now_us() + 1).saturating_sub(self.ticket.started_us);
+        if self.circuit.policy().slow_us.is_none_or(|t| elapsed <= t) {
+            self.ticket.started_us = 0;
+        }
+    }
+}
+
 /// A [`Permit`] that borrows its circuit, from
 /// [`Circuit::try_acquire_scoped`](crate::Circuit::try_acquire_scoped): the same methods and the
 /// same drop rule, without a reference count.

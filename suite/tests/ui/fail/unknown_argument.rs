@@ -7,7 +7,7 @@ impl From<CircuitOpen> for Error {
     }
 }
 
-#[circuit_breaker(provider = "p", timeout = "5s")]
+#[circuit_breaker(provider = "p", retries = 3)]
 async fn call() -> Result<(), Error> {
     Ok(())
 }
