@@ -76,8 +76,8 @@ pub(crate) fn fleet_unused_warnings() -> usize {
     FLEET_UNUSED_WARNINGS.load(Ordering::Relaxed)
 }
 
-/// A registry built with a fleet is going away (see [`WITH_FLEET`]). Here, beside the count,
-/// rather than in `registry.rs`, which imports none of its children.
+// A registry built with a fleet is going away (see `WITH_FLEET`). Here, beside the count, rather
+// than in `registry.rs`, which imports none of its children.
 impl Drop for Registry {
     fn drop(&mut self) {
         if self.fleet.is_some() {
