@@ -59,6 +59,7 @@ mod keys;
 mod known;
 mod pending;
 mod probes;
+mod redact;
 mod scripts;
 mod store;
 mod task;
