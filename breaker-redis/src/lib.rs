@@ -60,6 +60,7 @@ mod known;
 mod pending;
 mod probes;
 mod redact;
+mod restore;
 mod scripts;
 mod store;
 mod task;

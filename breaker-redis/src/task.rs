@@ -13,9 +13,10 @@ use tokio::time::{sleep, timeout};
 
 use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
-use crate::known::Known;
+use crate::known::{Known, Opening};
 use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
+use crate::restore;
 use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
 use crate::store::{self, Conn, Store};
 
@@ -53,7 +54,7 @@ pub(crate) struct Task {
 }
 
 /// Why a session ended.
-enum End {
+pub(crate) enum End {
     /// The fleet or its registry is gone: stop for good.
     Done,
     /// The store failed: reconnect.
@@ -202,16 +203,20 @@ impl Task {
     ) -> Result<(), End> {
         let run = self.run_id(conn).await?;
         let same_store = run.is_some() && *self.store_run() == run;
-        if !same_store {
-            // What was known of another store (or of this one before a restart, which may
-            // have lost keys) says nothing about what is missing now.
-            self.known().clear();
-        }
+        // What was known of another store (or of this one before a restart, which may have
+        // lost keys) says nothing about what is missing now; its openings still running are
+        // written back once this replica's own changes are.
+        let lost = if same_store {
+            Vec::new()
+        } else {
+            self.known().forget(Instant::now())
+        };
         // Changes queued while this session was being set up go with the kept ones, in order.
         while let Ok(change) = queued.try_recv() {
             self.keep(change);
         }
         self.replay(conn).await?;
+        self.restore(conn, link, lost).await?;
         self.resync(conn, link).await?;
         if same_store {
             self.reconcile(conn, link).await?;
@@ -228,11 +233,11 @@ impl Task {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+    pub(crate) fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
         self.probes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+    pub(crate) fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -516,8 +521,16 @@ impl Task {
             self.health.count(Count::Published);
             self.probes()
                 .track(key.clone(), Instant::now() + left, level);
-            self.known()
-                .opened(key, Instant::now() + left + self.margin);
+            self.known().opened(
+                key,
+                Opening::new(
+                    Instant::now(),
+                    left,
+                    self.margin,
+                    open_for.saturating_sub(left),
+                    level,
+                ),
+            );
         } else {
             if written == 2 {
                 // A report, short of the quorum: written, not shared.
@@ -584,11 +597,11 @@ impl Task {
 
     /// The value of an opening key: `level:margin_ms:replica:ttl_ms`, where `ttl_ms` is the TTL
     /// it was written with, so that its age (`ttl_ms` - `PTTL`) is known in store time.
-    fn opening(&self, level: u32, ttl_ms: u64) -> String {
+    pub(crate) fn opening(&self, level: u32, ttl_ms: u64) -> String {
         format!("{level}:{}:{}:{ttl_ms}", millis(self.margin), self.replica)
     }
 
-    fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
+    pub(crate) fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
         format!(
             "{VERSION} {op} {} {} {}",
             self.replica,
@@ -714,7 +727,13 @@ impl Task {
         );
         self.known().opened(
             (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
+            Opening::new(
+                Instant::now(),
+                left,
+                Duration::from_millis(margin_ms),
+                restore::age(value.unwrap_or_default(), pttl),
+                level,
+            ),
         );
         link.open(provider, tenant, left, level)
     }
@@ -822,6 +841,6 @@ impl Task {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -1,0 +1,131 @@
+//! After a store restart or failover (or any reconnection where the store's `run_id` cannot
+//! tell): the openings this replica knew are written back, so that a store that lost its keys
+//! has the fleet's incidents again.
+//!
+//! Without this, every replica kept the period it knew, found no opening to race for when it
+//! ended (the race stops when the store has neither an opening nor a lease), and probed on its
+//! own: one probe per replica instead of one per fleet. Written back, the opening is raced for
+//! as before, and replicas that start later see it.
+//!
+//! Every replica that knew an opening tries; the first one writes it, the others find it there
+//! and leave it (one script each, atomic in the store). A restored opening is the weakest fact
+//! in the store: it never replaces an opening or a lease (written since the restart, by a replica
+//! that knows better), it carries its age from the original trip (so a close made after that trip
+//! ends it), and it is refused when the incident ended after that trip (a close or a reset
+//! written since): then it has ended here too.
+
+use std::time::{Duration, Instant};
+
+use breaker_core::fleet::FleetLink;
+use tokio::time::timeout;
+
+use crate::health::Count;
+use crate::known::{Key, Opening};
+use crate::scripts;
+use crate::store::Conn;
+use crate::task::{millis, End, Task};
+
+/// Openings written back per pipeline.
+const CHUNK: usize = 500;
+
+/// KEYS: opening, probe lease, end of the last incident. ARGV: period left (ms), margin (ms),
+/// the opening's value, channel, message, time since the trip (ms). Returns 1 when written and
+/// announced; 0 when an opening or a lease is there (of any type: a key that is not the fleet's
+/// is left to its owner); -1 when the incident ended after this trip.
+pub(crate) const RESTORE_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local ended = redis.pcall('GET', KEYS[3])
+ended = type(ended) == 'string' and tonumber(ended) or nil
+if ended then
+  local pttl = redis.call('PTTL', KEYS[3])
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[6]) then
+    return -1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+";
+
+/// The age, in store time, of the opening stored as `value` with `pttl` ms to live: the TTL it
+/// was written with (its last field, `level:margin_ms:replica:ttl_ms`) less what is left. An
+/// opening without one is taken to be as old again as what is left of its key: old enough that
+/// a close made since ends it.
+pub(crate) fn age(value: &str, pttl: i64) -> Duration {
+    let pttl = u64::try_from(pttl).unwrap_or(0);
+    let written = value
+        .split(':')
+        .nth(3)
+        .and_then(|ttl| ttl.parse::<u64>().ok());
+    Duration::from_millis(written.map_or(pttl, |ttl| ttl.saturating_sub(pttl)))
+}
+
+impl Task {
+    /// Writes back `lost`, the openings known before this session that still run. Returns
+    /// `Err(End::Done)` when the registry is gone.
+    pub(crate) async fn restore(
+        &self,
+        conn: &mut Conn,
+        link: &FleetLink,
+        lost: Vec<(Key, Opening)>,
+    ) -> Result<(), End> {
+        let now = Instant::now();
+        let lost: Vec<(Key, Opening)> = lost.into_iter().filter(|(_, o)| o.ends > now).collect();
+        let margin_ms = millis(self.margin);
+        for chunk in lost.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            for ((provider, tenant), opening) in chunk {
+                let left_ms = millis(opening.ends.saturating_duration_since(now)).max(1);
+                let age_ms = millis(now.saturating_duration_since(opening.since));
+                let mut restore = scripts::eval(
+                    RESTORE_SCRIPT,
+                    &[
+                        self.layout.open_key(provider, tenant),
+                        self.layout.probe_key(provider, tenant),
+                        self.layout.ended_key(provider, tenant),
+                    ],
+                );
+                restore
+                    .arg(left_ms)
+                    .arg(margin_ms)
+                    .arg(self.opening(opening.level, age_ms + left_ms + margin_ms))
+                    .arg(self.layout.channel())
+                    .arg(self.message("open", provider, tenant))
+                    .arg(age_ms);
+                pipe.add_command(restore);
+            }
+            let restored: Vec<i64> =
+                timeout(self.command_timeout, pipe.query_async(conn)).await??;
+            for ((key, opening), restored) in chunk.iter().zip(restored) {
+                if restored < 0 {
+                    // Ended since it opened, while this replica could not hear it.
+                    self.probes().untrack(key);
+                    self.health.count(Count::Applied);
+                    if !link.close(&key.0, &key.1) {
+                        return Err(End::Done);
+                    }
+                } else {
+                    // In the store again (this write, or another replica's): what a later
+                    // reconnection to this store checks.
+                    self.known().opened(key.clone(), *opening);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_openings_age_is_its_written_ttl_less_what_is_left() {
+        assert_eq!(age("2:60000:cafe:90000", 80_000), Duration::from_secs(10));
+        assert_eq!(age("2:60000:cafe", 80_000), Duration::from_secs(80));
+        assert_eq!(age("2:60000:cafe:junk", -2), Duration::ZERO);
+        assert_eq!(age("", 5), Duration::from_millis(5));
+    }
+}
