@@ -144,9 +144,10 @@ impl RedisFleetBuilder {
     /// How many local changes may wait for the store (default 1024, at most 2^20). Beyond that
     /// they are dropped and counted ([`FleetHealth::dropped`]), never waited for.
     ///
-    /// While the store is unreachable, the latest change of up to as many circuits more is kept
-    /// and written when it returns (an opening still running, a close, an operator's switch), so
-    /// what this replica learnt during an outage still reaches the others.
+    /// While the store is unreachable, the latest change of up to twice as many circuits (the
+    /// queue's worth, and as many again) is kept and written when it returns (an opening still
+    /// running, a close, an operator's switch), so what this replica learnt during an outage
+    /// still reaches the others; beyond, changes are dropped and counted.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
@@ -330,7 +331,10 @@ impl RedisFleetBuilder {
             probe_lease: self.probe_lease,
             quorum: self.quorum,
             probes: Mutex::default(),
-            pending: Mutex::new(Pending::new(self.queue_capacity)),
+            // While the store is away the task takes every change off the queue at once, so
+            // the queue holds nothing then: what an outage keeps is this, the queue's worth and
+            // as many circuits again (the latest change of each).
+            pending: Mutex::new(Pending::new(2 * self.queue_capacity)),
             known: Mutex::default(),
             store_run: Mutex::default(),
             health: health.0.clone(),
