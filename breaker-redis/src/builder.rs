@@ -310,6 +310,8 @@ impl RedisFleetBuilder {
             .map_err(|_| FleetError::new("runtime", "build the fleet inside a tokio runtime"))?;
         let health = FleetHealth(Arc::new(Health {
             connected: AtomicBool::new(false),
+            publishing: AtomicBool::new(true),
+            unannounced: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),

@@ -11,6 +11,7 @@ use redis::aio::{ConnectionLike, PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
+use crate::access;
 use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
 use crate::known::{Known, Opening};
@@ -59,11 +60,18 @@ pub(crate) enum End {
     Done,
     /// The store failed: reconnect.
     Failed(String),
+    /// The store refused a command for want of a permission (see `access.rs`): reported where
+    /// a write met it, the session going on; elsewhere, a failure.
+    Refused(String),
 }
 
 impl From<redis::RedisError> for End {
     fn from(e: redis::RedisError) -> Self {
-        End::Failed(e.to_string())
+        if access::is_refusal(&e) {
+            End::Refused(e.to_string())
+        } else {
+            End::Failed(e.to_string())
+        }
     }
 }
 
@@ -94,7 +102,9 @@ impl Task {
                 end = self.session(&mut queued, &link) => end,
                 _ = &mut stopped => return,
             };
-            let End::Failed(error) = end else { return };
+            let (End::Failed(error) | End::Refused(error)) = end else {
+                return;
+            };
             self.health.count(Count::Failure);
             if self.health.set_connected(false) {
                 retry = RETRY_FIRST;
@@ -182,7 +192,14 @@ impl Task {
                 },
                 _ = ping.tick() => self.ping(&mut conn, &mut listener).await,
                 _ = tokio::time::sleep_until(race_at), if due.is_some() => {
-                    self.race(&mut conn, link).await
+                    match self.race(&mut conn, link).await {
+                        // The lease is a write: without it, circuits here probe on their own.
+                        Err(End::Refused(error)) => {
+                            self.refused(&error);
+                            Ok(())
+                        }
+                        raced => raced,
+                    }
                 }
             };
             if let Err(end) = step {
@@ -202,6 +219,7 @@ impl Task {
         link: &FleetLink,
     ) -> Result<(), End> {
         let run = self.run_id(conn).await?;
+        self.check_access(conn).await?;
         let same_store = run.is_some() && *self.store_run() == run;
         // What was known of another store (or of this one before a restart, which may have
         // lost keys) says nothing about what is missing now; its openings still running are
@@ -216,7 +234,10 @@ impl Task {
             self.keep(change);
         }
         self.replay(conn).await?;
-        self.restore(conn, link, lost).await?;
+        match self.restore(conn, link, lost).await {
+            Err(End::Refused(error)) => self.refused(&error),
+            restored => restored?,
+        }
         self.resync(conn, link).await?;
         if same_store {
             self.reconcile(conn, link).await?;
@@ -398,12 +419,19 @@ impl Task {
         // The pub/sub connection may hang on its own: in a cluster it is to a node that the
         // commands may never reach.
         timeout(self.command_timeout, listener.ping::<redis::Value>()).await??;
+        if !self
+            .health
+            .publishing
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            // An ACL fixed meanwhile is seen within a ping.
+            self.check_access(conn).await?;
+        }
         Ok(())
     }
 
-    /// Writes one local change and announces it (on failure the caller keeps it for the
-    /// store's return).
-    async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
+    /// Writes one local change and announces it (see `access.rs`'s `write`, which calls this).
+    pub(crate) async fn write_change(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
         match change {
             Queued::Open {
                 provider,
