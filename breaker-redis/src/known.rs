@@ -93,13 +93,14 @@ impl Known {
     }
 
     /// Forgets everything (another store, or this one restarted), and returns the openings
-    /// whose periods still run at `now`: the store may have lost them, and they are written
-    /// back.
+    /// whose keys should still be in the store at `now` (their periods running, or in their
+    /// margins, where the race at a lease's lapse still finds them): the store may have lost
+    /// them, and they are written back.
     pub(crate) fn forget(&mut self, now: Instant) -> Vec<(Key, Opening)> {
         self.switches.clear();
         self.openings
             .drain()
-            .filter(|(_, opening)| opening.ends > now)
+            .filter(|(_, opening)| opening.until > now)
             .collect()
     }
 
@@ -170,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_store_hands_back_the_openings_still_running() {
+    fn a_lost_store_hands_back_the_openings_whose_keys_should_be_there() {
         let mut k = Known::default();
         let now = Instant::now();
         let margin = Duration::from_secs(60);
@@ -182,13 +183,16 @@ mod tests {
             3,
         );
         k.opened(key("acme"), running);
-        // Its period over, its key in its margin: nothing to give back.
-        k.opened(
-            key("globex"),
-            Opening::new(now, Duration::ZERO, margin, Duration::ZERO, 0),
-        );
+        // Its period over, its key in its margin: given back too.
+        let ended = Opening::new(now, Duration::ZERO, margin, Duration::ZERO, 0);
+        k.opened(key("globex"), ended);
+        // Its key expired: nothing to give back.
+        let expired = Opening::new(now, Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
+        k.opened(key("initech"), expired);
         k.switched(key("acme"), now + Duration::from_secs(3600));
-        assert_eq!(k.forget(now), [(key("acme"), running)]);
+        let mut lost = k.forget(now + Duration::from_millis(1));
+        lost.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(lost, [(key("acme"), running), (key("globex"), ended)]);
         assert_eq!(running.ends - running.since, Duration::from_secs(7));
         assert_eq!(k.live(now), (vec![], vec![]), "everything is forgotten");
     }

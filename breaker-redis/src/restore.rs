@@ -28,8 +28,9 @@ use crate::task::{millis, End, Task};
 /// Openings written back per pipeline.
 const CHUNK: usize = 500;
 
-/// KEYS: opening, probe lease, end of the last incident. ARGV: period left (ms), margin (ms),
-/// the opening's value, channel, message, time since the trip (ms). Returns 1 when written and
+/// KEYS: opening, probe lease, end of the last incident. ARGV: the key's TTL (ms: what is left
+/// of the period and the margin), the opening's value, channel, message, time since the trip
+/// (ms). Returns 1 when written and
 /// announced; 0 when an opening or a lease is there (of any type: a key that is not the fleet's
 /// is left to its owner); -1 when the incident ended after this trip.
 pub(crate) const RESTORE_SCRIPT: &str = r"
@@ -40,12 +41,12 @@ local ended = redis.pcall('GET', KEYS[3])
 ended = type(ended) == 'string' and tonumber(ended) or nil
 if ended then
   local pttl = redis.call('PTTL', KEYS[3])
-  if pttl >= 0 and ended - pttl < tonumber(ARGV[6]) then
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[5]) then
     return -1
   end
 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', tonumber(ARGV[1]) + tonumber(ARGV[2]))
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
@@ -63,8 +64,8 @@ pub(crate) fn age(value: &str, pttl: i64) -> Duration {
 }
 
 impl Task {
-    /// Writes back `lost`, the openings known before this session that still run. Returns
-    /// `Err(End::Done)` when the registry is gone.
+    /// Writes back `lost`, the openings known before this session whose keys should still be
+    /// there (in their periods or margins). Returns `Err(End::Done)` when the registry is gone.
     pub(crate) async fn restore(
         &self,
         conn: &mut Conn,
@@ -72,12 +73,13 @@ impl Task {
         lost: Vec<(Key, Opening)>,
     ) -> Result<(), End> {
         let now = Instant::now();
-        let lost: Vec<(Key, Opening)> = lost.into_iter().filter(|(_, o)| o.ends > now).collect();
-        let margin_ms = millis(self.margin);
+        let lost: Vec<(Key, Opening)> = lost.into_iter().filter(|(_, o)| o.until > now).collect();
         for chunk in lost.chunks(CHUNK) {
             let mut pipe = redis::pipe();
             for ((provider, tenant), opening) in chunk {
-                let left_ms = millis(opening.ends.saturating_duration_since(now)).max(1);
+                // The key lives as long as it would have (replicas of a namespace share their
+                // margin, which the value carries: what is left of the period reads the same).
+                let ttl_ms = millis(opening.until.saturating_duration_since(now)).max(1);
                 let age_ms = millis(now.saturating_duration_since(opening.since));
                 let mut restore = scripts::eval(
                     RESTORE_SCRIPT,
@@ -88,9 +90,8 @@ impl Task {
                     ],
                 );
                 restore
-                    .arg(left_ms)
-                    .arg(margin_ms)
-                    .arg(self.opening(opening.level, age_ms + left_ms + margin_ms))
+                    .arg(ttl_ms)
+                    .arg(self.opening(opening.level, age_ms + ttl_ms))
                     .arg(self.layout.channel())
                     .arg(self.message("open", provider, tenant))
                     .arg(age_ms);
