@@ -74,6 +74,11 @@ impl Health {
         was
     }
 
+    /// Whether the store takes this replica's writes and announcements.
+    pub(crate) fn is_publishing(&self) -> bool {
+        self.publishing.load(Ordering::Acquire)
+    }
+
     /// With feature `metrics`, the gauge `breaker_fleet_connected` {namespace}: 1 when
     /// [`FleetHealth::is_connected`], else 0.
     fn gauge(&self) {

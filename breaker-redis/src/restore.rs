@@ -16,14 +16,16 @@
 
 use std::time::{Duration, Instant};
 
-use breaker_core::fleet::FleetLink;
-use tokio::time::timeout;
+use redis::RedisError;
 
-use crate::health::Count;
+use crate::keys::Layout;
 use crate::known::{Key, Opening};
 use crate::scripts;
 use crate::store::Conn;
-use crate::task::{millis, End, Task};
+use crate::timeout::within;
+
+/// An opening known before a session, that the store may have lost.
+pub(crate) type Lost = (Key, Opening);
 
 /// Openings written back per pipeline.
 const CHUNK: usize = 500;
@@ -63,59 +65,60 @@ pub(crate) fn age(value: &str, pttl: i64) -> Duration {
     Duration::from_millis(written.map_or(pttl, |ttl| ttl.saturating_sub(pttl)))
 }
 
-impl Task {
-    /// Writes back `lost`, the openings known before this session whose keys should still be
-    /// there (in their periods or margins). Returns `Err(End::Done)` when the registry is gone.
-    pub(crate) async fn restore(
-        &self,
-        conn: &mut Conn,
-        link: &FleetLink,
-        lost: Vec<(Key, Opening)>,
-    ) -> Result<(), End> {
-        let now = Instant::now();
-        let lost: Vec<(Key, Opening)> = lost.into_iter().filter(|(_, o)| o.until > now).collect();
-        for chunk in lost.chunks(CHUNK) {
-            let mut pipe = redis::pipe();
-            for ((provider, tenant), opening) in chunk {
-                // The key lives as long as it would have (replicas of a namespace share their
-                // margin, which the value carries: what is left of the period reads the same).
-                let ttl_ms = millis(opening.until.saturating_duration_since(now)).max(1);
-                let age_ms = millis(now.saturating_duration_since(opening.since));
-                let mut restore = scripts::eval(
-                    RESTORE_SCRIPT,
-                    &[
-                        self.layout.open_key(provider, tenant),
-                        self.layout.probe_key(provider, tenant),
-                        self.layout.ended_key(provider, tenant),
-                    ],
-                );
-                restore
-                    .arg(ttl_ms)
-                    .arg(self.opening(opening.level, age_ms + ttl_ms))
-                    .arg(self.layout.channel())
-                    .arg(self.message("open", provider, tenant))
-                    .arg(age_ms);
-                pipe.add_command(restore);
-            }
-            let restored: Vec<i64> =
-                timeout(self.command_timeout, pipe.query_async(conn)).await??;
-            for ((key, opening), restored) in chunk.iter().zip(restored) {
-                if restored < 0 {
-                    // Ended since it opened, while this replica could not hear it.
-                    self.probes().untrack(key);
-                    self.health.count(Count::Applied);
-                    if !link.close(&key.0, &key.1) {
-                        return Err(End::Done);
-                    }
-                } else {
-                    // In the store again (this write, or another replica's): what a later
-                    // reconnection to this store checks.
-                    self.known().opened(key.clone(), *opening);
-                }
+/// Writes back the openings of `lost` whose keys should still be there (in their periods or
+/// margins): `value(level, ttl_ms)` is an opening's value (`ttl_ms`, the TTL it would have
+/// been written with at its trip), `message(provider, tenant)` its announcement. Returns the
+/// openings in the store again (this write, or another replica's: what a later reconnection
+/// checks), and the circuits whose incidents ended since they opened, while this replica could
+/// not hear it (they close).
+pub(crate) async fn write_back(
+    conn: &mut Conn,
+    layout: &Layout,
+    limit: Duration,
+    lost: Vec<Lost>,
+    value: impl Fn(u32, u64) -> String,
+    message: impl Fn(&str, &str) -> String,
+) -> Result<(Vec<Lost>, Vec<Key>), RedisError> {
+    let now = Instant::now();
+    let lost: Vec<Lost> = lost.into_iter().filter(|(_, o)| o.until > now).collect();
+    let (mut back, mut ended) = (Vec::new(), Vec::new());
+    for chunk in lost.chunks(CHUNK) {
+        let mut pipe = redis::pipe();
+        for ((provider, tenant), opening) in chunk {
+            // The key lives as long as it would have (replicas of a namespace share their
+            // margin, which the value carries: what is left of the period reads the same).
+            let ttl_ms = millis(opening.until.saturating_duration_since(now)).max(1);
+            let age_ms = millis(now.saturating_duration_since(opening.since));
+            let mut restore = scripts::eval(
+                RESTORE_SCRIPT,
+                &[
+                    layout.open_key(provider, tenant),
+                    layout.probe_key(provider, tenant),
+                    layout.ended_key(provider, tenant),
+                ],
+            );
+            restore
+                .arg(ttl_ms)
+                .arg(value(opening.level, age_ms + ttl_ms))
+                .arg(layout.channel())
+                .arg(message(provider, tenant))
+                .arg(age_ms);
+            pipe.add_command(restore);
+        }
+        let restored: Vec<i64> = within(limit, pipe.query_async(conn)).await?;
+        for ((key, opening), restored) in chunk.iter().zip(restored) {
+            if restored < 0 {
+                ended.push(key.clone());
+            } else {
+                back.push((key.clone(), *opening));
             }
         }
-        Ok(())
     }
+    Ok((back, ended))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

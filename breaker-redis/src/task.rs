@@ -11,13 +11,13 @@ use redis::aio::{ConnectionLike, PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
-use crate::access;
+use crate::access::{self, Access};
 use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
 use crate::known::{Known, Opening};
 use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
-use crate::restore;
+use crate::restore::{self, Lost};
 use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
 use crate::store::{self, Conn, Store};
 
@@ -55,7 +55,7 @@ pub(crate) struct Task {
 }
 
 /// Why a session ended.
-pub(crate) enum End {
+enum End {
     /// The fleet or its registry is gone: stop for good.
     Done,
     /// The store failed: reconnect.
@@ -195,7 +195,7 @@ impl Task {
                     match self.race(&mut conn, link).await {
                         // The lease is a write: without it, circuits here probe on their own.
                         Err(End::Refused(error)) => {
-                            self.refused(&error);
+                            access::refused(&self.health, &error);
                             Ok(())
                         }
                         raced => raced,
@@ -219,7 +219,7 @@ impl Task {
         link: &FleetLink,
     ) -> Result<(), End> {
         let run = self.run_id(conn).await?;
-        self.check_access(conn).await?;
+        self.access().check(conn).await?;
         let same_store = run.is_some() && *self.store_run() == run;
         // What was known of another store (or of this one before a restart, which may have
         // lost keys) says nothing about what is missing now; its openings still running are
@@ -235,7 +235,7 @@ impl Task {
         }
         self.replay(conn).await?;
         match self.restore(conn, link, lost).await {
-            Err(End::Refused(error)) => self.refused(&error),
+            Err(End::Refused(error)) => access::refused(&self.health, &error),
             restored => restored?,
         }
         self.resync(conn, link).await?;
@@ -254,11 +254,11 @@ impl Task {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
         self.probes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -322,6 +322,27 @@ impl Task {
                 if found == 0 && !self.apply_operator(link, &key.0, &key.1, None, 0) {
                     return Err(End::Done);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes back `lost` (see `restore.rs`): each ended since it opened closes here. Returns
+    /// `Err(End::Done)` when the registry is gone.
+    async fn restore(&self, conn: &mut Conn, link: &FleetLink, lost: Vec<Lost>) -> Result<(), End> {
+        let value = |level, ttl_ms| self.opening(level, ttl_ms);
+        let message = |provider: &str, tenant: &str| self.message("open", provider, tenant);
+        let limit = self.command_timeout;
+        let (back, ended) =
+            restore::write_back(conn, &self.layout, limit, lost, value, message).await?;
+        for (key, opening) in back {
+            self.known().opened(key, opening);
+        }
+        for key in ended {
+            self.probes().untrack(&key);
+            self.health.count(Count::Applied);
+            if !link.close(&key.0, &key.1) {
+                return Err(End::Done);
             }
         }
         Ok(())
@@ -419,19 +440,37 @@ impl Task {
         // The pub/sub connection may hang on its own: in a cluster it is to a node that the
         // commands may never reach.
         timeout(self.command_timeout, listener.ping::<redis::Value>()).await??;
-        if !self
-            .health
-            .publishing
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        if !self.health.is_publishing() {
             // An ACL fixed meanwhile is seen within a ping.
-            self.check_access(conn).await?;
+            self.access().check(conn).await?;
         }
         Ok(())
     }
 
-    /// Writes one local change and announces it (see `access.rs`'s `write`, which calls this).
-    pub(crate) async fn write_change(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
+    /// What the ACL check and the reports of refusals need (see `access.rs`).
+    fn access(&self) -> Access<'_> {
+        let (health, layout, limit) = (&self.health, &self.layout, self.command_timeout);
+        let replica = &self.replica;
+        Access {
+            health,
+            layout,
+            replica,
+            limit,
+        }
+    }
+
+    /// Writes one local change and announces it (on failure the caller keeps it for the
+    /// store's return); a refusal is reported, not kept (see `access.rs`).
+    async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
+        match self.write_change(conn, change).await {
+            Err(End::Refused(error)) => {
+                Ok(self.access().refused_write(conn, change, &error).await?)
+            }
+            done => done,
+        }
+    }
+
+    async fn write_change(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
         match change {
             Queued::Open {
                 provider,
@@ -625,11 +664,11 @@ impl Task {
 
     /// The value of an opening key: `level:margin_ms:replica:ttl_ms`, where `ttl_ms` is the TTL
     /// it was written with, so that its age (`ttl_ms` - `PTTL`) is known in store time.
-    pub(crate) fn opening(&self, level: u32, ttl_ms: u64) -> String {
+    fn opening(&self, level: u32, ttl_ms: u64) -> String {
         format!("{level}:{}:{}:{ttl_ms}", millis(self.margin), self.replica)
     }
 
-    pub(crate) fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
+    fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
         format!(
             "{VERSION} {op} {} {} {}",
             self.replica,
@@ -869,6 +908,6 @@ impl Task {
     }
 }
 
-pub(crate) fn millis(d: Duration) -> u64 {
+fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
