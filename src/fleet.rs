@@ -15,7 +15,8 @@
 //!     .namespace("checkout") // key prefix: replicas of one service share it, others do not
 //!     .build()
 //!     .await?; // Err for an invalid URL or config; an unreachable store is a degraded start
-//! let registry = Registry::builder().fleet(fleet).build();
+//! // The global registry: `#[circuit_breaker]` sites without `registry = ..` use it.
+//! let registry = Registry::builder().fleet(fleet).install_global()?;
 //! # let _ = registry; Ok(()) }
 //! ```
 //!
@@ -32,7 +33,8 @@
 //!     .namespace("checkout")
 //!     .build()
 //!     .await?; // Err for an invalid seed URL or config; no seed reachable is a degraded start
-//! let registry = Registry::builder().fleet(fleet).build();
+//! // The global registry: `#[circuit_breaker]` sites without `registry = ..` use it.
+//! let registry = Registry::builder().fleet(fleet).install_global()?;
 //! # let _ = registry; Ok(()) }
 //! ```
 

@@ -92,6 +92,13 @@ pub fn listener(event: &Event<'_>) {
         Event::SlowCall { provider, .. } => {
             ::metrics::counter!("breaker_slow_calls_total", "provider" => provider).increment(1)
         }
+        Event::TimedOut { provider, .. } => {
+            ::metrics::counter!("breaker_timeouts_total", "provider" => provider).increment(1)
+        }
+        Event::RetryAfterCapped { provider, .. } => {
+            ::metrics::counter!("breaker_retry_after_capped_total", "provider" => provider)
+                .increment(1)
+        }
         // Events added later are not recorded until this listener learns them.
         _ => {}
     }
@@ -119,6 +126,14 @@ pub fn describe() {
     ::metrics::describe_counter!(
         "breaker_retry_after_total",
         "Circuits opened for the time their provider asked for (Retry-After)"
+    );
+    ::metrics::describe_counter!(
+        "breaker_timeouts_total",
+        "Calls that ran past their deadline (timeout), each counted as a failure"
+    );
+    ::metrics::describe_counter!(
+        "breaker_retry_after_capped_total",
+        "Retry-After values longer than max_open_for, cut to it"
     );
     ::metrics::describe_histogram!(
         "breaker_retry_after_seconds",

@@ -1,9 +1,10 @@
 //! Circuit events as [`tracing`](https://docs.rs/tracing) events (feature `tracing`).
 //!
 //! Register [`listener`] on a registry: transitions into `Open` or `ForcedOpen` are logged at
-//! `WARN`, every other transition (recovery to `Closed` above all) at `INFO`, rejections and slow
-//! calls at `DEBUG`, all with target `breaker` and the circuit's `provider` and `tenant` as
-//! fields, so a subscriber can filter them (`RUST_LOG=breaker=info`).
+//! `WARN` (as are timeouts and `Retry-After` values cut to `max_open_for`), every other
+//! transition (recovery to `Closed` above all) at `INFO`, rejections and slow calls at `DEBUG`,
+//! all with target `breaker` and the circuit's `provider` and `tenant` as fields, so a
+//! subscriber can filter them (`RUST_LOG=breaker=info`).
 //!
 //! ```
 //! use breaker::Registry;
@@ -95,6 +96,32 @@ pub fn listener(event: &Event<'_>) {
             elapsed_ms = elapsed.as_millis() as u64,
             threshold_ms = threshold.as_millis() as u64,
             "slow call"
+        ),
+        Event::TimedOut {
+            provider,
+            tenant,
+            timeout,
+            ..
+        } => ::tracing::warn!(
+            target: "breaker",
+            provider,
+            tenant,
+            timeout_ms = timeout.map(|d| d.as_millis() as u64),
+            "call timed out"
+        ),
+        Event::RetryAfterCapped {
+            provider,
+            tenant,
+            asked,
+            applied,
+            ..
+        } => ::tracing::warn!(
+            target: "breaker",
+            provider,
+            tenant,
+            asked_ms = asked.as_millis() as u64,
+            applied_ms = applied.as_millis() as u64,
+            "the provider's Retry-After was cut to max_open_for"
         ),
         // Events added later are not logged until this listener learns them.
         _ => {}

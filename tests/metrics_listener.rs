@@ -203,3 +203,58 @@ fn opens_for_the_providers_time_are_counted() {
         ]
     );
 }
+
+#[test]
+fn a_retry_after_cut_to_max_open_for_is_counted() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .default_config(
+            breaker::Config::builder()
+                .open_for(Duration::from_secs(2))
+                .max_open_for(Duration::from_secs(4))
+                .build()
+                .unwrap(),
+        )
+        .listener(breaker::metrics::listener)
+        .build();
+    metrics::with_local_recorder(&capture, || {
+        for (tenant, secs) in [("acme", 3), ("globex", 7)] {
+            registry
+                .circuit("openai", tenant)
+                .try_acquire()
+                .unwrap()
+                .record(breaker::Outcome::RetryAfter(Duration::from_secs(secs)));
+        }
+    });
+    assert!(
+        capture.counters().contains(&(
+            "breaker_retry_after_capped_total{provider=openai}".into(),
+            1
+        )),
+        "{:?}",
+        capture.counters()
+    );
+}
+
+#[test]
+fn timeouts_are_counted() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .listener(breaker::metrics::listener)
+        .build();
+    metrics::with_local_recorder(&capture, || {
+        for _ in 0..2 {
+            let permit = registry.circuit("openai", "acme").try_acquire().unwrap();
+            let _ = permit.time_out();
+        }
+    });
+    assert!(
+        capture
+            .counters()
+            .contains(&("breaker_timeouts_total{provider=openai}".into(), 2)),
+        "{:?}",
+        capture.counters()
+    );
+}

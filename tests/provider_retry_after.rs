@@ -142,6 +142,63 @@ fn the_transition_carries_the_providers_time() {
     assert_eq!(Reason::RetryAfter(secs(1)).to_string(), "retry_after");
 }
 
+/// A provider's time longer than `max_open_for` is cut to it, and that is said (issue 25: the
+/// upstream sent `Retry-After: 7`, clients got 4, and nothing told the operator why).
+#[test]
+fn a_capped_retry_after_is_told_to_the_listeners() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let clock = ManualClock::new();
+    let registry = Registry::builder()
+        .clock(clock.clone())
+        .default_config(
+            Config::builder()
+                .open_for(secs(2))
+                .max_open_for(secs(4))
+                .build()
+                .unwrap(),
+        )
+        .listener(move |e: &Event<'_>| {
+            if let Event::RetryAfterCapped {
+                tenant,
+                asked,
+                applied,
+                ..
+            } = e
+            {
+                log.lock()
+                    .unwrap()
+                    .push((tenant.to_string(), *asked, *applied));
+            }
+        })
+        .build();
+    // Within the cap: nothing to say.
+    registry
+        .acquire("p", "within", None)
+        .unwrap()
+        .record(Outcome::RetryAfter(secs(3)));
+    // Above it, on a closed circuit and on a probe.
+    registry
+        .acquire("p", "above", None)
+        .unwrap()
+        .record(Outcome::RetryAfter(secs(7)));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("above".to_string(), secs(7), secs(4))]
+    );
+    let circuit = registry.get("p", "above").unwrap();
+    assert_eq!(circuit.retry_after(), Some(secs(4)));
+    clock.advance(secs(4));
+    let probe = registry.acquire("p", "above", None).unwrap();
+    assert!(probe.is_probe());
+    probe.record(Outcome::RetryAfter(secs(9)));
+    assert_eq!(
+        seen.lock().unwrap()[1],
+        ("above".to_string(), secs(9), secs(4))
+    );
+    assert_eq!(circuit.retry_after(), Some(secs(4)));
+}
+
 #[derive(Debug)]
 enum ApiError {
     Throttled { retry_after_secs: u64 },

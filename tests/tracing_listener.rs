@@ -106,3 +106,60 @@ fn an_open_for_the_providers_time_logs_that_time() {
         ]
     );
 }
+
+#[test]
+fn a_retry_after_cut_to_max_open_for_is_a_warning() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .default_config(
+            breaker::Config::builder()
+                .open_for(Duration::from_secs(2))
+                .max_open_for(Duration::from_secs(4))
+                .build()
+                .unwrap(),
+        )
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        registry
+            .circuit("openai", "acme")
+            .try_acquire()
+            .unwrap()
+            .record(breaker::Outcome::RetryAfter(Duration::from_secs(7)));
+    });
+    assert_eq!(
+        capture.0.lock().unwrap()[1],
+        r#"WARN breaker the provider's Retry-After was cut to max_open_for: provider="openai" tenant="acme" asked_ms=7000 applied_ms=4000"#,
+    );
+}
+
+#[test]
+fn a_timeout_is_a_warning_before_the_trip_it_causes() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .default_config(
+            breaker::Config::builder()
+                .consecutive_failures(1)
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        )
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        let permit = registry.circuit("openai", "acme").try_acquire().unwrap();
+        assert!(permit.time_out().is_timeout());
+    });
+    let lines = capture.0.lock().unwrap();
+    assert_eq!(
+        lines[0],
+        r#"WARN breaker call timed out: provider="openai" tenant="acme" timeout_ms=2000"#
+    );
+    assert!(
+        lines[1].starts_with("WARN breaker circuit opened"),
+        "{}",
+        lines[1]
+    );
+}

@@ -95,7 +95,11 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags(timed, window.is_some())),
+                flags: AtomicU8::new(flags(
+                    timed,
+                    window.is_some(),
+                    current.config.timeout.is_some(),
+                )),
                 half_stays: AtomicU16::new(0),
                 head: policy,
                 window: WindowSlot::new(window),
@@ -371,6 +375,13 @@ mod tests {
     use super::*;
 
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn a_rejection_is_seven_words() {
+        // `Result<Permit, CircuitOpen>` comes back from every admission: the timeout's kind sits
+        // in the padding after the state, not in a word of its own.
+        assert_eq!(std::mem::size_of::<CircuitOpen>(), 56);
+    }
 
     #[test]
     fn a_circuit_is_88_bytes() {

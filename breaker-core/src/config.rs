@@ -1,6 +1,7 @@
 //! Validated circuit configuration. A [`Config`] can only be obtained from
 //! [`ConfigBuilder::build`], so every circuit runs on values that were checked once, up front.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub(crate) half_open_successes: u32,
     pub(crate) on_abandoned: Outcome,
     pub(crate) probe_timeout: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) on_cancel: Outcome,
 }
 
 impl Config {
@@ -109,6 +112,26 @@ impl Config {
     pub fn jitter(&self) -> f64 {
         self.jitter
     }
+    /// The longest open period this config can give a circuit: [`max_open_for`](Self::max_open_for)
+    /// stretched by the most [`jitter`](Self::jitter) can add. A circuit holds an opening that
+    /// another replica shared ([`FleetLink::open`](crate::fleet::FleetLink::open)) no longer than
+    /// this, whatever the store said.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::Config;
+    ///
+    /// let config = Config::builder().max_open_for(Duration::from_secs(300)).jitter(0.2).build()?;
+    /// assert_eq!(config.longest_open_for(), Duration::from_secs(360));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn longest_open_for(&self) -> Duration {
+        // Both factors are validated (a duration of at most a year, a jitter below 1): no overflow.
+        self.max_open_for
+            .mul_f64(1.0 + self.jitter)
+            .min(MAX_DURATION)
+    }
     /// Calls admitted concurrently in half-open.
     pub fn half_open_probes(&self) -> u32 {
         self.half_open_probes
@@ -124,6 +147,15 @@ impl Config {
     /// How long a half-open probe may stay outstanding before it stops holding its slot.
     pub fn probe_timeout(&self) -> Duration {
         self.probe_timeout
+    }
+    /// The deadline of each call, if set (see [`ConfigBuilder::timeout`]).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+    /// With a [`timeout`](Self::timeout): what a call dropped by its caller before the deadline
+    /// counts as (see [`ConfigBuilder::on_cancel`]).
+    pub fn on_cancel(&self) -> Outcome {
+        self.on_cancel
     }
     /// Whether outcomes are kept in a window (a rate policy is active).
     pub(crate) fn has_window(&self) -> bool {
@@ -167,6 +199,8 @@ pub struct ConfigBuilder {
     half_open_successes: Option<u32>,
     on_abandoned: Option<Outcome>,
     probe_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    on_cancel: Option<Outcome>,
 }
 
 impl ConfigBuilder {
@@ -287,6 +321,44 @@ impl ConfigBuilder {
         self
     }
 
+    /// A deadline for each call (default: none). A `#[circuit_breaker]` site that declares
+    /// `timeout = ..` races its async body against it (the `tokio` feature: tokio's timer, paused
+    /// time included), taking the value from its circuit's config, so a retuning through
+    /// `Registry::configure` changes it: when it passes, the call is dropped, counted as a
+    /// failure of the provider ([`Permit::time_out`](crate::Permit::time_out): the listeners get
+    /// an [`Event::TimedOut`](crate::Event::TimedOut)), and the caller gets a [`CircuitOpen`]
+    /// whose [`is_timeout`](crate::CircuitOpen::is_timeout) is true. A hung provider then trips the
+    /// circuit after `consecutive_failures` deadlines, however patient the callers are.
+    ///
+    /// With a deadline set, a call its caller drops before the deadline is the caller leaving,
+    /// not the provider failing: it counts as [`on_cancel`](Self::on_cancel) (ignored by
+    /// default) instead of [`on_abandoned`](Self::on_abandoned), which keeps its meaning for
+    /// panics and for circuits without a deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, Outcome};
+    ///
+    /// let config = Config::builder().timeout(Duration::from_secs(2)).build()?;
+    /// assert_eq!(config.timeout(), Some(Duration::from_secs(2)));
+    /// assert_eq!(config.on_cancel(), Outcome::Ignored);
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    ///
+    /// [`CircuitOpen`]: crate::CircuitOpen
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// With a [`timeout`](Self::timeout): what a call dropped by its caller before the deadline
+    /// counts as (default [`Outcome::Ignored`]: the caller left, the provider did nothing wrong).
+    pub fn on_cancel(mut self, outcome: Outcome) -> Self {
+        self.on_cancel = Some(outcome);
+        self
+    }
+
     /// Checks every value and returns the config, or the first invalid field.
     pub fn build(self) -> Result<Config, ConfigError> {
         let window = self.window.unwrap_or_default();
@@ -359,10 +431,20 @@ impl ConfigBuilder {
             .unwrap_or_else(|| open_for.max(Duration::from_secs(300)));
         check_duration("max_open_for", max_open_for)?;
         if max_open_for < open_for {
+            // Say where `open_for` came from: set alone, `max_open_for = "10s"` failed against a
+            // default the user never wrote.
+            let reason = if self.open_for.is_some() {
+                format!("must not be shorter than open_for ({open_for:?})")
+            } else {
+                format!(
+                    "must not be shorter than open_for, which defaults to {open_for:?}: set \
+                     open_for too"
+                )
+            };
             return Err(ConfigError::new(
                 "max_open_for",
                 format_args!("{max_open_for:?}"),
-                "must not be shorter than open_for",
+                reason,
             ));
         }
         let backoff_multiplier = self.backoff_multiplier.unwrap_or(2.0);
@@ -383,6 +465,9 @@ impl ConfigBuilder {
         check_probes("half_open_successes", half_open_successes)?;
         let probe_timeout = self.probe_timeout.unwrap_or(DEFAULT_PROBE_TIMEOUT);
         check_duration("probe_timeout", probe_timeout)?;
+        if let Some(timeout) = self.timeout {
+            check_duration("timeout", timeout)?;
+        }
 
         Ok(Config {
             consecutive_failures,
@@ -398,6 +483,8 @@ impl ConfigBuilder {
             half_open_successes,
             on_abandoned: self.on_abandoned.unwrap_or(Outcome::Failure),
             probe_timeout,
+            timeout: self.timeout,
+            on_cancel: self.on_cancel.unwrap_or(Outcome::Ignored),
         })
     }
 }
@@ -454,15 +541,19 @@ fn check_probes(field: &'static str, n: u32) -> Result<(), ConfigError> {
 pub struct ConfigError {
     field: &'static str,
     value: String,
-    reason: &'static str,
+    reason: Cow<'static, str>,
 }
 
 impl ConfigError {
-    pub(crate) fn new(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl fmt::Display,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
         ConfigError {
             field,
             value: value.to_string(),
-            reason,
+            reason: reason.into(),
         }
     }
 
@@ -477,8 +568,8 @@ impl ConfigError {
     }
 
     /// What the setting accepts.
-    pub fn reason(&self) -> &'static str {
-        self.reason
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 }
 

@@ -37,8 +37,19 @@ pub struct CircuitOpen {
     provider: &'static str,
     tenant: Name,
     state: State,
+    /// What refused the call (in the padding after `state`: the error stays seven words).
+    kind: Kind,
     /// Microseconds, or `UNKNOWN`: the `Duration` is made when asked for, off the hot path.
     retry_after_us: u64,
+}
+
+/// Why a [`CircuitOpen`] was made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The circuit refused the call.
+    Rejected,
+    /// The call was admitted, and its deadline passed (`Config::timeout`).
+    TimedOut,
 }
 
 impl CircuitOpen {
@@ -56,8 +67,53 @@ impl CircuitOpen {
             provider,
             tenant,
             state,
+            kind: Kind::Rejected,
             retry_after_us,
         }
+    }
+
+    /// A call admitted by the circuit whose deadline passed: `state` and `retry_after_us` are the
+    /// circuit's after the timeout was recorded (open, with its retry-after, if it tripped it).
+    pub(crate) fn timed_out(
+        provider: &'static str,
+        tenant: Name,
+        state: State,
+        retry_after_us: u64,
+    ) -> Self {
+        CircuitOpen {
+            kind: Kind::TimedOut,
+            ..CircuitOpen::new(provider, tenant, state, retry_after_us)
+        }
+    }
+
+    /// Whether the call was admitted and then ran past its deadline
+    /// ([`Config::timeout`](crate::Config::timeout)), rather than refused by the circuit. The
+    /// timeout was recorded as a failure of the provider; [`state`](Self::state) and
+    /// [`retry_after`](Self::retry_after) are the circuit's after it (open, with the time until
+    /// a probe, when this timeout tripped it).
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::{Circuit, Config, ManualClock, State};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = Config::builder()
+    ///     .consecutive_failures(1)
+    ///     .timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// let circuit = Circuit::with_clock(config, clock.clone());
+    /// let permit = circuit.try_acquire()?;
+    /// // ... the call hangs; the caller's timer fires after 2 s:
+    /// let err = permit.time_out();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.state(), State::Open);
+    /// assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    /// assert!(!circuit.try_acquire().unwrap_err().is_timeout());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        self.kind == Kind::TimedOut
     }
 
     /// The provider whose circuit rejected the call (empty for a standalone circuit).
@@ -160,20 +216,24 @@ pub fn retry_after_hint(err: &(dyn std::error::Error + 'static)) -> Option<Durat
 
 impl fmt::Debug for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitOpen")
-            .field("provider", &self.provider())
+        let mut d = f.debug_struct("CircuitOpen");
+        d.field("provider", &self.provider())
             .field("tenant", &self.tenant())
             .field("state", &self.state)
-            .field("retry_after", &self.retry_after())
-            .finish()
+            .field("retry_after", &self.retry_after());
+        if self.is_timeout() {
+            d.field("timed_out", &true);
+        }
+        d.finish()
     }
 }
 
 impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state {
-            State::HalfOpen => f.write_str("circuit half-open, all probes in flight")?,
-            State::ForcedOpen => f.write_str("circuit forced open")?,
+        match (self.kind, self.state) {
+            (Kind::TimedOut, _) => f.write_str("call timed out")?,
+            (_, State::HalfOpen) => f.write_str("circuit half-open, all probes in flight")?,
+            (_, State::ForcedOpen) => f.write_str("circuit forced open")?,
             _ => f.write_str("circuit open")?,
         }
         match (self.provider(), self.tenant()) {

@@ -88,6 +88,32 @@ pub enum Event<'a> {
         /// The threshold it exceeded.
         threshold: Duration,
     },
+    /// A call ran past its deadline ([`Config::timeout`](crate::Config::timeout), or a caller's
+    /// own timer through [`Permit::time_out`](crate::Permit::time_out)) and was counted as a
+    /// failure of the provider. Comes before the transition it may cause.
+    #[non_exhaustive]
+    TimedOut {
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// The deadline that passed, when the circuit's config sets one.
+        timeout: Option<Duration>,
+    },
+    /// A provider's `Retry-After` asked for longer than the config's `max_open_for`: the circuit
+    /// opened for `applied` (the cap), not `asked`. Follows the trip's
+    /// [`Transition`](Event::Transition).
+    #[non_exhaustive]
+    RetryAfterCapped {
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// What the provider asked for.
+        asked: Duration,
+        /// The open period applied: `max_open_for`.
+        applied: Duration,
+    },
 }
 
 impl Event<'_> {
@@ -96,7 +122,9 @@ impl Event<'_> {
         match self {
             Event::Transition { provider, .. }
             | Event::Rejected { provider, .. }
-            | Event::SlowCall { provider, .. } => provider,
+            | Event::SlowCall { provider, .. }
+            | Event::TimedOut { provider, .. }
+            | Event::RetryAfterCapped { provider, .. } => provider,
         }
     }
 
@@ -105,7 +133,9 @@ impl Event<'_> {
         match self {
             Event::Transition { tenant, .. }
             | Event::Rejected { tenant, .. }
-            | Event::SlowCall { tenant, .. } => tenant,
+            | Event::SlowCall { tenant, .. }
+            | Event::TimedOut { tenant, .. }
+            | Event::RetryAfterCapped { tenant, .. } => tenant,
         }
     }
 }

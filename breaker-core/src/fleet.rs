@@ -70,6 +70,15 @@ use crate::event::{Event, Listener, Reason};
 use crate::provider::Provider;
 use crate::state::State;
 
+/// The highest backoff level a circuit reaches: a store integration takes a stored level above it
+/// for garbage (no replica wrote it), not for a newer opening.
+///
+/// ```
+/// # use breaker_core as breaker;
+/// assert_eq!(breaker::fleet::MAX_LEVEL, 31);
+/// ```
+pub const MAX_LEVEL: u32 = crate::backoff::MAX_LEVEL;
+
 /// A store integration that shares circuit openings between the replicas of a service; see the
 /// [module docs](self).
 ///

@@ -54,10 +54,28 @@ pub use config::{
 pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
 pub use event::{Event, Reason};
-pub use registry::builder::RegistryBuilder;
+pub use registry::builder::{GlobalAlreadySet, RegistryBuilder};
 pub use registry::cache::ProviderCache;
 pub use registry::{CircuitSnapshot, Registry, DEFAULT_TENANT};
 pub use state::{ParseStateError, State};
+
+/// [`State`] under a name that does not clash with `axum::extract::State` (or any other `State`
+/// a web framework brings into scope): `use breaker::CircuitState;`.
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::{Circuit, CircuitState, Config};
+///
+/// assert_eq!(Circuit::new(Config::default()).state(), CircuitState::Closed);
+/// ```
+pub type CircuitState = State;
+
+/// Not a public API: how many providers of call sites without `registry = ..` met a registry with
+/// a fleet that was never installed as the global one (warned once), for the regression tests.
+#[doc(hidden)]
+pub fn __fleet_unused_warnings() -> usize {
+    registry::builder::fleet_unused_warnings()
+}
 
 /// Not a public API: how many unlinked circuits and arrays wait to be freed, for the
 /// regression tests of reclamation's bounds.

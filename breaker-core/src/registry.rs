@@ -75,6 +75,9 @@ pub struct Registry {
     events: Option<Arc<Listeners>>,
     /// With a fleet attached: where its link finds circuits, told of every circuit created.
     fleet: Option<Arc<Hub>>,
+    /// Made by [`Registry::global`] because none was installed: it warns when a registry with a
+    /// fleet exists beside it (see `builder::warn_if_a_fleet_is_unused`).
+    made_by_global: bool,
 }
 
 /// Tenant ids are short strings; a fast seeded hash keeps a lookup's hashing to a few

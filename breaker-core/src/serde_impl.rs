@@ -53,6 +53,10 @@ struct ConfigFile {
     on_abandoned: Option<Outcome>,
     #[serde(default, deserialize_with = "probe_timeout")]
     probe_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "timeout")]
+    timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "on_cancel")]
+    on_cancel: Option<Outcome>,
 }
 
 /// `window = 100` (calls) or `window = "60s"` (time), as in the attribute.
@@ -145,19 +149,28 @@ keys! {
         |b, n| alone("half_open_probes", b.half_open_probes(n));
     half_open_successes: u32 => u32, |v| ok(v),
         |b, n| alone("half_open_successes", b.half_open_probes(1).half_open_successes(n));
-    on_abandoned: String => Outcome, |v| match v.as_str() {
-            "failure" => Ok(Outcome::Failure),
-            "ignored" => Ok(Outcome::Ignored),
-            "success" => Ok(Outcome::Success),
-            _ => Err(ConfigError::new(
-                "on_abandoned",
-                format!("{v:?}"),
-                "must be \"failure\", \"ignored\" or \"success\"",
-            )),
-        },
+    on_abandoned: String => Outcome, |v| outcome_at("on_abandoned", &v),
         |b, o| alone("on_abandoned", b.on_abandoned(o));
     probe_timeout: String => Duration, |v| parse_duration_at("probe_timeout", &v),
         |b, d| alone("probe_timeout", b.probe_timeout(d));
+    timeout: String => Duration, |v| parse_duration_at("timeout", &v),
+        |b, d| alone("timeout", b.timeout(d));
+    on_cancel: String => Outcome, |v| outcome_at("on_cancel", &v),
+        |b, o| alone("on_cancel", b.on_cancel(o));
+}
+
+/// `"failure"`, `"ignored"` or `"success"`, as the attribute spells an outcome.
+fn outcome_at(field: &'static str, v: &str) -> Result<Outcome, ConfigError> {
+    match v {
+        "failure" => Ok(Outcome::Failure),
+        "ignored" => Ok(Outcome::Ignored),
+        "success" => Ok(Outcome::Success),
+        _ => Err(ConfigError::new(
+            field,
+            format!("{v:?}"),
+            "must be \"failure\", \"ignored\" or \"success\"",
+        )),
+    }
 }
 
 impl ConfigFile {
@@ -209,14 +222,20 @@ impl ConfigFile {
         if let Some(o) = self.on_abandoned {
             b = b.on_abandoned(o);
         }
+        if let Some(d) = self.timeout {
+            b = b.timeout(d);
+        }
+        if let Some(o) = self.on_cancel {
+            b = b.on_cancel(o);
+        }
         b.build()
     }
 }
 
 /// Reads the keys of `#[circuit_breaker]` (`consecutive_failures`, `failure_rate`, `window`,
 /// `minimum_calls`, `slow_call`, `slow_call_rate`, `open_for`, `max_open_for`, `backoff`,
-/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`, `probe_timeout`) with the
-/// same values;
+/// `jitter`, `half_open_probes`, `half_open_successes`, `on_abandoned`, `probe_timeout`, `timeout`,
+/// `on_cancel`) with the same values;
 /// missing keys take the builder's defaults, unknown keys are an error, and the result is checked
 /// by [`ConfigBuilder::build`]: an invalid value is an error that names its key.
 ///

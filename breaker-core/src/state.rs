@@ -27,7 +27,7 @@ pub(crate) const HALF_OPEN: u64 = 2;
 pub(crate) const FORCED_OPEN: u64 = 3;
 pub(crate) const DISABLED: u64 = 4;
 pub(crate) const METRICS_ONLY: u64 = 5;
-/// Never a circuit's: the tag of a ticket that stands for a rejection (`circuit.rs`).
+/// Never a circuit's: the tag of a ticket that stands for a rejection (`circuit/admit.rs`).
 pub(crate) const REJECTED: u64 = 7;
 
 pub(crate) const TAG_SHIFT: u32 = 61;

@@ -75,6 +75,7 @@ fn table() -> Vec<(String, ConfigBuilder, &'static str)> {
             b().probe_timeout(d),
             "probe_timeout",
         );
+        add(format!("timeout({d:?})"), b().timeout(d), "timeout");
         add(
             format!("slow_calls({d:?}, 0.5)"),
             b().slow_calls(d, 0.5),
@@ -280,4 +281,25 @@ fn extreme_valid_configs_build_and_run() {
         c.try_acquire().unwrap().success();
         assert_eq!(c.state(), State::Closed, "#{i}");
     }
+}
+
+/// `max_open_for` set alone below the default `open_for` said only "must not be shorter than
+/// open_for", naming a value the user never wrote (issue 25): the message gives the default.
+#[test]
+fn max_open_for_below_a_defaulted_open_for_names_the_default() {
+    let err = Config::builder()
+        .max_open_for(Duration::from_secs(10))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "max_open_for");
+    assert!(err.reason().contains("defaults to 30s"), "{err}");
+    assert!(err.to_string().contains("set open_for too"), "{err}");
+    // With `open_for` written, the message gives the value written.
+    let err = Config::builder()
+        .open_for(Duration::from_secs(20))
+        .max_open_for(Duration::from_secs(10))
+        .build()
+        .unwrap_err();
+    assert!(err.reason().contains("(20s)"), "{err}");
+    assert!(!err.reason().contains("defaults"), "{err}");
 }

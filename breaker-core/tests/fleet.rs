@@ -326,3 +326,54 @@ fn remote_operator_switches_apply_without_echo_and_reach_later_tenants() {
     link.operate("openai", "initech", State::Closed);
     assert_eq!(registry.circuit("openai", "initech").state(), State::Closed);
 }
+
+#[test]
+fn a_remote_opening_is_held_no_longer_than_the_circuits_own_longest_period() {
+    // A store that says "8.9 years at level 4 billion" (hostile, or a bug): the circuit takes it
+    // only as far as its own schedule goes, max_open_for (300 s here, no jitter).
+    let (registry, fleet, clock) = setup();
+    let circuit = registry.circuit("openai", "acme");
+    let years = secs(281_474_976);
+    assert!(fleet.link().open("openai", "acme", years, u32::MAX));
+    assert_eq!(circuit.state(), State::Open);
+    assert_eq!(circuit.retry_after(), Some(secs(300)));
+    // The level too is the circuit's own at most: a failed probe opens for max_open_for again.
+    clock.advance(secs(300));
+    circuit.try_acquire().unwrap().failure();
+    assert_eq!(circuit.retry_after(), Some(secs(300)));
+
+    // A tenant met later takes the same bound, counted from when it is met.
+    fleet.link().open("openai", "globex", years, 0);
+    clock.advance(secs(3600));
+    let later = registry.circuit("openai", "globex");
+    assert_eq!(later.retry_after(), Some(secs(300)));
+}
+
+#[test]
+fn the_bound_on_a_remote_opening_leaves_room_for_the_jitter_of_the_replica_that_opened() {
+    // Another replica's opening at the cap may be up to 50% longer with this jitter: it is taken
+    // whole (cutting it would let this replica probe before the fleet's race), never longer.
+    let clock = ManualClock::new();
+    let fleet = Recorder::default();
+    let registry = Registry::builder()
+        .default_config(
+            Config::builder()
+                .consecutive_failures(1)
+                .max_open_for(secs(300))
+                .jitter(0.5)
+                .build()
+                .unwrap(),
+        )
+        .clock(clock)
+        .fleet(fleet.clone())
+        .build();
+    let circuit = registry.circuit("openai", "acme");
+    fleet.link().open("openai", "acme", secs(400), 5);
+    assert_eq!(circuit.retry_after(), Some(secs(400)));
+    fleet.link().open("openai", "acme", secs(100_000), 6);
+    assert_eq!(
+        circuit.retry_after(),
+        Some(secs(450)),
+        "max_open_for × (1 + jitter)"
+    );
+}

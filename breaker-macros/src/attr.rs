@@ -11,7 +11,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Path, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, UnOp};
 
 use crate::duration;
 
@@ -34,8 +34,11 @@ const KEYS: &[&str] = &[
     "half_open_successes",
     "on_abandoned",
     "probe_timeout",
+    "timeout",
+    "on_cancel",
     "classify",
     "fallback",
+    "probe",
     "crate",
 ];
 
@@ -59,6 +62,12 @@ pub(crate) struct Args {
     pub(crate) krate: Option<Path>,
     pub(crate) classify: Option<Path>,
     pub(crate) fallback: Option<Path>,
+    /// `probe = name`: a `bool` the body sees, true when the call is the circuit's half-open
+    /// probe.
+    pub(crate) probe: Option<Ident>,
+    /// Where `timeout = ..` was written, if it was (it needs an async fn, no fallback, and the
+    /// `tokio` feature).
+    pub(crate) timeout_key: Option<Span>,
     /// Builder calls of the site's config, in a fixed order; empty when no config argument was
     /// given (the site then passes `None` and the registry's default applies).
     pub(crate) settings: Vec<Setting>,
@@ -81,6 +90,8 @@ pub(crate) enum Setting {
     HalfOpenSuccesses(u32),
     OnAbandoned(Outcome),
     ProbeTimeout(Duration),
+    Timeout(Duration),
+    OnCancel(Outcome),
 }
 
 impl Setting {
@@ -99,6 +110,8 @@ impl Setting {
             Setting::HalfOpenSuccesses(n) => b.half_open_successes(n),
             Setting::OnAbandoned(o) => b.on_abandoned(o),
             Setting::ProbeTimeout(d) => b.probe_timeout(d),
+            Setting::Timeout(d) => b.timeout(d),
+            Setting::OnCancel(o) => b.on_cancel(o),
         }
     }
 }
@@ -118,6 +131,7 @@ struct Raw {
     krate: Option<Keyed<Path>>,
     classify: Option<Keyed<Path>>,
     fallback: Option<Keyed<Path>>,
+    probe: Option<Keyed<Ident>>,
     consecutive_failures: Option<Keyed<u32>>,
     failure_rate: Option<Keyed<f64>>,
     window: Option<Keyed<Window>>,
@@ -132,6 +146,8 @@ struct Raw {
     half_open_successes: Option<Keyed<u32>>,
     on_abandoned: Option<Keyed<Outcome>>,
     probe_timeout: Option<Keyed<Duration>>,
+    timeout: Option<Keyed<Duration>>,
+    on_cancel: Option<Keyed<Outcome>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
     provider_written: bool,
     errors: Option<syn::Error>,
@@ -223,6 +239,7 @@ impl Raw {
             "crate" => set(&mut self.krate, e, key, &name, path(&value, &name)),
             "classify" => set(&mut self.classify, e, key, &name, path(&value, &name)),
             "fallback" => set(&mut self.fallback, e, key, &name, path(&value, &name)),
+            "probe" => set(&mut self.probe, e, key, &name, ident(&value, &name)),
             "consecutive_failures" => set(
                 &mut self.consecutive_failures,
                 e,
@@ -259,8 +276,16 @@ impl Raw {
                 &name,
                 count(&value, &name),
             ),
-            "on_abandoned" => set(&mut self.on_abandoned, e, key, &name, outcome(&value)),
+            "on_abandoned" => set(
+                &mut self.on_abandoned,
+                e,
+                key,
+                &name,
+                outcome(&value, &name),
+            ),
             "probe_timeout" => set(&mut self.probe_timeout, e, key, &name, dur(&value, &name)),
+            "timeout" => set(&mut self.timeout, e, key, &name, dur(&value, &name)),
+            "on_cancel" => set(&mut self.on_cancel, e, key, &name, outcome(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
         }
@@ -315,6 +340,8 @@ impl Raw {
                 krate: self.krate.map(|k| k.value),
                 classify: self.classify.map(|c| c.value),
                 fallback: self.fallback.map(|f| f.value),
+                probe: self.probe.map(|p| p.value),
+                timeout_key: self.timeout.as_ref().map(|t| t.key),
                 settings,
             }),
         }
@@ -369,6 +396,12 @@ impl Raw {
         if let Some(d) = &self.probe_timeout {
             s.push(Setting::ProbeTimeout(d.value));
         }
+        if let Some(d) = &self.timeout {
+            s.push(Setting::Timeout(d.value));
+        }
+        if let Some(o) = &self.on_cancel {
+            s.push(Setting::OnCancel(o.value));
+        }
         s
     }
 
@@ -390,6 +423,7 @@ impl Raw {
             "half_open_probes" => self.half_open_probes.as_ref().map(|a| a.key),
             "half_open_successes" => self.half_open_successes.as_ref().map(|a| a.key),
             "probe_timeout" => self.probe_timeout.as_ref().map(|a| a.key),
+            "timeout" => self.timeout.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)
@@ -421,6 +455,7 @@ fn example(key: &str) -> &'static str {
         "registry" => "&REGISTRY",
         "crate" => "::breaker",
         "classify" | "fallback" => "path::to::function",
+        "probe" => "is_probe",
         "failure_rate" | "slow_call_rate" => "0.5",
         "backoff" => "2.0",
         "jitter" => "0.1",
@@ -429,7 +464,9 @@ fn example(key: &str) -> &'static str {
         "open_for" => "\"30s\"",
         "max_open_for" => "\"5m\"",
         "probe_timeout" => "\"30s\"",
+        "timeout" => "\"2s\"",
         "on_abandoned" => "\"failure\"",
+        "on_cancel" => "\"ignored\"",
         _ => "5",
     }
 }
@@ -461,6 +498,29 @@ fn provider(value: &Expr) -> syn::Result<Provider> {
 }
 
 /// A path, or a string literal holding one (`crate = "::breaker"`, as serde and tokio accept).
+/// A plain name to bind (`probe = is_probe`).
+fn ident(value: &Expr, key: &str) -> syn::Result<Ident> {
+    match value {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p
+            .path
+            .get_ident()
+            .cloned()
+            .ok_or_else(|| bad_ident(value, key)),
+        Expr::Group(g) => ident(&g.expr, key),
+        _ => Err(bad_ident(value, key)),
+    }
+}
+
+fn bad_ident(value: &Expr, key: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        value,
+        format!(
+            "`{key}` must be a name for the body to read, e.g. `{key} = {}`",
+            example(key)
+        ),
+    )
+}
+
 fn path(value: &Expr, key: &str) -> syn::Result<Path> {
     match value {
         Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => Ok(p.path.clone()),
@@ -555,11 +615,11 @@ fn window(value: &Expr) -> syn::Result<Window> {
     }
 }
 
-fn outcome(value: &Expr) -> syn::Result<Outcome> {
+fn outcome(value: &Expr, key: &str) -> syn::Result<Outcome> {
     let err = || {
         syn::Error::new_spanned(
             value,
-            "`on_abandoned` must be \"failure\", \"ignored\" or \"success\"",
+            format!("`{key}` must be \"failure\", \"ignored\" or \"success\""),
         )
     };
     match lit(value) {

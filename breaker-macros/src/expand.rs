@@ -145,6 +145,24 @@ fn expand(args: &Args, func: &Func) -> syn::Result<TokenStream> {
         },
         None => Vec::new(),
     };
+    if let (Some(key), Some(_)) = (args.timeout_key, &args.fallback) {
+        push(syn::Error::new(
+            key,
+            "`timeout` cannot be combined with `fallback` yet: when the deadline passes, the \
+             arguments the fallback takes were moved into the call; return `Err` and handle \
+             `CircuitOpen::is_timeout()` at the caller",
+        ));
+    }
+    if let (Some(key), None) = (args.timeout_key, &sig.asyncness) {
+        if async_trait_output(sig).is_none() {
+            push(syn::Error::new(
+                key,
+                "`timeout` needs an `async fn`: a blocking call cannot be stopped at its \
+                 deadline; bound it in its client (a socket or HTTP timeout), and use \
+                 `slow_call` to count slow calls",
+            ));
+        }
+    }
     if let Some(e) = errors {
         return Err(e);
     }
@@ -249,12 +267,49 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
             }
         }
     });
-    let run = with_leading(pin, run);
-    let call = if site.is_async {
+    // `probe = name`: read from the permit before the body runs (an async body must not
+    // capture the permit), bound inside it, where the user's name is in scope.
+    let (probe, bind) = match &site.args.probe {
+        Some(name) => (
+            Some(quote! {
+                let __breaker_probe: bool = #k::__private::Permit::is_probe(&__breaker_permit);
+            }),
+            Some(quote!(let #name: bool = __breaker_probe;)),
+        ),
+        None => (None, None),
+    };
+    let leading = match (pin, bind) {
+        (None, None) => None,
+        (pin, bind) => Some(quote!(#pin #bind)),
+    };
+    let run = with_leading(leading, run);
+    let call = if site.is_async && site.args.timeout_key.is_some() {
+        // A site that declares `timeout` is raced against the circuit's deadline (the
+        // attribute's, or the registry's if `configure` retuned it); past it the body is dropped
+        // and the caller gets the timeout as a `CircuitOpen`. Other sites await the body as
+        // before: a deadline costs every call a few instructions, so only sites that ask for one
+        // pay them. (`timeout` with `fallback` is rejected above: the fallback's arguments are
+        // moved into the body.)
+        let rejected = {
+            let k = respan(k, site.ret_span);
+            quote_spanned!(site.ret_span=> #k::__private::timed_out(__breaker_permit))
+        };
+        quote! {
+            match #k::__private::bounded(&__breaker_permit, async move #run).await {
+                ::core::result::Result::Ok(__breaker_ret) => __breaker_ret,
+                ::core::result::Result::Err(#k::__private::Late) => return #rejected,
+            }
+        }
+    } else if site.is_async {
         quote!(async move #run.await)
     } else {
         quote!(#k::__private::call_once(move || #run))
     };
+    // `timeout = ..` runs on tokio's timer: without breaker's `tokio` feature, one error here.
+    let timer = site.args.timeout_key.map(|key| {
+        let k = respan(k, key);
+        quote_spanned!(key=> #k::__private::needs_timer::<#k::__private::Timer>();)
+    });
     let outcome = match &site.args.classify {
         Some(classify) => quote_spanned!(classify.span()=> #classify(&__breaker_ret)),
         None => {
@@ -262,8 +317,8 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
             quote_spanned! {site.ret_span=>
             {
                 #[allow(unused_imports)]
-                use #k::__private::{ViaAny as _, ViaClassify as _, ViaResult as _};
-                (&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
+                use #k::__private::{ViaAny as _, ViaBoth as _, ViaClassify as _, ViaOk as _, ViaResult as _};
+                (&&&&&#k::__private::Classifier(&__breaker_ret)).__breaker_outcome()
             }
             }
         }
@@ -274,7 +329,9 @@ fn wrapped_body(site: &Site, fallback_args: &[TokenStream], run: TokenStream) ->
         quote_spanned!(site.ret_span=> #k::__private::returns_result(&__breaker_ret);)
     });
     quote! {
+        #timer
         #acquire
+        #probe
         let __breaker_ret = #call;
         #check
         #k::__private::Permit::record(__breaker_permit, #outcome);
@@ -613,21 +670,37 @@ fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
             quote!(.half_open_successes(#x))
         }
         Setting::OnAbandoned(o) => {
-            let o = match o {
-                breaker_core::Outcome::Success => quote!(Success),
-                breaker_core::Outcome::Failure => quote!(Failure),
-                breaker_core::Outcome::Ignored => quote!(Ignored),
-                // The attribute's `on_abandoned` spells only the three above.
-                breaker_core::Outcome::RetryAfter(t) => {
-                    let t = d(t);
-                    quote!(RetryAfter(#t))
-                }
-            };
+            let o = outcome_tokens(o, d);
             quote!(.on_abandoned(#k::__private::Outcome::#o))
+        }
+        Setting::OnCancel(o) => {
+            let o = outcome_tokens(o, d);
+            quote!(.on_cancel(#k::__private::Outcome::#o))
+        }
+        Setting::Timeout(t) => {
+            let t = d(t);
+            quote!(.timeout(#t))
         }
         Setting::ProbeTimeout(t) => {
             let t = d(t);
             quote!(.probe_timeout(#t))
+        }
+    }
+}
+
+/// An outcome as the path after `Outcome::` (the attribute spells only the first three).
+fn outcome_tokens(
+    o: breaker_core::Outcome,
+    d: impl Fn(std::time::Duration) -> TokenStream,
+) -> TokenStream {
+    match o {
+        breaker_core::Outcome::Success => quote!(Success),
+        breaker_core::Outcome::Failure => quote!(Failure),
+        breaker_core::Outcome::Ignored => quote!(Ignored),
+        // The attribute's `on_abandoned` and `on_cancel` spell only the three above.
+        breaker_core::Outcome::RetryAfter(t) => {
+            let t = d(t);
+            quote!(RetryAfter(#t))
         }
     }
 }
@@ -768,6 +841,35 @@ mod tests {
         ] {
             assert!(out.contains(piece), "missing {piece:?} in {out}");
         }
+        assert!(
+            !out.contains("bounded"),
+            "no deadline without `timeout`: {out}"
+        );
+    }
+
+    #[test]
+    fn a_site_with_a_timeout_races_its_deadline() {
+        let out = expand_str(
+            quote!(provider = "p", timeout = "2s"),
+            quote!(
+                async fn complete(prompt: String) -> Result<String, ApiError> {
+                    body()
+                }
+            ),
+        );
+        for piece in [
+            ":: breaker :: __private :: needs_timer :: < :: breaker :: __private :: Timer > ()",
+            ". timeout (:: breaker :: __private :: Duration :: from_millis (2000u64))",
+            "match :: breaker :: __private :: bounded (& __breaker_permit , async move",
+            "return :: breaker :: __private :: timed_out (__breaker_permit)",
+        ] {
+            assert!(out.contains(piece), "missing {piece:?} in {out}");
+        }
+        assert_eq!(
+            out.matches("body ()").count(),
+            1,
+            "the body is quoted once: {out}"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `#[circuit_breaker]` attribute of the [`breaker`](https://docs.rs/breaker) crate.
 //!
 //! Use it through `breaker`, which re-exports it: `use breaker::circuit_breaker;`. The entry point
-//! here only converts token streams; [`attr`] parses the arguments and [`expand`] writes the code.
+//! here only converts token streams; `attr.rs` parses the arguments and `expand.rs` writes the code.
 
 mod attr;
 mod duration;

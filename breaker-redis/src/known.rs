@@ -7,6 +7,10 @@
 //! store (no restart or failover, which may lose keys), a key that is gone before it should
 //! have expired was ended by another replica: its circuit closes here (or resets) too.
 //!
+//! The same holds while connected, for an opening deleted without an announcement (by hand, by
+//! a script, or by a replica whose message was lost): the task audits the openings it knows a
+//! batch at a time, every ping, and ends those whose keys are gone.
+//!
 //! After a restart or failover, a missing key proves nothing; the openings known here are
 //! written back instead (`restore.rs`), so that the race for one probe still has something to
 //! race for. So each opening is known with what writing it again takes.
@@ -63,6 +67,8 @@ impl Opening {
 pub(crate) struct Known {
     openings: HashMap<Key, Opening>,
     switches: HashMap<Key, Instant>,
+    /// The openings of the current round of audits not checked yet.
+    unaudited: Vec<Key>,
 }
 
 impl Known {
@@ -98,10 +104,34 @@ impl Known {
     /// them, and they are written back.
     pub(crate) fn forget(&mut self, now: Instant) -> Vec<(Key, Opening)> {
         self.switches.clear();
+        self.unaudited.clear();
         self.openings
             .drain()
             .filter(|(_, opening)| opening.until > now)
             .collect()
+    }
+
+    /// Up to `n` openings that should still be in the store at `now`, each in turn: a round
+    /// goes through every opening known when it began (those that ended meanwhile skipped),
+    /// then the next round begins.
+    pub(crate) fn next_audit(&mut self, now: Instant, n: usize) -> Vec<Key> {
+        if self.unaudited.is_empty() {
+            self.unaudited = self.live(now).0;
+        }
+        let mut batch = Vec::with_capacity(n.min(self.unaudited.len()));
+        while batch.len() < n {
+            let Some(key) = self.unaudited.pop() else {
+                break;
+            };
+            if self
+                .openings
+                .get(&key)
+                .is_some_and(|o| o.until > now + SLACK)
+            {
+                batch.push(key);
+            }
+        }
+        batch
     }
 
     /// The openings and switches that should still be in the store at `now` (the others are
@@ -195,5 +225,49 @@ mod tests {
         assert_eq!(lost, [(key("acme"), running), (key("globex"), ended)]);
         assert_eq!(running.ends - running.since, Duration::from_secs(7));
         assert_eq!(k.live(now), (vec![], vec![]), "everything is forgotten");
+    }
+
+    #[test]
+    fn audits_go_round_every_live_opening_a_batch_at_a_time() {
+        let mut k = Known::default();
+        let now = Instant::now();
+        for t in ["a", "b", "c", "d", "e"] {
+            k.opened(key(t), until(now, Duration::from_secs(90)));
+        }
+        let first = k.next_audit(now, 2);
+        assert_eq!(first.len(), 2);
+        k.ended(&key("a"));
+        k.ended(&key("b"));
+        k.ended(&key("c"));
+        let second = k.next_audit(now, 2);
+        let mut round: Vec<Key> = first.iter().chain(&second).cloned().collect();
+        round.sort();
+        round.dedup();
+        assert_eq!(
+            first.len() + second.len(),
+            round.len(),
+            "nothing twice in a round"
+        );
+        assert!(
+            second
+                .iter()
+                .all(|t| !first.contains(t) && k.openings.contains_key(t)),
+            "the rest of the round, less what ended meanwhile: {second:?}"
+        );
+        // A new round begins with what is live then.
+        let mut next = Vec::new();
+        for _ in 0..3 {
+            next.extend(k.next_audit(now, 2));
+        }
+        next.sort();
+        next.dedup();
+        assert_eq!(
+            next.iter()
+                .filter(|t| ["d", "e"].contains(&t.1.as_str()))
+                .count(),
+            2,
+            "{next:?}"
+        );
+        assert!(k.next_audit(now + Duration::from_secs(100), 2).is_empty());
     }
 }

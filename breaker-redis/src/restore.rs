@@ -20,7 +20,7 @@ use redis::RedisError;
 
 use crate::keys::Layout;
 use crate::known::{Key, Opening};
-use crate::scripts;
+use crate::scripts::{self, RESTORE_SCRIPT};
 use crate::store::Conn;
 use crate::timeout::within;
 
@@ -29,28 +29,6 @@ pub(crate) type Lost = (Key, Opening);
 
 /// Openings written back per pipeline.
 const CHUNK: usize = 500;
-
-/// KEYS: opening, probe lease, end of the last incident. ARGV: the key's TTL (ms: what is left
-/// of the period and the margin), the opening's value, channel, message, time since the trip
-/// (ms). Returns 1 when written and
-/// announced; 0 when an opening or a lease is there (of any type: a key that is not the fleet's
-/// is left to its owner); -1 when the incident ended after this trip.
-pub(crate) const RESTORE_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
-end
-local ended = redis.pcall('GET', KEYS[3])
-ended = type(ended) == 'string' and tonumber(ended) or nil
-if ended then
-  local pttl = redis.call('PTTL', KEYS[3])
-  if pttl >= 0 and ended - pttl < tonumber(ARGV[5]) then
-    return -1
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
-";
 
 /// The age, in store time, of the opening stored as `value` with `pttl` ms to live: the TTL it
 /// was written with (its last field, `level:margin_ms:replica:ttl_ms`) less what is left. An

@@ -1,6 +1,16 @@
 //! The Lua scripts the background task runs in the store, each one atomic there: share an opening
 //! (never over a newer one; with a quorum, once enough replicas reported it), race for the probe
-//! lease, end an incident; and the reading of an opening's value, which the scripts read too.
+//! lease, end an incident, write back an opening a restarted store lost; and the reading of an
+//! opening's value, which the scripts read too.
+//!
+//! The store is not trusted to hold what the fleet wrote. Every script first checks the types of
+//! its keys: one that holds another type (a list where an opening should be) makes the script
+//! change nothing and reply with a `WRONGTYPE` error naming it, which costs that circuit alone
+//! (the task warns and goes on). Every number read back from the store follows one rule, here in
+//! [`decimal`] and in the scripts' `decimal`: 1 to 15 decimal digits (exact in Lua's doubles, so
+//! both sides read the same value), within its bound; anything else is absent.
+
+use breaker_core::fleet::MAX_LEVEL;
 
 /// `EVAL script` with `keys` as its KEYS, counted here so that the count cannot drift from the
 /// list; the caller adds the ARGV.
@@ -10,38 +20,86 @@ pub(crate) fn eval(script: &str, keys: &[String]) -> redis::Cmd {
     cmd
 }
 
+/// What every script starts with (a macro, for `concat!`): the reading of numbers and of an
+/// opening's value, and the check of its keys' types.
+macro_rules! prelude {
+    () => {
+        r"
+local MAX_LEVEL = 31
+-- A number the store holds: 1 to 15 decimal digits, at most `max` if given; else nil.
+local function decimal(s, max)
+  if type(s) ~= 'string' or #s > 15 or not string.find(s, '^%d+$') then
+    return nil
+  end
+  local n = tonumber(s)
+  if max and n > max then
+    return nil
+  end
+  return n
+end
+-- The level and margin of an opening's value `level:margin:replica[:ttl]`, or nil.
+local function opening(v)
+  if type(v) ~= 'string' then
+    return nil
+  end
+  local level, margin = string.match(v, '^([^:]*):([^:]*):')
+  level, margin = decimal(level, MAX_LEVEL), decimal(margin)
+  if level and margin then
+    return level, margin
+  end
+  return nil
+end
+-- An error naming the first of KEYS that holds another type than `types` says (false: any),
+-- or nil. Called before anything is written, so that such a key leaves the store unchanged.
+local function wrong_type(types)
+  for i, want in ipairs(types) do
+    local kind = redis.call('TYPE', KEYS[i])['ok']
+    if want and kind ~= 'none' and kind ~= want then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a ' .. want)
+    end
+  end
+  return nil
+end
+"
+    };
+}
+
 /// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
 /// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
 /// probe's reopening, time since the trip (ms). Returns 1 when the opening was written and
 /// announced, 2 for a report short of the quorum, 0 when a stored opening is newer or ends
 /// later, or the incident ended after this trip (a replica that could not write meanwhile).
 /// Reports expire by the store's clock (`TIME`), never a replica's.
-pub(crate) const OPEN_SCRIPT: &str = r"
+pub(crate) const OPEN_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
 if redis.replicate_commands then redis.replicate_commands() end
+local bad = wrong_type({'string', 'string', 'zset', 'string'})
+if bad then
+  return bad
+end
 local left = tonumber(ARGV[2])
 local level = tonumber(ARGV[8])
-local ended = tonumber(redis.call('GET', KEYS[4]))
+local ended = decimal(redis.call('GET', KEYS[4]))
 if ended then
   local pttl = redis.call('PTTL', KEYS[4])
   if pttl >= 0 and ended - pttl < tonumber(ARGV[10]) then
     return 0
   end
 end
-local current = redis.call('GET', KEYS[1])
-if current then
-  local stored_level, margin = string.match(current, '^(%d+):(%d+):')
+local stored_level, margin = opening(redis.call('GET', KEYS[1]))
+if stored_level then
   local pttl = redis.call('PTTL', KEYS[1])
   -- Only while the stored period runs: after it, the key lives on for the margin only so
   -- that late replicas learn of it, and a new trip at any level replaces it.
-  if stored_level and pttl - tonumber(margin) > 0 then
-    stored_level = tonumber(stored_level)
-    if stored_level > level or (stored_level == level and pttl - tonumber(margin) >= left) then
+  if pttl - margin > 0 then
+    if stored_level > level or (stored_level == level and pttl - margin >= left) then
       return 0
     end
   end
 end
 if tonumber(ARGV[4]) > 1 then
-  local fleet_open = current or redis.call('GET', KEYS[2]) == ARGV[1]
+  local fleet_open = stored_level or redis.call('GET', KEYS[2]) == ARGV[1]
   if ARGV[9] ~= '1' or not fleet_open then
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -59,13 +117,20 @@ redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[5], 'PX', left + tonumber(ARGV[3]))
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
-";
+"
+);
 
 /// KEYS: the probe lease, the opening. ARGV: replica, lease (ms). Returns {won, ms the lease
 /// has left}: a replica that holds the lease already has won it; -1 when neither a lease nor
 /// an opening is left (the incident expired without an outcome: racing stops). A lease without
 /// a TTL (not written by a fleet) would hold every replica open for good: it is given one.
-pub(crate) const RACE_SCRIPT: &str = r"
+pub(crate) const RACE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+local bad = wrong_type({'string'})
+if bad then
+  return bad
+end
 local holder = redis.call('GET', KEYS[1])
 if not holder and redis.call('EXISTS', KEYS[2]) == 0 then
   return {-1, 0}
@@ -83,7 +148,8 @@ if holder == ARGV[1] then
   return {1, pttl}
 end
 return {0, pttl}
-";
+"
+);
 
 /// KEYS: opening, lease, reports, operator's switch, end of the last incident. ARGV: age of
 /// the close or reset (ms), channel, message, 1 for a reset, margin (ms). An ended incident is
@@ -92,19 +158,35 @@ return {0, pttl}
 /// close (by the TTL written in its value less its PTTL: store time) stays; one without a
 /// written TTL is taken to be older. Returns what stayed: 1 the opening, 2 the switch (or'd).
 /// The message goes out unless everything stayed.
-pub(crate) const END_SCRIPT: &str = r"
+pub(crate) const END_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+local reset = ARGV[4] == '1'
+local bad = wrong_type({'string', 'string', 'zset', reset and 'string', 'string'})
+if bad then
+  return bad
+end
 local age = tonumber(ARGV[1])
+-- The TTL a value says it was written with, when that can be true (no less than what is left).
+local function written_ttl(v, pttl, pattern)
+  local ttl = decimal(string.match(v, pattern))
+  if ttl and ttl >= pttl then
+    return ttl
+  end
+  return nil
+end
 local function younger(key, pattern)
   local v = redis.call('GET', key)
   if not v then
     return false
   end
-  local ttl = tonumber(string.match(v, pattern))
   local pttl = redis.call('PTTL', key)
+  local ttl = written_ttl(v, pttl, pattern)
   return ttl ~= nil and pttl >= 0 and ttl - pttl < age
 end
+local OPENING_TTL = '^[^:]*:[^:]*:[^:]*:([^:]*)$'
 local kept = 0
-if younger(KEYS[1], '^[^:]*:[^:]*:[^:]*:(%d+)$') then
+if younger(KEYS[1], OPENING_TTL) then
   kept = 1
 else
   -- Remembered as long as an opening of this incident could still be written late: the
@@ -112,35 +194,72 @@ else
   local life = tonumber(ARGV[5])
   local opening = redis.call('GET', KEYS[1])
   if opening then
-    life = life + (tonumber(string.match(opening, '^[^:]*:[^:]*:[^:]*:(%d+)$')) or 0)
+    life = life + (written_ttl(opening, redis.call('PTTL', KEYS[1]), OPENING_TTL) or 0)
   end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  local ended = tonumber(redis.call('GET', KEYS[5]))
+  local ended = decimal(redis.call('GET', KEYS[5]))
   local pttl = redis.call('PTTL', KEYS[5])
   -- The end `age` ago, unless one more recent is remembered.
   if not ended or pttl < 0 or ended - pttl > age then
     redis.call('SET', KEYS[5], life + age, 'PX', life)
   end
 end
-if ARGV[4] == '1' then
-  if younger(KEYS[4], '^[^:]*:[^:]*:(%d+)$') then
+if reset then
+  if younger(KEYS[4], '^[^:]*:[^:]*:([^:]*)$') then
     kept = kept + 2
   else
     redis.call('DEL', KEYS[4])
   end
 end
-if (ARGV[4] == '1' and kept < 3) or (ARGV[4] ~= '1' and kept == 0) then
+if (reset and kept < 3) or (not reset and kept == 0) then
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
 return kept
-";
+"
+);
 
-/// (level, margin in ms) of an opening's value `level:margin_ms:replica[:ttl_ms]`.
+/// KEYS: opening, probe lease, end of the last incident. ARGV: the key's TTL (ms: what is left
+/// of the period and the margin), the opening's value, channel, message, time since the trip
+/// (ms). Writes back an opening that a restarted store lost (`restore.rs`). Returns 1 when
+/// written and announced; 0 when an opening or a lease is there (of any type: such a key is
+/// left as it is, and costs its own circuit when another script meets it); -1 when the
+/// incident ended after this trip. An end that is no number (or no string) is absent.
+pub(crate) const RESTORE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local ended = decimal(redis.pcall('GET', KEYS[3]))
+if ended then
+  local pttl = redis.call('PTTL', KEYS[3])
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[5]) then
+    return -1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"
+);
+
+/// A number the store holds: 1 to 15 decimal digits, at most `max`; else `None` (the scripts'
+/// `decimal`, the same rule: a sign, an exponent, a space, hex or 16 digits are no number).
+pub(crate) fn decimal(s: &str, max: u64) -> Option<u64> {
+    if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|n| *n <= max)
+}
+
+/// (level, margin in ms) of an opening's value `level:margin_ms:replica[:ttl_ms]`, read as the
+/// scripts' `opening` reads it: `None` for garbage (a level above [`MAX_LEVEL`] included).
 pub(crate) fn parse_value(value: &str) -> Option<(u32, u64)> {
     let mut parts = value.split(':');
-    let level = parts.next()?.parse().ok()?;
-    let margin = parts.next()?.parse().ok()?;
-    Some((level, margin))
+    let level = decimal(parts.next()?, u64::from(MAX_LEVEL))?;
+    let margin = decimal(parts.next()?, u64::MAX)?;
+    parts.next()?; // the replica
+    Some((u32::try_from(level).ok()?, margin))
 }
 
 #[cfg(test)]
@@ -163,5 +282,56 @@ mod tests {
             .arg(1200_u64)
             .get_packed_command();
         assert_eq!(folded, by_hand);
+    }
+
+    #[test]
+    fn the_scripts_cap_levels_where_the_circuits_do() {
+        let cap = format!("local MAX_LEVEL = {MAX_LEVEL}\n");
+        for script in [OPEN_SCRIPT, RACE_SCRIPT, END_SCRIPT] {
+            assert!(script.contains(&cap), "{cap:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_numbers_are_absent() {
+        for garbage in [
+            "1e20",
+            "-1",
+            "abc",
+            "",
+            "+5",
+            " 1",
+            "1 ",
+            "0x10",
+            "1.5",
+            "١",
+            "1000000000000000",
+            "100000000000000000000",
+        ] {
+            assert_eq!(
+                parse_value(&format!("{garbage}:60000:r:90000")),
+                None,
+                "level {garbage:?}"
+            );
+            assert_eq!(
+                parse_value(&format!("0:{garbage}:r:90000")),
+                None,
+                "margin {garbage:?}"
+            );
+        }
+        for too_high in ["32", "4294967296"] {
+            assert_eq!(
+                parse_value(&format!("{too_high}:60000:r:90000")),
+                None,
+                "level {too_high:?} is above the cap"
+            );
+        }
+        assert_eq!(parse_value("5:60000"), None, "no replica");
+        assert_eq!(parse_value("31:60000:r:90000"), Some((31, 60_000)));
+        assert_eq!(parse_value("007:0:r"), Some((7, 0)));
+        assert_eq!(
+            decimal("999999999999999", u64::MAX),
+            Some(999_999_999_999_999)
+        );
     }
 }

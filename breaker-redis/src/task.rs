@@ -14,7 +14,7 @@ use tokio::time::{sleep, timeout};
 use crate::access::{self, Access};
 use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
-use crate::known::{Known, Opening};
+use crate::known::{Key, Known, Opening};
 use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
 use crate::restore::{self, Lost};
@@ -29,6 +29,9 @@ const RETRY_LAST: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// Keys asked for per SCAN step during a resync.
 const SCAN_COUNT: usize = 500;
+/// Openings checked per ping for a deletion nobody announced (`Known::next_audit`): one pipeline
+/// that stays well under a millisecond on a LAN, so a due probe race is never held up for long.
+const AUDIT_BATCH: usize = 256;
 
 pub(crate) struct Task {
     pub(crate) store: Store,
@@ -190,7 +193,10 @@ impl Task {
                     Some(message) => self.receive(&mut conn, link, &message).await,
                     None => Err(End::Failed("pub/sub connection closed".to_owned())),
                 },
-                _ = ping.tick() => self.ping(&mut conn, &mut listener).await,
+                _ = ping.tick() => match self.ping(&mut conn, &mut listener).await {
+                    Ok(()) => self.audit(&mut conn, link).await,
+                    failed => failed,
+                },
                 _ = tokio::time::sleep_until(race_at), if due.is_some() => {
                     match self.race(&mut conn, link).await {
                         // The lease is a write: without it, circuits here probe on their own.
@@ -293,23 +299,7 @@ impl Task {
     async fn reconcile(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
         let (openings, switches) = self.known().live(Instant::now());
         for chunk in openings.chunks(SCAN_COUNT) {
-            let mut pipe = redis::pipe();
-            for (provider, tenant) in chunk {
-                pipe.cmd("EXISTS")
-                    .arg(self.layout.open_key(provider, tenant))
-                    .arg(self.layout.probe_key(provider, tenant));
-            }
-            let found: Vec<u32> = timeout(self.command_timeout, pipe.query_async(conn)).await??;
-            for (key, found) in chunk.iter().zip(found) {
-                if found == 0 {
-                    self.known().ended(key);
-                    self.probes().untrack(key);
-                    self.health.count(Count::Applied);
-                    if !link.close(&key.0, &key.1) {
-                        return Err(End::Done);
-                    }
-                }
-            }
+            self.end_missing(conn, link, chunk).await?;
         }
         for chunk in switches.chunks(SCAN_COUNT) {
             let mut pipe = redis::pipe();
@@ -348,6 +338,48 @@ impl Task {
         Ok(())
     }
 
+    /// Ends here the openings of `keys` (known to this replica) that are gone from the store,
+    /// neither the opening nor a probe lease left: another replica ended them, or someone
+    /// deleted them, while this one could not hear it or nobody announced it.
+    async fn end_missing(
+        &self,
+        conn: &mut Conn,
+        link: &FleetLink,
+        keys: &[Key],
+    ) -> Result<(), End> {
+        let mut pipe = redis::pipe();
+        for (provider, tenant) in keys {
+            pipe.cmd("EXISTS")
+                .arg(self.layout.open_key(provider, tenant))
+                .arg(self.layout.probe_key(provider, tenant));
+        }
+        let found: Vec<u32> = timeout(self.command_timeout, pipe.query_async(conn)).await??;
+        for (key, found) in keys.iter().zip(found) {
+            if found == 0 {
+                self.known().ended(key);
+                self.probes().untrack(key);
+                self.health.count(Count::Applied);
+                if !link.close(&key.0, &key.1) {
+                    return Err(End::Done);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the openings this replica knows whose keys were deleted without an announcement (see
+    /// `known.rs`), a batch per ping: with n openings known, each is checked every n / 256
+    /// pings. Within one session the store is the one this replica read them from (a restart
+    /// ends the session), so a key gone early was deleted, not lost; unless the store lost it
+    /// (an eviction, a `FLUSHDB`, a cluster failover that lost its last write: README).
+    async fn audit(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
+        let batch = self.known().next_audit(Instant::now(), AUDIT_BATCH);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.end_missing(conn, link, &batch).await
+    }
+
     /// Keeps a change the store did not take, for its return; counts it as dropped if there
     /// is no room.
     fn keep(&self, change: Queued) {
@@ -361,8 +393,10 @@ impl Task {
         }
     }
 
-    /// Writes the changes kept while the store was away, oldest first; on a failure, keeps
-    /// what was not written.
+    /// Writes the changes kept while the store was away, oldest first; on a failure of the
+    /// store, keeps what was not written. A change the store refuses over one of its circuit's
+    /// keys (of another type: warned, see `unless_wrong_type`) is dropped and the replay goes
+    /// on: it would be refused again, and must not hold back the others.
     async fn replay(&self, conn: &mut Conn) -> Result<(), End> {
         let kept = self
             .pending
@@ -390,7 +424,7 @@ impl Task {
                 .config(&provider, &tenant)
                 .map_or(self.probe_lease, |c| c.probe_timeout());
             let lease_ms = millis(lease + probes::LEAD).max(1);
-            let (won, left_ms): (i64, i64) = timeout(
+            let reply = timeout(
                 self.command_timeout,
                 scripts::eval(
                     RACE_SCRIPT,
@@ -401,9 +435,14 @@ impl Task {
                 )
                 .arg(&self.replica)
                 .arg(lease_ms)
-                .query_async(conn),
+                .query_async::<(i64, i64)>(conn),
             )
-            .await??;
+            .await?;
+            let Some((won, left_ms)) = unless_wrong_type(reply, &provider, &tenant)? else {
+                // Its lease key is not a lease: this circuit probes on each replica, as
+                // without a fleet; the others race on.
+                continue;
+            };
             if won < 0 {
                 // The incident is gone from the store (its opening expired, unended, with
                 // nobody probing): nothing left to race for.
@@ -460,7 +499,8 @@ impl Task {
     }
 
     /// Writes one local change and announces it (on failure the caller keeps it for the
-    /// store's return); a refusal is reported, not kept (see `access.rs`).
+    /// store's return); a refusal over a key of the wrong type is no failure, and one for want
+    /// of a permission is reported, not kept (see `access.rs`).
     async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
         match self.write_change(conn, change).await {
             Err(End::Refused(error)) => {
@@ -559,7 +599,7 @@ impl Task {
     ) -> Result<(), End> {
         let left_ms = millis(left).max(1);
         let margin_ms = millis(self.margin);
-        let written: i64 = timeout(
+        let reply = timeout(
             self.command_timeout,
             scripts::eval(
                 OPEN_SCRIPT,
@@ -580,10 +620,15 @@ impl Task {
             .arg(level)
             .arg(u8::from(reopened))
             .arg(millis(open_for.saturating_sub(left)))
-            .query_async(conn),
+            .query_async::<i64>(conn),
         )
-        .await??;
+        .await?;
         let key = (provider.to_owned(), tenant.to_owned());
+        let Some(written) = unless_wrong_type(reply, provider, tenant)? else {
+            // Not shared: whatever this replica knew of the fleet's opening is moot.
+            self.known().ended(&key);
+            return Ok(());
+        };
         if written == 1 {
             self.health.count(Count::Published);
             self.probes()
@@ -624,7 +669,7 @@ impl Task {
         reset: bool,
     ) -> Result<(), End> {
         let kind = if reset { "operator" } else { "close" };
-        let kept: i64 = timeout(
+        let reply = timeout(
             self.command_timeout,
             scripts::eval(
                 END_SCRIPT,
@@ -641,9 +686,13 @@ impl Task {
             .arg(self.message(kind, provider, tenant))
             .arg(u8::from(reset))
             .arg(millis(self.margin).max(1))
-            .query_async(conn),
+            .query_async::<i64>(conn),
         )
-        .await??;
+        .await?;
+        let Some(kept) = unless_wrong_type(reply, provider, tenant)? else {
+            // Nothing changed in the store: the others learn of no end.
+            return Ok(());
+        };
         self.health.count(Count::Published);
         let key = (provider.to_owned(), tenant.to_owned());
         if kept & 1 == 0 {
@@ -707,19 +756,12 @@ impl Task {
         };
         let key = self.layout.open_key(&provider, &tenant);
         let alive = match op {
-            "open" => {
-                let (value, pttl): (Option<String>, i64) = timeout(
-                    self.command_timeout,
-                    redis::pipe()
-                        .cmd("GET")
-                        .arg(&key)
-                        .cmd("PTTL")
-                        .arg(&key)
-                        .query_async(conn),
-                )
-                .await??;
-                self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
-            }
+            "open" => match self.read(conn, &[&key]).await?.pop().flatten() {
+                Some((value, pttl)) => {
+                    self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
+                }
+                None => true,
+            },
             "close" => {
                 // A close that arrives after a newer opening was written must not undo it.
                 let exists: bool = timeout(
@@ -739,25 +781,25 @@ impl Task {
             }
             "operator" => {
                 let switch = self.layout.operator_key(&provider, &tenant);
-                let (value, pttl, opening, open_pttl): (Option<String>, i64, Option<String>, i64) =
-                    timeout(
-                        self.command_timeout,
-                        redis::pipe()
-                            .cmd("GET")
-                            .arg(&switch)
-                            .cmd("PTTL")
-                            .arg(&switch)
-                            .cmd("GET")
-                            .arg(&key)
-                            .cmd("PTTL")
-                            .arg(&key)
-                            .query_async(conn),
-                    )
-                    .await??;
-                // A reset that gave way to a newer opening: the circuit resets, then takes it.
-                self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
-                    && (value.is_some()
-                        || self.apply_open(link, &provider, &tenant, opening.as_deref(), open_pttl))
+                let mut read = self.read(conn, &[&switch, &key]).await?.into_iter();
+                match (read.next().flatten(), read.next().flatten()) {
+                    // A reset that gave way to a newer opening: the circuit resets, then takes it.
+                    (Some((value, pttl)), opening) => {
+                        self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
+                            && (value.is_some()
+                                || opening.is_none_or(|(opening, open_pttl)| {
+                                    self.apply_open(
+                                        link,
+                                        &provider,
+                                        &tenant,
+                                        opening.as_deref(),
+                                        open_pttl,
+                                    )
+                                }))
+                    }
+                    // A switch key of another type says nothing, not "reset".
+                    (None, _) => true,
+                }
             }
             _ => true,
         };
@@ -766,6 +808,56 @@ impl Task {
         } else {
             Err(End::Done)
         }
+    }
+
+    /// The value and `PTTL` of each of `keys` (strings the fleet wrote), read in one pipeline; per
+    /// key `None` when it holds another type, or bytes that are no text (warned here, naming
+    /// it): one such key costs its own circuit, never the read of the others or the session.
+    async fn read(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+        keys: &[&str],
+    ) -> Result<Vec<Option<(Option<String>, i64)>>, End> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
+        }
+        pipe.ignore_errors();
+        let replies: Vec<redis::Value> =
+            timeout(self.command_timeout, pipe.query_async(conn)).await??;
+        let mut replies = replies.into_iter();
+        let mut read = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (Some(value), Some(pttl)) = (replies.next(), replies.next()) else {
+                return Err(End::Failed("a pipeline's reply came short".to_owned()));
+            };
+            let error = match (value, pttl) {
+                (redis::Value::ServerError(e), _) | (_, redis::Value::ServerError(e)) => {
+                    let error = format!("{}: {}", e.code(), e.details().unwrap_or_default());
+                    if e.code() != "WRONGTYPE" {
+                        // Not this key's doing (a store refusing reads): the store failing.
+                        return Err(End::Failed(error));
+                    }
+                    error
+                }
+                (value, pttl) => match (
+                    redis::from_redis_value::<Option<String>>(value),
+                    redis::from_redis_value::<i64>(pttl),
+                ) {
+                    (Ok(value), Ok(pttl)) => {
+                        read.push(Some((value, pttl)));
+                        continue;
+                    }
+                    (Err(e), _) | (_, Err(e)) => e.to_string(),
+                },
+            };
+            tracing::warn!(
+                target: "breaker::fleet", key, %error,
+                "a fleet key holds another type or no text: its circuit is not shared until that key is deleted"
+            );
+            read.push(None);
+        }
+        Ok(read)
     }
 
     /// Opens (provider, tenant) for what is left of the opening stored as `value` with `pttl` ms
@@ -787,16 +879,22 @@ impl Task {
         }
         self.health.count(Count::Applied);
         let left = Duration::from_millis(left_ms as u64);
+        // The circuit here holds it no longer than its own longest period (`adopt_open`): the
+        // race for its probe runs before that ends, not when the store says.
+        let held = link
+            .config(provider, tenant)
+            .map_or(left, |config| left.min(config.longest_open_for()));
         self.probes().track(
             (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + left,
+            Instant::now() + held,
             level,
         );
         self.known().opened(
             (provider.to_owned(), tenant.to_owned()),
+            // Written back after a restart no longer than held here.
             Opening::new(
                 Instant::now(),
-                left,
+                held,
                 Duration::from_millis(margin_ms),
                 restore::age(value.unwrap_or_default(), pttl),
                 level,
@@ -878,13 +976,11 @@ impl Task {
                 })
                 .collect();
             if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for (.., key) in &keys {
-                    pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
-                }
-                let found: Vec<(Option<String>, i64)> =
-                    timeout(self.command_timeout, pipe.query_async(conn)).await??;
-                for ((kind, provider, tenant, _), (value, pttl)) in keys.iter().zip(found) {
+                let names: Vec<&str> = keys.iter().map(|(.., key)| key.as_str()).collect();
+                let found = self.read(conn, &names).await?;
+                for ((kind, provider, tenant, _), found) in keys.iter().zip(found) {
+                    // A key of another type (warned about): skipped, the rest applied.
+                    let Some((value, pttl)) = found else { continue };
                     let alive = match kind {
                         Kind::Open => {
                             self.apply_open(link, provider, tenant, value.as_deref(), pttl)
@@ -905,6 +1001,27 @@ impl Task {
             }
             cursor = next;
         }
+    }
+}
+
+/// A script's reply for (provider, tenant), or `None` when the store refused it because one of
+/// the circuit's keys holds another type than the fleet's (warned here, naming the key): that
+/// costs this circuit's sharing, not the session. Any other error is the store failing.
+fn unless_wrong_type<T>(
+    reply: redis::RedisResult<T>,
+    provider: &str,
+    tenant: &str,
+) -> Result<Option<T>, End> {
+    match reply {
+        Ok(reply) => Ok(Some(reply)),
+        Err(e) if e.code() == Some("WRONGTYPE") => {
+            tracing::warn!(
+                target: "breaker::fleet", provider, tenant, error = %e,
+                "a fleet key holds another type: its circuit is not shared until that key is deleted"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! gateway in front of it, and a client that calls both tenants a few times, printing each
 //! answer. `acme`'s circuit trips after 3 upstream failures; its next calls get the breaker's 503
 //! without reaching the upstream, while `globex` is served throughout. Then it asks the admin
-//! endpoint for open circuits (`?state=open`, parsed into a `breaker::State`).
+//! endpoint for open circuits (`?state=open`, parsed into a `breaker::CircuitState`).
 //!
 //! ```text
 //! cargo run -p breaker-suite --example gateway --features axum,serde,reqwest

@@ -67,6 +67,14 @@ fn configure_from_applies_each_provider() {
 }
 
 #[test]
+fn a_deadline_and_what_a_caller_leaving_counts_as() {
+    let c = &parse("[p]\ntimeout = \"2s\"\non_cancel = \"failure\"").unwrap()["p"];
+    assert_eq!(c.timeout(), Some(std::time::Duration::from_secs(2)));
+    assert_eq!(c.on_cancel(), breaker::Outcome::Failure);
+    assert_eq!(parse("[p]").unwrap()["p"].timeout(), None);
+}
+
+#[test]
 fn an_empty_table_is_the_default_config() {
     assert_eq!(parse("[p]").unwrap()["p"], Config::default());
 }
@@ -131,6 +139,14 @@ fn invalid_values_are_errors_naming_their_key() {
         (
             "on_abandoned = \"maybe\"",
             "invalid `on_abandoned` = \"maybe\": must be \"failure\"",
+        ),
+        (
+            "timeout = \"0s\"",
+            "invalid `timeout` = 0s: must be longer than zero",
+        ),
+        (
+            "on_cancel = \"left\"",
+            "invalid `on_cancel` = \"left\": must be \"failure\"",
         ),
         (
             "half_open_probes = 70000",

@@ -10,4 +10,9 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
     t.compile_fail("tests/ui/fail/*.rs");
+    // Misuse that only fails without one of breaker's features (`timeout` needs `tokio`); under
+    // `--all-features` these compile.
+    if cfg!(not(feature = "tokio")) {
+        t.compile_fail("tests/ui/fail_no_tokio/*.rs");
+    }
 }

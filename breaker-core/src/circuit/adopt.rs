@@ -39,7 +39,13 @@ impl Inner {
     /// (see `fleet.rs`): a closed or half-open circuit opens (a probe in flight then belongs to a
     /// stay that is over), an open one takes the period if it is at a higher level or, at the
     /// same level, ends later; an operator's state wins.
+    ///
+    /// What the store said is bounded by what this circuit's own schedule can reach: a period
+    /// by `Config::longest_open_for`, a level by the backoff's cap. A store that says "years"
+    /// (hostile, or a bug) costs a circuit no more than its own worst open period.
     pub(crate) fn adopt_open(&self, left_us: u64, level: u32) {
+        let longest = self.policy().config.longest_open_for();
+        let left_us = left_us.min(u64::try_from(longest.as_micros()).unwrap_or(u64::MAX));
         let deadline = self.now_us().saturating_add(left_us);
         let level = level.min(MAX_LEVEL);
         let mut s = self.state.load(Ordering::Acquire);

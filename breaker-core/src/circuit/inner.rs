@@ -25,9 +25,9 @@ pub(crate) struct Inner {
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
     pub(super) used: AtomicBool,
-    /// The fast-path flags [`TIMED`] and [`PLAIN`], copied out of the policy so the hot path
-    /// does not follow that pointer; atomic only because a retuning rewrites them (a relaxed
-    /// load is the same plain load). One byte for both, so `half_stays` fits beside it.
+    /// The fast-path flags [`TIMED`], [`PLAIN`] and [`DEADLINE`], copied out of the policy so
+    /// the hot path does not follow that pointer; atomic only because a retuning rewrites them
+    /// (a relaxed load is the same plain load). One byte for all, so `half_stays` fits beside it.
     pub(super) flags: AtomicU8,
     /// Numbers half-open words (16 bits in the word): bumped for every half-open word published,
     /// the first of a stay and each renewal by a probe expiry alike, so an old number comes back
@@ -56,6 +56,16 @@ const _: fn() = || {
 };
 
 impl Inner {
+    /// The deadline of calls, if the policy sets one: the flag first (on the line admission
+    /// read), the policy only when it is set.
+    #[inline]
+    pub(super) fn deadline(&self) -> Option<Duration> {
+        if self.flags.load(Ordering::Relaxed) & DEADLINE == 0 {
+            return None;
+        }
+        self.policy().config.timeout
+    }
+
     /// The policy decisions are made on: the last of the circuit's chain.
     #[inline]
     pub(super) fn policy(&self) -> &Policy {
@@ -76,7 +86,11 @@ impl Inner {
         let window = policy.window_spec();
         self.window.set(window);
         self.flags.store(
-            flags(policy.slow_us.is_some(), window.is_some()),
+            flags(
+                policy.slow_us.is_some(),
+                window.is_some(),
+                policy.config.timeout.is_some(),
+            ),
             Ordering::Relaxed,
         );
     }
@@ -92,7 +106,11 @@ impl Inner {
         let window = policy.window_spec();
         if self.window.spec() != window
             || self.flags.load(Ordering::Relaxed)
-                != flags(policy.slow_us.is_some(), window.is_some())
+                != flags(
+                    policy.slow_us.is_some(),
+                    window.is_some(),
+                    policy.config.timeout.is_some(),
+                )
             || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
         {
             self.retune();
@@ -210,13 +228,23 @@ pub(super) const TIMED: u8 = 1;
 /// streak changes nothing, and the inlined fast path of `record` returns at once.
 pub(super) const PLAIN: u8 = 2;
 
-pub(super) fn flags(timed: bool, windowed: bool) -> u8 {
-    if timed {
+/// [`Inner::flags`]: calls have a deadline (`Config::timeout`), which the attribute and the tower
+/// layer race; read from the line the admission already loaded, so calls without one pay a
+/// load and a test, not a walk to the policy.
+pub(super) const DEADLINE: u8 = 4;
+
+pub(super) fn flags(timed: bool, windowed: bool, deadline: bool) -> u8 {
+    let base = if timed {
         TIMED
     } else if windowed {
         0
     } else {
         PLAIN
+    };
+    if deadline {
+        base | DEADLINE
+    } else {
+        base
     }
 }
 

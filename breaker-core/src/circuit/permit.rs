@@ -36,6 +36,15 @@ macro_rules! permit_impl {
             pub fn is_probe(&self) -> bool {
                 self.ticket.is_probe()
             }
+
+            /// The deadline of this call ([`Config::timeout`](crate::Config::timeout)), if its
+            /// circuit's config sets one: race the call against it and, when it passes, give
+            /// the permit up with [`time_out`](Self::time_out).
+            #[inline]
+            pub fn deadline(&self) -> Option<std::time::Duration> {
+                self.circuit.deadline()
+            }
+
         }
 
         impl$(<$lt>)? Drop for $name$(<$lt>)? {
@@ -102,10 +111,25 @@ impl Permit {
         let circuit = unsafe { std::ptr::read(&this.circuit) };
         circuit.record(this.ticket, outcome);
     }
+
+    /// The call ran past its deadline (its caller's timer fired): recorded as a failure
+    /// of the provider, told to the listeners as an
+    /// [`Event::TimedOut`](crate::Event::TimedOut), and returned as the error for the
+    /// caller, whose [`is_timeout`](CircuitOpen::is_timeout) is true and whose state and
+    /// retry-after are the circuit's once the failure is counted.
+    /// `#[circuit_breaker]` sites with `timeout = ..` call it when
+    /// [`Config::timeout`](crate::Config::timeout) passes.
+    pub fn time_out(self) -> CircuitOpen {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: as in `record`: the hold is moved out exactly once and released here.
+        let circuit = unsafe { std::ptr::read(&this.circuit) };
+        circuit.time_out(this.ticket)
+    }
 }
 
-/// A [`Permit`] that borrows its circuit, from [`Circuit::try_acquire_scoped`]: the same
-/// methods and the same drop rule, without a reference count.
+/// A [`Permit`] that borrows its circuit, from
+/// [`Circuit::try_acquire_scoped`](crate::Circuit::try_acquire_scoped): the same methods and the
+/// same drop rule, without a reference count.
 #[must_use = "a permit records its outcome when consumed; dropping it counts as `on_abandoned`"]
 pub struct ScopedPermit<'a> {
     pub(super) circuit: &'a Inner,
@@ -121,6 +145,18 @@ impl ScopedPermit<'_> {
         // Recording consumes the permit: skip the drop rule that would record it again.
         let this = ManuallyDrop::new(self);
         this.circuit.record(this.ticket, outcome);
+    }
+
+    /// The call ran past its deadline (its caller's timer fired): recorded as a failure
+    /// of the provider, told to the listeners as an
+    /// [`Event::TimedOut`](crate::Event::TimedOut), and returned as the error for the
+    /// caller, whose [`is_timeout`](CircuitOpen::is_timeout) is true and whose state and
+    /// retry-after are the circuit's once the failure is counted.
+    /// `#[circuit_breaker]` sites with `timeout = ..` call it when
+    /// [`Config::timeout`](crate::Config::timeout) passes.
+    pub fn time_out(self) -> CircuitOpen {
+        let this = ManuallyDrop::new(self);
+        this.circuit.time_out(this.ticket)
     }
 }
 

@@ -11,8 +11,9 @@ use crate::backoff::{jittered_period, MAX_LEVEL};
 use crate::classify::Outcome;
 use crate::config::Config;
 use crate::contain::drop_payload;
+use crate::error::CircuitOpen;
 use crate::event::{Event, Reason};
-use crate::state;
+use crate::state::{self, State};
 use crate::sync::Ordering;
 use crate::window::{Recorder, Totals};
 
@@ -135,7 +136,7 @@ impl Inner {
             Outcome::Ignored => return,
             Outcome::Success => (false, None),
             Outcome::Failure => (true, None),
-            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then(|| self.asked_period(d))),
+            Outcome::RetryAfter(d) => (true, (!d.is_zero()).then_some(d)),
         };
         let mut trip = None;
         if policy.consecutive != 0 {
@@ -155,9 +156,9 @@ impl Inner {
         if state::tag(s) != state::CLOSED {
             return;
         }
-        if let Some(period) = asked {
+        if let Some(asked) = asked {
             // The provider's time wins over any threshold and over the backoff schedule.
-            self.trip_for(s, 0, period, Reason::RetryAfter(period));
+            self.trip_for_retry_after(s, 0, asked);
         } else if let Some(reason) = trip {
             self.trip(s, 0, reason);
         }
@@ -166,6 +167,54 @@ impl Inner {
     /// The open period for a provider's `Retry-After` of `d`: exactly that, up to the cap.
     pub(super) fn asked_period(&self, d: Duration) -> Duration {
         d.min(self.policy().config.max_open_for)
+    }
+
+    /// The call of `ticket` ran past its deadline: a failure of the provider, told to the
+    /// listeners first ([`Event::TimedOut`]), and the error its caller gets: the circuit's state
+    /// and retry-after once the failure is recorded.
+    pub(super) fn time_out(&self, ticket: Ticket) -> CircuitOpen {
+        if let Some(events) = &self.head.events {
+            events.emit(&Event::TimedOut {
+                provider: self.head.provider,
+                tenant: self.tenant.as_str(),
+                timeout: self.policy().config.timeout,
+            });
+        }
+        self.record(ticket, Outcome::Failure);
+        let s = self.state.load(Ordering::Acquire);
+        let (state, retry_after_us) = match state::tag(s) {
+            state::OPEN => match self.head.time.until(state::deadline(s)) {
+                Some(left) => (State::Open, left),
+                None => (State::HalfOpen, CircuitOpen::UNKNOWN),
+            },
+            tag => (State::from_tag(tag), CircuitOpen::UNKNOWN),
+        };
+        CircuitOpen::timed_out(
+            self.head.provider,
+            self.tenant.clone(),
+            state,
+            retry_after_us,
+        )
+    }
+
+    /// [`trip_for`](Self::trip_for) the provider's `Retry-After` of `asked`: for exactly that
+    /// long, or `max_open_for` when it asked for more, which the listeners are told of
+    /// ([`Event::RetryAfterCapped`]): a client told to come back sooner than the provider said
+    /// is a surprise worth a log line.
+    fn trip_for_retry_after(&self, from: u64, level: u32, asked: Duration) -> bool {
+        let period = self.asked_period(asked);
+        let tripped = self.trip_for(from, level, period, Reason::RetryAfter(period));
+        if tripped && period < asked {
+            if let Some(events) = &self.head.events {
+                events.emit(&Event::RetryAfterCapped {
+                    provider: self.head.provider,
+                    tenant: self.tenant.as_str(),
+                    asked,
+                    applied: period,
+                });
+            }
+        }
+        tripped
     }
 
     /// Moves `from` (closed or half-open) to open at backoff `level`. Only the CAS winner counts
@@ -219,8 +268,7 @@ impl Inner {
                 }
                 Outcome::RetryAfter(d) => {
                     let level = (state::level(s) + 1).min(MAX_LEVEL);
-                    let period = self.asked_period(d);
-                    if self.trip_for(s, level, period, Reason::RetryAfter(period)) {
+                    if self.trip_for_retry_after(s, level, d) {
                         slot.held = false;
                         return;
                     }
@@ -270,7 +318,14 @@ impl Inner {
     #[cold]
     #[inline(never)]
     pub(super) fn abandon(&self, ticket: Ticket) {
-        let outcome = self.policy().config.on_abandoned;
+        let config = &self.policy().config;
+        // With a deadline, a permit dropped before it (and not by a panic) is its caller
+        // leaving: the deadline would have counted a hang.
+        let outcome = if config.timeout.is_some() && !std::thread::panicking() {
+            config.on_cancel
+        } else {
+            config.on_abandoned
+        };
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.record(ticket, outcome))) {
             drop_payload(payload);
         }

@@ -13,31 +13,113 @@ use crate::fleet::{sharer, Fleet, Hub};
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
+/// Registries alive that were built with a fleet: if the global registry was made by
+/// [`Registry::global`] (so without one) while such a registry exists, call sites without
+/// `registry = ..` do not share their circuits, which looks exactly like having no fleet.
+static WITH_FLEET: AtomicUsize = AtomicUsize::new(0);
+/// How many times that was warned about (once a process; for the tests).
+static FLEET_UNUSED_WARNINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// [`Registry::set_global`] (or [`RegistryBuilder::install_global`]) found a global registry in
+/// place already: [`Registry::global`] ran first (a call site without `registry = ..` was
+/// called, say), or another registry was installed. The registry that could not be installed
+/// comes back with [`into_registry`](Self::into_registry).
+pub struct GlobalAlreadySet {
+    registry: Box<Registry>,
+}
+
+impl GlobalAlreadySet {
+    /// The registry that was not installed.
+    pub fn into_registry(self) -> Registry {
+        *self.registry
+    }
+}
+
+impl fmt::Debug for GlobalAlreadySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GlobalAlreadySet").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for GlobalAlreadySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the global registry is already in place (Registry::global() ran first, or another \
+             registry was installed): install yours once, at startup, before any call site runs",
+        )
+    }
+}
+
+impl std::error::Error for GlobalAlreadySet {}
+
+/// Called when the global registry that [`Registry::global`] made (no fleet, no listeners)
+/// creates a provider entry, that is, when a call site without `registry = ..` is first used
+/// for a provider: if a registry with a fleet exists meanwhile, it was most likely meant to be
+/// the global one. Warned once a process, on standard error: nothing else is wired up at that
+/// point (the global registry made here has no listeners).
+pub(super) fn warn_if_a_fleet_is_unused() {
+    if WITH_FLEET.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    if FLEET_UNUSED_WARNINGS.fetch_add(1, Ordering::Relaxed) == 0 {
+        eprintln!(
+            "breaker: WARN a registry with a fleet exists, but call sites without `registry = ..` \
+             use the global registry, which has none: their circuits are not shared with the \
+             other replicas. Install the fleet's registry with RegistryBuilder::install_global() \
+             (or Registry::set_global) before the first call."
+        );
+    }
+}
+
+/// How many call sites' providers met the warning above (only the first printed it).
+pub(crate) fn fleet_unused_warnings() -> usize {
+    FLEET_UNUSED_WARNINGS.load(Ordering::Relaxed)
+}
+
+/// A registry built with a fleet is going away (see [`WITH_FLEET`]). Here, beside the count,
+/// rather than in `registry.rs`, which imports none of its children.
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if self.fleet.is_some() {
+            WITH_FLEET.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Registry {
     /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
     /// with the default config and the system clock, unless [`set_global`](Self::set_global)
     /// installed one first.
     pub fn global() -> &'static Registry {
-        GLOBAL.get_or_init(|| Registry::builder().build())
+        GLOBAL.get_or_init(|| {
+            let mut registry = Registry::builder().build();
+            registry.made_by_global = true;
+            registry
+        })
     }
 
     /// Installs `registry` as the one [`global`](Self::global) returns, so that call sites
-    /// without a `registry = ..` argument get its listeners, clock and settings. Call it at
-    /// startup: once `global` has been used (or another registry installed), it gives
-    /// `registry` back (boxed: a registry is a few hundred bytes).
+    /// without a `registry = ..` argument get its listeners, clock, fleet and settings. Call it
+    /// at startup: once `global` has been used (or another registry installed), it fails with
+    /// [`GlobalAlreadySet`], which gives `registry` back. [`RegistryBuilder::install_global`]
+    /// builds and installs in one step.
     ///
     /// ```
     /// # use breaker_core as breaker;
     /// use breaker::{Event, Registry};
     ///
-    /// let installed = Registry::set_global(
-    ///     Registry::builder().listener(|event: &Event<'_>| eprintln!("{event:?}")).build(),
-    /// );
-    /// assert!(installed.is_ok());
-    /// assert!(Registry::set_global(Registry::default()).is_err(), "only once");
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     Registry::set_global(
+    ///         Registry::builder().listener(|event: &Event<'_>| eprintln!("{event:?}")).build(),
+    ///     )?;
+    ///     assert!(Registry::set_global(Registry::default()).is_err(), "only once");
+    ///     Ok(())
+    /// }
     /// ```
-    pub fn set_global(registry: Registry) -> Result<(), Box<Registry>> {
-        GLOBAL.set(registry).map_err(Box::new)
+    pub fn set_global(registry: Registry) -> Result<(), GlobalAlreadySet> {
+        GLOBAL.set(registry).map_err(|registry| GlobalAlreadySet {
+            registry: Box::new(registry),
+        })
     }
 
     /// Starts a builder (default config, system clock).
@@ -205,6 +287,7 @@ impl RegistryBuilder {
             .map(|_| Arc::new(Hub::new(time.clone())));
         if let (Some(fleet), Some(hub)) = (&self.fleet, &hub) {
             fleet.attach(hub.link());
+            WITH_FLEET.fetch_add(1, Ordering::Relaxed);
         }
         Registry {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -218,7 +301,30 @@ impl RegistryBuilder {
             detached_since_sweep: AtomicU64::new(0),
             events: Listeners::new(self.listeners, self.fleet.map(sharer)).map(Arc::new),
             fleet: hub,
+            made_by_global: false,
         }
+    }
+
+    /// Builds the registry and installs it as the global one (see [`Registry::set_global`]):
+    /// call sites without `registry = ..` then use its fleet, listeners and settings. The way to
+    /// set up a fleet: a registry with a fleet that is only built, never installed, leaves those
+    /// call sites on a global registry of their own, without it (warned once, on standard error).
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, Registry};
+    ///
+    /// fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let registry = Registry::builder()
+    ///         .default_config(Config::builder().consecutive_failures(3).build()?)
+    ///         .install_global()?;
+    ///     assert!(std::ptr::eq(registry, Registry::global()));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn install_global(self) -> Result<&'static Registry, GlobalAlreadySet> {
+        Registry::set_global(self.build())?;
+        Ok(Registry::global())
     }
 }
 

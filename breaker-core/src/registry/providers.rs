@@ -36,6 +36,9 @@ impl Registry {
             // Closed by a sweep that has not unlinked it yet: help.
             let _ = providers.remove_if(name, |_, v| Arc::ptr_eq(v, p));
         }
+        if self.made_by_global {
+            super::builder::warn_if_a_fleet_is_unused();
+        }
         let name = intern(name);
         let fresh = Arc::new(Provider::new(name, self.policy(self.default.clone(), name)));
         providers.get_or_insert(name, fresh).clone()

@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use breaker::{circuit_breaker, CircuitOpen, Classify, ErrorClass, Outcome, Registry};
+use breaker::{
+    circuit_breaker, CircuitOpen, CircuitState, Classify, ErrorClass, Outcome, Registry,
+};
 
 /// The circuits' provider name.
 pub const PROVIDER: &str = "upstream";
@@ -90,10 +92,11 @@ async fn complete(
     call_upstream(&gateway, &caller.tenant).await
 }
 
-/// `?state=open` deserializes straight into a `breaker::State`.
+/// `?state=open` deserializes straight into a `CircuitState` (`breaker::State` under a name that
+/// does not clash with axum's `State` extractor).
 #[derive(serde::Deserialize)]
 struct Filter {
-    state: Option<breaker::State>,
+    state: Option<CircuitState>,
 }
 
 async fn circuits(
