@@ -1,6 +1,7 @@
 //! The Lua scripts the background task runs in the store, each one atomic there: share an opening
 //! (never over a newer one; with a quorum, once enough replicas reported it), race for the probe
-//! lease, end an incident; and the reading of an opening's value, which the scripts read too.
+//! lease, end an incident, write back an opening a restarted store lost; and the reading of an
+//! opening's value, which the scripts read too.
 //!
 //! The store is not trusted to hold what the fleet wrote. Every script first checks the types of
 //! its keys: one that holds another type (a list where an opening should be) makes the script
@@ -214,6 +215,31 @@ if (reset and kept < 3) or (not reset and kept == 0) then
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
 return kept
+"
+);
+
+/// KEYS: opening, probe lease, end of the last incident. ARGV: the key's TTL (ms: what is left
+/// of the period and the margin), the opening's value, channel, message, time since the trip
+/// (ms). Writes back an opening that a restarted store lost (`restore.rs`). Returns 1 when
+/// written and announced; 0 when an opening or a lease is there (of any type: such a key is
+/// left as it is, and costs its own circuit when another script meets it); -1 when the
+/// incident ended after this trip. An end that is no number (or no string) is absent.
+pub(crate) const RESTORE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local ended = decimal(redis.pcall('GET', KEYS[3]))
+if ended then
+  local pttl = redis.call('PTTL', KEYS[3])
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[5]) then
+    return -1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
 "
 );
 

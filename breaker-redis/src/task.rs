@@ -11,11 +11,13 @@ use redis::aio::{ConnectionLike, PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
+use crate::access::{self, Access};
 use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
-use crate::known::{Key, Known};
+use crate::known::{Key, Known, Opening};
 use crate::pending::{Pending, Queued};
 use crate::probes::{self, Probes};
+use crate::restore::{self, Lost};
 use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
 use crate::store::{self, Conn, Store};
 
@@ -61,11 +63,18 @@ enum End {
     Done,
     /// The store failed: reconnect.
     Failed(String),
+    /// The store refused a command for want of a permission (see `access.rs`): reported where
+    /// a write met it, the session going on; elsewhere, a failure.
+    Refused(String),
 }
 
 impl From<redis::RedisError> for End {
     fn from(e: redis::RedisError) -> Self {
-        End::Failed(e.to_string())
+        if access::is_refusal(&e) {
+            End::Refused(e.to_string())
+        } else {
+            End::Failed(e.to_string())
+        }
     }
 }
 
@@ -96,7 +105,9 @@ impl Task {
                 end = self.session(&mut queued, &link) => end,
                 _ = &mut stopped => return,
             };
-            let End::Failed(error) = end else { return };
+            let (End::Failed(error) | End::Refused(error)) = end else {
+                return;
+            };
             self.health.count(Count::Failure);
             if self.health.set_connected(false) {
                 retry = RETRY_FIRST;
@@ -187,7 +198,14 @@ impl Task {
                     failed => failed,
                 },
                 _ = tokio::time::sleep_until(race_at), if due.is_some() => {
-                    self.race(&mut conn, link).await
+                    match self.race(&mut conn, link).await {
+                        // The lease is a write: without it, circuits here probe on their own.
+                        Err(End::Refused(error)) => {
+                            access::refused(&self.health, &error);
+                            Ok(())
+                        }
+                        raced => raced,
+                    }
                 }
             };
             if let Err(end) = step {
@@ -207,17 +225,25 @@ impl Task {
         link: &FleetLink,
     ) -> Result<(), End> {
         let run = self.run_id(conn).await?;
+        self.access().check(conn).await?;
         let same_store = run.is_some() && *self.store_run() == run;
-        if !same_store {
-            // What was known of another store (or of this one before a restart, which may
-            // have lost keys) says nothing about what is missing now.
-            self.known().clear();
-        }
+        // What was known of another store (or of this one before a restart, which may have
+        // lost keys) says nothing about what is missing now; its openings still running are
+        // written back once this replica's own changes are.
+        let lost = if same_store {
+            Vec::new()
+        } else {
+            self.known().forget(Instant::now())
+        };
         // Changes queued while this session was being set up go with the kept ones, in order.
         while let Ok(change) = queued.try_recv() {
             self.keep(change);
         }
         self.replay(conn).await?;
+        match self.restore(conn, link, lost).await {
+            Err(End::Refused(error)) => access::refused(&self.health, &error),
+            restored => restored?,
+        }
         self.resync(conn, link).await?;
         if same_store {
             self.reconcile(conn, link).await?;
@@ -286,6 +312,27 @@ impl Task {
                 if found == 0 && !self.apply_operator(link, &key.0, &key.1, None, 0) {
                     return Err(End::Done);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes back `lost` (see `restore.rs`): each ended since it opened closes here. Returns
+    /// `Err(End::Done)` when the registry is gone.
+    async fn restore(&self, conn: &mut Conn, link: &FleetLink, lost: Vec<Lost>) -> Result<(), End> {
+        let value = |level, ttl_ms| self.opening(level, ttl_ms);
+        let message = |provider: &str, tenant: &str| self.message("open", provider, tenant);
+        let limit = self.command_timeout;
+        let (back, ended) =
+            restore::write_back(conn, &self.layout, limit, lost, value, message).await?;
+        for (key, opening) in back {
+            self.known().opened(key, opening);
+        }
+        for key in ended {
+            self.probes().untrack(&key);
+            self.health.count(Count::Applied);
+            if !link.close(&key.0, &key.1) {
+                return Err(End::Done);
             }
         }
         Ok(())
@@ -432,12 +479,38 @@ impl Task {
         // The pub/sub connection may hang on its own: in a cluster it is to a node that the
         // commands may never reach.
         timeout(self.command_timeout, listener.ping::<redis::Value>()).await??;
+        if !self.health.is_publishing() {
+            // An ACL fixed meanwhile is seen within a ping.
+            self.access().check(conn).await?;
+        }
         Ok(())
     }
 
+    /// What the ACL check and the reports of refusals need (see `access.rs`).
+    fn access(&self) -> Access<'_> {
+        let (health, layout, limit) = (&self.health, &self.layout, self.command_timeout);
+        let replica = &self.replica;
+        Access {
+            health,
+            layout,
+            replica,
+            limit,
+        }
+    }
+
     /// Writes one local change and announces it (on failure the caller keeps it for the
-    /// store's return; a refusal over a key of the wrong type is no failure).
+    /// store's return); a refusal over a key of the wrong type is no failure, and one for want
+    /// of a permission is reported, not kept (see `access.rs`).
     async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
+        match self.write_change(conn, change).await {
+            Err(End::Refused(error)) => {
+                Ok(self.access().refused_write(conn, change, &error).await?)
+            }
+            done => done,
+        }
+    }
+
+    async fn write_change(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
         match change {
             Queued::Open {
                 provider,
@@ -560,8 +633,16 @@ impl Task {
             self.health.count(Count::Published);
             self.probes()
                 .track(key.clone(), Instant::now() + left, level);
-            self.known()
-                .opened(key, Instant::now() + left + self.margin);
+            self.known().opened(
+                key,
+                Opening::new(
+                    Instant::now(),
+                    left,
+                    self.margin,
+                    open_for.saturating_sub(left),
+                    level,
+                ),
+            );
         } else {
             if written == 2 {
                 // A report, short of the quorum: written, not shared.
@@ -810,7 +891,14 @@ impl Task {
         );
         self.known().opened(
             (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
+            // Written back after a restart no longer than held here.
+            Opening::new(
+                Instant::now(),
+                held,
+                Duration::from_millis(margin_ms),
+                restore::age(value.unwrap_or_default(), pttl),
+                level,
+            ),
         );
         link.open(provider, tenant, left, level)
     }
