@@ -59,6 +59,7 @@ mod keys;
 mod known;
 mod pending;
 mod probes;
+mod race;
 mod scripts;
 mod store;
 mod task;
