@@ -1,21 +1,24 @@
 //! One probe per fleet: when this replica looks at each open circuit it knows of, and what for.
 //!
-//! Shortly before the fleet's open period of a circuit ends ([`LEAD`]), a replica looks at its
-//! own circuit. Only a replica that *wants* the probe races for the lease: its circuit exists
-//! and rejected calls since it last looked (it has traffic for that tenant). The others hold
-//! their circuit (and a kept opening) open, so that a call coming later cannot probe beside the
-//! fleet's prober, and look again soon ([`IDLE_FIRST`], doubling to [`IDLE_MAX`]); a call
-//! rejected meanwhile makes them race then.
+//! [`AHEAD`] before the fleet's open period of a circuit ends, a replica holds its circuit open
+//! past the end until the race for the probe is decided (early, so that a background task that
+//! runs late, on a busy machine or behind a backlog of thousands of races, cannot let the circuit
+//! go half-open unraced). [`LEAD`] before the end it looks at its own circuit. Only a replica
+//! that *wants* the probe races for the lease: its circuit exists and rejected calls since it
+//! last looked (it has traffic for that tenant). The others keep their circuit (and a kept
+//! opening) held, so that a call coming later cannot probe beside the fleet's prober, and look
+//! again soon ([`IDLE_FIRST`], doubling to [`IDLE_MAX`]); a call rejected meanwhile makes them
+//! race then.
 //!
-//! A racer holds its circuit open until the race is decided (the answer may come after the
-//! period ends; it is held from [`AHEAD`] before the end). The winner's circuit is then let go
-//! at the period's end; its lease is a short claim: [`CLAIM`] past the period's end the winner
-//! looks again ([`AHEAD`] before the claim lapses), and keeps the lease for its circuit's
-//! `probe_timeout` if a probe started (or succeeded, its close not written yet), or gives it back
-//! and holds its circuit like the others if no call came. The losers hold their circuits
-//! until the lease lapses and [`HOLD`] more, and look again at the lapse: the hold keeps every
-//! circuit open until that race is decided, so a lapse never lets each replica's circuit go
-//! half-open on its own.
+//! The winner's circuit is let go at the period's end (at once, if the answer came later). Its
+//! lease is a short claim: [`CLAIM`] past the period's end the winner looks again, and keeps the
+//! lease for its circuit's `probe_timeout` if a probe started (or succeeded, its close not written
+//! yet), or gives it back and holds its circuit like the others if no call came. The losers hold
+//! their circuits until the lease lapses, and look again at the lapse.
+//!
+//! Every hold lasts past the next look by the command timeout per thousand circuits tracked, and
+//! [`HOLD`] more (`race.rs`): a look that comes late must still find the circuit held, and the
+//! winner's look at its claim must come before the lease lapses.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -24,13 +27,12 @@ use std::time::{Duration, Instant};
 /// (provider, tenant).
 pub(crate) type Key = (String, String);
 
-/// How long before the end of an open period the race runs. Loopback round trips take well
-/// under 1 ms; the rest is room for a busy replica, and for a backlog of races (a racer's
-/// circuit is held until its race is decided anyway).
+/// How long before the end of an open period the race runs: time for the answer (loopback round
+/// trips take well under 1 ms), so that the winner's probe goes at the period's end.
 pub(crate) const LEAD: Duration = Duration::from_millis(200);
 
-/// How much longer than a lease a loser's circuit stays open: the race at the lapse must be
-/// decided within it, or a late replica would probe as well.
+/// How much longer than the store may take a hold lasts past the next look (see the module
+/// docs).
 pub(crate) const HOLD: Duration = Duration::from_millis(200);
 
 /// How long after the period's end a winner has to start its probe before the lease passes on.
@@ -45,11 +47,8 @@ pub(crate) const IDLE_MAX: Duration = Duration::from_secs(1);
 const MAX_TRACKED: usize = 1 << 16;
 
 /// How long before the end of an open period this replica holds its circuit open past it, until
-/// the race is decided, and before its claim lapses a winner looks whether its probe started:
-/// early, so that a background task that runs late (a busy machine, a backlog of races) does
-/// not let a circuit go half-open before its race, or a claim lapse under a probe. At most half of
-/// what is left of the period when it is tracked, so that a rejection's `retry_after` is the
-/// fleet's period for most of it.
+/// the race is decided. At most half of what is left of the period when it is tracked, so that a
+/// rejection's `retry_after` is the fleet's period for most of it.
 pub(crate) const AHEAD: Duration = Duration::from_secs(1);
 
 /// What to do when a tracked circuit is due.
@@ -153,6 +152,11 @@ impl Probes {
                 .map(|(k, e)| Reverse((e.when, k.clone())))
                 .collect();
         }
+    }
+
+    /// How many circuits are tracked.
+    pub(crate) fn len(&self) -> usize {
+        self.tracked.len()
     }
 
     pub(crate) fn untrack(&mut self, key: &Key) {

@@ -34,10 +34,14 @@ impl Task {
     pub(crate) async fn race(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
         let now = Instant::now();
         let due = self.probes().take_due(now);
-        // A racer's circuit is held until its race is decided, however long the pipelines ahead
-        // of it take: each is bounded by the command timeout, or the session ends (and lets go).
-        let chunks = u32::try_from(due.len().div_ceil(CHUNK)).unwrap_or(u32::MAX);
-        let decided_within = self.command_timeout.saturating_mul(chunks.max(1)) + probes::HOLD;
+        // A circuit is held until its race is decided, however long the pipelines ahead of it
+        // take (a provider-wide outage ends thousands of periods together): each is bounded by
+        // the command timeout, or the session ends (and lets go of what it held for a race).
+        // Every hold until a next look lasts as long past it: a look that comes late, behind
+        // such a backlog, must still find the circuit held.
+        let backlog = self.probes().len().max(due.len());
+        let chunks = u32::try_from(backlog / CHUNK + 1).unwrap_or(u32::MAX);
+        let decided_within = self.command_timeout.saturating_mul(chunks) + probes::HOLD;
         let mut ops = Vec::new();
         for (key, mut entry) in due {
             let (provider, tenant) = (key.0.as_str(), key.1.as_str());
@@ -50,8 +54,8 @@ impl Task {
             match step {
                 Step::Hold => {
                     // Held until the race can have been decided; the winner's is let go then.
-                    let decided = self.command_timeout + probes::LEAD + probes::HOLD;
-                    let until = entry.ends.saturating_duration_since(now) + decided;
+                    let until =
+                        entry.ends.saturating_duration_since(now) + probes::LEAD + decided_within;
                     alive(link.hold(provider, tenant, until, entry.level))?;
                     entry.step = Step::Race;
                     entry.when = entry.ends.checked_sub(probes::LEAD).unwrap_or(entry.ends);
@@ -60,7 +64,9 @@ impl Task {
                 Step::Race if entry.wants(link.rejected(provider, tenant)) => {
                     alive(link.hold(provider, tenant, decided_within, entry.level))?;
                     let lease = entry.ends.saturating_duration_since(now) + probes::CLAIM;
-                    let lease_ms = millis(lease + probes::AHEAD).max(1);
+                    // The winner looks whether its probe started at the claim's end, which must
+                    // come before the lapse even behind a backlog.
+                    let lease_ms = millis(lease + decided_within).max(1);
                     ops.push((key, entry, Op::Race { lease_ms }));
                 }
                 Step::Race => {
@@ -68,7 +74,7 @@ impl Task {
                     // later cannot probe beside the fleet's prober; a call rejected meanwhile
                     // makes this replica race at its next look.
                     let idle = entry.next_idle();
-                    alive(link.hold(provider, tenant, idle + probes::HOLD, entry.level))?;
+                    alive(link.hold(provider, tenant, idle + decided_within, entry.level))?;
                     entry.when = now + idle;
                     self.probes().schedule(key, entry);
                 }
@@ -76,7 +82,7 @@ impl Task {
                     // Held before looking: no probe can start after the look unseen.
                     entry.idle = Duration::ZERO;
                     let idle = entry.next_idle();
-                    alive(link.hold(provider, tenant, idle + probes::HOLD, entry.level))?;
+                    alive(link.hold(provider, tenant, idle + decided_within, entry.level))?;
                     let op = match link.state(provider, tenant) {
                         // A probe is in flight, or succeeded and its close is on its way to the
                         // store (which ends the lease): kept, for as long as the prober's own
@@ -117,7 +123,7 @@ impl Task {
                 }
             };
             for ((key, entry, op), reply) in ops.into_iter().zip(replies) {
-                self.decided(link, key, entry, &op, reply)?;
+                self.decided(link, key, entry, &op, reply, decided_within)?;
             }
             ops = rest;
         }
@@ -179,6 +185,7 @@ impl Task {
         mut entry: Entry,
         op: &Op,
         reply: Value,
+        slack: Duration,
     ) -> Result<(), End> {
         let now = Instant::now();
         let (provider, tenant) = (key.0.as_str(), key.1.as_str());
@@ -203,14 +210,14 @@ impl Task {
                     let ends = entry.ends.saturating_duration_since(now);
                     alive(link.hold(provider, tenant, ends, entry.level))?;
                     entry.step = Step::Check;
-                    entry.when = now + left.saturating_sub(probes::AHEAD);
+                    entry.when = now + left.saturating_sub(slack);
                 } else {
                     // Another replica probes: stay open until its outcome comes or its lease
-                    // lapses, and a hold longer, so that the race at the lapse is decided
+                    // lapses, and a while longer, so that the race at the lapse is decided
                     // before any circuit here goes half-open. A probe of this replica's still
                     // in flight (a winner whose call came late in its lease) is not thrown
                     // away: it may overlap with the new winner's.
-                    alive(link.hold(provider, tenant, left + probes::HOLD, entry.level))?;
+                    alive(link.hold(provider, tenant, left + slack, entry.level))?;
                     entry.when = now + left;
                 }
             }
