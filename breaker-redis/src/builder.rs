@@ -182,11 +182,12 @@ impl RedisFleetBuilder {
         self
     }
 
-    /// How long the replica that won the probe of an ended open period may take to publish its
-    /// outcome, when it has no circuit of that tenant yet (default 10 s); otherwise its
-    /// circuit's `probe_timeout` is the lease. Meanwhile the other replicas keep the circuit
-    /// open; if the outcome never comes (the prober died), the lease lapses and they race for
-    /// the probe again.
+    /// How long the replica whose probe of an ended open period started may take to publish its
+    /// outcome, when its circuit's config cannot be read (default 10 s); otherwise its
+    /// circuit's `probe_timeout` is the lease. (Only replicas with a circuit and calls for that
+    /// tenant race; a winner's lease lasts a short claim until its probe starts.) Meanwhile the
+    /// other replicas keep the circuit open; if the outcome never comes (the prober died), the
+    /// lease lapses and they race for the probe again.
     pub fn probe_lease(mut self, d: Duration) -> Self {
         self.probe_lease = d;
         self

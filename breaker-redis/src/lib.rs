@@ -63,6 +63,7 @@ mod keys;
 mod known;
 mod pending;
 mod probes;
+mod race;
 mod redact;
 mod restore;
 mod scripts;

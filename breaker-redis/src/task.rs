@@ -1,12 +1,13 @@
 //! The fleet's background task: one connection for commands and one for pub/sub, made again with
 //! backoff whenever the store fails, and a resync after every (re)connection.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use breaker_core::fleet::FleetLink;
 use breaker_core::State;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionLike, PubSubSink};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
@@ -16,9 +17,9 @@ use crate::health::{Count, Health};
 use crate::keys::{self, Kind, Layout, VERSION};
 use crate::known::{Key, Known, Opening};
 use crate::pending::{Pending, Queued};
-use crate::probes::{self, Probes};
+use crate::probes::Probes;
 use crate::restore::{self, Lost};
-use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
+use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT};
 use crate::store::{self, Conn, Store};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -27,6 +28,10 @@ const RETRY_LAST: Duration = Duration::from_secs(2);
 /// How often an idle connection is checked, so that a store that hangs (rather than closes) is
 /// noticed.
 const PING_EVERY: Duration = Duration::from_secs(1);
+/// Most local changes written at once.
+const WRITE_BATCH: usize = 1024;
+/// Most announcements read from the store in one pipeline.
+const RECEIVE_BATCH: usize = 512;
 /// Keys asked for per SCAN step during a resync.
 const SCAN_COUNT: usize = 500;
 /// Openings checked per ping for a deletion nobody announced (`Known::next_audit`): one pipeline
@@ -58,7 +63,7 @@ pub(crate) struct Task {
 }
 
 /// Why a session ended.
-enum End {
+pub(crate) enum End {
     /// The fleet or its registry is gone: stop for good.
     Done,
     /// The store failed: reconnect.
@@ -181,16 +186,48 @@ impl Task {
             let step = tokio::select! {
                 change = queued.recv() => match change {
                     Some(change) => {
-                        let written = self.write(&mut conn, &change).await;
-                        if written.is_err() {
-                            self.keep(change);
+                        // What else is queued goes with it (a provider-wide outage opens, and
+                        // its probes close, thousands of circuits at once): written at once,
+                        // one change per circuit, so that each circuit's stay in order.
+                        let mut batch = vec![change];
+                        let mut circuits = HashSet::new();
+                        circuits.insert((batch[0].provider(), Box::<str>::from(batch[0].tenant())));
+                        while batch.len() < WRITE_BATCH {
+                            let Ok(change) = queued.try_recv() else { break };
+                            let circuit = (change.provider(), Box::<str>::from(change.tenant()));
+                            let again = !circuits.insert(circuit);
+                            batch.push(change);
+                            if again {
+                                break;
+                            }
+                        }
+                        let last = (batch.len() > 1 && circuits.len() < batch.len())
+                            .then(|| batch.pop())
+                            .flatten();
+                        let mut written = self.write_all(&conn, link, batch).await;
+                        if let Some(last) = last {
+                            if written.is_ok() {
+                                written = self.write_all(&conn, link, vec![last]).await;
+                            } else {
+                                self.keep(last);
+                            }
                         }
                         written
                     }
                     None => Err(End::Done),
                 },
                 message = messages.next() => match message {
-                    Some(message) => self.receive(&mut conn, link, &message).await,
+                    Some(message) => {
+                        // What else has arrived goes with it: one round trip reads them all.
+                        let mut batch = vec![message];
+                        while batch.len() < RECEIVE_BATCH {
+                            match messages.next().now_or_never() {
+                                Some(Some(message)) => batch.push(message),
+                                _ => break,
+                            }
+                        }
+                        self.receive(&mut conn, link, &batch).await
+                    }
                     None => Err(End::Failed("pub/sub connection closed".to_owned())),
                 },
                 _ = ping.tick() => match self.ping(&mut conn, &mut listener).await {
@@ -239,7 +276,7 @@ impl Task {
         while let Ok(change) = queued.try_recv() {
             self.keep(change);
         }
-        self.replay(conn).await?;
+        self.replay(conn, link).await?;
         match self.restore(conn, link, lost).await {
             Err(End::Refused(error)) => access::refused(&self.health, &error),
             restored => restored?,
@@ -260,7 +297,7 @@ impl Task {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+    pub(crate) fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
         self.probes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -397,7 +434,7 @@ impl Task {
     /// store, keeps what was not written. A change the store refuses over one of its circuit's
     /// keys (of another type: warned, see `unless_wrong_type`) is dropped and the replay goes
     /// on: it would be refused again, and must not hold back the others.
-    async fn replay(&self, conn: &mut Conn) -> Result<(), End> {
+    async fn replay(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
         let kept = self
             .pending
             .lock()
@@ -405,67 +442,11 @@ impl Task {
             .take();
         let mut kept = kept.into_iter();
         while let Some(change) = kept.next() {
-            if let Err(end) = self.write(conn, &change).await {
+            if let Err(end) = self.write(conn, link, &change).await {
                 self.keep(change);
                 kept.for_each(|change| self.keep(change));
                 return Err(end);
             }
-        }
-        Ok(())
-    }
-
-    /// Races for the probe lease of every circuit whose fleet-wide open period is about to end
-    /// (see `probes.rs`).
-    async fn race(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
-        let due = self.probes().take_due(Instant::now());
-        for ((provider, tenant), level) in due {
-            // The prober's own circuit says how long its probe may take.
-            let lease = link
-                .config(&provider, &tenant)
-                .map_or(self.probe_lease, |c| c.probe_timeout());
-            let lease_ms = millis(lease + probes::LEAD).max(1);
-            let reply = timeout(
-                self.command_timeout,
-                scripts::eval(
-                    RACE_SCRIPT,
-                    &[
-                        self.layout.probe_key(&provider, &tenant),
-                        self.layout.open_key(&provider, &tenant),
-                    ],
-                )
-                .arg(&self.replica)
-                .arg(lease_ms)
-                .query_async::<(i64, i64)>(conn),
-            )
-            .await?;
-            let Some((won, left_ms)) = unless_wrong_type(reply, &provider, &tenant)? else {
-                // Its lease key is not a lease: this circuit probes on each replica, as
-                // without a fleet; the others race on.
-                continue;
-            };
-            if won < 0 {
-                // The incident is gone from the store (its opening expired, unended, with
-                // nobody probing): nothing left to race for.
-                continue;
-            }
-            let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-            if won == 0 {
-                // Another replica probes: stay open until its outcome comes or its lease
-                // lapses, and a hold longer, so that the race at the lapse is decided before
-                // any circuit here goes half-open. A probe of this replica's still in flight
-                // (a winner whose call came late in its lease) is not thrown away: it may
-                // overlap with the new winner's.
-                let probing = link.state(&provider, &tenant) == Some(State::HalfOpen);
-                if !probing && !link.open(&provider, &tenant, left + probes::HOLD, level) {
-                    return Err(End::Done);
-                }
-            }
-            // Everyone races again at the lapse, the winner too: a winner that got no call
-            // before its lease lapsed must not probe later beside the next winner, so it is
-            // held like the others if it loses then. (An outcome published meanwhile untracks
-            // the circuit, or tracks its new period.)
-            self.probes()
-                .race_at((provider, tenant), Instant::now() + left, level);
         }
         Ok(())
     }
@@ -498,11 +479,35 @@ impl Task {
         }
     }
 
+    /// Writes local changes of distinct circuits at once (each its own request on the
+    /// multiplexed connection), and announces them; keeps those that failed for the store's
+    /// return.
+    async fn write_all(
+        &self,
+        conn: &Conn,
+        link: &FleetLink,
+        changes: Vec<Queued>,
+    ) -> Result<(), End> {
+        let written = futures_util::future::join_all(changes.iter().map(|change| {
+            let mut conn = conn.clone();
+            async move { self.write(&mut conn, link, change).await }
+        }))
+        .await;
+        let mut failed = None;
+        for (change, written) in changes.into_iter().zip(written) {
+            if let Err(end) = written {
+                self.keep(change);
+                failed.get_or_insert(end);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Writes one local change and announces it (on failure the caller keeps it for the
     /// store's return); a refusal over a key of the wrong type is no failure, and one for want
     /// of a permission is reported, not kept (see `access.rs`).
-    async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
-        match self.write_change(conn, change).await {
+    async fn write(&self, conn: &mut Conn, link: &FleetLink, change: &Queued) -> Result<(), End> {
+        match self.write_change(conn, link, change).await {
             Err(End::Refused(error)) => {
                 Ok(self.access().refused_write(conn, change, &error).await?)
             }
@@ -510,7 +515,12 @@ impl Task {
         }
     }
 
-    async fn write_change(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
+    async fn write_change(
+        &self,
+        conn: &mut Conn,
+        link: &FleetLink,
+        change: &Queued,
+    ) -> Result<(), End> {
         match change {
             Queued::Open {
                 provider,
@@ -525,8 +535,10 @@ impl Task {
                     // Its period ended while it waited: nothing left to share.
                     return Ok(());
                 }
-                self.open(conn, provider, tenant, *open_for, left, *level, *reopened)
-                    .await
+                self.open(
+                    conn, link, provider, tenant, *open_for, left, *level, *reopened,
+                )
+                .await
             }
             Queued::Close {
                 provider,
@@ -590,6 +602,7 @@ impl Task {
     async fn open(
         &self,
         conn: &mut Conn,
+        link: &FleetLink,
         provider: &str,
         tenant: &str,
         open_for: Duration,
@@ -631,17 +644,17 @@ impl Task {
         };
         if written == 1 {
             self.health.count(Count::Published);
-            self.probes()
-                .track(key.clone(), Instant::now() + left, level);
+            let now = Instant::now();
+            self.probes().track(
+                key.clone(),
+                now + left,
+                level,
+                now + left + self.margin,
+                link.rejected(provider, tenant),
+            );
             self.known().opened(
                 key,
-                Opening::new(
-                    Instant::now(),
-                    left,
-                    self.margin,
-                    open_for.saturating_sub(left),
-                    level,
-                ),
+                Opening::new(now, left, self.margin, open_for.saturating_sub(left), level),
             );
         } else {
             if written == 2 {
@@ -726,17 +739,110 @@ impl Task {
         )
     }
 
-    /// Applies another replica's announcement, as the store has it now (an announcement only
-    /// says where to look: the key decides).
+    /// Applies other replicas' announcements, in order, as the store has them now (an
+    /// announcement only says where to look: the key decides), reading every key they name in
+    /// one pipeline.
     async fn receive(
         &self,
         conn: &mut Conn,
         link: &FleetLink,
-        message: &redis::Msg,
+        messages: &[redis::Msg],
     ) -> Result<(), End> {
-        let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
+        let announced: Vec<(&str, String, String)> = messages
+            .iter()
+            .filter_map(|message| self.announcement(message))
+            .collect();
+        if announced.is_empty() {
             return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (op, provider, tenant) in &announced {
+            let key = self.layout.open_key(provider, tenant);
+            match *op {
+                "open" => {
+                    pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+                }
+                // A close that arrives after a newer opening was written must not undo it.
+                "close" => {
+                    pipe.cmd("EXISTS").arg(&key);
+                }
+                _ => {
+                    let switch = self.layout.operator_key(provider, tenant);
+                    pipe.cmd("GET").arg(&switch).cmd("PTTL").arg(&switch);
+                    pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+                }
+            }
+        }
+        // A key of another type costs its own circuit, never the others' (see `read`).
+        pipe.ignore_errors();
+        let read: Vec<redis::Value> =
+            timeout(self.command_timeout, pipe.query_async(conn)).await??;
+        let mut read = read.into_iter();
+        let mut next = || -> Result<redis::Value, End> {
+            read.next()
+                .ok_or_else(|| End::Failed("a pipeline answered short".to_owned()))
         };
+        for (op, provider, tenant) in &announced {
+            let key = self.layout.open_key(provider, tenant);
+            let alive = match *op {
+                "open" => match pair(&key, next()?, next()?)? {
+                    Some((opening, pttl)) => {
+                        self.apply_open(link, provider, tenant, opening.as_deref(), pttl)
+                    }
+                    None => true,
+                },
+                "close" => {
+                    let exists = match next()? {
+                        redis::Value::ServerError(e) => return Err(server_error(e)),
+                        v => redis::from_redis_value::<i64>(v)
+                            .map_err(|e| End::Failed(e.to_string()))?,
+                    };
+                    if exists > 0 {
+                        true
+                    } else {
+                        self.health.count(Count::Applied);
+                        let key = (provider.clone(), tenant.clone());
+                        self.probes().untrack(&key);
+                        self.known().ended(&key);
+                        link.close(provider, tenant)
+                    }
+                }
+                _ => {
+                    let switch = self.layout.operator_key(provider, tenant);
+                    let switch = pair(&switch, next()?, next()?)?;
+                    let opening = pair(&key, next()?, next()?)?;
+                    match switch {
+                        // A reset that gave way to a newer opening: the circuit resets, then
+                        // takes it.
+                        Some((value, pttl)) => {
+                            self.apply_operator(link, provider, tenant, value.as_deref(), pttl)
+                                && (value.is_some()
+                                    || opening.is_none_or(|(opening, open_pttl)| {
+                                        self.apply_open(
+                                            link,
+                                            provider,
+                                            tenant,
+                                            opening.as_deref(),
+                                            open_pttl,
+                                        )
+                                    }))
+                        }
+                        // A switch key of another type says nothing, not "reset".
+                        None => true,
+                    }
+                }
+            };
+            if !alive {
+                return Err(End::Done);
+            }
+        }
+        Ok(())
+    }
+
+    /// (op, provider, tenant) of another replica's announcement: `open`, `close` or
+    /// `operator`; `None` for this replica's own, and for anything else.
+    fn announcement(&self, message: &redis::Msg) -> Option<(&'static str, String, String)> {
+        let text = std::str::from_utf8(message.get_payload_bytes()).ok()?;
         let mut parts = text.split(' ');
         let (Some(VERSION), Some(op), Some(replica), Some(provider), Some(tenant), None) = (
             parts.next(),
@@ -746,68 +852,15 @@ impl Task {
             parts.next(),
             parts.next(),
         ) else {
-            return Ok(());
+            return None;
         };
         if replica == self.replica {
-            return Ok(());
+            return None;
         }
-        let (Some(provider), Some(tenant)) = (keys::decode(provider), keys::decode(tenant)) else {
-            return Ok(());
-        };
-        let key = self.layout.open_key(&provider, &tenant);
-        let alive = match op {
-            "open" => match self.read(conn, &[&key]).await?.pop().flatten() {
-                Some((value, pttl)) => {
-                    self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
-                }
-                None => true,
-            },
-            "close" => {
-                // A close that arrives after a newer opening was written must not undo it.
-                let exists: bool = timeout(
-                    self.command_timeout,
-                    redis::cmd("EXISTS").arg(&key).query_async(conn),
-                )
-                .await??;
-                if exists {
-                    true
-                } else {
-                    self.health.count(Count::Applied);
-                    let key = (provider.clone(), tenant.clone());
-                    self.probes().untrack(&key);
-                    self.known().ended(&key);
-                    link.close(&provider, &tenant)
-                }
-            }
-            "operator" => {
-                let switch = self.layout.operator_key(&provider, &tenant);
-                let mut read = self.read(conn, &[&switch, &key]).await?.into_iter();
-                match (read.next().flatten(), read.next().flatten()) {
-                    // A reset that gave way to a newer opening: the circuit resets, then takes it.
-                    (Some((value, pttl)), opening) => {
-                        self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
-                            && (value.is_some()
-                                || opening.is_none_or(|(opening, open_pttl)| {
-                                    self.apply_open(
-                                        link,
-                                        &provider,
-                                        &tenant,
-                                        opening.as_deref(),
-                                        open_pttl,
-                                    )
-                                }))
-                    }
-                    // A switch key of another type says nothing, not "reset".
-                    (None, _) => true,
-                }
-            }
-            _ => true,
-        };
-        if alive {
-            Ok(())
-        } else {
-            Err(End::Done)
-        }
+        let op = ["open", "close", "operator"]
+            .into_iter()
+            .find(|o| *o == op)?;
+        Some((op, keys::decode(provider)?, keys::decode(tenant)?))
     }
 
     /// The value and `PTTL` of each of `keys` (strings the fleet wrote), read in one pipeline; per
@@ -831,31 +884,7 @@ impl Task {
             let (Some(value), Some(pttl)) = (replies.next(), replies.next()) else {
                 return Err(End::Failed("a pipeline's reply came short".to_owned()));
             };
-            let error = match (value, pttl) {
-                (redis::Value::ServerError(e), _) | (_, redis::Value::ServerError(e)) => {
-                    let error = format!("{}: {}", e.code(), e.details().unwrap_or_default());
-                    if e.code() != "WRONGTYPE" {
-                        // Not this key's doing (a store refusing reads): the store failing.
-                        return Err(End::Failed(error));
-                    }
-                    error
-                }
-                (value, pttl) => match (
-                    redis::from_redis_value::<Option<String>>(value),
-                    redis::from_redis_value::<i64>(pttl),
-                ) {
-                    (Ok(value), Ok(pttl)) => {
-                        read.push(Some((value, pttl)));
-                        continue;
-                    }
-                    (Err(e), _) | (_, Err(e)) => e.to_string(),
-                },
-            };
-            tracing::warn!(
-                target: "breaker::fleet", key, %error,
-                "a fleet key holds another type or no text: its circuit is not shared until that key is deleted"
-            );
-            read.push(None);
+            read.push(pair(key, value, pttl)?);
         }
         Ok(read)
     }
@@ -884,16 +913,20 @@ impl Task {
         let held = link
             .config(provider, tenant)
             .map_or(left, |config| left.min(config.longest_open_for()));
+        let now = Instant::now();
+        let expires = now + Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
         self.probes().track(
             (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + held,
+            now + held,
             level,
+            expires,
+            link.rejected(provider, tenant),
         );
         self.known().opened(
             (provider.to_owned(), tenant.to_owned()),
             // Written back after a restart no longer than held here.
             Opening::new(
-                Instant::now(),
+                now,
                 held,
                 Duration::from_millis(margin_ms),
                 restore::age(value.unwrap_or_default(), pttl),
@@ -1004,10 +1037,46 @@ impl Task {
     }
 }
 
+/// The replies to `GET key` and `PTTL key` in a pipeline that ignores errors: `None` when the
+/// key holds another type, or bytes that are no text (warned here, naming it), so that one such
+/// key costs its own circuit; any other error is the store failing.
+fn pair(
+    key: &str,
+    value: redis::Value,
+    pttl: redis::Value,
+) -> Result<Option<(Option<String>, i64)>, End> {
+    let error = match (value, pttl) {
+        (redis::Value::ServerError(e), _) | (_, redis::Value::ServerError(e)) => {
+            if e.code() != "WRONGTYPE" {
+                // Not this key's doing (a store refusing reads): the store failing.
+                return Err(server_error(e));
+            }
+            format!("{}: {}", e.code(), e.details().unwrap_or_default())
+        }
+        (value, pttl) => match (
+            redis::from_redis_value::<Option<String>>(value),
+            redis::from_redis_value::<i64>(pttl),
+        ) {
+            (Ok(value), Ok(pttl)) => return Ok(Some((value, pttl))),
+            (Err(e), _) | (_, Err(e)) => e.to_string(),
+        },
+    };
+    tracing::warn!(
+        target: "breaker::fleet", key, %error,
+        "a fleet key holds another type or no text: its circuit is not shared until that key is deleted"
+    );
+    Ok(None)
+}
+
+/// A command's error in a pipeline that ignores errors, as the store failing (or refusing).
+pub(crate) fn server_error(e: redis::ServerError) -> End {
+    End::from(redis::RedisError::from(e))
+}
+
 /// A script's reply for (provider, tenant), or `None` when the store refused it because one of
 /// the circuit's keys holds another type than the fleet's (warned here, naming the key): that
 /// costs this circuit's sharing, not the session. Any other error is the store failing.
-fn unless_wrong_type<T>(
+pub(crate) fn unless_wrong_type<T>(
     reply: redis::RedisResult<T>,
     provider: &str,
     tenant: &str,
@@ -1025,6 +1094,6 @@ fn unless_wrong_type<T>(
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
