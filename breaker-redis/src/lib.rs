@@ -64,6 +64,7 @@ mod known;
 mod pending;
 mod probes;
 mod race;
+mod receive;
 mod redact;
 mod restore;
 mod scripts;
