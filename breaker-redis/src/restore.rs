@@ -16,11 +16,11 @@
 
 use std::time::{Duration, Instant};
 
-use redis::RedisError;
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use crate::keys::Layout;
 use crate::known::{Key, Opening};
-use crate::scripts::{self, RESTORE_SCRIPT};
+use crate::scripts::RESTORE;
 use crate::store::Conn;
 use crate::timeout::within;
 
@@ -60,30 +60,43 @@ pub(crate) async fn write_back(
     let now = Instant::now();
     let lost: Vec<Lost> = lost.into_iter().filter(|(_, o)| o.until > now).collect();
     let (mut back, mut ended) = (Vec::new(), Vec::new());
+    if !lost.is_empty() {
+        within(limit, RESTORE.load(conn)).await?;
+    }
     for chunk in lost.chunks(CHUNK) {
-        let mut pipe = redis::pipe();
-        for ((provider, tenant), opening) in chunk {
-            // The key lives as long as it would have (replicas of a namespace share their
-            // margin, which the value carries: what is left of the period reads the same).
-            let ttl_ms = millis(opening.until.saturating_duration_since(now)).max(1);
-            let age_ms = millis(now.saturating_duration_since(opening.since));
-            let mut restore = scripts::eval(
-                RESTORE_SCRIPT,
-                &[
-                    layout.open_key(provider, tenant),
-                    layout.probe_key(provider, tenant),
-                    layout.ended_key(provider, tenant),
-                ],
-            );
-            restore
-                .arg(ttl_ms)
-                .arg(value(opening.level, age_ms + ttl_ms))
-                .arg(layout.channel())
-                .arg(message(provider, tenant))
-                .arg(age_ms);
-            pipe.add_command(restore);
-        }
-        let restored: Vec<i64> = within(limit, pipe.query_async(conn)).await?;
+        // By the script's digest; a store that lacks it (it restarted: what this is for) is
+        // sent its text.
+        let pipeline = |by_digest: bool| {
+            let mut pipe = redis::pipe();
+            for ((provider, tenant), opening) in chunk {
+                // The key lives as long as it would have (replicas of a namespace share their
+                // margin, which the value carries: what is left of the period reads the same).
+                let ttl_ms = millis(opening.until.saturating_duration_since(now)).max(1);
+                let age_ms = millis(now.saturating_duration_since(opening.since));
+                let mut restore = RESTORE.call(
+                    &[
+                        layout.open_key(provider, tenant),
+                        layout.probe_key(provider, tenant),
+                        layout.ended_key(provider, tenant),
+                    ],
+                    by_digest,
+                );
+                restore
+                    .arg(ttl_ms)
+                    .arg(value(opening.level, age_ms + ttl_ms))
+                    .arg(layout.channel())
+                    .arg(message(provider, tenant))
+                    .arg(age_ms);
+                pipe.add_command(restore);
+            }
+            pipe
+        };
+        let restored: Vec<i64> = match within(limit, pipeline(true).query_async(conn)).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                within(limit, pipeline(false).query_async(conn)).await?
+            }
+            restored => restored?,
+        };
         for ((key, opening), restored) in chunk.iter().zip(restored) {
             if restored < 0 {
                 ended.push(key.clone());

@@ -130,6 +130,9 @@ pub(crate) static RACE: Script = Script::new(RACE_SCRIPT);
 /// [`LEASE_SCRIPT`], sent in batches.
 pub(crate) static LEASE: Script = Script::new(LEASE_SCRIPT);
 
+/// [`RESTORE_SCRIPT`], sent in batches (every opening known, after a restart).
+pub(crate) static RESTORE: Script = Script::new(RESTORE_SCRIPT);
+
 /// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
 /// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
 /// probe's reopening, time since the trip (ms). Returns 1 when the opening was written and
