@@ -226,6 +226,49 @@ impl FleetLink {
         true
     }
 
+    /// Holds the circuit of (`provider`, `tenant`) open for `remaining` from now, longer or
+    /// shorter than its period, if it is open at backoff `level` (a kept opening at that level
+    /// likewise), with no event: for a fleet that keeps its circuits open past the fleet's
+    /// period until it has decided which replica probes, then lets the chosen one's circuit go
+    /// at once. Unlike [`open`](Self::open), a hold never opens a closed circuit, never takes a
+    /// probe in flight away (a half-open circuit stays), and never replaces another level's
+    /// opening.
+    ///
+    /// Returns `false` when the registry is gone.
+    pub fn hold(&self, provider: &str, tenant: &str, remaining: Duration, level: u32) -> bool {
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        let remaining_us = u64::try_from(remaining.as_micros()).unwrap_or(u64::MAX);
+        let deadline_us = hub.time.now_us().saturating_add(remaining_us);
+        let provider_entry = {
+            let mut kept = hub.lock();
+            let key = (Box::<str>::from(provider), Box::<str>::from(tenant));
+            if let Some(Fact::Open {
+                deadline_us: kept_us,
+                level: kept_level,
+            }) = kept.facts.get_mut(&key)
+            {
+                if *kept_level == level {
+                    *kept_us = deadline_us;
+                }
+            }
+            kept.providers.get(provider).cloned()
+        };
+        if let Some(circuit) = provider_entry.and_then(|p| p.find(tenant)) {
+            circuit.adopt_hold(remaining_us, level);
+        }
+        true
+    }
+
+    /// How many calls the circuit of (`provider`, `tenant`) has rejected since it was created,
+    /// if it exists here: for a fleet that lets only replicas that call a tenant probe it.
+    pub fn rejected(&self, provider: &str, tenant: &str) -> Option<u64> {
+        let hub = self.hub.upgrade()?;
+        let provider = hub.lock().providers.get(provider).cloned()?;
+        Some(provider.find(tenant)?.rejected())
+    }
+
     /// Closes the circuit of (`provider`, `tenant`) if it is open or half-open (another replica's
     /// probes succeeded), with reason [`Reason::Fleet`], and forgets a kept opening of it. An
     /// operator's state is left alone.

@@ -15,15 +15,21 @@ use crate::fleet::RedisFleet;
 use crate::health::{FleetHealth, Health};
 use crate::keys::Layout;
 use crate::pending::Pending;
+use crate::redact::redact;
 use crate::store::Store;
 use crate::task::Task;
 use crate::tls::{self, TlsSettings};
 
 impl RedisFleet {
     /// Starts a builder for the store at `url` (`redis://host:port/db`,
-    /// `redis://user:password@host:port/`, `redis+unix:///path`, or with feature `tls`
-    /// `rediss://user:password@host:port/`; `valkey` and `valkeys` schemes alike). Namespace
-    /// `default` unless set.
+    /// `redis://user:password@host:port/`, `redis+unix:///path?user=u&pass=p&db=0` (or
+    /// `unix://`), or with feature `tls` `rediss://user:password@host:port/`; `valkey`,
+    /// `valkeys` and `valkey+unix` schemes alike). Namespace `default` unless set.
+    ///
+    /// The builder's `Debug` hides every password (user info, `pass`), and anything else in
+    /// the URL that might be one: a path that is no database number, a fragment other than
+    /// `#insecure`, query parameters other than `db` and `protocol`, a username given without a
+    /// password, or the whole of a string that is not a Redis URL.
     pub fn builder(url: impl Into<String>) -> RedisFleetBuilder {
         RedisFleetBuilder {
             url: url.into(),
@@ -82,7 +88,8 @@ impl RedisFleet {
     }
 }
 
-/// Builds a [`RedisFleet`]; see [`RedisFleet::builder`]. Its `Debug` output hides passwords.
+/// Builds a [`RedisFleet`]; see [`RedisFleet::builder`]. Its `Debug` output hides passwords
+/// (of every URL form, seeds included) and TLS keys and certificates.
 #[derive(Clone)]
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RedisFleetBuilder {
@@ -126,26 +133,6 @@ impl fmt::Debug for RedisFleetBuilder {
     }
 }
 
-/// `url` with the password of its user info, if any, replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let user = rest[..at].split(':').next().unwrap_or("");
-    let hidden = if rest[..at].contains(':') {
-        format!("{user}:***")
-    } else {
-        // `redis://password@host` form: the whole user info is the secret.
-        "***".to_owned()
-    };
-    format!("{}{hidden}{}", &url[..scheme_end], &rest[at..])
-}
-
 impl RedisFleetBuilder {
     /// The key prefix: replicas of one service share it, other services use their own. Any
     /// string of 1 to 256 bytes; it is encoded, so no namespace can reach another's keys.
@@ -157,9 +144,10 @@ impl RedisFleetBuilder {
     /// How many local changes may wait for the store (default 1024, at most 2^20). Beyond that
     /// they are dropped and counted ([`FleetHealth::dropped`]), never waited for.
     ///
-    /// While the store is unreachable, the latest change of up to as many circuits more is kept
-    /// and written when it returns (an opening still running, a close, an operator's switch), so
-    /// what this replica learnt during an outage still reaches the others.
+    /// While the store is unreachable, the latest change of up to twice as many circuits (the
+    /// queue's worth, and as many again) is kept and written when it returns (an opening still
+    /// running, a close, an operator's switch), so what this replica learnt during an outage
+    /// still reaches the others; beyond, changes are dropped and counted.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = n;
         self
@@ -194,11 +182,12 @@ impl RedisFleetBuilder {
         self
     }
 
-    /// How long the replica that won the probe of an ended open period may take to publish its
-    /// outcome, when it has no circuit of that tenant yet (default 10 s); otherwise its
-    /// circuit's `probe_timeout` is the lease. Meanwhile the other replicas keep the circuit
-    /// open; if the outcome never comes (the prober died), the lease lapses and they race for
-    /// the probe again.
+    /// How long the replica whose probe of an ended open period started may take to publish its
+    /// outcome, when its circuit's config cannot be read (default 10 s); otherwise its
+    /// circuit's `probe_timeout` is the lease. (Only replicas with a circuit and calls for that
+    /// tenant race; a winner's lease lasts a short claim until its probe starts.) Meanwhile the
+    /// other replicas keep the circuit open; if the outcome never comes (the prober died), the
+    /// lease lapses and they race for the probe again.
     pub fn probe_lease(mut self, d: Duration) -> Self {
         self.probe_lease = d;
         self
@@ -322,6 +311,8 @@ impl RedisFleetBuilder {
             .map_err(|_| FleetError::new("runtime", "build the fleet inside a tokio runtime"))?;
         let health = FleetHealth(Arc::new(Health {
             connected: AtomicBool::new(false),
+            publishing: AtomicBool::new(true),
+            unannounced: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
@@ -343,7 +334,10 @@ impl RedisFleetBuilder {
             probe_lease: self.probe_lease,
             quorum: self.quorum,
             probes: Mutex::default(),
-            pending: Mutex::new(Pending::new(self.queue_capacity)),
+            // While the store is away the task takes every change off the queue at once, so
+            // the queue holds nothing then: what an outage keeps is this, the queue's worth and
+            // as many circuits again (the latest change of each).
+            pending: Mutex::new(Pending::new(2 * self.queue_capacity)),
             known: Mutex::default(),
             store_run: Mutex::default(),
             health: health.0.clone(),
@@ -376,25 +370,37 @@ mod debug_tests {
 
     #[test]
     fn debug_output_hides_passwords() {
-        assert_eq!(
-            redact("rediss://app:s3cret@cache:6380/0"),
-            "rediss://app:***@cache:6380/0"
-        );
-        assert_eq!(redact("redis://:s3cret@cache/"), "redis://:***@cache/");
-        assert_eq!(redact("redis://s3cret@cache/"), "redis://***@cache/");
-        assert_eq!(
-            redact("redis://cache:6379/?x=@y"),
-            "redis://cache:6379/?x=@y"
-        );
-        assert_eq!(
-            redact("redis+unix:///run/redis.sock"),
-            "redis+unix:///run/redis.sock"
-        );
-        let shown = format!(
+        for (url, shown) in [
+            ("redis://app:s3cret@127.0.0.1:6379/", "app:***@127.0.0.1"),
+            (
+                "redis+unix:///run/redis.sock?user=app&pass=s3cret",
+                "redis.sock?user=app&pass=***",
+            ),
+        ] {
+            let printed = format!(
+                "{:?}",
+                RedisFleet::builder(url)
+                    .namespace("checkout")
+                    .tls_root_certificate(b"s3cret-root".to_vec())
+                    .tls_client_certificate(b"s3cret-cert".to_vec(), b"s3cret-key".to_vec())
+            );
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert!(printed.contains(shown), "{printed}");
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn debug_output_hides_the_passwords_of_every_seed() {
+        let printed = format!(
             "{:?}",
-            RedisFleet::builder("redis://app:s3cret@127.0.0.1:6379/").namespace("checkout")
+            RedisFleet::cluster_builder([
+                "redis://app:s3cret@10.0.0.1:6379/",
+                "redis://:s3cret@10.0.0.2:6379/",
+                "valkey+unix:///run/valkey.sock?pass=s3cret",
+            ])
         );
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("app:***@127.0.0.1"), "{shown}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("app:***@10.0.0.1"), "{printed}");
     }
 }

@@ -15,6 +15,7 @@
 //!   a dead master: the first write to its slots does (it fails, and the session restarts).
 //! - SCAN walks one node's keys, so a resync scans every master ([`masters`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -163,21 +164,25 @@ pub(crate) fn pipeline<'a>(
     offset: usize,
     count: usize,
 ) -> RedisFuture<'a, Vec<Value>> {
+    let cmds: Vec<&Cmd> = pipeline.cmd_iter().collect();
     let mut groups: Vec<(Option<Route>, Vec<usize>)> = Vec::new();
+    // A batch of races holds thousands of circuits: groups found by route, not by a scan.
+    let mut group_of: HashMap<Option<Route>, usize> = HashMap::new();
     let mut publishes = Vec::new();
-    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+    for (i, cmd) in cmds.iter().enumerate() {
         if is_publish(cmd) {
             publishes.push(i);
             continue;
         }
-        let route = match cmd.args_iter().nth(1) {
+        let route = match first_key(cmd) {
             Some(Arg::Simple(key)) => Some(Route::with_key(key, SlotAddr::Master)),
             _ => None,
         };
-        match groups.iter_mut().find(|(r, _)| *r == route) {
-            Some((_, group)) => group.push(i),
-            None => groups.push((route, vec![i])),
-        }
+        let group = *group_of.entry(route).or_insert_with(|| {
+            groups.push((route, Vec::new()));
+            groups.len() - 1
+        });
+        groups[group].1.push(i);
     }
     if pipeline.is_transaction() || (groups.len() <= 1 && publishes.is_empty()) {
         return conn.req_packed_commands(pipeline, offset, count);
@@ -186,9 +191,7 @@ pub(crate) fn pipeline<'a>(
         let sent = groups.iter().map(|(route, group)| {
             let mut part = redis::pipe();
             for &i in group {
-                if let Some(cmd) = pipeline.cmd_iter().nth(i) {
-                    part.add_command(cmd.clone());
-                }
+                part.add_command(cmds[i].clone());
             }
             // A handle on the same connection (redis-rs multiplexes them).
             let mut conn = conn.clone();
@@ -204,12 +207,20 @@ pub(crate) fn pipeline<'a>(
             }
         }
         for i in publishes {
-            if let Some(cmd) = pipeline.cmd_iter().nth(i) {
-                replies[i] = conn.req_packed_command(cmd).await?;
-            }
+            replies[i] = conn.req_packed_command(cmds[i]).await?;
         }
         Ok(replies.into_iter().skip(offset).take(count).collect())
     })
+}
+
+/// The first key of a command: its first argument, or for a script (`EVAL`, `EVALSHA`) the
+/// first after the script and the key count.
+fn first_key(cmd: &Cmd) -> Option<Arg<&[u8]>> {
+    let script = matches!(
+        cmd.args_iter().next(),
+        Some(Arg::Simple(name)) if name.eq_ignore_ascii_case(b"EVAL") || name.eq_ignore_ascii_case(b"EVALSHA")
+    );
+    cmd.args_iter().nth(if script { 3 } else { 1 })
 }
 
 fn is_publish(cmd: &Cmd) -> bool {

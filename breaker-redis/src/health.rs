@@ -14,7 +14,11 @@ use std::sync::Arc;
 pub struct FleetHealth(pub(crate) Arc<Health>);
 
 pub(crate) struct Health {
+    /// A session is up and resynced.
     pub(crate) connected: AtomicBool,
+    /// The store takes this replica's writes and announcements (see `access.rs`).
+    pub(crate) publishing: AtomicBool,
+    pub(crate) unannounced: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) published: AtomicU64,
     pub(crate) applied: AtomicU64,
@@ -31,44 +35,100 @@ pub(crate) enum Count {
     Published,
     Applied,
     Failure,
+    Unannounced,
 }
 
 impl Health {
     /// Counts one `what`, in [`FleetHealth`] and, with feature `metrics`, as
     /// `breaker_fleet_changes_dropped_total`, `breaker_fleet_changes_published_total`,
-    /// `breaker_fleet_facts_applied_total` or `breaker_fleet_store_failures_total` {namespace}.
-    /// Returns the new count.
+    /// `breaker_fleet_facts_applied_total`, `breaker_fleet_store_failures_total` or
+    /// `breaker_fleet_openings_unannounced_total` {namespace}. Returns the new count.
     pub(crate) fn count(&self, what: Count) -> u64 {
         let (counter, _name) = match what {
             Count::Dropped => (&self.dropped, "breaker_fleet_changes_dropped_total"),
             Count::Published => (&self.published, "breaker_fleet_changes_published_total"),
             Count::Applied => (&self.applied, "breaker_fleet_facts_applied_total"),
             Count::Failure => (&self.failures, "breaker_fleet_store_failures_total"),
+            Count::Unannounced => (
+                &self.unannounced,
+                "breaker_fleet_openings_unannounced_total",
+            ),
         };
         #[cfg(feature = "metrics")]
         metrics::counter!(_name, "namespace" => self.namespace.clone()).increment(1);
         counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Records whether the fleet is connected (with feature `metrics`, the gauge
-    /// `breaker_fleet_connected` {namespace}, 1 or 0); returns whether it was.
+    /// Records whether a session is up and resynced; returns whether one was.
     pub(crate) fn set_connected(&self, connected: bool) -> bool {
+        let was = self.connected.swap(connected, Ordering::AcqRel);
+        self.gauge();
+        was
+    }
+
+    /// Records whether the store takes this replica's writes and announcements; returns
+    /// whether it did.
+    pub(crate) fn set_publishing(&self, publishing: bool) -> bool {
+        let was = self.publishing.swap(publishing, Ordering::AcqRel);
+        self.gauge();
+        was
+    }
+
+    /// Whether the store takes this replica's writes and announcements.
+    pub(crate) fn is_publishing(&self) -> bool {
+        self.publishing.load(Ordering::Acquire)
+    }
+
+    /// With feature `metrics`, the gauge `breaker_fleet_connected` {namespace}: 1 when
+    /// [`FleetHealth::is_connected`], else 0.
+    fn gauge(&self) {
         #[cfg(feature = "metrics")]
-        metrics::gauge!("breaker_fleet_connected", "namespace" => self.namespace.clone())
-            .set(if connected { 1.0 } else { 0.0 });
-        self.connected.swap(connected, Ordering::AcqRel)
+        metrics::gauge!("breaker_fleet_connected", "namespace" => self.namespace.clone()).set(
+            if FleetHealth::connected_and_publishing(self) {
+                1.0
+            } else {
+                0.0
+            },
+        );
     }
 }
 
 impl FleetHealth {
-    /// Whether the fleet is connected and resynced. `false` while degraded: circuits then run
-    /// on what this replica sees alone.
+    /// Whether the fleet is connected and resynced, and the store takes this replica's changes.
+    /// `false` while degraded (circuits then run on what this replica sees alone), and while
+    /// the store refuses this replica's writes or announcements (see
+    /// [`can_publish`](Self::can_publish)): the others then never learn what this replica's
+    /// circuits do, though it still applies what theirs do.
     pub fn is_connected(&self) -> bool {
-        self.0.connected.load(Ordering::Acquire)
+        Self::connected_and_publishing(&self.0)
     }
 
-    /// Local changes not shared because the queue was full (or the task gone), or because the
-    /// store failed while writing them.
+    fn connected_and_publishing(health: &Health) -> bool {
+        health.connected.load(Ordering::Acquire) && health.publishing.load(Ordering::Acquire)
+    }
+
+    /// `false` while the store refuses what sharing takes: an ACL user without `EVAL` (every
+    /// write is a script), without `PUBLISH` on the namespace's channel, or without write
+    /// access to the namespace's keys. Checked at every (re)connection, by a script that
+    /// deletes a key no circuit uses and publishes a message no replica acts on, and by every
+    /// write; while refused, the check runs again every second, so an ACL fixed meanwhile is
+    /// seen within a second or two. A `WARN` (target `breaker::fleet`) gives the store's
+    /// error. `true` before the first check.
+    pub fn can_publish(&self) -> bool {
+        self.0.publishing.load(Ordering::Acquire)
+    }
+
+    /// Openings this replica wrote that the store took but refused to announce (an ACL user
+    /// without `PUBLISH`: Lua does not roll back the write). The other replicas learn of them
+    /// only when they resync (a reconnection, a start), not when they are made; each is also
+    /// counted in [`dropped`](Self::dropped).
+    pub fn unannounced(&self) -> u64 {
+        self.0.unannounced.load(Ordering::Relaxed)
+    }
+
+    /// Local changes not shared because the queue was full (or the task gone), because the
+    /// store failed while writing them, or because it refused them (see
+    /// [`can_publish`](Self::can_publish)).
     pub fn dropped(&self) -> u64 {
         self.0.dropped.load(Ordering::Relaxed)
     }
@@ -93,10 +153,12 @@ impl fmt::Debug for FleetHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FleetHealth")
             .field("connected", &self.is_connected())
+            .field("can_publish", &self.can_publish())
             .field("dropped", &self.dropped())
             .field("published", &self.published())
             .field("applied", &self.applied())
             .field("failures", &self.failures())
+            .field("unannounced", &self.unannounced())
             .finish()
     }
 }

@@ -33,8 +33,11 @@
 //! reconnects with backoff and resyncs by itself. [`FleetHealth`], `tracing` events (target
 //! `breaker::fleet`: `WARN` when degraded, `INFO` when restored) and, with feature `metrics`,
 //! the gauge `breaker_fleet_connected` and counters `breaker_fleet_changes_dropped_total`,
-//! `breaker_fleet_changes_published_total`, `breaker_fleet_facts_applied_total` and
-//! `breaker_fleet_store_failures_total` (all labelled by `namespace`) tell operators.
+//! `breaker_fleet_changes_published_total`, `breaker_fleet_facts_applied_total`,
+//! `breaker_fleet_store_failures_total` and `breaker_fleet_openings_unannounced_total` (all
+//! labelled by `namespace`) tell operators. A store that refuses this replica's writes (an ACL
+//! user without `EVAL` or `PUBLISH`) is no failure: health reads not connected, and a `WARN`
+//! says why.
 //!
 //! # TLS
 //! With feature `tls` (`redis-tls` of `breaker`), `rediss://` URLs connect through rustls, with
@@ -49,6 +52,7 @@
 //!
 //! [`Fleet`]: breaker_core::fleet::Fleet
 
+mod access;
 mod builder;
 #[cfg(feature = "cluster")]
 mod cluster;
@@ -59,6 +63,10 @@ mod keys;
 mod known;
 mod pending;
 mod probes;
+mod race;
+mod receive;
+mod redact;
+mod restore;
 mod scripts;
 mod store;
 mod task;

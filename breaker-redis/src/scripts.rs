@@ -1,15 +1,21 @@
 //! The Lua scripts the background task runs in the store, each one atomic there: share an opening
 //! (never over a newer one; with a quorum, once enough replicas reported it), race for the probe
-//! lease, end an incident; and the reading of an opening's value, which the scripts read too.
+//! lease, keep or give back a lease won, end an incident, write back an opening a restarted
+//! store lost; and the reading of an opening's value, which the scripts read too. The scripts
+//! that go out by the thousand (races and leases) are [`Script`]s, sent by digest (`EVALSHA`).
 //!
 //! The store is not trusted to hold what the fleet wrote. Every script first checks the types of
 //! its keys: one that holds another type (a list where an opening should be) makes the script
 //! change nothing and reply with a `WRONGTYPE` error naming it, which costs that circuit alone
-//! (the task warns and goes on). Every number read back from the store follows one rule, here in
-//! [`decimal`] and in the scripts' `decimal`: 1 to 15 decimal digits (exact in Lua's doubles, so
-//! both sides read the same value), within its bound; anything else is absent.
+//! (the task warns and goes on; in a batch, that circuit's reply alone). Every number read back
+//! from the store follows one rule, here in [`decimal`] and in the scripts' `decimal`: 1 to 15
+//! decimal digits (exact in Lua's doubles, so both sides read the same value), within its bound;
+//! anything else is absent.
+
+use std::sync::OnceLock;
 
 use breaker_core::fleet::MAX_LEVEL;
+use redis::aio::ConnectionLike;
 
 /// `EVAL script` with `keys` as its KEYS, counted here so that the count cannot drift from the
 /// list; the caller adds the ARGV.
@@ -62,6 +68,70 @@ end
 "
     };
 }
+
+/// A script sent by many at once (a batch of races): by its digest (`EVALSHA`, 40 bytes rather
+/// than the text) once the store has told it.
+pub(crate) struct Script {
+    text: &'static str,
+    /// The same for every store (SHA-1 of the text): learnt once per process.
+    digest: OnceLock<String>,
+}
+
+impl Script {
+    const fn new(text: &'static str) -> Script {
+        Script {
+            text,
+            digest: OnceLock::new(),
+        }
+    }
+
+    /// Loads the script into the store (`SCRIPT LOAD`) unless its digest is known already. A
+    /// store that refuses (an ACL without `SCRIPT`) is sent the text every time.
+    pub(crate) async fn load(
+        &self,
+        conn: &mut (impl ConnectionLike + Send),
+    ) -> Result<(), redis::RedisError> {
+        if self.digest.get().is_some() {
+            return Ok(());
+        }
+        let loaded = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(self.text)
+            .query_async::<String>(conn)
+            .await;
+        match loaded {
+            Ok(digest) => {
+                let _ = self.digest.set(digest);
+                Ok(())
+            }
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => Err(e),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// `EVALSHA` (with `by_digest`, once the digest is known) or `EVAL` of this script, with
+    /// `keys`; the caller adds the ARGV. A node that lacks the script (restarted, or another
+    /// master of a cluster) answers `NOSCRIPT`: send the same commands with `by_digest` false.
+    pub(crate) fn call(&self, keys: &[String], by_digest: bool) -> redis::Cmd {
+        match self.digest.get().filter(|_| by_digest) {
+            Some(digest) => {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(digest).arg(keys.len()).arg(keys);
+                cmd
+            }
+            None => eval(self.text, keys),
+        }
+    }
+}
+
+/// [`RACE_SCRIPT`], sent in batches.
+pub(crate) static RACE: Script = Script::new(RACE_SCRIPT);
+
+/// [`LEASE_SCRIPT`], sent in batches.
+pub(crate) static LEASE: Script = Script::new(LEASE_SCRIPT);
+
+/// [`RESTORE_SCRIPT`], sent in batches (every opening known, after a restart).
+pub(crate) static RESTORE: Script = Script::new(RESTORE_SCRIPT);
 
 /// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
 /// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
@@ -150,6 +220,29 @@ return {0, pttl}
 "
 );
 
+/// KEYS: the probe lease. ARGV: replica, lease (ms; 0: give it back). Keeps (a probe started:
+/// the lease now lasts the circuit's `probe_timeout`) or gives back (no call came: another
+/// replica may probe) the lease this replica holds; returns 1, or 0 when it holds it no more
+/// (the incident ended, or its claim lapsed and another replica won).
+pub(crate) const LEASE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+local bad = wrong_type({'string'})
+if bad then
+  return bad
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"
+);
+
 /// KEYS: opening, lease, reports, operator's switch, end of the last incident. ARGV: age of
 /// the close or reset (ms), channel, message, 1 for a reset, margin (ms). An ended incident is
 /// remembered for the margin, with its age, so that an opening from before it, written late, is
@@ -217,6 +310,31 @@ return kept
 "
 );
 
+/// KEYS: opening, probe lease, end of the last incident. ARGV: the key's TTL (ms: what is left
+/// of the period and the margin), the opening's value, channel, message, time since the trip
+/// (ms). Writes back an opening that a restarted store lost (`restore.rs`). Returns 1 when
+/// written and announced; 0 when an opening or a lease is there (of any type: such a key is
+/// left as it is, and costs its own circuit when another script meets it); -1 when the
+/// incident ended after this trip. An end that is no number (or no string) is absent.
+pub(crate) const RESTORE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local ended = decimal(redis.pcall('GET', KEYS[3]))
+if ended then
+  local pttl = redis.call('PTTL', KEYS[3])
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[5]) then
+    return -1
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"
+);
+
 /// A number the store holds: 1 to 15 decimal digits, at most `max`; else `None` (the scripts'
 /// `decimal`, the same rule: a sign, an exponent, a space, hex or 16 digits are no number).
 pub(crate) fn decimal(s: &str, max: u64) -> Option<u64> {
@@ -261,7 +379,13 @@ mod tests {
     #[test]
     fn the_scripts_cap_levels_where_the_circuits_do() {
         let cap = format!("local MAX_LEVEL = {MAX_LEVEL}\n");
-        for script in [OPEN_SCRIPT, RACE_SCRIPT, END_SCRIPT] {
+        for script in [
+            OPEN_SCRIPT,
+            RACE_SCRIPT,
+            LEASE_SCRIPT,
+            END_SCRIPT,
+            RESTORE_SCRIPT,
+        ] {
             assert!(script.contains(&cap), "{cap:?}");
         }
     }
@@ -306,6 +430,30 @@ mod tests {
         assert_eq!(
             decimal("999999999999999", u64::MAX),
             Some(999_999_999_999_999)
+        );
+    }
+
+    #[test]
+    fn a_script_goes_by_its_text_until_its_digest_is_known() {
+        let script = Script::new("return 1");
+        let keys = ["k".to_owned()];
+        assert_eq!(
+            script.call(&keys, true).get_packed_command(),
+            eval("return 1", &keys).get_packed_command()
+        );
+        let _ = script
+            .digest
+            .set("e0e1f9fabfc9d4800c877a703b823ac0578ff8db".to_owned());
+        let by_digest = redis::cmd("EVALSHA")
+            .arg("e0e1f9fabfc9d4800c877a703b823ac0578ff8db")
+            .arg(1)
+            .arg("k")
+            .get_packed_command();
+        assert_eq!(script.call(&keys, true).get_packed_command(), by_digest);
+        assert_eq!(
+            script.call(&keys, false).get_packed_command(),
+            eval("return 1", &keys).get_packed_command(),
+            "after NOSCRIPT"
         );
     }
 }

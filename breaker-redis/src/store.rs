@@ -22,7 +22,9 @@ pub(crate) enum Store {
     Cluster(Cluster),
 }
 
-/// The command connection: every key of one circuit goes to the node that holds its slot.
+/// The command connection: every key of one circuit goes to the node that holds its slot. A
+/// clone is a handle on the same connection (redis-rs multiplexes them).
+#[derive(Clone)]
 pub(crate) enum Conn {
     Node(MultiplexedConnection),
     #[cfg(feature = "cluster")]

@@ -1,22 +1,26 @@
 //! The fleet's background task: one connection for commands and one for pub/sub, made again with
-//! backoff whenever the store fails, and a resync after every (re)connection.
+//! backoff whenever the store fails, and a resync after every (re)connection. What the store says
+//! (announcements, the resync) is applied in `receive.rs`; the probe races are in `race.rs`.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use breaker_core::fleet::FleetLink;
 use breaker_core::State;
-use futures_util::StreamExt;
-use redis::aio::{ConnectionLike, PubSubSink};
+use futures_util::{FutureExt, StreamExt};
+use redis::aio::PubSubSink;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
+use crate::access::{self, Access};
 use crate::health::{Count, Health};
-use crate::keys::{self, Kind, Layout, VERSION};
-use crate::known::{Key, Known};
+use crate::keys::{self, Layout, VERSION};
+use crate::known::{Key, Known, Opening};
 use crate::pending::{Pending, Queued};
-use crate::probes::{self, Probes};
-use crate::scripts::{self, parse_value, END_SCRIPT, OPEN_SCRIPT, RACE_SCRIPT};
+use crate::probes::Probes;
+use crate::restore::{self, Lost};
+use crate::scripts::{self, END_SCRIPT, OPEN_SCRIPT};
 use crate::store::{self, Conn, Store};
 
 /// Backoff between connection attempts: doubled from the first to the last.
@@ -25,8 +29,12 @@ const RETRY_LAST: Duration = Duration::from_secs(2);
 /// How often an idle connection is checked, so that a store that hangs (rather than closes) is
 /// noticed.
 const PING_EVERY: Duration = Duration::from_secs(1);
-/// Keys asked for per SCAN step during a resync.
-const SCAN_COUNT: usize = 500;
+/// Most local changes written at once.
+const WRITE_BATCH: usize = 1024;
+/// Most announcements read from the store in one pipeline.
+const RECEIVE_BATCH: usize = 512;
+/// Keys asked for per SCAN step during a resync, and per pipeline of a reconciliation.
+pub(crate) const SCAN_COUNT: usize = 500;
 /// Openings checked per ping for a deletion nobody announced (`Known::next_audit`): one pipeline
 /// that stays well under a millisecond on a LAN, so a due probe race is never held up for long.
 const AUDIT_BATCH: usize = 256;
@@ -56,16 +64,23 @@ pub(crate) struct Task {
 }
 
 /// Why a session ended.
-enum End {
+pub(crate) enum End {
     /// The fleet or its registry is gone: stop for good.
     Done,
     /// The store failed: reconnect.
     Failed(String),
+    /// The store refused a command for want of a permission (see `access.rs`): reported where
+    /// a write met it, the session going on; elsewhere, a failure.
+    Refused(String),
 }
 
 impl From<redis::RedisError> for End {
     fn from(e: redis::RedisError) -> Self {
-        End::Failed(e.to_string())
+        if access::is_refusal(&e) {
+            End::Refused(e.to_string())
+        } else {
+            End::Failed(e.to_string())
+        }
     }
 }
 
@@ -96,7 +111,9 @@ impl Task {
                 end = self.session(&mut queued, &link) => end,
                 _ = &mut stopped => return,
             };
-            let End::Failed(error) = end else { return };
+            let (End::Failed(error) | End::Refused(error)) = end else {
+                return;
+            };
             self.health.count(Count::Failure);
             if self.health.set_connected(false) {
                 retry = RETRY_FIRST;
@@ -170,16 +187,48 @@ impl Task {
             let step = tokio::select! {
                 change = queued.recv() => match change {
                     Some(change) => {
-                        let written = self.write(&mut conn, &change).await;
-                        if written.is_err() {
-                            self.keep(change);
+                        // What else is queued goes with it (a provider-wide outage opens, and
+                        // its probes close, thousands of circuits at once): written at once,
+                        // one change per circuit, so that each circuit's stay in order.
+                        let mut batch = vec![change];
+                        let mut circuits = HashSet::new();
+                        circuits.insert((batch[0].provider(), Box::<str>::from(batch[0].tenant())));
+                        while batch.len() < WRITE_BATCH {
+                            let Ok(change) = queued.try_recv() else { break };
+                            let circuit = (change.provider(), Box::<str>::from(change.tenant()));
+                            let again = !circuits.insert(circuit);
+                            batch.push(change);
+                            if again {
+                                break;
+                            }
+                        }
+                        let last = (batch.len() > 1 && circuits.len() < batch.len())
+                            .then(|| batch.pop())
+                            .flatten();
+                        let mut written = self.write_all(&conn, link, batch).await;
+                        if let Some(last) = last {
+                            if written.is_ok() {
+                                written = self.write_all(&conn, link, vec![last]).await;
+                            } else {
+                                self.keep(last);
+                            }
                         }
                         written
                     }
                     None => Err(End::Done),
                 },
                 message = messages.next() => match message {
-                    Some(message) => self.receive(&mut conn, link, &message).await,
+                    Some(message) => {
+                        // What else has arrived goes with it: one round trip reads them all.
+                        let mut batch = vec![message];
+                        while batch.len() < RECEIVE_BATCH {
+                            match messages.next().now_or_never() {
+                                Some(Some(message)) => batch.push(message),
+                                _ => break,
+                            }
+                        }
+                        self.receive(&mut conn, link, &batch).await
+                    }
                     None => Err(End::Failed("pub/sub connection closed".to_owned())),
                 },
                 _ = ping.tick() => match self.ping(&mut conn, &mut listener).await {
@@ -187,7 +236,14 @@ impl Task {
                     failed => failed,
                 },
                 _ = tokio::time::sleep_until(race_at), if due.is_some() => {
-                    self.race(&mut conn, link).await
+                    match self.race(&mut conn, link).await {
+                        // The lease is a write: without it, circuits here probe on their own.
+                        Err(End::Refused(error)) => {
+                            access::refused(&self.health, &error);
+                            Ok(())
+                        }
+                        raced => raced,
+                    }
                 }
             };
             if let Err(end) = step {
@@ -207,17 +263,25 @@ impl Task {
         link: &FleetLink,
     ) -> Result<(), End> {
         let run = self.run_id(conn).await?;
+        self.access().check(conn).await?;
         let same_store = run.is_some() && *self.store_run() == run;
-        if !same_store {
-            // What was known of another store (or of this one before a restart, which may
-            // have lost keys) says nothing about what is missing now.
-            self.known().clear();
-        }
+        // What was known of another store (or of this one before a restart, which may have
+        // lost keys) says nothing about what is missing now; its openings still running are
+        // written back once this replica's own changes are.
+        let lost = if same_store {
+            Vec::new()
+        } else {
+            self.known().forget(Instant::now())
+        };
         // Changes queued while this session was being set up go with the kept ones, in order.
         while let Ok(change) = queued.try_recv() {
             self.keep(change);
         }
-        self.replay(conn).await?;
+        self.replay(conn, link).await?;
+        match self.restore(conn, link, lost).await {
+            Err(End::Refused(error)) => access::refused(&self.health, &error),
+            restored => restored?,
+        }
         self.resync(conn, link).await?;
         if same_store {
             self.reconcile(conn, link).await?;
@@ -234,11 +298,11 @@ impl Task {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+    pub(crate) fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
         self.probes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+    pub(crate) fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -286,6 +350,27 @@ impl Task {
                 if found == 0 && !self.apply_operator(link, &key.0, &key.1, None, 0) {
                     return Err(End::Done);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes back `lost` (see `restore.rs`): each ended since it opened closes here. Returns
+    /// `Err(End::Done)` when the registry is gone.
+    async fn restore(&self, conn: &mut Conn, link: &FleetLink, lost: Vec<Lost>) -> Result<(), End> {
+        let value = |level, ttl_ms| self.opening(level, ttl_ms);
+        let message = |provider: &str, tenant: &str| self.message("open", provider, tenant);
+        let limit = self.command_timeout;
+        let (back, ended) =
+            restore::write_back(conn, &self.layout, limit, lost, value, message).await?;
+        for (key, opening) in back {
+            self.known().opened(key, opening);
+        }
+        for key in ended {
+            self.probes().untrack(&key);
+            self.health.count(Count::Applied);
+            if !link.close(&key.0, &key.1) {
+                return Err(End::Done);
             }
         }
         Ok(())
@@ -350,7 +435,7 @@ impl Task {
     /// store, keeps what was not written. A change the store refuses over one of its circuit's
     /// keys (of another type: warned, see `unless_wrong_type`) is dropped and the replay goes
     /// on: it would be refused again, and must not hold back the others.
-    async fn replay(&self, conn: &mut Conn) -> Result<(), End> {
+    async fn replay(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
         let kept = self
             .pending
             .lock()
@@ -358,67 +443,11 @@ impl Task {
             .take();
         let mut kept = kept.into_iter();
         while let Some(change) = kept.next() {
-            if let Err(end) = self.write(conn, &change).await {
+            if let Err(end) = self.write(conn, link, &change).await {
                 self.keep(change);
                 kept.for_each(|change| self.keep(change));
                 return Err(end);
             }
-        }
-        Ok(())
-    }
-
-    /// Races for the probe lease of every circuit whose fleet-wide open period is about to end
-    /// (see `probes.rs`).
-    async fn race(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
-        let due = self.probes().take_due(Instant::now());
-        for ((provider, tenant), level) in due {
-            // The prober's own circuit says how long its probe may take.
-            let lease = link
-                .config(&provider, &tenant)
-                .map_or(self.probe_lease, |c| c.probe_timeout());
-            let lease_ms = millis(lease + probes::LEAD).max(1);
-            let reply = timeout(
-                self.command_timeout,
-                scripts::eval(
-                    RACE_SCRIPT,
-                    &[
-                        self.layout.probe_key(&provider, &tenant),
-                        self.layout.open_key(&provider, &tenant),
-                    ],
-                )
-                .arg(&self.replica)
-                .arg(lease_ms)
-                .query_async::<(i64, i64)>(conn),
-            )
-            .await?;
-            let Some((won, left_ms)) = unless_wrong_type(reply, &provider, &tenant)? else {
-                // Its lease key is not a lease: this circuit probes on each replica, as
-                // without a fleet; the others race on.
-                continue;
-            };
-            if won < 0 {
-                // The incident is gone from the store (its opening expired, unended, with
-                // nobody probing): nothing left to race for.
-                continue;
-            }
-            let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
-            if won == 0 {
-                // Another replica probes: stay open until its outcome comes or its lease
-                // lapses, and a hold longer, so that the race at the lapse is decided before
-                // any circuit here goes half-open. A probe of this replica's still in flight
-                // (a winner whose call came late in its lease) is not thrown away: it may
-                // overlap with the new winner's.
-                let probing = link.state(&provider, &tenant) == Some(State::HalfOpen);
-                if !probing && !link.open(&provider, &tenant, left + probes::HOLD, level) {
-                    return Err(End::Done);
-                }
-            }
-            // Everyone races again at the lapse, the winner too: a winner that got no call
-            // before its lease lapsed must not probe later beside the next winner, so it is
-            // held like the others if it loses then. (An outcome published meanwhile untracks
-            // the circuit, or tracks its new period.)
-            self.probes()
-                .race_at((provider, tenant), Instant::now() + left, level);
         }
         Ok(())
     }
@@ -432,12 +461,67 @@ impl Task {
         // The pub/sub connection may hang on its own: in a cluster it is to a node that the
         // commands may never reach.
         timeout(self.command_timeout, listener.ping::<redis::Value>()).await??;
+        if !self.health.is_publishing() {
+            // An ACL fixed meanwhile is seen within a ping.
+            self.access().check(conn).await?;
+        }
         Ok(())
     }
 
+    /// What the ACL check and the reports of refusals need (see `access.rs`).
+    fn access(&self) -> Access<'_> {
+        let (health, layout, limit) = (&self.health, &self.layout, self.command_timeout);
+        let replica = &self.replica;
+        Access {
+            health,
+            layout,
+            replica,
+            limit,
+        }
+    }
+
+    /// Writes local changes of distinct circuits at once (each its own request on the
+    /// multiplexed connection), and announces them; keeps those that failed for the store's
+    /// return.
+    async fn write_all(
+        &self,
+        conn: &Conn,
+        link: &FleetLink,
+        changes: Vec<Queued>,
+    ) -> Result<(), End> {
+        let written = futures_util::future::join_all(changes.iter().map(|change| {
+            let mut conn = conn.clone();
+            async move { self.write(&mut conn, link, change).await }
+        }))
+        .await;
+        let mut failed = None;
+        for (change, written) in changes.into_iter().zip(written) {
+            if let Err(end) = written {
+                self.keep(change);
+                failed.get_or_insert(end);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Writes one local change and announces it (on failure the caller keeps it for the
-    /// store's return; a refusal over a key of the wrong type is no failure).
-    async fn write(&self, conn: &mut Conn, change: &Queued) -> Result<(), End> {
+    /// store's return); a refusal over a key of the wrong type is no failure, and one for want
+    /// of a permission is reported, not kept (see `access.rs`).
+    async fn write(&self, conn: &mut Conn, link: &FleetLink, change: &Queued) -> Result<(), End> {
+        match self.write_change(conn, link, change).await {
+            Err(End::Refused(error)) => {
+                Ok(self.access().refused_write(conn, change, &error).await?)
+            }
+            done => done,
+        }
+    }
+
+    async fn write_change(
+        &self,
+        conn: &mut Conn,
+        link: &FleetLink,
+        change: &Queued,
+    ) -> Result<(), End> {
         match change {
             Queued::Open {
                 provider,
@@ -452,8 +536,10 @@ impl Task {
                     // Its period ended while it waited: nothing left to share.
                     return Ok(());
                 }
-                self.open(conn, provider, tenant, *open_for, left, *level, *reopened)
-                    .await
+                self.open(
+                    conn, link, provider, tenant, *open_for, left, *level, *reopened,
+                )
+                .await
             }
             Queued::Close {
                 provider,
@@ -517,6 +603,7 @@ impl Task {
     async fn open(
         &self,
         conn: &mut Conn,
+        link: &FleetLink,
         provider: &str,
         tenant: &str,
         open_for: Duration,
@@ -558,10 +645,18 @@ impl Task {
         };
         if written == 1 {
             self.health.count(Count::Published);
-            self.probes()
-                .track(key.clone(), Instant::now() + left, level);
-            self.known()
-                .opened(key, Instant::now() + left + self.margin);
+            let now = Instant::now();
+            self.probes().track(
+                key.clone(),
+                now + left,
+                level,
+                now + left + self.margin,
+                link.rejected(provider, tenant),
+            );
+            self.known().opened(
+                key,
+                Opening::new(now, left, self.margin, open_for.saturating_sub(left), level),
+            );
         } else {
             if written == 2 {
                 // A report, short of the quorum: written, not shared.
@@ -644,282 +739,17 @@ impl Task {
             keys::encode(tenant)
         )
     }
+}
 
-    /// Applies another replica's announcement, as the store has it now (an announcement only
-    /// says where to look: the key decides).
-    async fn receive(
-        &self,
-        conn: &mut Conn,
-        link: &FleetLink,
-        message: &redis::Msg,
-    ) -> Result<(), End> {
-        let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
-            return Ok(());
-        };
-        let mut parts = text.split(' ');
-        let (Some(VERSION), Some(op), Some(replica), Some(provider), Some(tenant), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Ok(());
-        };
-        if replica == self.replica {
-            return Ok(());
-        }
-        let (Some(provider), Some(tenant)) = (keys::decode(provider), keys::decode(tenant)) else {
-            return Ok(());
-        };
-        let key = self.layout.open_key(&provider, &tenant);
-        let alive = match op {
-            "open" => match self.read(conn, &[&key]).await?.pop().flatten() {
-                Some((value, pttl)) => {
-                    self.apply_open(link, &provider, &tenant, value.as_deref(), pttl)
-                }
-                None => true,
-            },
-            "close" => {
-                // A close that arrives after a newer opening was written must not undo it.
-                let exists: bool = timeout(
-                    self.command_timeout,
-                    redis::cmd("EXISTS").arg(&key).query_async(conn),
-                )
-                .await??;
-                if exists {
-                    true
-                } else {
-                    self.health.count(Count::Applied);
-                    let key = (provider.clone(), tenant.clone());
-                    self.probes().untrack(&key);
-                    self.known().ended(&key);
-                    link.close(&provider, &tenant)
-                }
-            }
-            "operator" => {
-                let switch = self.layout.operator_key(&provider, &tenant);
-                let mut read = self.read(conn, &[&switch, &key]).await?.into_iter();
-                match (read.next().flatten(), read.next().flatten()) {
-                    // A reset that gave way to a newer opening: the circuit resets, then takes it.
-                    (Some((value, pttl)), opening) => {
-                        self.apply_operator(link, &provider, &tenant, value.as_deref(), pttl)
-                            && (value.is_some()
-                                || opening.is_none_or(|(opening, open_pttl)| {
-                                    self.apply_open(
-                                        link,
-                                        &provider,
-                                        &tenant,
-                                        opening.as_deref(),
-                                        open_pttl,
-                                    )
-                                }))
-                    }
-                    // A switch key of another type says nothing, not "reset".
-                    (None, _) => true,
-                }
-            }
-            _ => true,
-        };
-        if alive {
-            Ok(())
-        } else {
-            Err(End::Done)
-        }
-    }
-
-    /// The value and `PTTL` of each of `keys` (strings the fleet wrote), read in one pipeline; per
-    /// key `None` when it holds another type, or bytes that are no text (warned here, naming
-    /// it): one such key costs its own circuit, never the read of the others or the session.
-    async fn read(
-        &self,
-        conn: &mut (impl ConnectionLike + Send),
-        keys: &[&str],
-    ) -> Result<Vec<Option<(Option<String>, i64)>>, End> {
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("GET").arg(*key).cmd("PTTL").arg(*key);
-        }
-        pipe.ignore_errors();
-        let replies: Vec<redis::Value> =
-            timeout(self.command_timeout, pipe.query_async(conn)).await??;
-        let mut replies = replies.into_iter();
-        let mut read = Vec::with_capacity(keys.len());
-        for key in keys {
-            let (Some(value), Some(pttl)) = (replies.next(), replies.next()) else {
-                return Err(End::Failed("a pipeline's reply came short".to_owned()));
-            };
-            let error = match (value, pttl) {
-                (redis::Value::ServerError(e), _) | (_, redis::Value::ServerError(e)) => {
-                    let error = format!("{}: {}", e.code(), e.details().unwrap_or_default());
-                    if e.code() != "WRONGTYPE" {
-                        // Not this key's doing (a store refusing reads): the store failing.
-                        return Err(End::Failed(error));
-                    }
-                    error
-                }
-                (value, pttl) => match (
-                    redis::from_redis_value::<Option<String>>(value),
-                    redis::from_redis_value::<i64>(pttl),
-                ) {
-                    (Ok(value), Ok(pttl)) => {
-                        read.push(Some((value, pttl)));
-                        continue;
-                    }
-                    (Err(e), _) | (_, Err(e)) => e.to_string(),
-                },
-            };
-            tracing::warn!(
-                target: "breaker::fleet", key, %error,
-                "a fleet key holds another type or no text: its circuit is not shared until that key is deleted"
-            );
-            read.push(None);
-        }
-        Ok(read)
-    }
-
-    /// Opens (provider, tenant) for what is left of the opening stored as `value` with `pttl` ms
-    /// to live. Returns whether the registry is still there.
-    fn apply_open(
-        &self,
-        link: &FleetLink,
-        provider: &str,
-        tenant: &str,
-        value: Option<&str>,
-        pttl: i64,
-    ) -> bool {
-        let Some((level, margin_ms)) = value.and_then(parse_value) else {
-            return link.is_alive();
-        };
-        let left_ms = pttl.saturating_sub(i64::try_from(margin_ms).unwrap_or(i64::MAX));
-        if left_ms <= 0 {
-            return link.is_alive();
-        }
-        self.health.count(Count::Applied);
-        let left = Duration::from_millis(left_ms as u64);
-        // The circuit here holds it no longer than its own longest period (`adopt_open`): the
-        // race for its probe runs before that ends, not when the store says.
-        let held = link
-            .config(provider, tenant)
-            .map_or(left, |config| left.min(config.longest_open_for()));
-        self.probes().track(
-            (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + held,
-            level,
-        );
-        self.known().opened(
-            (provider.to_owned(), tenant.to_owned()),
-            Instant::now() + Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
-        );
-        link.open(provider, tenant, left, level)
-    }
-
-    /// Makes the operator's switch stored as `value` with `pttl` ms to live (none: a reset).
-    /// Returns whether the registry is still there.
-    fn apply_operator(
-        &self,
-        link: &FleetLink,
-        provider: &str,
-        tenant: &str,
-        value: Option<&str>,
-        pttl: i64,
-    ) -> bool {
-        let state = match value {
-            None => State::Closed,
-            Some(value) => match value.split(':').next() {
-                Some("forced_open") => State::ForcedOpen,
-                Some("disabled") => State::Disabled,
-                Some("metrics_only") => State::MetricsOnly,
-                _ => return link.is_alive(),
-            },
-        };
-        self.health.count(Count::Applied);
-        let key = (provider.to_owned(), tenant.to_owned());
-        self.probes().untrack(&key);
-        if state == State::Closed {
-            self.known().reset(&key);
-        } else {
-            let left = Duration::from_millis(u64::try_from(pttl).unwrap_or(0));
-            self.known().switched(key, Instant::now() + left);
-        }
-        link.operate(provider, tenant, state)
-    }
-
-    /// Applies every opening and operator's switch of the namespace (at start and after every
-    /// reconnection).
-    async fn resync(&self, conn: &mut Conn, link: &FleetLink) -> Result<(), End> {
-        // SCAN walks one node: in a cluster each master holds a share of the namespace.
-        let masters = timeout(self.command_timeout, conn.masters()).await??;
-        for master in &masters {
-            self.resync_on(&mut conn.on(master), link).await?;
-        }
-        Ok(())
-    }
-
-    /// [`resync`](Self::resync) of the keys held by the node `conn` sends to.
-    async fn resync_on(
-        &self,
-        conn: &mut (impl ConnectionLike + Send),
-        link: &FleetLink,
-    ) -> Result<(), End> {
-        let pattern = self.layout.circuit_pattern();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = timeout(
-                self.command_timeout,
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .query_async(conn),
-            )
-            .await??;
-            // Only openings and switches are read: the pattern also matches leases, markers and
-            // a quorum's reports, a sorted set that GET would fail on (and the whole pipeline
-            // with it).
-            let keys: Vec<(Kind, String, String, &String)> = keys
-                .iter()
-                .filter_map(|key| {
-                    let (kind, provider, tenant) = self.layout.parse_key(key)?;
-                    Some((kind, provider, tenant, key))
-                })
-                .collect();
-            if !keys.is_empty() {
-                let names: Vec<&str> = keys.iter().map(|(.., key)| key.as_str()).collect();
-                let found = self.read(conn, &names).await?;
-                for ((kind, provider, tenant, _), found) in keys.iter().zip(found) {
-                    // A key of another type (warned about): skipped, the rest applied.
-                    let Some((value, pttl)) = found else { continue };
-                    let alive = match kind {
-                        Kind::Open => {
-                            self.apply_open(link, provider, tenant, value.as_deref(), pttl)
-                        }
-                        // A key gone between SCAN and GET is no reset: skip it.
-                        Kind::Operator if value.is_some() => {
-                            self.apply_operator(link, provider, tenant, value.as_deref(), pttl)
-                        }
-                        Kind::Operator => true,
-                    };
-                    if !alive {
-                        return Err(End::Done);
-                    }
-                }
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
+/// A command's error in a pipeline that ignores errors, as the store failing (or refusing).
+pub(crate) fn server_error(e: redis::ServerError) -> End {
+    End::from(redis::RedisError::from(e))
 }
 
 /// A script's reply for (provider, tenant), or `None` when the store refused it because one of
 /// the circuit's keys holds another type than the fleet's (warned here, naming the key): that
 /// costs this circuit's sharing, not the session. Any other error is the store failing.
-fn unless_wrong_type<T>(
+pub(crate) fn unless_wrong_type<T>(
     reply: redis::RedisResult<T>,
     provider: &str,
     tenant: &str,
@@ -937,6 +767,6 @@ fn unless_wrong_type<T>(
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

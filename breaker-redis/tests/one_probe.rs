@@ -167,20 +167,14 @@ async fn an_idle_race_winner_does_not_probe_beside_the_next_winner() {
     }
     let tripped = Instant::now();
     open_from_the_first(&fleet).await;
-    // The period ends at T = 800 ms; its race runs at T - 200 ms and the winner's lease lapses
-    // at T + 700 ms, with no call on any replica: the next race picks a prober (T + 900 ms at
-    // the latest, once the losers' hold ends). The first winner, whose period ended long ago,
-    // used to be forgotten at its win and to probe as well.
+    // The period ends at T = 800 ms with no call on any replica: none wants the probe, none
+    // takes the lease, each holds its circuit. The first calls, long after, are rejected until
+    // one replica's race is decided; then exactly one probes. (When the race ran regardless of
+    // calls, the first winner, whose period ended long ago, was forgotten at its win and
+    // probed as well as the next winner.)
     tokio::time::sleep_until((tripped + Duration::from_millis(1800)).into()).await;
-    let permits: Vec<_> = fleet
-        .iter()
-        .filter_map(|r| r.acquire("openai", "acme", None).ok())
-        .collect();
-    let probes = permits.iter().filter(|p| p.is_probe()).count();
-    assert_eq!(
-        probes, 1,
-        "{probes} replicas probe in one fleet-wide period"
-    );
+    let (_, probe) = the_one_probe(&fleet, None).await;
+    probe.success();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,16 +242,9 @@ async fn a_shorter_opening_does_not_overwrite_a_longer_one() {
     // Had it replaced it, the races would run at 1 s and every replica would probe on its own
     // when its 3 s end.
     tokio::time::sleep_until((tripped + Duration::from_millis(3200)).into()).await;
-    let permits: Vec<_> = fleet
-        .iter()
-        .chain([&third])
-        .filter_map(|r| r.acquire("openai", "acme", None).ok())
-        .collect();
-    let probes = permits.iter().filter(|p| p.is_probe()).count();
-    assert_eq!(
-        probes, 1,
-        "{probes} replicas probe in one fleet-wide period"
-    );
+    fleet.push(third);
+    let (_, probe) = the_one_probe(&fleet, None).await;
+    probe.success();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,8 +275,10 @@ async fn a_probe_lease_without_a_ttl_does_not_spin_the_race() {
         .unwrap();
     a.circuit("openai", "acme").try_acquire().unwrap().failure();
     let key = "breaker:v1:checkout:{openai:acme}:probe";
+    // `a` calls acme (rejected): it wants the probe, and races.
     assert!(
         eventually(BOUND, || {
+            let _ = a.acquire("openai", "acme", None);
             let pttl: i64 = redis::cmd("PTTL")
                 .arg(key)
                 .query(&mut server.client().get_connection().unwrap())
@@ -304,35 +293,33 @@ async fn a_probe_lease_without_a_ttl_does_not_spin_the_race() {
         .query_async::<()>(&mut admin)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let evals = stats
-        .lines()
-        .find(|l| l.starts_with("cmdstat_eval:"))
-        .and_then(|l| l.split("calls=").nth(1))
-        .and_then(|l| l.split(',').next())
-        .and_then(|n| n.parse::<u32>().ok())
-        .unwrap_or(0);
+    let calling = Instant::now();
+    while calling.elapsed() < Duration::from_millis(500) {
+        let _ = a.acquire("openai", "acme", None);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let evals = eval_calls(&mut admin).await;
     assert!(evals < 10, "{evals} races in 500 ms: the race spins");
 }
 
+/// Scripts run by the server so far, by text or by digest.
 async fn eval_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
         .await
         .unwrap();
-    stats
-        .lines()
-        .find(|l| l.starts_with("cmdstat_eval:"))
-        .and_then(|l| l.split("calls=").nth(1))
-        .and_then(|s| s.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    ["cmdstat_eval:", "cmdstat_evalsha:"]
+        .iter()
+        .filter_map(|name| {
+            stats
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split("calls=").nth(1))
+                .and_then(|s| s.split(',').next())
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,19 +392,23 @@ async fn a_probe_still_in_flight_when_its_lease_lapses_is_left_to_finish() {
         .unwrap()
         .failure();
     assert!(becomes(&fleet[1], "openai", "acme", State::Open).await);
-    // Race at ~400 ms, lease 2200 ms: lapse at ~2600 ms. The winner's circuit half-opens at
-    // 600; its first call comes at 1000 and takes 1800 ms (under its 2 s probe_timeout).
+    // Nobody calls until 1000 ms: then both do, until one replica's race is decided and its
+    // call is the probe, which takes long (under its 2 s probe_timeout).
     tokio::time::sleep_until((tripped + Duration::from_millis(1000)).into()).await;
+    let start = Instant::now();
     let mut found = None;
-    for (i, r) in fleet.iter().enumerate() {
-        if let Ok(p) = r.acquire("openai", "acme", None) {
-            assert!(p.is_probe());
-            found = Some((i, p));
-            break;
+    while found.is_none() && start.elapsed() < BOUND {
+        for (i, r) in fleet.iter().enumerate() {
+            if let Ok(p) = r.acquire("openai", "acme", None) {
+                assert!(p.is_probe());
+                found = Some((i, p));
+                break;
+            }
         }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (w, probe) = found.expect("one replica won the race and probes");
-    // A third replica wins the race at the lapse.
+    // Another replica takes the lease over (as after a lapse and a new race).
     let mut conn = server.admin().await;
     let _: () = redis::cmd("SET")
         .arg("breaker:v1:checkout:{openai:acme}:probe")
@@ -427,7 +418,9 @@ async fn a_probe_still_in_flight_when_its_lease_lapses_is_left_to_finish() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    tokio::time::sleep_until((tripped + Duration::from_millis(2750)).into()).await;
+    // The winner looks at its claim (its probe in flight: it would keep the lease, but another
+    // holds it now) and again later, with no call: its probe must be left alone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let state = fleet[w].circuit("openai", "acme").state();
     probe.success();
     assert_eq!(

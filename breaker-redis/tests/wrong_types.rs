@@ -197,13 +197,69 @@ async fn a_list_at_one_probe_lease_costs_only_its_circuits_race() {
     assert!(becomes(&b, "openai", "bad", State::Open).await);
     run(&mut admin, &["RPUSH", &bad, "x"]).await;
 
-    // Both race for bad's probe as its period ends, and meet the list.
+    // Both race for bad's probe as its period ends, and meet the list. (Only a replica that
+    // calls a tenant races for its probe: both call it, rejected until the race.)
     assert!(
-        eventually(BOUND, || warned_about(&bad)).await,
+        eventually(BOUND, || {
+            for replica in [&a, &b] {
+                let _ = replica.circuit("openai", "bad").try_acquire();
+            }
+            warned_about(&bad)
+        })
+        .await,
         "no WARN named {bad}"
     );
     a.circuit("openai", "good").try_acquire().unwrap().failure();
     assert!(becomes(&b, "openai", "good", State::Open).await);
+    assert_eq!(a_health.failures(), 0, "a session failed over one key");
+    assert_eq!(b_health.failures(), 0, "a session failed over one key");
+}
+
+/// Races go out in batches (a pipeline of scripts): a list at one lease in the batch is refused
+/// for that circuit alone; the others ending with it are still raced, probed and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_at_one_probe_lease_in_a_batch_costs_only_its_circuits_race() {
+    logs::capture();
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let namespace = "list-in-batch";
+    let bad = key(namespace, "bad", "probe");
+    let mut admin = server.admin().await;
+    let open_for = Duration::from_millis(800);
+    let (a, a_health) = connected(&server.url(), namespace, open_for).await;
+    let (b, b_health) = connected(&server.url(), namespace, open_for).await;
+    let tenants = ["bad", "t1", "t2", "t3"];
+    for tenant in tenants {
+        a.circuit("openai", tenant).try_acquire().unwrap().failure();
+    }
+    for tenant in tenants {
+        assert!(becomes(&b, "openai", tenant, State::Open).await);
+    }
+    run(&mut admin, &["RPUSH", &bad, "x"]).await;
+
+    // Both replicas call every tenant; every probe admitted succeeds.
+    let closed = |tenant: &str| {
+        [&a, &b]
+            .iter()
+            .all(|r| r.circuit("openai", tenant).state() == State::Closed)
+    };
+    assert!(
+        eventually(BOUND, || {
+            for replica in [&a, &b] {
+                for tenant in tenants {
+                    if let Ok(probe) = replica.circuit("openai", tenant).try_acquire() {
+                        probe.success();
+                    }
+                }
+            }
+            warned_about(&bad) && tenants[1..].iter().all(|t| closed(t))
+        })
+        .await,
+        "warned: {}, closed: {:?}",
+        warned_about(&bad),
+        tenants.map(closed)
+    );
     assert_eq!(a_health.failures(), 0, "a session failed over one key");
     assert_eq!(b_health.failures(), 0, "a session failed over one key");
 }

@@ -9,6 +9,11 @@
 //!   replica on its own ("none") and as a fleet.
 //! - **propagation**: one replica trips a tenant; the time until another replica's handle of that
 //!   tenant reads open, spun on from a thread of its own (300 tenants; p50, p90, p99, max).
+//! - **ending together** (issue 18): a provider-wide outage, 10,000 circuits tripped at once on
+//!   one of 8 replicas (open 5 s, one failure trips); once every replica has opened them all,
+//!   every replica calls every tenant until each circuit has closed everywhere, and each probe
+//!   succeeds. Counted: circuits probed more than once (and by how many replicas at most),
+//!   circuits never probed, and the time from the end of the period until the last one closed.
 //!
 //! ```text
 //! cargo bench -p breaker-suite --bench fleet --features redis
@@ -92,6 +97,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+
+    let e = ending_together(&url, ENDING_REPLICAS, ENDING_CIRCUITS).await?;
+    println!(
+        "\nending together: {ENDING_CIRCUITS} circuits on {ENDING_REPLICAS} replicas: {} probed more than once (at most {} probers), {} never, all closed {:.2} s after the period, {} store failures",
+        e.twice,
+        e.most,
+        e.never,
+        e.closed.as_secs_f64(),
+        e.failures
+    );
 
     let delays = propagation(&url).await?;
     println!(
@@ -192,6 +207,100 @@ async fn reach(n: usize, store: Option<(&str, &str)>) -> Result<Reach, Box<dyn s
         probes: probes.len() as u64,
         rounds: rounds.len(),
         max_round: rounds.iter().copied().max().unwrap_or(0),
+    })
+}
+
+const ENDING_REPLICAS: usize = 8;
+const ENDING_CIRCUITS: usize = 10_000;
+const ENDING_OPEN_FOR: Duration = Duration::from_secs(5);
+
+struct Ending {
+    twice: usize,
+    most: usize,
+    never: usize,
+    closed: Duration,
+    /// Store operations that failed (a timeout ends the session: the replica reconnects).
+    failures: u64,
+}
+
+/// `circuits` tripped together on the first of `n` replicas; probers per circuit.
+async fn ending_together(
+    url: &str,
+    n: usize,
+    circuits: usize,
+) -> Result<Ending, Box<dyn std::error::Error>> {
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(ENDING_OPEN_FOR)
+        .build()?;
+    let mut replicas = Vec::new();
+    let mut healths = Vec::new();
+    for _ in 0..n {
+        let fleet = RedisFleet::builder(url)
+            .namespace("ending")
+            .queue_capacity(2 * circuits)
+            .build()
+            .await?;
+        let health = fleet.health();
+        healths.push(health.clone());
+        replicas.push(
+            Registry::builder()
+                .default_config(config.clone())
+                .fleet(fleet)
+                .build(),
+        );
+        let start = Instant::now();
+        while !health.is_connected() {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err("a replica did not connect".into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let tenants: Vec<String> = (0..circuits).map(|j| format!("t{j}")).collect();
+    let tripped = Instant::now();
+    for t in &tenants {
+        replicas[0].acquire(PROVIDER, t, None)?.failure();
+    }
+    for r in &replicas {
+        // Open as stored: a period that ended before the check still counts.
+        while !tenants
+            .iter()
+            .all(|t| r.circuit(PROVIDER, t).retry_after().is_some())
+        {
+            if tripped.elapsed() > ENDING_OPEN_FOR {
+                return Err("the openings did not reach every replica within the period".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut probers = vec![0usize; circuits];
+    loop {
+        let mut open = 0;
+        for r in &replicas {
+            for (j, t) in tenants.iter().enumerate() {
+                match r.acquire(PROVIDER, t, None) {
+                    Ok(permit) => {
+                        if permit.is_probe() {
+                            probers[j] += 1;
+                        }
+                        permit.success();
+                    }
+                    Err(_) => open += 1,
+                }
+            }
+        }
+        if open == 0 || tripped.elapsed() > ENDING_OPEN_FOR + Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(Ending {
+        twice: probers.iter().filter(|p| **p > 1).count(),
+        most: probers.iter().copied().max().unwrap_or(0),
+        never: probers.iter().filter(|p| **p == 0).count(),
+        closed: tripped.elapsed().saturating_sub(ENDING_OPEN_FOR),
+        failures: healths.iter().map(|h| h.failures()).sum(),
     })
 }
 

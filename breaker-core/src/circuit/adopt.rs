@@ -14,6 +14,16 @@ impl Circuit {
         self.inner.adopt_open(left_us, level);
     }
 
+    /// See `Inner::adopt_hold`.
+    pub(crate) fn adopt_hold(&self, left_us: u64, level: u32) {
+        self.inner.adopt_hold(left_us, level);
+    }
+
+    /// Calls rejected since the circuit was created (for a fleet: does this replica call it?).
+    pub(crate) fn rejected(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+
     /// See `Inner::adopt_close`.
     pub(crate) fn adopt_close(&self) {
         self.inner.adopt_close();
@@ -68,6 +78,21 @@ impl Inner {
                     }
                     return self.emit_transition(s, open, Reason::Fleet, Some(micros(left_us)));
                 }
+                Err(actual) => s = actual,
+            }
+        }
+    }
+
+    /// Makes an open circuit at `level` end its period `left_us` from now, sooner or later than
+    /// it would (a fleet holding it open while it decides which replica probes, then letting the
+    /// chosen one's go); any other state or level stays: a hold never opens a circuit, and never
+    /// takes a probe in flight or a newer opening away.
+    pub(crate) fn adopt_hold(&self, left_us: u64, level: u32) {
+        let deadline = self.now_us().saturating_add(left_us);
+        let mut s = self.state.load(Ordering::Acquire);
+        while state::tag(s) == state::OPEN && state::level(s) == level.min(MAX_LEVEL) {
+            match self.cas(s, state::open(s, state::level(s), deadline)) {
+                Ok(()) => return,
                 Err(actual) => s = actual,
             }
         }
