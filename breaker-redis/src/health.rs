@@ -149,6 +149,25 @@ impl FleetHealth {
     }
 }
 
+/// With feature `serde`: the snapshot `Debug` shows, for an admin endpoint beside the registry's
+/// ([`Registry::snapshot`](breaker_core::Registry::snapshot)):
+/// `{"connected":true,"can_publish":true,"dropped":0,"published":3,"applied":5,"failures":0,"unannounced":0}`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for FleetHealth {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("FleetHealth", 7)?;
+        s.serialize_field("connected", &self.is_connected())?;
+        s.serialize_field("can_publish", &self.can_publish())?;
+        s.serialize_field("dropped", &self.dropped())?;
+        s.serialize_field("published", &self.published())?;
+        s.serialize_field("applied", &self.applied())?;
+        s.serialize_field("failures", &self.failures())?;
+        s.serialize_field("unannounced", &self.unannounced())?;
+        s.end()
+    }
+}
+
 impl fmt::Debug for FleetHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FleetHealth")
@@ -160,5 +179,31 @@ impl fmt::Debug for FleetHealth {
             .field("failures", &self.failures())
             .field("unannounced", &self.unannounced())
             .finish()
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    /// `FleetHealth` was not `Serialize` (issue 25): an admin endpoint serving the registry's
+    /// snapshot had to copy it field by field.
+    #[test]
+    fn health_serializes_as_the_snapshot_debug_shows() {
+        let counter = |n| AtomicU64::new(n);
+        let health = FleetHealth(Arc::new(Health {
+            connected: AtomicBool::new(true),
+            publishing: AtomicBool::new(true),
+            unannounced: counter(1),
+            dropped: counter(2),
+            published: counter(3),
+            applied: counter(4),
+            failures: counter(5),
+            namespace: "checkout".into(),
+        }));
+        assert_eq!(
+            serde_json::to_string(&health).unwrap(),
+            r#"{"connected":true,"can_publish":true,"dropped":2,"published":3,"applied":4,"failures":5,"unannounced":1}"#
+        );
     }
 }
