@@ -167,13 +167,19 @@ fn transitions_allocate_and_leak_nothing() {
     let leaked = LIVE_BYTES.load(Relaxed) - live;
 
     eprintln!("{transitions} transitions, {allocations} allocations, {leaked} bytes kept");
+    // A floor that says the loop did its work, not a count to meet exactly: the two threads race
+    // for the same circuits' probes, so how many of their attempts move a circuit depends on the
+    // scheduling. The count is about 200,000 (200,026 to 200,544 in three runs here), and the
+    // previous floor was that very number: 199,550 failed a CI run on a busy host. What this
+    // test asserts is below: no allocation, no leak.
     assert!(
         transitions
             >= if stress {
                 10_000_000
             } else {
-                200_000 / u64::from(scale())
-            }
+                150_000 / u64::from(scale())
+            },
+        "{transitions} transitions"
     );
     assert_eq!(
         allocations, 0,
