@@ -53,6 +53,23 @@ async fn restart(server: RedisServer, healths: &[FleetHealth]) -> RedisServer {
     server
 }
 
+/// Lets every probe in `probes` succeed, asserts that at most two replicas probed (one extra
+/// probe at most, as the README promises), and waits for every replica to close.
+async fn succeed_and_close(fleet: &[Registry], probes: Vec<(usize, Permit)>, when: &str) {
+    let probers: Vec<usize> = probes.iter().map(|(i, _)| *i).collect();
+    for (_, permit) in probes {
+        permit.success();
+    }
+    assert!(
+        probers.len() <= 2,
+        "{} of {REPLICAS} replicas probed {when}: {probers:?}",
+        probers.len()
+    );
+    for r in fleet {
+        assert!(becomes(r, "openai", "acme", State::Closed).await);
+    }
+}
+
 /// Calls every replica but those in `probes` until `window` after the first probe (or, with
 /// some in `probes` already, for `window`), keeping each probe admitted, unfinished, in
 /// `probes`: a replica that probes on its own is seen, not overtaken by another's outcome.
@@ -105,19 +122,8 @@ async fn an_empty_store_restart_costs_at_most_one_extra_probe() {
     // Traffic on every replica once the period ends, for 2 s after the first probe.
     let mut probes = Vec::new();
     collect_probes(&fleet, &mut probes, Duration::from_secs(2)).await;
-    let probers: Vec<usize> = probes.iter().map(|(i, _)| *i).collect();
-    for (_, permit) in probes {
-        permit.success();
-    }
-    assert!(
-        probers.len() <= 2,
-        "{} of {REPLICAS} replicas probed after the restart: {probers:?}",
-        probers.len()
-    );
     // The probe's success still closes every replica, through the restarted store.
-    for r in &fleet {
-        assert!(becomes(r, "openai", "acme", State::Closed).await);
-    }
+    succeed_and_close(&fleet, probes, "after the restart").await;
     drop(server);
 }
 
@@ -157,17 +163,6 @@ async fn a_restart_during_a_probe_lets_one_more_replica_probe_at_most() {
     // The others race again as the lease lapses: the opening written back gives them something
     // to race for, so one more probes at most, not each of them.
     collect_probes(&fleet, &mut probes, Duration::from_secs(6)).await;
-    let probers: Vec<usize> = probes.iter().map(|(i, _)| *i).collect();
-    for (_, permit) in probes {
-        permit.success();
-    }
-    assert!(
-        probers.len() <= 2,
-        "{} of {REPLICAS} replicas probed: {probers:?}",
-        probers.len()
-    );
-    for r in &fleet {
-        assert!(becomes(r, "openai", "acme", State::Closed).await);
-    }
+    succeed_and_close(&fleet, probes, "during the probe").await;
     drop(server);
 }
