@@ -1,5 +1,5 @@
-// The breaker dashboard. Every name from the server is put in the page with textContent (never
-// innerHTML), so a tenant named like markup is shown as text.
+// The breaker dashboard. Every name from the server is put in the page with textContent, never
+// parsed as HTML, so a tenant named like markup is shown as text.
 (function () {
   'use strict';
 
