@@ -284,6 +284,7 @@
       var hello = JSON.parse(e.data);
       view.live = hello.live;
       view.connected = true;
+      document.body.dataset.live = hello.live ? '1' : '0';
       if (!hello.live) source.close();
       renderStatus();
       refresh();
@@ -295,7 +296,11 @@
       view.dropped += JSON.parse(e.data).dropped;
       soon();
     });
-    source.onerror = function () { view.connected = false; renderStatus(); };
+    source.onerror = function () {
+      view.connected = false;
+      document.body.dataset.live = '0';
+      renderStatus();
+    };
   }
 
   var searchTimer = null;

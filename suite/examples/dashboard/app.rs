@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use breaker::dashboard::{Dashboard, Feed};
-use breaker::{Config, Registry};
+use breaker::{Config, Registry, Window};
 use tokio::net::TcpListener;
 
 /// The providers of the demo.
@@ -29,8 +29,11 @@ impl Demo {
     /// `tenants` tenants per provider (plus the two named like markup), all closed.
     pub fn new(tenants: usize) -> Demo {
         let feed = Feed::new();
+        // Trips on 3 failures in a row, or on half of the last 20 calls failing (the page shows
+        // the rate); open for 10 s, doubling on each failed probe.
         let config = Config::builder()
             .consecutive_failures(3)
+            .failure_rate(0.5, Window::Calls(20))
             .open_for(Duration::from_secs(10))
             .build()
             .expect("a valid config");
