@@ -14,7 +14,7 @@
 //! | `GET /actions` | whether operator actions are on, and the last 100 that were asked |
 //! | `POST /circuits/{provider}/{tenant}/{action}` | `force_open`, `reset`, `disable`, `metrics_only`: 403 unless the [`actions`](Dashboard::actions) hook allows it |
 //!
-//! The dashboard reads the registry through its public API only: [`Registry::for_each`] and
+//! The dashboard reads the registry through its public API only: [`Registry::for_each`](crate::Registry::for_each) and
 //! circuit handles for the lists, the listener of a [`Feed`] for transitions (the backoff level
 //! and the reason of a circuit's last transition come from there: they are shown for circuits
 //! that moved since the feed was registered).

@@ -13,7 +13,10 @@ use breaker_core::Registry;
 ///
 /// ```
 /// use std::sync::{Arc, LazyLock};
+/// # #[cfg(feature = "tower")]
 /// use breaker::tower::RegistryRef;
+/// # #[cfg(not(feature = "tower"))]
+/// # use breaker::dashboard::RegistryRef;
 /// use breaker::Registry;
 ///
 /// static GATEWAY: LazyLock<Registry> = LazyLock::new(Registry::default);

@@ -48,6 +48,11 @@
     return Math.round(s / 3600) + ' h ago';
   }
 
+  // A transition that another replica's circuit made, applied here through the fleet.
+  function reasonText(reason) {
+    return reason === 'fleet' ? 'fleet (another replica)' : reason;
+  }
+
   function probeText(entry) {
     var r = entry.row.retry_after_ms;
     if (r === null || r === undefined) return entry.row.state === 'half_open' ? 'probing' : '';
@@ -86,8 +91,8 @@
   function timeline(steps) {
     var td = el('td', 'timeline');
     (steps || []).slice(-5).forEach(function (s) {
-      var chip = el('span', 'step ' + s.to, s.to + ' · ' + s.reason);
-      chip.title = s.from + ' → ' + s.to + ' (' + s.reason + ') ' + ago(s.at_ms) +
+      var chip = el('span', 'step ' + s.to, s.to + ' · ' + reasonText(s.reason));
+      chip.title = s.from + ' → ' + s.to + ' (' + reasonText(s.reason) + ') ' + ago(s.at_ms) +
         (s.open_for_ms ? ', open for ' + (s.open_for_ms / 1000) + ' s' : '');
       td.appendChild(chip);
     });
@@ -118,7 +123,7 @@
     tr.appendChild(entry.probe);
     tr.appendChild(el('td', 'num', row.level === null || row.level === undefined ? '' : row.level));
     var last = row.timeline && row.timeline.length ? row.timeline[row.timeline.length - 1] : null;
-    tr.appendChild(el('td', 'reason', last ? last.reason + ' (' + ago(last.at_ms) + ')' : ''));
+    tr.appendChild(el('td', 'reason', last ? reasonText(last.reason) + ' (' + ago(last.at_ms) + ')' : ''));
     tr.appendChild(timeline(row.timeline));
     if (view.actions) {
       var td = el('td', 'actions');

@@ -259,7 +259,7 @@ async fn the_hook_decides_and_every_action_is_logged() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("expected one of"));
 
-    let asked = asked.lock().unwrap();
+    let asked = asked.lock().unwrap().clone();
     assert_eq!(
         asked.len(),
         5,
@@ -431,4 +431,25 @@ async fn a_subscriber_that_stops_reading_loses_the_oldest_and_holds_no_more() {
     assert_eq!(transition["tenant"], "</script><b>");
     assert_eq!(transition["to"], "open");
     assert_eq!(transition["open_for_ms"], 30_000);
+}
+
+/// With a fleet attached, `/fleet` gives its store's health: here a store nobody listens on, so a
+/// degraded fleet (it keeps retrying in the background).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_fleet_panel_shows_the_stores_health() {
+    let fleet = breaker::fleet::RedisFleet::builder("redis://127.0.0.1:1/")
+        .build()
+        .await
+        .unwrap();
+    let health = fleet.health();
+    let r = Arc::new(Registry::builder().fleet(fleet).build());
+    let router = Dashboard::new(r.clone()).fleet(health).router();
+    let summary = get_json(&router, "/providers").await;
+    assert_eq!(summary["fleet"], true);
+    let fleet = get_json(&router, "/fleet").await;
+    assert_eq!(fleet["attached"], true);
+    assert_eq!(fleet["connected"], false);
+    let without = breaker::dashboard::router(r);
+    assert_eq!(get_json(&without, "/fleet").await["attached"], false);
 }
