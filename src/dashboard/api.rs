@@ -50,12 +50,17 @@ pub(crate) struct ProviderCounts {
 pub(crate) fn counts(registry: &Registry) -> Vec<ProviderCounts> {
     let mut by_provider: BTreeMap<String, ProviderCounts> = BTreeMap::new();
     registry.for_each(|c| {
-        let p = by_provider
-            .entry(c.provider().to_owned())
-            .or_insert_with(|| ProviderCounts {
+        // Looked up by `&str`: a provider's name is allocated once, not once per circuit.
+        if !by_provider.contains_key(c.provider()) {
+            let counts = ProviderCounts {
                 provider: c.provider().to_owned(),
                 ..ProviderCounts::default()
-            });
+            };
+            by_provider.insert(c.provider().to_owned(), counts);
+        }
+        let Some(p) = by_provider.get_mut(c.provider()) else {
+            return;
+        };
         p.total += 1;
         *match c.state() {
             State::Closed => &mut p.closed,

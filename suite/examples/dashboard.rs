@@ -2,7 +2,7 @@
 //! failing for every third tenant during 30 s of every minute, `openai` failing 2% of calls.
 //! Open the printed URL: the open tenants come first, turn half-open after 10 s, and close or
 //! reopen as their probes go. Pass `--actions` to turn on the operator buttons (for anyone who
-//! reaches the loopback port: a demo).
+//! reaches the loopback port: a demo). `BREAKER_DEMO_TENANTS=100000` tries the page at scale.
 //!
 //! ```text
 //! cargo run -p breaker-suite --example dashboard --features dashboard [-- --actions]
@@ -13,12 +13,14 @@
 #[path = "dashboard/app.rs"]
 mod app;
 
-const TENANTS: usize = 2_000;
-
 #[tokio::main]
 async fn main() {
     let actions = std::env::args().any(|a| a == "--actions");
-    let demo = app::Demo::new(TENANTS);
+    let tenants = std::env::var("BREAKER_DEMO_TENANTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let demo = app::Demo::new(tenants);
     let url = app::serve(demo.router(actions)).await;
     println!("dashboard: {url}");
     println!("JSON API:  {url}/circuits?state=open   events: {url}/events");
@@ -30,5 +32,5 @@ async fn main() {
             "off (read-only; pass --actions)"
         }
     );
-    demo.simulate(TENANTS).await;
+    demo.simulate(tenants).await;
 }
