@@ -130,7 +130,7 @@ pub(crate) struct Row {
     times_opened: u32,
     /// Time left until a probe may pass, when open.
     retry_after_ms: Option<u64>,
-    /// The backoff level of its last opening, when the feed saw it.
+    /// While open or half-open: the backoff level of its opening, when the feed saw it.
     level: Option<u32>,
     /// Its last transitions the feed saw, oldest first (empty without a feed).
     timeline: Vec<Step>,
@@ -187,10 +187,11 @@ pub(crate) fn page(app: &App, filter: &Filter) -> Result<Page, String> {
         .map(|(_, c)| {
             let m = c.metrics();
             let timeline = feed.map_or_else(Vec::new, |f| f.0.timeline(c.provider(), c.tenant()));
-            let level = timeline
-                .iter()
-                .rev()
-                .find(|s| s.to == "open")
+            // The level of the opening this stay in open or half-open began with; a closed
+            // circuit has none (its next trip starts over).
+            let level = matches!(m.state, State::Open | State::HalfOpen)
+                .then(|| timeline.iter().rev().find(|s| s.to == "open"))
+                .flatten()
                 .map(|s| s.level);
             Row {
                 provider: c.provider().to_owned(),
