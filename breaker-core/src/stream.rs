@@ -11,7 +11,7 @@
 //! | yields an `Err` item | that error's classification, at once; later items pass unrecorded |
 //! | is dropped before its first item | the config's `on_abandoned` (default failure: the provider hung) |
 //! | is dropped after its first item, before its end | the config's `on_cancel` (default ignored: the client went away) |
-//! | waits longer than `first_item_timeout` for its first item, or `idle_timeout` between two | a failure, when the late item (or end) arrives or when the stream is dropped, whichever is first |
+//! | waits longer than `first_item_timeout` for its first item, or `idle_timeout` between two | a failure, when the late item (or end) arrives or when the stream is dropped, whichever is first (a wait may run past its limit by one tick of the coarse system clock, a few ms, before it counts: a clock read per item would cost more than the rest of the guard) |
 //! | panics (its `poll_next`), or is dropped while a thread unwinds | `on_abandoned`, as a dropped permit |
 //!
 //! The stream itself is never altered: the same items in the same order, the same `size_hint`;
