@@ -57,11 +57,13 @@ mod builder;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod error;
+mod evidence;
 mod fleet;
 mod health;
 mod keys;
 mod known;
 mod pending;
+mod pool;
 mod probes;
 mod race;
 mod receive;
