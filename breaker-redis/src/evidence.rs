@@ -176,10 +176,9 @@ impl Tally {
                 return false;
             }
             if entry.opened.is_some_and(|o| o != metrics.times_opened) {
-                // It tripped and closed again since: what came before is no evidence.
-                entry.since = now;
-                entry.success = false;
-                entry.reported = None;
+                // It tripped and closed again since: what came before is no evidence (the
+                // store's went with the incident), and its next failure starts anew.
+                return false;
             }
             entry.opened = Some(metrics.times_opened);
             if metrics.consecutive_failures < entry.streak {
@@ -187,6 +186,11 @@ impl Tally {
             }
             if metrics.consecutive_failures <= entry.streak {
                 entry.streak = metrics.consecutive_failures;
+            }
+            if trips_alone(&metrics, &config) {
+                // This replica trips on its own evidence (its circuit opens as this is read):
+                // the opening is shared as every opening is, not pooled as well.
+                return true;
             }
             let window = config
                 .failure_rate()
@@ -212,6 +216,16 @@ impl Tally {
         });
         due
     }
+}
+
+/// Whether a circuit's own counters reach its config's thresholds.
+fn trips_alone(metrics: &Metrics, config: &Config) -> bool {
+    config
+        .consecutive_failures()
+        .is_some_and(|n| metrics.consecutive_failures >= n)
+        || config.failure_rate().is_some_and(|rate| {
+            metrics.calls_in_window >= config.minimum_calls() && metrics.failure_rate >= rate
+        })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use redis::{ServerErrorKind, Value};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use crate::access;
 use crate::evidence::{Failed, Report, Tally, EVIDENCE_TTL};
 use crate::scripts::EVIDENCE;
 use crate::store::Conn;
@@ -64,7 +65,12 @@ impl Task {
             ))
         });
         for chunk in reports.chunks(CHUNK) {
-            self.report(conn, link, chunk).await?;
+            match self.report(conn, link, chunk).await {
+                // A user refused what the script writes (or announces) is no store failure:
+                // reported as every refused write is, and the session goes on.
+                Err(End::Refused(error)) => access::refused(&self.health, &error),
+                reported => reported?,
+            }
         }
         Ok(())
     }

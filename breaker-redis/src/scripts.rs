@@ -399,6 +399,10 @@ if ended then
   end
 end
 local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 and streak == 0 and fails == 0 then
+  -- Nothing pooled, and nothing to pool: no key for a success alone.
+  return 2
+end
 local h = {}
 for i = 1, #fields, 2 do
   h[fields[i]] = fields[i + 1]
