@@ -116,7 +116,12 @@ impl Task {
                     .arg(self.opening(0, open_ms + margin_ms))
                     .arg(self.layout.channel())
                     .arg(self.message("open", provider, tenant))
-                    .arg(ttl_ms);
+                    .arg(ttl_ms)
+                    .arg(self.trip_message(
+                        provider,
+                        tenant,
+                        &self.opening(0, open_ms + margin_ms),
+                    ));
                 pipe.add_command(cmd);
             }
             pipe

@@ -347,7 +347,8 @@ pub(crate) static EVIDENCE: Script = Script::new(EVIDENCE_SCRIPT);
 /// failure rate threshold (0: none), 8 minimum calls, 9 how long a report's window counts (ms
 /// of store time: a time window's length, else the evidence TTL), 10 quorum, 11 ms since the
 /// first failure this report counts, 12 open period (ms), 13 margin (ms), 14 the opening's
-/// value, 15 channel, 16 message, 17 the evidence TTL (ms).
+/// value, 15 channel, 16 message, 17 the evidence TTL (ms), 18 the trip's message (which
+/// carries the opening's value, so that replicas apply it without reading the key back).
 ///
 /// One field per replica and gauge (`s:` streak, `c:` calls, `f:` failures, `t:` when it was
 /// reported, in store time, never a replica's clock), and baselines (`b:`, `bc:`, `bf:`): how
@@ -463,6 +464,7 @@ if not tripped then
 end
 redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('SET', KEYS[2], ARGV[14], 'PX', tonumber(ARGV[12]) + tonumber(ARGV[13]))
+redis.call('PUBLISH', ARGV[15], ARGV[18])
 redis.call('PUBLISH', ARGV[15], ARGV[16])
 return 1
 "

@@ -764,6 +764,13 @@ impl Task {
         format!("{level}:{}:{}:{ttl_ms}", millis(self.margin), self.replica)
     }
 
+    /// The announcement of a trip of pooled evidence: an `open` one with the opening's value
+    /// (`value` holds no space), which replicas that know trips apply without a read, and
+    /// others ignore (six words: no announcement of theirs).
+    pub(crate) fn trip_message(&self, provider: &str, tenant: &str, value: &str) -> String {
+        format!("{} {value}", self.message("trip", provider, tenant))
+    }
+
     pub(crate) fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
         format!(
             "{VERSION} {op} {} {} {}",

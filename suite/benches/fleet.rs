@@ -110,7 +110,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, n, every, config) in [
         ("3 replicas, 5 in a row, 2 ms", 3, EVERY, config()?),
         ("8 replicas, 5 in a row, 2 ms", 8, EVERY, config()?),
-        ("thin: 8 x 200 ms, rate 0.5/20", 8, THIN_EVERY, thin_config()?),
+        (
+            "thin: 8 x 200 ms, rate 0.5/20",
+            8,
+            THIN_EVERY,
+            thin_config()?,
+        ),
     ] {
         for mode in [Mode::Alone, Mode::Openings, Mode::Pooled] {
             let ns = format!("first-{n}-{}-{mode:?}", every.as_millis());
@@ -265,7 +270,12 @@ fn command_calls(url: &str) -> Result<Vec<(String, u64)>, Box<dyn std::error::Er
         .lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let n = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            let n = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
             Some((name.to_owned(), n))
         })
         .collect())
