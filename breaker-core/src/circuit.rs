@@ -24,6 +24,7 @@ use crate::error::CircuitOpen;
 use crate::event::Reason;
 use crate::name::Name;
 use crate::state::{self, State};
+use crate::stripe::Counter;
 use crate::sync::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::table::epoch::Guard;
 use crate::table::shared::{Counted, Shared};
@@ -91,7 +92,7 @@ impl Circuit {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
-                rejected: AtomicU64::new(0),
+                rejected: Counter::new(),
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
@@ -196,7 +197,7 @@ impl Circuit {
             failures_in_window: totals.failures,
             slow_in_window: totals.slow,
             consecutive_failures: inner.consecutive.load(Ordering::Relaxed),
-            rejected: inner.rejected.load(Ordering::Relaxed),
+            rejected: inner.rejected.sum(),
             times_opened: inner.times_opened.load(Ordering::Relaxed),
             retry_after: self.retry_after(),
         }

@@ -181,6 +181,13 @@ impl Timebase {
                 return Some(deadline_us - now);
             }
         }
+        self.until_precise(deadline_us)
+    }
+
+    /// [`until`](Self::until) on the precise clock: out of line, so that the coarse answer, an
+    /// open circuit's every rejection, saves no registers for a clock read it does not make.
+    #[inline(never)]
+    fn until_precise(&self, deadline_us: u64) -> Option<u64> {
         let now = self.now_us();
         (now < deadline_us).then(|| deadline_us - now)
     }
@@ -231,10 +238,21 @@ impl Coarse {
         })
     }
 
+    /// Branch-free around the call: `new` checked that the clock reads, and a reading that
+    /// failed anyway leaves the zeroed timespec, the origin (as the checked version answered).
     #[inline]
     fn now_us(&self) -> u64 {
-        read_ns(libc::CLOCK_MONOTONIC_COARSE)
-            .map_or(0, |ns| ns.saturating_sub(self.origin_ns) / 1000)
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // A monotonic clock's fields are never negative; the casts cannot lose a reading.
+        let ns = (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64);
+        ns.saturating_sub(self.origin_ns) / 1000
     }
 }
 

@@ -181,13 +181,17 @@ fn transitions_allocate_and_leak_nothing() {
             },
         "{transitions} transitions"
     );
-    assert_eq!(
-        allocations, 0,
+    // Issue 22: the first time two threads reject on one circuit at once, its rejection counter
+    // makes its per-core stripes (at most 16 lines of 128 bytes), once for the circuit's life;
+    // they are freed with it (each thread racing to make them allocates, the losers free
+    // theirs at once). Nothing else may allocate or stay.
+    assert!(
+        allocations <= circuits.len() * 2,
         "{allocations} allocations over {transitions} transitions"
     );
-    assert_eq!(
-        leaked, 0,
-        "bytes still live after {transitions} transitions"
+    assert!(
+        leaked <= allocations as isize * 2048,
+        "{leaked} bytes still live after {transitions} transitions ({allocations} stripes)"
     );
 
     if let (Some(before), Some(after)) = (rss_before, resident_bytes()) {
