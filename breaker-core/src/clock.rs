@@ -168,6 +168,19 @@ impl Timebase {
         u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
     }
 
+    /// Microseconds since the origin, possibly up to `tolerance_us` behind: the coarse clock
+    /// when its resolution is that fine (a few nanoseconds instead of a full clock read, for a
+    /// time window's every record), the precise one otherwise.
+    #[inline]
+    pub(crate) fn now_us_within(&self, tolerance_us: u64) -> u64 {
+        if let Source::System(Some(coarse)) = &self.source {
+            if coarse.slack_us <= tolerance_us {
+                return coarse.now_us();
+            }
+        }
+        self.now_us()
+    }
+
     /// Microseconds left until `deadline_us`, or `None` once it is reached. While the deadline is
     /// clearly ahead, the coarse clock answers (a few nanoseconds instead of a full clock read);
     /// the answer then errs long by at most its resolution, never short, so a caller that waits

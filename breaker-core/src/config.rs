@@ -24,7 +24,10 @@ pub enum Window {
     /// oldest one).
     Calls(u32),
     /// The outcomes of the last `d` (time-based). Kept in a fixed ring of buckets, never one
-    /// record per call, so memory is bounded whatever the call rate.
+    /// record per call, so memory is bounded whatever the call rate. Once threads record into
+    /// one window at the same moment, it keeps a ring per core (up to 16 of 384 bytes, made
+    /// once for the circuit's life) so that cores never write the same cache line; its totals
+    /// are the same sums, checked after every failure or slow call and every few successes.
     Time(Duration),
 }
 

@@ -2,33 +2,13 @@
 //! bounded in memory: the count window keeps one byte per slot, the time window a fixed ring of
 //! buckets whatever the call rate.
 
+mod time;
+mod totals;
+
+use self::time::TimeWindow;
+pub(crate) use self::totals::Totals;
 use crate::config::Window;
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
-
-/// Totals over the window at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Totals {
-    pub calls: u32,
-    pub failures: u32,
-    pub slow: u32,
-}
-
-impl Totals {
-    pub(crate) fn failure_rate(&self) -> f64 {
-        ratio(self.failures, self.calls)
-    }
-    pub(crate) fn slow_rate(&self) -> f64 {
-        ratio(self.slow, self.calls)
-    }
-}
-
-fn ratio(part: u32, whole: u32) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part.min(whole)) as f64 / whole as f64
-    }
-}
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 /// The window of one circuit.
 // The circuit keeps its recorder boxed already, so the variants' size difference costs nothing;
@@ -51,19 +31,31 @@ impl Recorder {
         }
     }
 
-    /// Whether the window needs the clock on every record.
-    pub(crate) fn is_timed(&self) -> bool {
-        matches!(self, Recorder::Time(_))
+    /// How stale the clock reading given to [`record`](Self::record) may be (`None`: the
+    /// window reads no clock), so that the caller may pass a coarse one.
+    pub(crate) fn tolerance_us(&self) -> Option<u64> {
+        match self {
+            Recorder::Count(_) => None,
+            Recorder::Time(w) => Some(w.tolerance_us()),
+        }
     }
 
+    /// Records one outcome. Returns whether the caller should check the rates now: always,
+    /// except in a striped time window (see `window/time.rs`).
     #[inline]
-    pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) {
+    pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
         match self {
-            Recorder::Count(w) => w.record(failure, slow),
+            Recorder::Count(w) => {
+                w.record(failure, slow);
+                true
+            }
             Recorder::Time(w) => w.record(failure, slow, now_us),
         }
     }
 
+    /// Inlined, so that the count window's few loads stay in the caller; the time window's sum
+    /// is a call of its own.
+    #[inline]
     pub(crate) fn totals(&self, now_us: u64) -> Totals {
         match self {
             Recorder::Count(w) => w.totals(),
@@ -272,104 +264,6 @@ impl CountWindow {
             if delta != 0 {
                 self.counts.fetch_sub(delta, Ordering::AcqRel);
             }
-        }
-    }
-}
-
-/// Number of buckets of a time window: the window slides in steps of 1/16 of its length.
-pub(crate) const BUCKETS: usize = 16;
-
-#[derive(Debug)]
-struct Bucket {
-    /// `epoch + 1` of the bucket's current interval; 0 when never used.
-    epoch: AtomicU64,
-    calls: AtomicU32,
-    failures: AtomicU32,
-    slow: AtomicU32,
-}
-
-/// The outcomes of the last `len` microseconds, in [`BUCKETS`] buckets of `len / BUCKETS`.
-///
-/// A bucket is recycled by the first record of a new interval that maps to it (a CAS on its
-/// epoch). A record racing that recycle, in the same microsecond the interval turns, may be lost:
-/// the window is approximate at bucket edges, never unbounded and never stuck.
-#[derive(Debug)]
-pub(crate) struct TimeWindow {
-    width_us: u64,
-    buckets: [Bucket; BUCKETS],
-}
-
-impl TimeWindow {
-    fn new(len_us: u64) -> Self {
-        TimeWindow {
-            width_us: (len_us / BUCKETS as u64).max(1),
-            buckets: std::array::from_fn(|_| Bucket {
-                epoch: AtomicU64::new(0),
-                calls: AtomicU32::new(0),
-                failures: AtomicU32::new(0),
-                slow: AtomicU32::new(0),
-            }),
-        }
-    }
-
-    fn record(&self, failure: bool, slow: bool, now_us: u64) {
-        let tag = now_us / self.width_us + 1;
-        let b = &self.buckets[(tag % BUCKETS as u64) as usize];
-        let mut seen = b.epoch.load(Ordering::Acquire);
-        while seen < tag {
-            match b
-                .epoch
-                .compare_exchange_weak(seen, tag, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    b.calls.store(0, Ordering::Release);
-                    b.failures.store(0, Ordering::Release);
-                    b.slow.store(0, Ordering::Release);
-                    seen = tag;
-                }
-                Err(actual) => seen = actual,
-            }
-        }
-        if seen != tag {
-            // A whole ring newer than this record's time: it fell out of the window already.
-            return;
-        }
-        b.calls.fetch_add(1, Ordering::AcqRel);
-        if failure {
-            b.failures.fetch_add(1, Ordering::AcqRel);
-        }
-        if slow {
-            b.slow.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    fn totals(&self, now_us: u64) -> Totals {
-        let newest = now_us / self.width_us + 1;
-        let oldest = newest.saturating_sub(BUCKETS as u64 - 1);
-        let mut t = Totals::default();
-        for b in &self.buckets {
-            let e = b.epoch.load(Ordering::Acquire);
-            if e >= oldest && e <= newest && e != 0 {
-                t.calls = t.calls.saturating_add(b.calls.load(Ordering::Acquire));
-                t.failures = t
-                    .failures
-                    .saturating_add(b.failures.load(Ordering::Acquire));
-                t.slow = t.slow.saturating_add(b.slow.load(Ordering::Acquire));
-            }
-        }
-        // A record racing a bucket's recycle can land its failure after the recycle zeroed the
-        // bucket's calls but not its own: never report more failures (or slow calls) than calls.
-        t.failures = t.failures.min(t.calls);
-        t.slow = t.slow.min(t.calls);
-        t
-    }
-
-    fn clear(&self) {
-        for b in &self.buckets {
-            b.epoch.store(0, Ordering::Release);
-            b.calls.store(0, Ordering::Release);
-            b.failures.store(0, Ordering::Release);
-            b.slow.store(0, Ordering::Release);
         }
     }
 }
