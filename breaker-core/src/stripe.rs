@@ -109,6 +109,10 @@ pub(crate) struct Counter {
 
 impl Counter {
     pub(crate) fn new() -> Counter {
+        // Fixes the stripe count now, off every measured path: the first reading of the
+        // available parallelism may allocate (it reads cgroup files), which the first
+        // contended count must not.
+        stripes();
         Counter {
             word: AtomicU64::new(0),
         }

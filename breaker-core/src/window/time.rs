@@ -119,6 +119,8 @@ pub(crate) struct TimeWindow {
 
 impl TimeWindow {
     pub(crate) fn new(len_us: u64) -> Self {
+        // As `stripe::Counter::new`: the stripe count is fixed before any record needs it.
+        stripe::stripes();
         TimeWindow {
             width_us: (len_us / BUCKETS as u64).max(1),
             ring: Ring::new(),
