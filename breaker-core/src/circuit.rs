@@ -87,6 +87,7 @@ impl Circuit {
         let current = policy.current();
         let window = current.window_spec();
         let timed = current.slow_us.is_some();
+        let minimum_calls = current.config.minimum_calls;
         Circuit {
             inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
@@ -103,7 +104,7 @@ impl Circuit {
                 )),
                 half_stays: AtomicU16::new(0),
                 head: policy,
-                window: WindowSlot::new(window),
+                window: WindowSlot::new(window, minimum_calls),
                 tenant: Name::new(tenant),
             }),
         }

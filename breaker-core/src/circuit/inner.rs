@@ -87,7 +87,7 @@ impl Inner {
             self.consecutive.store(0, Ordering::Relaxed);
         }
         let window = policy.window_spec();
-        self.window.set(window);
+        self.window.set(window, policy.config.minimum_calls);
         self.flags.store(
             flags(
                 policy.slow_us.is_some(),

@@ -52,6 +52,10 @@ impl Bucket {
     }
 }
 
+/// A ring of buckets.
+#[derive(Debug)]
+struct Ring([Bucket; BUCKETS]);
+
 /// One stripe's ring, on lines of its own.
 #[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), repr(align(128)))]
 #[cfg_attr(
@@ -59,7 +63,7 @@ impl Bucket {
     repr(align(64))
 )]
 #[derive(Debug)]
-struct Ring([Bucket; BUCKETS]);
+struct Padded(Ring);
 
 impl Ring {
     fn new() -> Ring {
@@ -114,7 +118,7 @@ pub(crate) struct TimeWindow {
     /// after that, until its buckets age out.
     ring: Ring,
     /// `stripe::stripes()` rings, made the first time two records met; null until then.
-    stripes: AtomicPtr<Ring>,
+    stripes: AtomicPtr<Padded>,
 }
 
 impl TimeWindow {
@@ -159,7 +163,19 @@ impl TimeWindow {
         }
         // SAFETY: a non-null `stripes` holds `stripe::stripes()` rings published by
         // `record_contended`, freed only when the window is dropped, which `&self` rules out.
-        let ring = unsafe { &*stripes.add(stripe::index()) };
+        Self::record_striped(
+            unsafe { &(*stripes.add(stripe::index())).0 },
+            tag,
+            add,
+            slow,
+        )
+    }
+
+    /// [`record`](Self::record) into this thread's stripe, out of line: the unstriped path
+    /// stays small where it is inlined.
+    #[inline(never)]
+    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool) -> bool {
+        let failure = add & 0xffff_ffff != 0;
         let Some(b) = ring.bucket(tag) else {
             return true;
         };
@@ -193,7 +209,7 @@ impl TimeWindow {
             }
         }
         // SAFETY: as in `record`.
-        let ring = unsafe { &*stripes.add(stripe::index()) };
+        let ring = unsafe { &(*stripes.add(stripe::index())).0 };
         if let Some(b) = ring.bucket(tag) {
             b.counts.fetch_add(add, Ordering::AcqRel);
             if slow {
@@ -210,7 +226,7 @@ impl TimeWindow {
         let mut t = Totals::default();
         self.ring.add_to(&mut t, oldest, newest);
         for ring in self.rings() {
-            ring.add_to(&mut t, oldest, newest);
+            ring.0.add_to(&mut t, oldest, newest);
         }
         // A record racing a bucket's recycle can land its slow call after the recycle zeroed the
         // bucket's calls: never report more failures (or slow calls) than calls.
@@ -224,14 +240,14 @@ impl TimeWindow {
             b.clear();
         }
         for ring in self.rings() {
-            for b in &ring.0 {
+            for b in &ring.0 .0 {
                 b.clear();
             }
         }
     }
 
     /// The stripes' rings, none before the window is striped.
-    fn rings(&self) -> &[Ring] {
+    fn rings(&self) -> &[Padded] {
         let stripes = self.stripes.load(Ordering::Acquire);
         if stripes.is_null() {
             return &[];
@@ -258,14 +274,16 @@ impl Drop for TimeWindow {
     }
 }
 
-fn alloc_rings() -> *mut Ring {
-    let rings: Box<[Ring]> = (0..stripe::stripes()).map(|_| Ring::new()).collect();
-    Box::into_raw(rings).cast::<Ring>()
+fn alloc_rings() -> *mut Padded {
+    let rings: Box<[Padded]> = (0..stripe::stripes())
+        .map(|_| Padded(Ring::new()))
+        .collect();
+    Box::into_raw(rings).cast::<Padded>()
 }
 
 /// # Safety
 /// `rings` came from `alloc_rings` and is not used afterwards.
-unsafe fn free_rings(rings: *mut Ring) {
+unsafe fn free_rings(rings: *mut Padded) {
     // SAFETY: the caller's contract; `stripes()` is fixed for the process.
     drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(rings, stripe::stripes())) });
 }
