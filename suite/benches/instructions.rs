@@ -10,7 +10,8 @@
 //! `(Ir of 200000 - Ir of 100000) / 100000` is the case's instructions per call. Cases:
 //! `rejection` (an open circuit), `rate_calls` and `rate_time` (10 % failures under a
 //! failure-rate window `Calls(100)` / `Time(10s)`, which never reaches its threshold), `held`
-//! (a closed circuit, all Ok).
+//! (a closed circuit, all Ok), `tenants16` (16 tenants of one provider through the registry,
+//! all Ok).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -54,6 +55,22 @@ fn main() {
         }
         "rate_calls" => run_rated(&rated(Window::Calls(100)), n),
         "rate_time" => run_rated(&rated(Window::Time(Duration::from_secs(10))), n),
+        "tenants16" => {
+            let registry = breaker::Registry::builder().build();
+            let names: Vec<String> = (0..16).map(|t| format!("tenant-{t:02}")).collect();
+            (0..n)
+                .map(|i| {
+                    let tenant = &names[(black_box(i) % 16) as usize];
+                    match registry.acquire("bench", tenant, None) {
+                        Ok(p) => {
+                            p.success();
+                            1
+                        }
+                        Err(_) => 0,
+                    }
+                })
+                .sum()
+        }
         "held" => {
             let c = Circuit::new(Config::default());
             (0..n)
