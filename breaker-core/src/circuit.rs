@@ -25,6 +25,7 @@ use crate::error::CircuitOpen;
 use crate::event::Reason;
 use crate::name::Name;
 use crate::state::{self, State};
+use crate::stripe::Counter;
 use crate::sync::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::table::epoch::Guard;
 use crate::table::shared::{Counted, Shared};
@@ -87,12 +88,13 @@ impl Circuit {
         let current = policy.current();
         let window = current.window_spec();
         let timed = current.slow_us.is_some();
+        let minimum_calls = current.config.minimum_calls;
         Circuit {
             inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
                 consecutive: AtomicU32::new(0),
                 times_opened: AtomicU32::new(0),
-                rejected: AtomicU64::new(0),
+                rejected: Counter::new(),
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
@@ -103,7 +105,7 @@ impl Circuit {
                 )),
                 half_stays: AtomicU16::new(0),
                 head: policy,
-                window: WindowSlot::new(window),
+                window: WindowSlot::new(window, minimum_calls),
                 tenant: Name::new(tenant),
             }),
         }
@@ -197,7 +199,7 @@ impl Circuit {
             failures_in_window: totals.failures,
             slow_in_window: totals.slow,
             consecutive_failures: inner.consecutive.load(Ordering::Relaxed),
-            rejected: inner.rejected.load(Ordering::Relaxed),
+            rejected: inner.rejected.sum(),
             times_opened: inner.times_opened.load(Ordering::Relaxed),
             retry_after: self.retry_after(),
         }

@@ -168,6 +168,19 @@ impl Timebase {
         u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
     }
 
+    /// Microseconds since the origin, possibly up to `tolerance_us` behind: the coarse clock
+    /// when its resolution is that fine (a few nanoseconds instead of a full clock read, for a
+    /// time window's every record), the precise one otherwise.
+    #[inline]
+    pub(crate) fn now_us_within(&self, tolerance_us: u64) -> u64 {
+        if let Source::System(Some(coarse)) = &self.source {
+            if coarse.slack_us <= tolerance_us {
+                return coarse.now_us();
+            }
+        }
+        self.now_us()
+    }
+
     /// Microseconds left until `deadline_us`, or `None` once it is reached. While the deadline is
     /// clearly ahead, the coarse clock answers (a few nanoseconds instead of a full clock read);
     /// the answer then errs long by at most its resolution, never short, so a caller that waits
@@ -181,6 +194,13 @@ impl Timebase {
                 return Some(deadline_us - now);
             }
         }
+        self.until_precise(deadline_us)
+    }
+
+    /// [`until`](Self::until) on the precise clock: out of line, so that the coarse answer, an
+    /// open circuit's every rejection, saves no registers for a clock read it does not make.
+    #[inline(never)]
+    fn until_precise(&self, deadline_us: u64) -> Option<u64> {
         let now = self.now_us();
         (now < deadline_us).then(|| deadline_us - now)
     }
@@ -250,10 +270,21 @@ impl Coarse {
         })
     }
 
+    /// Branch-free around the call: `new` checked that the clock reads, and a reading that
+    /// failed anyway leaves the zeroed timespec, the origin (as the checked version answered).
     #[inline]
     fn now_us(&self) -> u64 {
-        read_ns(libc::CLOCK_MONOTONIC_COARSE)
-            .map_or(0, |ns| ns.saturating_sub(self.origin_ns) / 1000)
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // A monotonic clock's fields are never negative; the casts cannot lose a reading.
+        let ns = (ts.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(ts.tv_nsec as u64);
+        ns.saturating_sub(self.origin_ns) / 1000
     }
 }
 

@@ -21,10 +21,19 @@ pub const MAX_PROBES: u32 = u16::MAX as u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Window {
     /// The last `n` recorded outcomes (count-based, truly sliding: each new outcome evicts the
-    /// oldest one).
+    /// oldest one). Once threads record into one window at the same moment, it is split into
+    /// per-core stripes so that cores never write the same cache line: `s` stripes (at most 16,
+    /// and few enough that `n / s` holds `minimum_calls`), each the last `n / s` outcomes
+    /// recorded through it, summed. With threads calling at similar rates that is still the
+    /// last `n` calls; a thread that stops calling leaves its stripe's outcomes in the window
+    /// until it calls again or the window is next cleared (a trip, a close, a reset). The
+    /// window restarts empty when it splits, once for the circuit's life.
     Calls(u32),
     /// The outcomes of the last `d` (time-based). Kept in a fixed ring of buckets, never one
-    /// record per call, so memory is bounded whatever the call rate.
+    /// record per call, so memory is bounded whatever the call rate. Once threads record into
+    /// one window at the same moment, it keeps a ring per core (up to 16 of 384 bytes, made
+    /// once for the circuit's life) so that cores never write the same cache line; its totals
+    /// are the same sums, checked after every failure or slow call and every few successes.
     Time(Duration),
 }
 

@@ -39,6 +39,7 @@ mod serde_impl;
 mod state;
 #[cfg(feature = "stream")]
 pub mod stream;
+mod stripe;
 mod sync;
 mod table;
 mod window;

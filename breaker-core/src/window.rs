@@ -2,33 +2,15 @@
 //! bounded in memory: the count window keeps one byte per slot, the time window a fixed ring of
 //! buckets whatever the call rate.
 
+mod count;
+mod time;
+mod totals;
+
+use self::count::CountWindow;
+use self::time::TimeWindow;
+pub(crate) use self::totals::Totals;
 use crate::config::Window;
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
-
-/// Totals over the window at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Totals {
-    pub calls: u32,
-    pub failures: u32,
-    pub slow: u32,
-}
-
-impl Totals {
-    pub(crate) fn failure_rate(&self) -> f64 {
-        ratio(self.failures, self.calls)
-    }
-    pub(crate) fn slow_rate(&self) -> f64 {
-        ratio(self.slow, self.calls)
-    }
-}
-
-fn ratio(part: u32, whole: u32) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part.min(whole)) as f64 / whole as f64
-    }
-}
+use crate::sync::{AtomicPtr, Ordering};
 
 /// The window of one circuit.
 // The circuit keeps its recorder boxed already, so the variants' size difference costs nothing;
@@ -41,9 +23,11 @@ pub(crate) enum Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn new(window: Window) -> Self {
+    /// A window for `window`; a count window sizes its stripes so that one alone can hold
+    /// `minimum_calls` outcomes.
+    pub(crate) fn new(window: Window, minimum_calls: u32) -> Self {
         match window {
-            Window::Calls(n) => Recorder::Count(CountWindow::new(n)),
+            Window::Calls(n) => Recorder::Count(CountWindow::new(n, minimum_calls)),
             Window::Time(d) => {
                 let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                 Recorder::Time(TimeWindow::new(us))
@@ -51,19 +35,28 @@ impl Recorder {
         }
     }
 
-    /// Whether the window needs the clock on every record.
-    pub(crate) fn is_timed(&self) -> bool {
-        matches!(self, Recorder::Time(_))
+    /// How stale the clock reading given to [`record`](Self::record) may be (`None`: the
+    /// window reads no clock), so that the caller may pass a coarse one.
+    pub(crate) fn tolerance_us(&self) -> Option<u64> {
+        match self {
+            Recorder::Count(_) => None,
+            Recorder::Time(w) => Some(w.tolerance_us()),
+        }
     }
 
+    /// Records one outcome. Returns whether the caller should check the rates now: always,
+    /// except in a striped window (see `window/count.rs` and `window/time.rs`).
     #[inline]
-    pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) {
+    pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
         match self {
             Recorder::Count(w) => w.record(failure, slow),
             Recorder::Time(w) => w.record(failure, slow, now_us),
         }
     }
 
+    /// Inlined, so that the count window's few loads stay in the caller; the time window's sum
+    /// is a call of its own.
+    #[inline]
     pub(crate) fn totals(&self, now_us: u64) -> Totals {
         match self {
             Recorder::Count(w) => w.totals(),
@@ -98,11 +91,12 @@ struct WindowNode {
 }
 
 impl WindowSlot {
-    /// A slot holding a new window for `spec`, or none.
-    pub(crate) fn new(spec: Option<Window>) -> Self {
+    /// A slot holding a new window for `spec`, or none (`minimum_calls`: see
+    /// [`Recorder::new`]).
+    pub(crate) fn new(spec: Option<Window>, minimum_calls: u32) -> Self {
         let current = match spec {
             None => std::ptr::null_mut(),
-            Some(_) => WindowNode::boxed(spec, std::ptr::null_mut()),
+            Some(_) => WindowNode::boxed(spec, minimum_calls, std::ptr::null_mut()),
         };
         WindowSlot {
             current: AtomicPtr::new(current),
@@ -127,8 +121,8 @@ impl WindowSlot {
     }
 
     /// Makes the window a new, empty one for `spec` (or none), unless it is already made for
-    /// `spec`.
-    pub(crate) fn set(&self, spec: Option<Window>) {
+    /// `spec`. A new `minimum_calls` alone keeps the window (and how it is striped).
+    pub(crate) fn set(&self, spec: Option<Window>, minimum_calls: u32) {
         let mut current = self.current.load(Ordering::Acquire);
         loop {
             // SAFETY: as in `get`.
@@ -136,7 +130,7 @@ impl WindowSlot {
             if current_spec == spec {
                 return;
             }
-            let node = WindowNode::boxed(spec, current);
+            let node = WindowNode::boxed(spec, minimum_calls, current);
             match self
                 .current
                 .compare_exchange(current, node, Ordering::AcqRel, Ordering::Acquire)
@@ -157,9 +151,9 @@ impl WindowSlot {
 }
 
 impl WindowNode {
-    fn boxed(spec: Option<Window>, older: *mut WindowNode) -> *mut WindowNode {
+    fn boxed(spec: Option<Window>, minimum_calls: u32, older: *mut WindowNode) -> *mut WindowNode {
         Box::into_raw(Box::new(WindowNode {
-            recorder: spec.map(Recorder::new),
+            recorder: spec.map(|w| Recorder::new(w, minimum_calls)),
             spec,
             older,
         }))
@@ -190,190 +184,6 @@ impl std::fmt::Debug for WindowSlot {
     }
 }
 
-const SLOT_COUNTED: u8 = 1;
-const SLOT_FAILURE: u8 = 2;
-const SLOT_SLOW: u8 = 4;
-
-/// Failures and slow calls live in one word so that one atomic add moves both. Each half carries
-/// a bias of 2^30: while a record that evicted a slot has not yet applied its delta, a half may
-/// dip below its true value, and the bias keeps that dip from borrowing from the other half.
-const BIAS: u64 = 1 << 30;
-const COUNTS_ZERO: u64 = BIAS | (BIAS << 32);
-
-/// The last `n` outcomes. `head` counts records ever made; record `k` lives in slot `k % n`, so a
-/// new record evicts exactly the one `n` records older, and the totals are adjusted by the
-/// difference: a success replacing a success writes nothing but the slot and head.
-#[derive(Debug)]
-pub(crate) struct CountWindow {
-    slots: Box<[AtomicU8]>,
-    head: AtomicU64,
-    counts: AtomicU64,
-}
-
-impl CountWindow {
-    fn new(n: u32) -> Self {
-        CountWindow {
-            slots: (0..n.max(1)).map(|_| AtomicU8::new(0)).collect(),
-            head: AtomicU64::new(0),
-            counts: AtomicU64::new(COUNTS_ZERO),
-        }
-    }
-
-    fn record(&self, failure: bool, slow: bool) {
-        if !failure
-            && !slow
-            && self.counts.load(Ordering::Acquire) == COUNTS_ZERO
-            && self.head.load(Ordering::Acquire) >= self.slots.len() as u64
-        {
-            // A full window of plain successes stays one after another plain success: evicting
-            // a success for a success changes nothing, so a healthy circuit's records write no
-            // shared cache line (threads sharing it never contend).
-            return;
-        }
-        let new = SLOT_COUNTED
-            | if failure { SLOT_FAILURE } else { 0 }
-            | if slow { SLOT_SLOW } else { 0 };
-        let k = self.head.fetch_add(1, Ordering::AcqRel);
-        let idx = (k % self.slots.len() as u64) as usize;
-        let old = self.slots[idx].swap(new, Ordering::AcqRel);
-        let df = i64::from(new & SLOT_FAILURE != 0) - i64::from(old & SLOT_FAILURE != 0);
-        let ds = i64::from(new & SLOT_SLOW != 0) - i64::from(old & SLOT_SLOW != 0);
-        if df != 0 || ds != 0 {
-            // Two's-complement wrapping add applies both signed deltas at once; the bias keeps
-            // each half in range (see `BIAS`).
-            let delta = (df as u64).wrapping_add((ds as u64) << 32);
-            self.counts.fetch_add(delta, Ordering::AcqRel);
-        }
-    }
-
-    fn totals(&self) -> Totals {
-        let n = self.slots.len() as u64;
-        let calls = self.head.load(Ordering::Acquire).min(n) as u32;
-        let c = self.counts.load(Ordering::Acquire);
-        let half = |v: u64| (v & 0xffff_ffff).saturating_sub(BIAS).min(u64::from(calls)) as u32;
-        Totals {
-            calls,
-            failures: half(c),
-            slow: half(c >> 32),
-        }
-    }
-
-    fn clear(&self) {
-        self.head.store(0, Ordering::Release);
-        // Evict slot by slot, as a record does, instead of storing zeros: a record racing the
-        // clear (an in-flight call finishing during `reset`) applies its delta against what it
-        // swapped out, so the counts stay equal to the slots' contents. Plain stores let such a
-        // record leave a failure counted that no slot held, so the next success tripped the
-        // circuit (tests/loom.rs, `reset_racing_a_record_leaves_no_phantom_failure`).
-        for s in self.slots.iter() {
-            let old = s.swap(0, Ordering::AcqRel);
-            let delta =
-                u64::from(old & SLOT_FAILURE != 0) | (u64::from(old & SLOT_SLOW != 0) << 32);
-            if delta != 0 {
-                self.counts.fetch_sub(delta, Ordering::AcqRel);
-            }
-        }
-    }
-}
-
-/// Number of buckets of a time window: the window slides in steps of 1/16 of its length.
-pub(crate) const BUCKETS: usize = 16;
-
-#[derive(Debug)]
-struct Bucket {
-    /// `epoch + 1` of the bucket's current interval; 0 when never used.
-    epoch: AtomicU64,
-    calls: AtomicU32,
-    failures: AtomicU32,
-    slow: AtomicU32,
-}
-
-/// The outcomes of the last `len` microseconds, in [`BUCKETS`] buckets of `len / BUCKETS`.
-///
-/// A bucket is recycled by the first record of a new interval that maps to it (a CAS on its
-/// epoch). A record racing that recycle, in the same microsecond the interval turns, may be lost:
-/// the window is approximate at bucket edges, never unbounded and never stuck.
-#[derive(Debug)]
-pub(crate) struct TimeWindow {
-    width_us: u64,
-    buckets: [Bucket; BUCKETS],
-}
-
-impl TimeWindow {
-    fn new(len_us: u64) -> Self {
-        TimeWindow {
-            width_us: (len_us / BUCKETS as u64).max(1),
-            buckets: std::array::from_fn(|_| Bucket {
-                epoch: AtomicU64::new(0),
-                calls: AtomicU32::new(0),
-                failures: AtomicU32::new(0),
-                slow: AtomicU32::new(0),
-            }),
-        }
-    }
-
-    fn record(&self, failure: bool, slow: bool, now_us: u64) {
-        let tag = now_us / self.width_us + 1;
-        let b = &self.buckets[(tag % BUCKETS as u64) as usize];
-        let mut seen = b.epoch.load(Ordering::Acquire);
-        while seen < tag {
-            match b
-                .epoch
-                .compare_exchange_weak(seen, tag, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    b.calls.store(0, Ordering::Release);
-                    b.failures.store(0, Ordering::Release);
-                    b.slow.store(0, Ordering::Release);
-                    seen = tag;
-                }
-                Err(actual) => seen = actual,
-            }
-        }
-        if seen != tag {
-            // A whole ring newer than this record's time: it fell out of the window already.
-            return;
-        }
-        b.calls.fetch_add(1, Ordering::AcqRel);
-        if failure {
-            b.failures.fetch_add(1, Ordering::AcqRel);
-        }
-        if slow {
-            b.slow.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    fn totals(&self, now_us: u64) -> Totals {
-        let newest = now_us / self.width_us + 1;
-        let oldest = newest.saturating_sub(BUCKETS as u64 - 1);
-        let mut t = Totals::default();
-        for b in &self.buckets {
-            let e = b.epoch.load(Ordering::Acquire);
-            if e >= oldest && e <= newest && e != 0 {
-                t.calls = t.calls.saturating_add(b.calls.load(Ordering::Acquire));
-                t.failures = t
-                    .failures
-                    .saturating_add(b.failures.load(Ordering::Acquire));
-                t.slow = t.slow.saturating_add(b.slow.load(Ordering::Acquire));
-            }
-        }
-        // A record racing a bucket's recycle can land its failure after the recycle zeroed the
-        // bucket's calls but not its own: never report more failures (or slow calls) than calls.
-        t.failures = t.failures.min(t.calls);
-        t.slow = t.slow.min(t.calls);
-        t
-    }
-
-    fn clear(&self) {
-        for b in &self.buckets {
-            b.epoch.store(0, Ordering::Release);
-            b.calls.store(0, Ordering::Release);
-            b.failures.store(0, Ordering::Release);
-            b.slow.store(0, Ordering::Release);
-        }
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -381,7 +191,7 @@ mod tests {
 
     #[test]
     fn count_window_slides() {
-        let w = Recorder::new(Window::Calls(4));
+        let w = Recorder::new(Window::Calls(4), 1);
         w.record(true, false, 0);
         for _ in 0..3 {
             w.record(false, false, 0);
@@ -399,7 +209,7 @@ mod tests {
 
     #[test]
     fn count_window_after_1000_successes_trips_on_the_window_not_the_history() {
-        let w = Recorder::new(Window::Calls(10));
+        let w = Recorder::new(Window::Calls(10), 1);
         for _ in 0..1000 {
             w.record(false, false, 0);
         }
@@ -413,7 +223,7 @@ mod tests {
     #[test]
     fn time_window_forgets_old_buckets() {
         let len = Duration::from_secs(16).as_micros() as u64;
-        let w = Recorder::new(Window::Time(Duration::from_secs(16)));
+        let w = Recorder::new(Window::Time(Duration::from_secs(16)), 1);
         w.record(true, false, 0);
         w.record(false, false, 1_000_000);
         assert_eq!(w.totals(1_000_000).calls, 2);
@@ -429,7 +239,7 @@ mod tests {
     #[test]
     fn clear_empties_both_kinds() {
         for window in [Window::Calls(3), Window::Time(Duration::from_secs(1))] {
-            let w = Recorder::new(window);
+            let w = Recorder::new(window, 1);
             w.record(true, true, 5);
             w.clear();
             assert_eq!(w.totals(5), Totals::default());

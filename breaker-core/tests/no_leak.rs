@@ -181,13 +181,20 @@ fn transitions_allocate_and_leak_nothing() {
             },
         "{transitions} transitions"
     );
-    assert_eq!(
-        allocations, 0,
+    // Issue 22: the first time two threads reject on one circuit at once, its rejection counter
+    // makes its per-core stripes (one allocation of at most 16 lines of 128 bytes), and the
+    // first time two threads record into a window at once, the window makes its (a time
+    // window: one allocation of at most 16 rings of 384 bytes; a count window: three, its
+    // heads, rings and their index): once for the circuit's life, freed with it. Each thread
+    // racing to make them allocates, the losers free theirs at once. Nothing else may allocate
+    // or stay.
+    assert!(
+        allocations <= circuits.len() * 2 * (1 + 3),
         "{allocations} allocations over {transitions} transitions"
     );
-    assert_eq!(
-        leaked, 0,
-        "bytes still live after {transitions} transitions"
+    assert!(
+        leaked <= allocations as isize * 16 * 384,
+        "{leaked} bytes still live after {transitions} transitions ({allocations} stripes)"
     );
 
     if let (Some(before), Some(after)) = (rss_before, resident_bytes()) {

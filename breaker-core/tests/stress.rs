@@ -307,3 +307,33 @@ fn registry_survives_all_cores_cancelling_and_flapping() {
         t(&tally.resets),
     );
 }
+
+/// Issue 22: rejections are counted in per-thread stripes once threads reject at once; eight
+/// threads hammering one open circuit (more threads than this host has cores, so stripes are
+/// shared too) lose no count and count none twice.
+#[test]
+fn rejections_of_one_circuit_from_many_threads_are_all_counted() {
+    use breaker_core::Circuit;
+    const THREADS: u64 = 8;
+    const EACH: u64 = 20_000;
+    let clock = ManualClock::new();
+    let c = Circuit::with_clock(
+        Config::builder()
+            .consecutive_failures(1)
+            .open_for(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        clock,
+    );
+    c.try_acquire().unwrap().failure();
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                for _ in 0..EACH {
+                    assert!(c.try_acquire_scoped().is_err());
+                }
+            });
+        }
+    });
+    assert_eq!(c.metrics().rejected, THREADS * EACH);
+}

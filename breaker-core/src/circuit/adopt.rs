@@ -21,7 +21,7 @@ impl Circuit {
 
     /// Calls rejected since the circuit was created (for a fleet: does this replica call it?).
     pub(crate) fn rejected(&self) -> u64 {
-        self.inner.rejected.load(Ordering::Relaxed)
+        self.inner.rejected.sum()
     }
 
     /// See `Inner::adopt_close`.

@@ -9,6 +9,7 @@ use super::policy::Policy;
 use crate::event::{Event, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
+use crate::stripe::Counter;
 use crate::sync::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::window::WindowSlot;
 
@@ -37,7 +38,9 @@ pub(crate) struct Inner {
     /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
     /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
     pub(super) stays: AtomicU32,
-    pub(super) rejected: AtomicU64,
+    /// Rejections: striped once two threads are seen rejecting at once, so an open circuit's
+    /// fast-fail path writes no line another core writes (see `stripe.rs`).
+    pub(super) rejected: Counter,
     /// When the latest half-open probe was admitted (µs on the circuit's clock, low 48 bits) and
     /// the generation of the half-open word it was admitted under (high 8 bits), so that a stamp
     /// of another stay is never taken for this one's. Read only when a call finds every probe
@@ -84,7 +87,7 @@ impl Inner {
             self.consecutive.store(0, Ordering::Relaxed);
         }
         let window = policy.window_spec();
-        self.window.set(window);
+        self.window.set(window, policy.config.minimum_calls);
         self.flags.store(
             flags(
                 policy.slow_us.is_some(),

@@ -53,9 +53,13 @@ impl Inner {
             self.catch_up(policy);
         }
         let window = self.window.get();
+        // A time window takes a reading that may lag a little (the coarse clock); slow calls
+        // are timed precisely.
         let now = match (policy.slow_us, window) {
             (Some(_), _) => self.now_us(),
-            (None, Some(w)) if w.is_timed() => self.now_us(),
+            (None, Some(w)) => w
+                .tolerance_us()
+                .map_or(0, |t| self.head.time.now_us_within(t)),
             _ => 0,
         };
         // `started_us` is one more than the clock at admission, or 0 for a permit issued
@@ -150,8 +154,10 @@ impl Inner {
             }
         }
         if let Some(w) = window {
-            w.record(failure, slow, now);
-            trip = trip.or_else(|| rates_exceeded(&policy.config, w.totals(now)));
+            // A striped window asks for the (cross-core) totals only when a trip may be due.
+            if w.record(failure, slow, now) {
+                trip = trip.or_else(|| rates_exceeded(&policy.config, w.totals(now)));
+            }
         }
         if state::tag(s) != state::CLOSED {
             return;
