@@ -6,6 +6,7 @@
 
 mod admit;
 mod adopt;
+mod flight;
 mod inner;
 mod permit;
 mod policy;
@@ -15,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::inner::{flags, micros, Inner};
+use self::inner::{micros, Inner};
 pub use self::permit::{Permit, ScopedPermit};
 pub(crate) use self::policy::Policy;
 use crate::clock::{Clock, SystemClock, Timebase};
@@ -84,8 +85,8 @@ impl Circuit {
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
         let current = policy.current();
-        let window = current.window_spec();
-        let timed = current.slow_us.is_some();
+        let window = WindowSlot::new(current.window_spec(), current.keeps_flight());
+        let flags = inner::flags_of(current, window.flight().is_some());
         Circuit {
             inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
@@ -95,14 +96,10 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags(
-                    timed,
-                    window.is_some(),
-                    current.config.timeout.is_some(),
-                )),
+                flags: AtomicU8::new(flags),
                 half_stays: AtomicU16::new(0),
                 head: policy,
-                window: WindowSlot::new(window),
+                window,
                 tenant: Name::new(tenant),
             }),
         }

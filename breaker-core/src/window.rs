@@ -2,7 +2,10 @@
 //! bounded in memory: the count window keeps one byte per slot, the time window a fixed ring of
 //! buckets whatever the call rate.
 
+use std::sync::Arc;
+
 use crate::config::Window;
+use crate::flight::Flight;
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Totals over the window at one moment.
@@ -84,6 +87,9 @@ impl Recorder {
 /// circuit is dropped: a record that read the old window just before the swap still writes valid
 /// memory, and nothing has to learn when the last such record is over. Each retuning that
 /// changes the window costs its size once per circuit, for the circuit's life.
+///
+/// The node also carries the circuit's calls in flight ([`Flight`]) when its policy keeps them:
+/// made once, and handed on to every later node, so that it lives as long as the circuit.
 pub(crate) struct WindowSlot {
     /// The current window's node; null when the circuit never had one.
     current: AtomicPtr<WindowNode>,
@@ -95,14 +101,16 @@ struct WindowNode {
     spec: Option<Window>,
     /// The node this one replaced (owned by this one), or null.
     older: *mut WindowNode,
+    /// The circuit's calls in flight, shared by every node from the first that needed it on.
+    flight: Option<Arc<Flight>>,
 }
 
 impl WindowSlot {
-    /// A slot holding a new window for `spec`, or none.
-    pub(crate) fn new(spec: Option<Window>) -> Self {
-        let current = match spec {
-            None => std::ptr::null_mut(),
-            Some(_) => WindowNode::boxed(spec, std::ptr::null_mut()),
+    /// A slot holding a new window for `spec`, or none, and the calls in flight if `flight`.
+    pub(crate) fn new(spec: Option<Window>, flight: bool) -> Self {
+        let current = match (spec, flight) {
+            (None, false) => std::ptr::null_mut(),
+            _ => WindowNode::boxed(spec, std::ptr::null_mut(), flight.then(Arc::default)),
         };
         WindowSlot {
             current: AtomicPtr::new(current),
@@ -119,6 +127,14 @@ impl WindowSlot {
         unsafe { node.as_ref() }.and_then(|n| n.recorder.as_ref())
     }
 
+    /// The circuit's calls in flight, if a policy ever needed them.
+    #[inline]
+    pub(crate) fn flight(&self) -> Option<&Flight> {
+        let node = self.current.load(Ordering::Acquire);
+        // SAFETY: as in `get`.
+        unsafe { node.as_ref() }.and_then(|n| n.flight.as_deref())
+    }
+
     /// What the current window was made for (`None`: no window).
     pub(crate) fn spec(&self) -> Option<Window> {
         let node = self.current.load(Ordering::Acquire);
@@ -127,16 +143,20 @@ impl WindowSlot {
     }
 
     /// Makes the window a new, empty one for `spec` (or none), unless it is already made for
-    /// `spec`.
-    pub(crate) fn set(&self, spec: Option<Window>) {
+    /// `spec`; with the calls in flight of the current node, or new ones if `flight` and there
+    /// are none yet (the window then restarts even if its spec is the same).
+    pub(crate) fn set(&self, spec: Option<Window>, flight: bool) {
         let mut current = self.current.load(Ordering::Acquire);
         loop {
             // SAFETY: as in `get`.
-            let current_spec = unsafe { current.as_ref() }.and_then(|n| n.spec);
-            if current_spec == spec {
+            let node = unsafe { current.as_ref() };
+            let current_spec = node.and_then(|n| n.spec);
+            let kept = node.and_then(|n| n.flight.clone());
+            if current_spec == spec && (kept.is_some() || !flight) {
                 return;
             }
-            let node = WindowNode::boxed(spec, current);
+            let kept = kept.or_else(|| flight.then(Arc::default));
+            let node = WindowNode::boxed(spec, current, kept);
             match self
                 .current
                 .compare_exchange(current, node, Ordering::AcqRel, Ordering::Acquire)
@@ -157,11 +177,16 @@ impl WindowSlot {
 }
 
 impl WindowNode {
-    fn boxed(spec: Option<Window>, older: *mut WindowNode) -> *mut WindowNode {
+    fn boxed(
+        spec: Option<Window>,
+        older: *mut WindowNode,
+        flight: Option<Arc<Flight>>,
+    ) -> *mut WindowNode {
         Box::into_raw(Box::new(WindowNode {
             recorder: spec.map(Recorder::new),
             spec,
             older,
+            flight,
         }))
     }
 }
@@ -178,8 +203,8 @@ impl Drop for WindowSlot {
     }
 }
 
-// SAFETY: the slot owns its nodes, which hold only a `Recorder` (atomics: `Send + Sync`) and the
-// link to the node they own; `&WindowSlot` only ever gives `&Recorder`.
+// SAFETY: the slot owns its nodes, which hold only a `Recorder` and a `Flight` (atomics: `Send +
+// Sync`) and the link to the node they own; `&WindowSlot` only ever gives `&Recorder`/`&Flight`.
 unsafe impl Send for WindowSlot {}
 // SAFETY: as above.
 unsafe impl Sync for WindowSlot {}
