@@ -203,8 +203,8 @@ mod attribute {
         // Leaked: the spawned calls borrow it for the test's life.
         let registry: &'static Registry = Box::leak(Box::new(Registry::default()));
         let hour = Duration::from_secs(3600);
-        let a = tokio::spawn({ async move { call(registry, hour).await } });
-        let b = tokio::spawn({ async move { call(registry, Duration::from_secs(1)).await } });
+        let a = tokio::spawn(async move { call(registry, hour).await });
+        let b = tokio::spawn(async move { call(registry, Duration::from_secs(1)).await });
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
         match call(registry, Duration::ZERO).await {
@@ -217,8 +217,8 @@ mod attribute {
         // `a` is cancelled (its task aborted, its future dropped): its place is free.
         a.abort();
         assert!(a.await.unwrap_err().is_cancelled());
-        let c = tokio::spawn({ async move { call(registry, hour).await } });
-        let d = tokio::spawn({ async move { call(registry, hour).await } });
+        let c = tokio::spawn(async move { call(registry, hour).await });
+        let d = tokio::spawn(async move { call(registry, hour).await });
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert!(matches!(
             call(registry, Duration::ZERO).await,

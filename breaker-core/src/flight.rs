@@ -53,6 +53,28 @@ pub(crate) fn overdue_after(threshold_us: u64, epoch_us: u64) -> u32 {
     (whole + 1).min(RING as u64 - 1) as u32
 }
 
+/// The calls of `slot` if its epoch began at least `after` epochs before `now_epoch`.
+fn take_slot(slot: &AtomicU64, now_epoch: u64, after: u32) -> u32 {
+    let mut w = slot.load(Ordering::Acquire);
+    loop {
+        if !live(w) || w & COUNT == 0 {
+            return 0;
+        }
+        if ((now_epoch as u32).wrapping_sub(epoch_of(w)) as i32) < after as i32 {
+            return 0;
+        }
+        match slot.compare_exchange_weak(
+            w,
+            pack(epoch_of(w), true, 0),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return (w & COUNT) as u32,
+            Err(actual) => w = actual,
+        }
+    }
+}
+
 /// What a tracked call's release found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Left {
@@ -69,6 +91,8 @@ pub(crate) struct Flight {
     held: AtomicU32,
     /// The length of an epoch in µs, set once by the first tracked admission (0 until then).
     epoch_us: AtomicU64,
+    /// The latest epoch whose admissions looked for overdue calls (one of them did).
+    checked: AtomicU64,
     ring: [AtomicU64; RING],
 }
 
@@ -77,6 +101,7 @@ impl Flight {
         Flight {
             held: AtomicU32::new(0),
             epoch_us: AtomicU64::new(0),
+            checked: AtomicU64::new(0),
             ring: std::array::from_fn(|_| AtomicU64::new(pack(0, true, 0))),
         }
     }
@@ -157,31 +182,27 @@ impl Flight {
         }
     }
 
-    /// Takes out the calls of an epoch at least `after` epochs before `now_epoch` that are still
-    /// in flight (the slot of epoch `now_epoch - after`, or of an older epoch it still holds):
-    /// they are overdue, and the caller's to count. One load when there are none.
+    /// Takes out the calls started at least `after` epochs before `now_epoch` that are still in
+    /// flight: they are overdue, and the caller's to count. The first caller of each epoch looks
+    /// at the ring (one line); every other caller of that epoch, one load.
     #[inline]
     pub(crate) fn take_overdue(&self, now_epoch: u64, after: u32) -> u32 {
-        let old = now_epoch.wrapping_sub(u64::from(after));
-        let slot = &self.ring[old as usize % RING];
-        let mut w = slot.load(Ordering::Acquire);
-        loop {
-            if !live(w) || w & COUNT == 0 {
-                return 0;
-            }
-            if ((now_epoch as u32).wrapping_sub(epoch_of(w)) as i32) < after as i32 {
-                return 0;
-            }
-            match slot.compare_exchange_weak(
-                w,
-                pack(epoch_of(w), true, 0),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return (w & COUNT) as u32,
-                Err(actual) => w = actual,
-            }
+        let seen = self.checked.load(Ordering::Relaxed);
+        if now_epoch.wrapping_sub(seen) as i64 <= 0 {
+            return 0;
         }
+        if self
+            .checked
+            .compare_exchange(seen, now_epoch, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            // Another caller of this epoch looks.
+            return 0;
+        }
+        self.ring
+            .iter()
+            .map(|slot| take_slot(slot, now_epoch, after))
+            .sum()
     }
 
     /// Takes a call started in `epoch` out of the ring, where [`enter`](Self::enter) counted it.
@@ -266,8 +287,23 @@ mod tests {
         assert_eq!(f.take_overdue(12, after), 0);
         assert_eq!(f.take_overdue(13, after), 2);
         assert_eq!(f.take_overdue(14, after), 0);
+        // Found however late the next admission comes.
+        assert_eq!(f.enter(15), (true, 0));
+        assert_eq!(f.take_overdue(40, after), 1);
         assert_eq!(f.leave(10), Left::Counted);
+        assert_eq!(f.leave(15), Left::Counted);
         assert_eq!(f.tracked(), 0);
+    }
+
+    #[test]
+    fn one_admission_per_epoch_looks() {
+        let f = Flight::new();
+        assert_eq!(f.enter(1), (true, 0));
+        assert_eq!(f.take_overdue(2, 3), 0);
+        assert_eq!(f.take_overdue(5, 3), 1);
+        assert_eq!(f.enter(5), (true, 0));
+        assert_eq!(f.take_overdue(5, 0), 0, "epoch 5 looked already");
+        assert_eq!(f.take_overdue(4, 0), 0, "a clock behind looks at nothing");
     }
 
     #[test]
@@ -365,7 +401,7 @@ mod loom_models {
             // Whatever the harvest took is exactly what the releases found counted: nothing is
             // counted twice or lost, and the ring is empty afterwards.
             assert_eq!(harvested, counted.load(Ordering::SeqCst));
-            assert_eq!(f.take_overdue(3, 3), 0);
+            assert_eq!(f.take_overdue(4, 3), 0);
             let w = f.ring[0].load(Ordering::SeqCst);
             assert!(!live(w) || w & COUNT == 0);
         });
