@@ -63,7 +63,13 @@ use std::task::{Context, Poll};
 
 use std::sync::LazyLock;
 
-use breaker_core::{CircuitOpen, Classify, Config, Outcome, Permit, Registry};
+use std::time::Duration;
+
+use breaker_core::{
+    CircuitOpen, Classify, Config, ConfigBuilder, ConfigError, Outcome, Permit, Registry,
+};
+
+use crate::__private::{bounded, Bounded};
 
 #[cfg(feature = "http")]
 mod body;
@@ -224,7 +230,9 @@ impl Deref for RegistryRef {
 ///
 /// The inner service's `poll_ready` is passed through; the permit is taken in `call` and recorded
 /// when the response future completes. A response future dropped before it completes drops its
-/// permit, which counts as the config's `on_abandoned` outcome.
+/// permit, which counts as the config's `on_abandoned` outcome (`on_cancel` when the config has
+/// a [`timeout`](Self::timeout), which the layer races). [`max_in_flight`](Self::max_in_flight)
+/// bounds the calls in flight per circuit.
 ///
 /// ```
 /// use std::borrow::Cow;
@@ -299,6 +307,57 @@ impl<K, C> CircuitBreakerLayer<K, C> {
         // The registry keeps a site's config by `&'static` (the attribute's live in statics).
         self.config = Some(Box::leak(Box::new(config)));
         self
+    }
+
+    /// A deadline for each call (see [`ConfigBuilder::timeout`](crate::ConfigBuilder::timeout)):
+    /// the layer races the inner service's response future against it (feature `tokio`; without
+    /// it the call runs unbounded), and when it passes the future is dropped, a failure of the
+    /// provider is recorded, and the response is `Err(E::from(open))` with
+    /// [`open.is_timeout()`](CircuitOpen::is_timeout). A response future its caller drops before
+    /// the deadline counts as `on_cancel` (ignored by default).
+    ///
+    /// Sets the timeout of this layer's [`config`](Self::config) (the default config if none was
+    /// given: call [`config`](Self::config) first, it replaces the whole config). The deadline a
+    /// call gets is its circuit's, so [`Registry::configure`] may change it. An invalid value
+    /// (zero, or above a year) is an error naming `timeout`.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use std::time::Duration;
+    /// use breaker::tower::CircuitBreakerLayer;
+    ///
+    /// let layer = CircuitBreakerLayer::new(|tenant: &String| {
+    ///     (Cow::Borrowed("llm"), Cow::Borrowed(tenant.as_str()))
+    /// })
+    /// .timeout(Duration::from_secs(30))?
+    /// .max_in_flight(64)?;
+    /// # let _ = layer;
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn timeout(self, d: Duration) -> Result<Self, ConfigError> {
+        self.retuned(|b| b.timeout(d))
+    }
+
+    /// A bulkhead (see [`ConfigBuilder::max_in_flight`](crate::ConfigBuilder::max_in_flight)):
+    /// at most `n` calls in flight through each circuit of this layer; a request beyond them is
+    /// answered at once with `Err(E::from(open))`, [`open.is_full()`](CircuitOpen::is_full),
+    /// without calling the inner service and without recording anything. A place is held until
+    /// the response future completes or is dropped.
+    ///
+    /// Sets `max_in_flight` in this layer's [`config`](Self::config), as
+    /// [`timeout`](Self::timeout) does. Zero is an error naming `max_in_flight`.
+    pub fn max_in_flight(self, n: u32) -> Result<Self, ConfigError> {
+        self.retuned(|b| b.max_in_flight(n))
+    }
+
+    /// This layer with its config (or the default one) changed by `change`.
+    fn retuned(
+        mut self,
+        change: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<Self, ConfigError> {
+        let base = self.config.map_or_else(Config::builder, Config::to_builder);
+        self.config = Some(Box::leak(Box::new(change(base).build()?)));
+        Ok(self)
     }
 
     /// Classifies results with `classify`: a [`ClassifyResult`] such as [`ResponseClassifier`]
@@ -408,7 +467,7 @@ where
         };
         let kind = match acquired {
             Ok(permit) => Kind::Called {
-                future: self.inner.call(req),
+                future: bounded(&permit, self.inner.call(req)),
                 permit: Some(permit),
                 classify: self.classify.clone(),
             },
@@ -444,8 +503,9 @@ pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F, C> {
         Called {
+            // Raced against the permit's deadline, if its circuit's config sets one.
             #[pin]
-            future: F,
+            future: Bounded<F>,
             // Taken when the result is recorded; a future dropped before that drops the permit,
             // which records `on_abandoned`.
             permit: Option<Permit>,
@@ -484,7 +544,17 @@ where
                 permit,
                 classify,
             } => {
-                let result = std::task::ready!(future.poll(cx));
+                let result = match std::task::ready!(future.poll(cx)) {
+                    Ok(result) => result,
+                    // The deadline passed: the call is dropped with this future, and the
+                    // timeout is the provider's failure.
+                    Err(_late) => {
+                        let permit = permit
+                            .take()
+                            .expect("ResponseFuture polled after completion");
+                        return Poll::Ready(Err(E::from(permit.time_out())));
+                    }
+                };
                 if let Some(permit) = permit.take() {
                     permit.record(classify.classify(&result));
                 }

@@ -175,6 +175,41 @@ impl Config {
     pub fn max_in_flight(&self) -> Option<u32> {
         self.max_in_flight
     }
+    /// A builder holding every value of this config, to change some and build again.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::Config;
+    ///
+    /// let base = Config::builder().consecutive_failures(3).build()?;
+    /// let bounded = base.to_builder().timeout(Duration::from_secs(30)).build()?;
+    /// assert_eq!(bounded.consecutive_failures(), Some(3));
+    /// assert_eq!(bounded.timeout(), Some(Duration::from_secs(30)));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn to_builder(&self) -> ConfigBuilder {
+        ConfigBuilder {
+            consecutive_failures: self.consecutive_failures,
+            failure_rate: self.failure_rate,
+            slow_call: self.slow_call,
+            window: Some(self.window),
+            minimum_calls: Some(self.minimum_calls),
+            open_for: Some(self.open_for),
+            max_open_for: Some(self.max_open_for),
+            backoff_multiplier: Some(self.backoff_multiplier),
+            jitter: Some(self.jitter),
+            half_open_probes: Some(self.half_open_probes),
+            half_open_successes: Some(self.half_open_successes),
+            on_abandoned: Some(self.on_abandoned),
+            probe_timeout: Some(self.probe_timeout),
+            timeout: self.timeout,
+            first_item_timeout: self.first_item_timeout,
+            idle_timeout: self.idle_timeout,
+            on_cancel: Some(self.on_cancel),
+            max_in_flight: self.max_in_flight,
+        }
+    }
     /// Whether outcomes are kept in a window (a rate policy is active).
     pub(crate) fn has_window(&self) -> bool {
         self.failure_rate.is_some() || self.slow_call.is_some()
@@ -705,6 +740,25 @@ mod tests {
         assert_eq!(c.idle_timeout(), None);
         assert_eq!(c.on_cancel(), Outcome::Ignored);
         assert!(!c.has_window());
+    }
+
+    #[test]
+    fn to_builder_round_trips() {
+        let configs = [
+            Config::default(),
+            Config::builder()
+                .failure_rate(0.5, Window::Time(Duration::from_secs(60)))
+                .slow_calls(Duration::from_secs(2), 0.8)
+                .half_open_probes(3)
+                .jitter(0.1)
+                .timeout(Duration::from_secs(5))
+                .max_in_flight(7)
+                .build()
+                .unwrap(),
+        ];
+        for c in configs {
+            assert_eq!(c.to_builder().build().unwrap(), c);
+        }
     }
 
     #[test]
