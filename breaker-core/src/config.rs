@@ -175,7 +175,9 @@ impl Config {
     pub fn max_in_flight(&self) -> Option<u32> {
         self.max_in_flight
     }
-    /// A builder holding every value of this config, to change some and build again.
+    /// A builder holding every value of this config, to change some and build again. Defaults
+    /// the config took are set explicitly there: the default `consecutive_failures(5)` of a
+    /// config without a rate policy stays on if a rate policy is added.
     ///
     /// ```
     /// # use breaker_core as breaker;

@@ -63,7 +63,7 @@ fn take_slot(slot: &AtomicU64, now_epoch: u64, after: u32) -> u32 {
         if ((now_epoch as u32).wrapping_sub(epoch_of(w)) as i32) < after as i32 {
             return 0;
         }
-        match slot.compare_exchange_weak(
+        match slot.compare_exchange(
             w,
             pack(epoch_of(w), true, 0),
             Ordering::AcqRel,
@@ -117,7 +117,7 @@ impl Flight {
             }
             match self
                 .held
-                .compare_exchange_weak(n, n + 1, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(n, n + 1, Ordering::Acquire, Ordering::Relaxed)
             {
                 Ok(_) => return true,
                 Err(actual) => n = actual,
@@ -154,6 +154,13 @@ impl Flight {
         }
     }
 
+    /// The epoch length as set (1 if never set: only a tracked call asks, and its admission set
+    /// it).
+    #[inline]
+    pub(crate) fn epoch_len(&self) -> u64 {
+        self.epoch_us.load(Ordering::Relaxed).max(1)
+    }
+
     /// Counts a call started in `epoch`. Returns whether it was counted (not when its slot
     /// holds a later epoch, which only a clock far behind another thread's can see, or a full
     /// count) and the calls of an older epoch that this one's slot still held: those are
@@ -175,7 +182,7 @@ impl Flight {
             } else {
                 return (false, 0);
             };
-            match slot.compare_exchange_weak(w, next, Ordering::AcqRel, Ordering::Acquire) {
+            match slot.compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return (true, overdue),
                 Err(actual) => w = actual,
             }
@@ -219,7 +226,7 @@ impl Flight {
                 // was used again can find its epoch empty: it was not counted anew.
                 return Left::Released;
             }
-            match slot.compare_exchange_weak(w, w - 1, Ordering::AcqRel, Ordering::Acquire) {
+            match slot.compare_exchange(w, w - 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Left::Released,
                 Err(actual) => w = actual,
             }
@@ -235,7 +242,7 @@ impl Flight {
     }
 
     /// Calls counted in the ring now (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn tracked(&self) -> u64 {
         self.ring
             .iter()

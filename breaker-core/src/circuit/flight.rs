@@ -167,7 +167,7 @@ impl Inner {
     /// had been counted as overdue.
     fn leave_ring(&self, flight: &Flight, start: u64) -> bool {
         // Set before the ticket was marked, and never changed: the epoch it was counted in.
-        let epoch_us = flight.epoch_us(1);
+        let epoch_us = flight.epoch_len();
         flight.leave(start.saturating_sub(1) / epoch_us) == Left::Counted
     }
 
