@@ -38,5 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
          by the bulkhead: {}; hung calls found overdue: {}",
         report.sent_into_the_hang, report.refused_full, report.found_overdue
     );
+    if let Some(e) = report.client_error {
+        println!("a client failed: {e}");
+    }
     Ok(())
 }

@@ -23,6 +23,8 @@ async fn a_hang_opens_the_circuit_long_before_any_client_gives_up_and_holds_max_
         "opened {opened_after:?} after the hang began, with every call still pending"
     );
     assert!(report.found_overdue > 0, "{report:?}");
+    assert!(report.answered > 0 && report.refused_full > 0, "{report:?}");
+    assert!(report.client_error.is_none(), "{report:?}");
     assert!(
         report.sent_into_the_hang <= MAX_IN_FLIGHT,
         "{} requests reached the hung upstream, max_in_flight = {MAX_IN_FLIGHT}",

@@ -142,6 +142,8 @@ pub struct Report {
     pub found_overdue: u64,
     /// Calls that answered during the healthy phase.
     pub answered: u64,
+    /// The first error of the HTTP client, if any (none is expected: no client gives up).
+    pub client_error: Option<reqwest::Error>,
 }
 
 /// `callers` patient clients call the upstream in a loop; after `healthy_for` it hangs. Returns
@@ -171,13 +173,15 @@ pub async fn run(
         .map_err(io::Error::other)?;
     let url = upstream.url();
     let answered = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(Mutex::new(None));
     let tasks: Vec<_> = (0..callers)
         .map(|_| {
-            let (registry, client, url, answered) = (
+            let (registry, client, url, answered, failed) = (
                 registry.clone(),
                 client.clone(),
                 url.clone(),
                 answered.clone(),
+                failed.clone(),
             );
             tokio::spawn(async move {
                 loop {
@@ -186,8 +190,15 @@ pub async fn run(
                             answered.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
-                        // Refused (open or full), or an error: pause a little, then again.
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        // Refused (open, or full): pause a little, then again.
+                        Err(CallError::Open(open)) => {
+                            debug_assert!(open.is_full() || open.state() != State::Closed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(CallError::Http(e)) => {
+                            failed.lock().unwrap().get_or_insert(e);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 }
             })
@@ -211,11 +222,13 @@ pub async fn run(
         task.abort();
     }
     let (refused_full, found_overdue) = *counts.lock().unwrap();
+    let client_error = failed.lock().unwrap().take();
     Ok(Report {
         opened_after,
         sent_into_the_hang: upstream.received() - before,
         refused_full,
         found_overdue,
         answered: answered.load(Ordering::Relaxed),
+        client_error,
     })
 }
