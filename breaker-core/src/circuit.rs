@@ -2,7 +2,7 @@
 //! ([`Circuit`]) lives here; the state machine in the files below: `policy.rs` (the config a
 //! circuit runs on), `inner.rs` (its state and shared steps), `admit.rs` (admission and
 //! rejections), `record.rs` (outcomes, probes, abandoned permits), `adopt.rs` (what the fleet
-//! applies) and `permit.rs`.
+//! applies), `flight.rs` (calls in flight: the bulkhead and calls found overdue) and `permit.rs`.
 
 mod admit;
 mod adopt;

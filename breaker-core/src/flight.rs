@@ -102,7 +102,11 @@ impl Flight {
             held: AtomicU32::new(0),
             epoch_us: AtomicU64::new(0),
             checked: AtomicU64::new(0),
-            ring: std::array::from_fn(|_| AtomicU64::new(pack(0, true, 0))),
+            // Each slot dead, at an epoch before any real one (8 before its first), so that the
+            // first call of every epoch takes it.
+            ring: std::array::from_fn(|i| {
+                AtomicU64::new(pack((i as u32).wrapping_sub(RING as u32), true, 0))
+            }),
         }
     }
 
@@ -125,11 +129,21 @@ impl Flight {
         }
     }
 
-    /// Gives back a slot taken by [`try_hold`](Self::try_hold).
+    /// Gives back a slot taken by [`try_hold`](Self::try_hold). Never below zero: a permit
+    /// whose slot was taken in a `Flight` that a racing retuning left behind (see
+    /// `WindowSlot::set`) must not wrap the count of this one into a bulkhead full for ever.
     #[inline]
     pub(crate) fn release(&self) {
-        let before = self.held.fetch_sub(1, Ordering::Release);
-        debug_assert!(before > 0, "a bulkhead slot given back twice");
+        let mut n = self.held.load(Ordering::Relaxed);
+        while n > 0 {
+            match self
+                .held
+                .compare_exchange(n, n - 1, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => n = actual,
+            }
+        }
     }
 
     /// Bulkhead slots held now.
@@ -162,7 +176,8 @@ impl Flight {
     }
 
     /// Counts a call started in `epoch`. Returns whether it was counted (not when its slot
-    /// holds a later epoch, which only a clock far behind another thread's can see, or a full
+    /// holds a later epoch, which only a clock far behind another thread's can see, nor when
+    /// `epoch` was [`forget`](Self::forget)ed after some of its calls started, nor at a full
     /// count) and the calls of an older epoch that this one's slot still held: those are
     /// overdue, and now the caller's to count.
     pub(crate) fn enter(&self, epoch: u64) -> (bool, u32) {
@@ -175,11 +190,14 @@ impl Flight {
                     return (false, 0);
                 }
                 (w + 1, 0)
-            } else if tag.wrapping_sub(epoch_of(w)) as i32 > 0 || !live(w) {
-                // An older epoch (or a dead slot): its calls still out are overdue.
+            } else if tag.wrapping_sub(epoch_of(w)) as i32 > 0 {
+                // An older epoch: its calls still out are overdue.
                 let overdue = if live(w) { (w & COUNT) as u32 } else { 0 };
                 (pack(tag, false, 1), overdue)
             } else {
+                // This epoch's calls were forgotten (a reset, a close) after some had started:
+                // those could not be told from new ones, so the epoch's later calls go
+                // untracked. Or a later epoch, seen through a clock behind another thread's.
                 return (false, 0);
             };
             match slot.compare_exchange(w, next, Ordering::AcqRel, Ordering::Acquire) {
@@ -335,10 +353,15 @@ mod tests {
     #[test]
     fn forgotten_calls_are_never_counted() {
         let f = Flight::new();
+        assert_eq!(f.enter(0), (true, 0), "epoch 0 is tracked like any other");
         assert_eq!(f.enter(5), (true, 0));
         f.forget();
+        // Epoch 5 goes on untracked: a new call could not be told from a forgotten one.
+        assert_eq!(f.enter(5), (false, 0));
         assert_eq!(f.take_overdue(9, 3), 0);
         assert_eq!(f.leave(5), Left::Counted);
+        assert_eq!(f.leave(0), Left::Counted);
+        assert_eq!(f.enter(6), (true, 0));
         assert_eq!(f.enter(5 + RING as u64), (true, 0));
     }
 

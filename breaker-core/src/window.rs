@@ -101,8 +101,9 @@ struct WindowNode {
     spec: Option<Window>,
     /// The node this one replaced (owned by this one), or null.
     older: *mut WindowNode,
-    /// The circuit's calls in flight, shared by every node from the first that needed it on.
-    flight: Option<Arc<Flight>>,
+    /// The circuit's calls in flight, shared by every node from the first that needed it on:
+    /// null, or from `Arc::into_raw` (a strong count this node owns). Set once.
+    flight: AtomicPtr<Flight>,
 }
 
 impl WindowSlot {
@@ -132,7 +133,7 @@ impl WindowSlot {
     pub(crate) fn flight(&self) -> Option<&Flight> {
         let node = self.current.load(Ordering::Acquire);
         // SAFETY: as in `get`.
-        unsafe { node.as_ref() }.and_then(|n| n.flight.as_deref())
+        unsafe { node.as_ref() }.and_then(WindowNode::flight)
     }
 
     /// What the current window was made for (`None`: no window).
@@ -144,18 +145,22 @@ impl WindowSlot {
 
     /// Makes the window a new, empty one for `spec` (or none), unless it is already made for
     /// `spec`; with the calls in flight of the current node, or new ones if `flight` and there
-    /// are none yet (the window then restarts even if its spec is the same).
+    /// are none yet (given to the current node when its window stays).
     pub(crate) fn set(&self, spec: Option<Window>, flight: bool) {
         let mut current = self.current.load(Ordering::Acquire);
         loop {
             // SAFETY: as in `get`.
             let node = unsafe { current.as_ref() };
             let current_spec = node.and_then(|n| n.spec);
-            let kept = node.and_then(|n| n.flight.clone());
-            if current_spec == spec && (kept.is_some() || !flight) {
+            if current_spec == spec && (node.is_some() || !flight) {
+                if let (true, Some(node)) = (flight, node) {
+                    node.ensure_flight();
+                }
                 return;
             }
-            let kept = kept.or_else(|| flight.then(Arc::default));
+            let kept = node
+                .and_then(WindowNode::flight_arc)
+                .or_else(|| flight.then(Arc::default));
             let node = WindowNode::boxed(spec, current, kept);
             match self
                 .current
@@ -186,8 +191,63 @@ impl WindowNode {
             recorder: spec.map(Recorder::new),
             spec,
             older,
-            flight,
+            flight: AtomicPtr::new(
+                flight.map_or(std::ptr::null_mut(), |f| Arc::into_raw(f).cast_mut()),
+            ),
         }))
+    }
+
+    fn flight(&self) -> Option<&Flight> {
+        // SAFETY: null or from `Arc::into_raw`, whose strong count this node holds until it is
+        // dropped, which cannot happen while `&self` is alive.
+        unsafe { self.flight.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// Another strong count of this node's calls in flight, for the node that replaces it.
+    fn flight_arc(&self) -> Option<Arc<Flight>> {
+        let p = self.flight.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::into_raw` and this node holds a strong count of it (see
+        // `flight`); the count taken here is given to the `Arc` made from it.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    }
+
+    /// Gives this node calls in flight if it has none. A retuning racing the swap of this node
+    /// may hand the next node none: its circuit then counts from a new `Flight` at its next
+    /// retuning (a bound briefly too loose, never a count that leaks or underflows).
+    fn ensure_flight(&self) {
+        if !self.flight.load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let new = Arc::into_raw(Arc::new(Flight::new())).cast_mut();
+        if self
+            .flight
+            .compare_exchange(
+                std::ptr::null_mut(),
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // SAFETY: `new` came from `Arc::into_raw` above and was never published.
+            drop(unsafe { Arc::from_raw(new) });
+        }
+    }
+}
+
+impl Drop for WindowNode {
+    fn drop(&mut self) {
+        let p = self.flight.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: from `Arc::into_raw`, this node's strong count, given back once.
+            drop(unsafe { Arc::from_raw(p) });
+        }
     }
 }
 
