@@ -383,9 +383,19 @@ mod loom_models {
 
     use super::*;
 
+    /// Bounded like the other models (see `tests/loom.rs`): unbounded, three threads on CAS
+    /// loops do not finish; the races here need at most two preemptions.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
     #[test]
     fn the_bulkhead_never_admits_more_than_max_and_gives_every_slot_back() {
-        loom::model(|| {
+        model(|| {
             let f = Arc::new(Flight::new());
             let inside = Arc::new(AtomicU32::new(0));
             let threads: Vec<_> = (0..3)
@@ -410,7 +420,7 @@ mod loom_models {
 
     #[test]
     fn tracked_calls_are_released_or_counted_exactly_once() {
-        loom::model(|| {
+        model(|| {
             let f = Arc::new(Flight::new());
             let counted = Arc::new(AtomicU32::new(0));
             // Two calls of epoch 0 race a harvest at epoch 3 and each other's release.
