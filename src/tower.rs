@@ -66,7 +66,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use breaker_core::{
-    CircuitOpen, Classify, Config, ConfigBuilder, ConfigError, Outcome, Permit, Registry,
+    CircuitOpen, Classify, Config, ConfigBuilder, Outcome, Permit, Registry, MAX_DURATION,
+    MAX_IN_FLIGHT,
 };
 
 use crate::__private::{bounded, Bounded};
@@ -318,8 +319,10 @@ impl<K, C> CircuitBreakerLayer<K, C> {
     ///
     /// Sets the timeout of this layer's [`config`](Self::config) (the default config if none was
     /// given: call [`config`](Self::config) first, it replaces the whole config). The deadline a
-    /// call gets is its circuit's, so [`Registry::configure`] may change it. An invalid value
-    /// (zero, or above a year) is an error naming `timeout`.
+    /// call gets is its circuit's, so [`Registry::configure`] may change it. Like tower's own
+    /// `timeout`, it cannot fail: a zero `d` is taken as 1 ms, one above
+    /// [`MAX_DURATION`](crate::MAX_DURATION) as that (a config built with
+    /// [`ConfigBuilder::timeout`](crate::ConfigBuilder::timeout) rejects both instead).
     ///
     /// ```
     /// use std::borrow::Cow;
@@ -329,12 +332,12 @@ impl<K, C> CircuitBreakerLayer<K, C> {
     /// let layer = CircuitBreakerLayer::new(|tenant: &String| {
     ///     (Cow::Borrowed("llm"), Cow::Borrowed(tenant.as_str()))
     /// })
-    /// .timeout(Duration::from_secs(30))?
-    /// .max_in_flight(64)?;
+    /// .timeout(Duration::from_secs(30))
+    /// .max_in_flight(64);
     /// # let _ = layer;
-    /// # Ok::<(), breaker::ConfigError>(())
     /// ```
-    pub fn timeout(self, d: Duration) -> Result<Self, ConfigError> {
+    pub fn timeout(self, d: Duration) -> Self {
+        let d = d.clamp(Duration::from_millis(1), MAX_DURATION);
         self.retuned(|b| b.timeout(d))
     }
 
@@ -345,19 +348,21 @@ impl<K, C> CircuitBreakerLayer<K, C> {
     /// the response future completes or is dropped.
     ///
     /// Sets `max_in_flight` in this layer's [`config`](Self::config), as
-    /// [`timeout`](Self::timeout) does. Zero is an error naming `max_in_flight`.
-    pub fn max_in_flight(self, n: u32) -> Result<Self, ConfigError> {
+    /// [`timeout`](Self::timeout) does; it cannot fail either: 0 is taken as 1, a value above
+    /// [`MAX_IN_FLIGHT`](crate::MAX_IN_FLIGHT) as that.
+    pub fn max_in_flight(self, n: u32) -> Self {
+        let n = n.clamp(1, MAX_IN_FLIGHT);
         self.retuned(|b| b.max_in_flight(n))
     }
 
-    /// This layer with its config (or the default one) changed by `change`.
-    fn retuned(
-        mut self,
-        change: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
-    ) -> Result<Self, ConfigError> {
+    /// This layer with its config (or the default one) changed by `change`, which sets a value
+    /// already in range: the build cannot fail (if it did, the config would stay as it was).
+    fn retuned(mut self, change: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Self {
         let base = self.config.map_or_else(Config::builder, Config::to_builder);
-        self.config = Some(Box::leak(Box::new(change(base).build()?)));
-        Ok(self)
+        if let Ok(config) = change(base).build() {
+            self.config = Some(Box::leak(Box::new(config)));
+        }
+        self
     }
 
     /// Classifies results with `classify`: a [`ClassifyResult`] such as [`ResponseClassifier`]
