@@ -6,6 +6,7 @@
 
 mod admit;
 mod adopt;
+mod evidence;
 mod flight;
 mod inner;
 mod permit;
