@@ -103,7 +103,8 @@
 //!   and `breaker::metrics`), `tower` (`breaker::tower::CircuitBreakerLayer`), `redis`
 //!   (`breaker::fleet::RedisFleet`: replicas share circuit openings through Redis or Valkey),
 //!   `redis-tls` (the same over `rediss://`), `redis-cluster` (the same on a Redis or Valkey
-//!   Cluster).
+//!   Cluster), `dashboard` (`breaker::dashboard::router`: a live page of the circuits, with its
+//!   JSON API, for an axum app).
 //! - Examples: `cargo run --example quickstart` (also `fallback`, `classify`, `tenant_from_self`,
 //!   `async_trait`), and the README.
 
@@ -116,10 +117,14 @@ pub use breaker_macros::circuit_breaker;
 #[doc(hidden)]
 pub mod __private;
 
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 pub mod fleet;
 
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(any(feature = "tower", feature = "dashboard"))]
+mod registry_ref;
 #[cfg(feature = "tower")]
 pub mod tower;
 #[cfg(feature = "tracing")]

@@ -56,12 +56,8 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-
-use std::sync::LazyLock;
 
 use std::time::Duration;
 
@@ -71,6 +67,8 @@ use breaker_core::{
 };
 
 use crate::__private::{bounded, Bounded};
+
+pub use crate::registry_ref::RegistryRef;
 
 #[cfg(feature = "http")]
 mod body;
@@ -155,66 +153,6 @@ impl<Resp: Classify, E> ClassifyResult<Resp, E> for ResponseClassifier {
         match result {
             Ok(response) => response.classify(),
             Err(_) => Outcome::Failure,
-        }
-    }
-}
-
-/// The registry a layer takes its circuits from, as given to
-/// [`CircuitBreakerLayer::registry`]: a `&'static Registry` ([`Registry::global()`], a
-/// `static` one, a `&'static LazyLock<Registry>`) or an `Arc<Registry>`.
-///
-/// ```
-/// use std::sync::{Arc, LazyLock};
-/// use breaker::tower::RegistryRef;
-/// use breaker::Registry;
-///
-/// static GATEWAY: LazyLock<Registry> = LazyLock::new(Registry::default);
-/// let _: [RegistryRef; 3] = [
-///     Registry::global().into(),
-///     (&GATEWAY).into(),
-///     Arc::new(Registry::default()).into(),
-/// ];
-/// ```
-#[derive(Clone)]
-pub struct RegistryRef(Held);
-
-#[derive(Clone)]
-enum Held {
-    Static(&'static Registry),
-    Shared(Arc<Registry>),
-}
-
-impl From<&'static Registry> for RegistryRef {
-    fn from(registry: &'static Registry) -> Self {
-        RegistryRef(Held::Static(registry))
-    }
-}
-
-impl From<&'static LazyLock<Registry>> for RegistryRef {
-    fn from(registry: &'static LazyLock<Registry>) -> Self {
-        RegistryRef(Held::Static(registry))
-    }
-}
-
-impl From<Arc<Registry>> for RegistryRef {
-    fn from(registry: Arc<Registry>) -> Self {
-        RegistryRef(Held::Shared(registry))
-    }
-}
-
-impl fmt::Debug for RegistryRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RegistryRef").field(&**self).finish()
-    }
-}
-
-impl Deref for RegistryRef {
-    type Target = Registry;
-
-    fn deref(&self) -> &Registry {
-        match &self.0 {
-            Held::Static(r) => r,
-            Held::Shared(r) => r,
         }
     }
 }

@@ -4,14 +4,15 @@
 //! dependencies at hand.
 
 /// The README's examples, compiled and run by the `--all-features` doc tests of `.ci/run` (some
-/// of them use the `tracing`, `metrics`, `axum` and `redis` features, backon, tower and toml).
+/// of them use the `tracing`, `metrics`, `axum`, `redis` and `dashboard` features, backon, tower and toml).
 #[cfg(all(
     doctest,
     feature = "tracing",
     feature = "metrics",
     feature = "serde",
     feature = "axum",
-    feature = "redis"
+    feature = "redis",
+    feature = "dashboard"
 ))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDocs;

@@ -1,0 +1,214 @@
+//! A live page of a registry's circuits, for the engineer on call (feature `dashboard`).
+//!
+//! [`router`] (or [`Dashboard`], for the live feed and operator actions) is an axum
+//! [`Router`] to nest under a path of the service's own. It serves one HTML page with its
+//! JavaScript embedded in the crate (no CDN, works offline, no build step), a JSON API that
+//! scripts may use as well, and server-sent events:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the page: per provider, counts of closed, open and half-open tenants, and the tenants, open first, with their rates, time left until a probe, backoff level, last transition and timeline |
+//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only"}], "live", "actions", "dropped"}` |
+//! | `GET /circuits?provider=&state=&q=&page=&per_page=` | one page of circuits, open first: `{"total", "page", "per_page", "pages", "circuits": [..]}` |
+//! | `GET /events` | server-sent events: `hello`, `transition`, `action`, `dropped` |
+//! | `GET /actions` | whether operator actions are on, and the last 100 that were asked |
+//! | `POST /circuits/{provider}/{tenant}/{action}` | `force_open`, `reset`, `disable`, `metrics_only`: 403 unless the [`actions`](Dashboard::actions) hook allows it |
+//!
+//! The dashboard reads the registry through its public API only: [`Registry::for_each`](crate::Registry::for_each) and
+//! circuit handles for the lists, the listener of a [`Feed`] for transitions (the backoff level
+//! and the reason of a circuit's last transition come from there: they are shown for circuits
+//! that moved since the feed was registered).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use breaker::dashboard::{Dashboard, Feed};
+//! use breaker::Registry;
+//!
+//! let feed = Feed::new();
+//! let registry = Arc::new(Registry::builder().listener(feed.listener()).build());
+//! let app: axum::Router = axum::Router::new().nest(
+//!     "/breaker",
+//!     Dashboard::new(registry)
+//!         .feed(feed)
+//!         // Operators may switch circuits when a trusted proxy says who they are.
+//!         .actions(|req: &http::request::Parts, _action: &breaker::dashboard::Action| {
+//!             req.headers.get("x-operator").is_some()
+//!         })
+//!         .router(),
+//! );
+//! // axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8080").await?, app).await?;
+//! ```
+
+mod actions;
+mod api;
+mod feed;
+mod page;
+mod sse;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use axum::routing::{get, post};
+use axum::Router;
+use http::request::Parts;
+
+pub use crate::registry_ref::RegistryRef;
+pub use actions::{Action, ActionKind};
+pub use feed::Feed;
+
+use actions::Record;
+
+/// The read-only dashboard of `registry`, without a live feed (the page then reloads its lists
+/// every 5 seconds): `Dashboard::new(registry).router()`.
+///
+/// ```
+/// use breaker::Registry;
+///
+/// let app: axum::Router = axum::Router::new()
+///     .nest("/breaker", breaker::dashboard::router(Registry::global()));
+/// ```
+pub fn router(registry: impl Into<RegistryRef>) -> Router {
+    Dashboard::new(registry).router()
+}
+
+type Hook = Box<dyn Fn(&Parts, &Action) -> bool + Send + Sync + 'static>;
+
+/// A dashboard being set up: the registry, and optionally its [`Feed`], the operators'
+/// [`actions`](Self::actions) hook and (feature `redis`) the fleet's health.
+pub struct Dashboard {
+    registry: RegistryRef,
+    feed: Option<Feed>,
+    hook: Option<Hook>,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::FleetHealth>,
+}
+
+impl Dashboard {
+    /// A read-only dashboard of `registry`: a `&'static Registry` ([`Registry::global()`], a
+    /// `static`), a `&'static LazyLock<Registry>` or an `Arc<Registry>`.
+    ///
+    /// [`Registry::global()`]: crate::Registry::global
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use breaker::dashboard::Dashboard;
+    /// use breaker::Registry;
+    ///
+    /// let app: axum::Router = Dashboard::new(Arc::new(Registry::default())).router();
+    /// ```
+    pub fn new(registry: impl Into<RegistryRef>) -> Dashboard {
+        Dashboard {
+            registry: registry.into(),
+            feed: None,
+            hook: None,
+            #[cfg(feature = "redis")]
+            fleet: None,
+        }
+    }
+
+    /// Streams `feed`'s transitions to the page (server-sent events), and keeps the timelines
+    /// of the circuits that moved. `feed`'s [`listener`](Feed::listener) must be registered on
+    /// this dashboard's registry.
+    pub fn feed(mut self, feed: Feed) -> Dashboard {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Turns operator actions on (force open, reset, disable, metrics only): each one is done
+    /// only when `hook` returns `true` for the request and the action; refused ones answer 403.
+    /// A hook that panics refuses. Without a hook, every action answers 403 and the page hides
+    /// its buttons.
+    ///
+    /// Every action asked is logged with the hook's answer: as a `tracing` event (target
+    /// `breaker::dashboard`, feature `tracing`), in `GET /actions` (the last 100), and as an
+    /// `action` event of the feed. The transitions it makes reach the registry's listeners
+    /// with reason `operator`.
+    ///
+    /// ```
+    /// use breaker::dashboard::{Action, ActionKind, Dashboard};
+    /// use breaker::Registry;
+    ///
+    /// let app: axum::Router = Dashboard::new(Registry::global())
+    ///     // On-call may reset circuits; forcing one open takes the admin token.
+    ///     .actions(|req: &http::request::Parts, action: &Action| {
+    ///         let token = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+    ///         match action.kind {
+    ///             ActionKind::Reset => token.is_some(),
+    ///             _ => token == Some("Bearer admin-secret"),
+    ///         }
+    ///     })
+    ///     .router();
+    /// ```
+    pub fn actions(
+        mut self,
+        hook: impl Fn(&Parts, &Action) -> bool + Send + Sync + 'static,
+    ) -> Dashboard {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+
+    /// Shows the fleet's health (connected, able to publish, changes shared and applied) in a
+    /// panel of the page and at `GET /fleet` (feature `redis`).
+    #[cfg(feature = "redis")]
+    pub fn fleet(mut self, health: crate::fleet::FleetHealth) -> Dashboard {
+        self.fleet = Some(health);
+        self
+    }
+
+    /// The router: nest it under a path of your own (`app.nest("/breaker", ..)`).
+    pub fn router(self) -> Router {
+        let state = App(Arc::new(Shared {
+            registry: self.registry,
+            feed: self.feed,
+            hook: self.hook,
+            log: Mutex::default(),
+            #[cfg(feature = "redis")]
+            fleet: self.fleet,
+        }));
+        let router = Router::new()
+            .route("/", get(page::index))
+            .route("/dashboard.js", get(page::script))
+            .route("/providers", get(api::providers))
+            .route("/circuits", get(api::circuits))
+            .route("/events", get(sse::events))
+            .route("/actions", get(actions::log))
+            .route("/circuits/{provider}/{tenant}/{action}", post(actions::act));
+        #[cfg(feature = "redis")]
+        let router = router.route("/fleet", get(api::fleet));
+        router.with_state(state)
+    }
+}
+
+impl fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dashboard")
+            .field("registry", &self.registry)
+            .field("feed", &self.feed)
+            .field("actions", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The routes' shared state.
+#[derive(Clone)]
+struct App(Arc<Shared>);
+
+struct Shared {
+    registry: RegistryRef,
+    feed: Option<Feed>,
+    hook: Option<Hook>,
+    /// The last actions asked, newest last.
+    log: Mutex<VecDeque<Record>>,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::FleetHealth>,
+}
+
+impl Shared {
+    /// The hook's answer; `None` without a hook, `Some(false)` when it panicked.
+    fn allows(&self, req: &Parts, action: &Action) -> Option<bool> {
+        let hook = self.hook.as_ref()?;
+        Some(catch_unwind(AssertUnwindSafe(|| hook(req, action))).unwrap_or(false))
+    }
+}

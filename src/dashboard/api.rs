@@ -1,0 +1,252 @@
+//! The JSON API: per-provider counts, and pages of circuits, open first.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State as AxumState};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use breaker_core::{Circuit, Registry, State};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::feed::Step;
+use super::App;
+
+/// Circuits per page unless `per_page` says otherwise, and the most it may say.
+pub(crate) const PER_PAGE: usize = 50;
+const MAX_PER_PAGE: usize = 500;
+
+/// Where a state sorts on the page: what needs the operator first.
+fn rank(state: State) -> u8 {
+    match state {
+        State::Open => 0,
+        State::ForcedOpen => 1,
+        State::HalfOpen => 2,
+        State::Disabled => 3,
+        State::MetricsOnly => 4,
+        _ => 5,
+    }
+}
+
+/// Per-provider counts, by state.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ProviderCounts {
+    pub(crate) provider: String,
+    pub(crate) total: u64,
+    pub(crate) closed: u64,
+    pub(crate) open: u64,
+    pub(crate) half_open: u64,
+    pub(crate) forced_open: u64,
+    pub(crate) disabled: u64,
+    pub(crate) metrics_only: u64,
+    // Provider-wide circuit (issue 19): when `Registry::provider_circuit(provider)` exists, its
+    // state and metrics go here (and the page shows them above the tenants' counts).
+}
+
+/// Every provider's counts, sorted by name: one pass over the registry, reading each circuit's
+/// state only.
+pub(crate) fn counts(registry: &Registry) -> Vec<ProviderCounts> {
+    let mut by_provider: BTreeMap<String, ProviderCounts> = BTreeMap::new();
+    registry.for_each(|c| {
+        // Looked up by `&str`: a provider's name is allocated once, not once per circuit.
+        if !by_provider.contains_key(c.provider()) {
+            let counts = ProviderCounts {
+                provider: c.provider().to_owned(),
+                ..ProviderCounts::default()
+            };
+            by_provider.insert(c.provider().to_owned(), counts);
+        }
+        let Some(p) = by_provider.get_mut(c.provider()) else {
+            return;
+        };
+        p.total += 1;
+        *match c.state() {
+            State::Closed => &mut p.closed,
+            State::Open => &mut p.open,
+            State::HalfOpen => &mut p.half_open,
+            State::ForcedOpen => &mut p.forced_open,
+            State::Disabled => &mut p.disabled,
+            _ => &mut p.metrics_only,
+        } += 1;
+    });
+    by_provider.into_values().collect()
+}
+
+/// `GET /providers`.
+pub(super) async fn providers(AxumState(app): AxumState<App>) -> Response {
+    let providers = counts(&app.0.registry);
+    let feed = app.0.feed.as_ref();
+    Json(json!({
+        "providers": providers,
+        "live": feed.is_some(),
+        "actions": app.0.hook.is_some(),
+        "dropped": feed.map_or(0, |f| f.dropped()),
+        "fleet": cfg!(feature = "redis") && fleet_attached(&app),
+    }))
+    .into_response()
+}
+
+#[cfg(feature = "redis")]
+fn fleet_attached(app: &App) -> bool {
+    app.0.fleet.is_some()
+}
+
+#[cfg(not(feature = "redis"))]
+fn fleet_attached(_: &App) -> bool {
+    false
+}
+
+/// The query of `GET /circuits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Filter {
+    /// Only this provider's circuits.
+    pub(crate) provider: Option<String>,
+    /// Only circuits in this state (`open`, `half_open`, ... as [`State`] parses them).
+    pub(crate) state: Option<String>,
+    /// Only tenants whose name contains this (case-sensitive).
+    pub(crate) q: Option<String>,
+    /// The page, from 0.
+    pub(crate) page: Option<usize>,
+    /// Circuits per page: 50 unless given, at most 500.
+    pub(crate) per_page: Option<usize>,
+}
+
+/// One circuit in a page of `GET /circuits`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Row {
+    pub(crate) provider: String,
+    pub(crate) tenant: String,
+    pub(crate) state: &'static str,
+    failure_rate: f64,
+    slow_rate: f64,
+    calls_in_window: u32,
+    failures_in_window: u32,
+    slow_in_window: u32,
+    consecutive_failures: u32,
+    rejected: u64,
+    times_opened: u32,
+    /// Time left until a probe may pass, when open.
+    retry_after_ms: Option<u64>,
+    /// While open or half-open: the backoff level of its opening, when the feed saw it.
+    level: Option<u32>,
+    /// Its last transitions the feed saw, oldest first (empty without a feed).
+    timeline: Vec<Step>,
+}
+
+/// A page of circuits.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page {
+    pub(crate) total: usize,
+    pub(crate) page: usize,
+    pub(crate) per_page: usize,
+    pub(crate) pages: usize,
+    pub(crate) circuits: Vec<Row>,
+}
+
+/// The page `filter` asks for, or an error naming the bad field.
+pub(crate) fn page(app: &App, filter: &Filter) -> Result<Page, String> {
+    let state = match filter.state.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.parse::<State>().map_err(|e| format!("state: {e}"))?),
+        None => None,
+    };
+    let provider = filter.provider.as_deref().filter(|p| !p.is_empty());
+    let q = filter.q.as_deref().filter(|q| !q.is_empty());
+    let per_page = filter.per_page.unwrap_or(PER_PAGE).clamp(1, MAX_PER_PAGE);
+    let page = filter.page.unwrap_or(0);
+
+    // Handles and ranks only: metrics (windows to total) are read for the page alone.
+    let mut found: Vec<(u8, Circuit)> = Vec::new();
+    app.0.registry.for_each(|c| {
+        if provider.is_some_and(|p| p != c.provider()) || q.is_some_and(|q| !c.tenant().contains(q))
+        {
+            return;
+        }
+        let s = c.state();
+        if state.is_none_or(|want| want == s) {
+            found.push((rank(s), c.clone()));
+        }
+    });
+    let order = |a: &(u8, Circuit), b: &(u8, Circuit)| -> Ordering {
+        (a.0, a.1.provider(), a.1.tenant()).cmp(&(b.0, b.1.provider(), b.1.tenant()))
+    };
+    let total = found.len();
+    let start = page.saturating_mul(per_page).min(total);
+    let end = start.saturating_add(per_page).min(total);
+    // Sort only what the page needs: at 100,000 closed tenants, a partition and a short sort.
+    if end < total {
+        found.select_nth_unstable_by(end, order);
+    }
+    found.truncate(end);
+    found.sort_unstable_by(order);
+    let feed = app.0.feed.as_ref();
+    let circuits = found
+        .drain(start..)
+        .map(|(_, c)| {
+            let m = c.metrics();
+            let timeline = feed.map_or_else(Vec::new, |f| f.0.timeline(c.provider(), c.tenant()));
+            // The level of the opening this stay in open or half-open began with; a closed
+            // circuit has none (its next trip starts over).
+            let level = matches!(m.state, State::Open | State::HalfOpen)
+                .then(|| timeline.iter().rev().find(|s| s.to == "open"))
+                .flatten()
+                .map(|s| s.level);
+            Row {
+                provider: c.provider().to_owned(),
+                tenant: c.tenant().to_owned(),
+                state: m.state.as_str(),
+                failure_rate: m.failure_rate,
+                slow_rate: m.slow_rate,
+                calls_in_window: m.calls_in_window,
+                failures_in_window: m.failures_in_window,
+                slow_in_window: m.slow_in_window,
+                consecutive_failures: m.consecutive_failures,
+                rejected: m.rejected,
+                times_opened: m.times_opened,
+                retry_after_ms: m
+                    .retry_after
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                level,
+                timeline,
+            }
+        })
+        .collect();
+    Ok(Page {
+        total,
+        page,
+        per_page,
+        pages: total.div_ceil(per_page),
+        circuits,
+    })
+}
+
+/// `GET /circuits?provider=&state=&q=&page=&per_page=`.
+pub(super) async fn circuits(AxumState(app): AxumState<App>, filter: Query<Filter>) -> Response {
+    match page(&app, &filter) {
+        Ok(page) => Json(page).into_response(),
+        Err(message) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+        }
+    }
+}
+
+/// `GET /fleet` (feature `redis`): the health of the fleet given to the dashboard.
+#[cfg(feature = "redis")]
+pub(super) async fn fleet(AxumState(app): AxumState<App>) -> Response {
+    match &app.0.fleet {
+        None => Json(json!({ "attached": false })).into_response(),
+        Some(h) => Json(json!({
+            "attached": true,
+            "connected": h.is_connected(),
+            "can_publish": h.can_publish(),
+            "published": h.published(),
+            "applied": h.applied(),
+            "dropped": h.dropped(),
+            "unannounced": h.unannounced(),
+            "failures": h.failures(),
+        }))
+        .into_response(),
+    }
+}

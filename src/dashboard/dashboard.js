@@ -1,0 +1,329 @@
+// The breaker dashboard. Every name from the server is put in the page with textContent, never
+// parsed as HTML, so a tenant named like markup is shown as text.
+(function () {
+  'use strict';
+
+  // The router may be nested at /breaker or /breaker/: the API is beside the page either way.
+  var base = location.pathname.endsWith('/') ? location.pathname : location.pathname + '/';
+  var PER_PAGE = 20;
+  var view = {
+    live: false,
+    actions: false,
+    dropped: 0,
+    query: '',
+    pages: new Map(), // provider -> page shown
+    panels: new Map(), // provider -> its <section>
+    rows: [], // rows shown: {row, fetched, tr}
+    updated: null,
+    connected: false
+  };
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function getJSON(path) {
+    return fetch(base + path, { headers: { accept: 'application/json' }, cache: 'no-store' })
+      .then(function (r) {
+        if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
+        return r.json();
+      });
+  }
+
+  function say(text) {
+    document.getElementById('message').textContent = text || '';
+  }
+
+  function pct(x) {
+    return (100 * (x || 0)).toFixed(x > 0 && x < 0.1 ? 1 : 0) + '%';
+  }
+
+  function ago(ms) {
+    var s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.round(s / 60) + ' min ago';
+    return Math.round(s / 3600) + ' h ago';
+  }
+
+  // A transition that another replica's circuit made, applied here through the fleet.
+  function reasonText(reason) {
+    return reason === 'fleet' ? 'fleet (another replica)' : reason;
+  }
+
+  function probeText(entry) {
+    var r = entry.row.retry_after_ms;
+    if (r === null || r === undefined) return entry.row.state === 'half_open' ? 'probing' : '';
+    var left = r - (Date.now() - entry.fetched);
+    return left > 0 ? (left / 1000).toFixed(1) + ' s' : 'due';
+  }
+
+  // ---- rendering ----
+
+  function renderStatus() {
+    var s = document.getElementById('status');
+    s.textContent = '';
+    var mode = view.live ? (view.connected ? 'live' : 'reconnecting') : 'refreshing every 5 s';
+    s.appendChild(el('span', view.live && view.connected ? 'live' : 'stale', mode));
+    s.appendChild(document.createTextNode(
+      ' · actions ' + (view.actions ? 'on' : 'off (read-only)') +
+      (view.dropped ? ' · events dropped: ' + view.dropped : '') +
+      (view.updated ? ' · updated ' + new Date(view.updated).toLocaleTimeString() : '')));
+  }
+
+  function panelFor(provider) {
+    var p = view.panels.get(provider);
+    if (p) return p;
+    p = el('section', 'provider');
+    p.dataset.provider = provider;
+    view.panels.set(provider, p);
+    return p;
+  }
+
+  function countBadge(cls, label, n) {
+    var b = el('span', 'count ' + cls, label + ' ' + n);
+    b.dataset.count = cls;
+    return b;
+  }
+
+  function timeline(steps) {
+    var td = el('td', 'timeline');
+    (steps || []).slice(-5).forEach(function (s) {
+      var chip = el('span', 'step ' + s.to, s.to + ' · ' + reasonText(s.reason));
+      chip.title = s.from + ' → ' + s.to + ' (' + reasonText(s.reason) + ') ' + ago(s.at_ms) +
+        (s.open_for_ms ? ', open for ' + (s.open_for_ms / 1000) + ' s' : '');
+      td.appendChild(chip);
+    });
+    return td;
+  }
+
+  function actionButton(row, action, label) {
+    var b = el('button', 'action', label);
+    b.type = 'button';
+    b.addEventListener('click', function () {
+      act(row.provider, row.tenant, action);
+    });
+    return b;
+  }
+
+  function rowFor(row, fetched) {
+    var tr = el('tr', 'circuit');
+    tr.dataset.provider = row.provider;
+    tr.dataset.tenant = row.tenant;
+    tr.dataset.state = row.state;
+    tr.appendChild(el('td', 'state ' + row.state, row.state));
+    tr.appendChild(el('td', 'tenant', row.tenant));
+    tr.appendChild(el('td', 'num', pct(row.failure_rate)));
+    tr.appendChild(el('td', 'num', pct(row.slow_rate)));
+    tr.appendChild(el('td', 'num', row.calls_in_window));
+    var entry = { row: row, fetched: fetched, tr: tr, probe: el('td', 'num probe') };
+    entry.probe.textContent = probeText(entry);
+    tr.appendChild(entry.probe);
+    tr.appendChild(el('td', 'num', row.level === null || row.level === undefined ? '' : row.level));
+    var last = row.timeline && row.timeline.length ? row.timeline[row.timeline.length - 1] : null;
+    tr.appendChild(el('td', 'reason', last ? reasonText(last.reason) + ' (' + ago(last.at_ms) + ')' : ''));
+    tr.appendChild(timeline(row.timeline));
+    if (view.actions) {
+      var td = el('td', 'actions');
+      td.appendChild(actionButton(row, 'force_open', 'Force open'));
+      td.appendChild(actionButton(row, 'reset', 'Reset'));
+      td.appendChild(actionButton(row, 'disable', 'Disable'));
+      tr.appendChild(td);
+    }
+    view.rows.push(entry);
+    return tr;
+  }
+
+  function renderPanel(counts, page, fetched) {
+    var p = panelFor(counts.provider);
+    p.textContent = '';
+    var h = el('h2');
+    h.appendChild(el('span', 'name', counts.provider));
+    // Provider-wide circuit (issue 19): shown here, before the tenants' counts, once the API
+    // carries it.
+    h.appendChild(countBadge('open', 'open', counts.open + counts.forced_open));
+    h.appendChild(countBadge('half_open', 'half-open', counts.half_open));
+    h.appendChild(countBadge('closed', 'closed', counts.closed));
+    if (counts.disabled + counts.metrics_only) {
+      h.appendChild(countBadge('off', 'not tripping', counts.disabled + counts.metrics_only));
+    }
+    p.appendChild(h);
+
+    var table = el('table');
+    var head = el('tr');
+    ['state', 'tenant', 'failures', 'slow', 'calls', 'probe in', 'backoff', 'last reason', 'timeline']
+      .concat(view.actions ? ['actions'] : [])
+      .forEach(function (t) { head.appendChild(el('th', null, t)); });
+    var thead = el('thead');
+    thead.appendChild(head);
+    table.appendChild(thead);
+    var tbody = el('tbody');
+    page.circuits.forEach(function (row) { tbody.appendChild(rowFor(row, fetched)); });
+    table.appendChild(tbody);
+    p.appendChild(table);
+
+    var pager = el('div', 'pager');
+    var n = view.pages.get(counts.provider) || 0;
+    var prev = el('button', null, '‹ previous');
+    prev.disabled = n <= 0;
+    prev.addEventListener('click', function () { view.pages.set(counts.provider, n - 1); refresh(); });
+    var next = el('button', null, 'next ›');
+    next.disabled = n + 1 >= page.pages;
+    next.addEventListener('click', function () { view.pages.set(counts.provider, n + 1); refresh(); });
+    pager.appendChild(prev);
+    pager.appendChild(el('span', null, 'page ' + (page.pages ? n + 1 : 0) + ' of ' + page.pages +
+      ' · ' + page.total + (view.query ? ' matching' : ' tenants')));
+    pager.appendChild(next);
+    p.appendChild(pager);
+    return p;
+  }
+
+  // ---- data ----
+
+  var inFlight = false;
+  var again = false;
+  var lastRefresh = 0;
+  var timer = null;
+
+  function refresh() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    lastRefresh = Date.now();
+    getJSON('providers').then(function (summary) {
+      view.live = summary.live;
+      view.actions = summary.actions;
+      view.dropped = Math.max(view.dropped, summary.dropped || 0);
+      if (summary.fleet) loadFleet();
+      return Promise.all(summary.providers.map(function (counts) {
+        var n = view.pages.get(counts.provider) || 0;
+        var q = 'circuits?provider=' + encodeURIComponent(counts.provider) + '&page=' + n +
+          '&per_page=' + PER_PAGE + (view.query ? '&q=' + encodeURIComponent(view.query) : '');
+        return getJSON(q).then(function (page) { return [counts, page]; });
+      }));
+    }).then(function (panels) {
+      var fetched = Date.now();
+      var main = document.getElementById('providers');
+      view.rows = [];
+      var keep = new Set();
+      panels.forEach(function (pair) {
+        keep.add(pair[0].provider);
+        main.appendChild(renderPanel(pair[0], pair[1], fetched));
+      });
+      view.panels.forEach(function (p, name) {
+        if (!keep.has(name)) { p.remove(); view.panels.delete(name); }
+      });
+      if (!panels.length) {
+        main.textContent = '';
+        main.appendChild(el('p', 'empty', 'No circuit yet.'));
+      } else {
+        var empty = main.querySelector('p.empty');
+        if (empty) empty.remove();
+      }
+      view.updated = fetched;
+      document.body.dataset.rendered = String(fetched);
+      renderStatus();
+    }).catch(function (e) {
+      say('Could not load: ' + e.message);
+    }).then(function () {
+      inFlight = false;
+      if (again) { again = false; soon(); }
+    });
+  }
+
+  // At most one refresh a second, however many transitions arrive: no polling storm.
+  function soon() {
+    if (timer) return;
+    var wait = Math.max(150, 1000 - (Date.now() - lastRefresh));
+    timer = setTimeout(function () { timer = null; refresh(); }, wait);
+  }
+
+  function loadFleet() {
+    getJSON('fleet').then(function (f) {
+      var box = document.getElementById('fleet');
+      box.hidden = !f.attached;
+      box.textContent = '';
+      if (!f.attached) return;
+      box.appendChild(el('strong', null, 'Fleet store: '));
+      box.appendChild(el('span', f.connected ? 'state closed' : 'state open',
+        f.connected ? 'connected' : 'degraded'));
+      box.appendChild(document.createTextNode(
+        (f.can_publish ? '' : ' · cannot publish (ACL)') + ' · shared ' + f.published +
+        ' · applied ' + f.applied + ' · dropped ' + f.dropped + ' · failures ' + f.failures));
+    }).catch(function () {});
+  }
+
+  // A transition shows at once in its row, if shown; the lists follow within a second.
+  function applyTransition(t) {
+    view.rows.forEach(function (entry) {
+      if (entry.row.provider === t.provider && entry.row.tenant === t.tenant) {
+        entry.tr.dataset.state = t.to;
+        var cell = entry.tr.querySelector('td.state');
+        cell.className = 'state ' + t.to;
+        cell.textContent = t.to;
+        entry.tr.classList.add('flash');
+      }
+    });
+    soon();
+  }
+
+  function act(provider, tenant, action) {
+    var path = 'circuits/' + encodeURIComponent(provider) + '/' + encodeURIComponent(tenant) +
+      '/' + action;
+    fetch(base + path, { method: 'POST' }).then(function (r) {
+      return r.json().then(function (body) {
+        if (!r.ok) throw new Error(body.error || ('HTTP ' + r.status));
+        say('');
+        soon();
+      });
+    }).catch(function (e) {
+      say(action + ' ' + provider + ' / ' + tenant + ': ' + e.message);
+    });
+  }
+
+  function connect() {
+    if (!window.EventSource) return;
+    var source = new EventSource(base + 'events');
+    source.addEventListener('hello', function (e) {
+      var hello = JSON.parse(e.data);
+      view.live = hello.live;
+      view.connected = true;
+      document.body.dataset.live = hello.live ? '1' : '0';
+      if (!hello.live) source.close();
+      renderStatus();
+      refresh();
+    });
+    source.addEventListener('transition', function (e) { applyTransition(JSON.parse(e.data)); });
+    source.addEventListener('action', function () { soon(); });
+    source.addEventListener('dropped', function (e) {
+      // Fell behind: some transitions were lost, so reload the lists.
+      view.dropped += JSON.parse(e.data).dropped;
+      soon();
+    });
+    source.onerror = function () {
+      view.connected = false;
+      document.body.dataset.live = '0';
+      renderStatus();
+    };
+  }
+
+  var searchTimer = null;
+  document.getElementById('search').addEventListener('input', function (e) {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(function () {
+      view.query = e.target.value.trim();
+      view.pages.clear();
+      refresh();
+    }, 250);
+  });
+
+  // Counting down to the next probe, and the fallback when there is no live feed.
+  setInterval(function () {
+    view.rows.forEach(function (entry) { entry.probe.textContent = probeText(entry); });
+  }, 1000);
+  setInterval(function () { if (!view.live) refresh(); }, 5000);
+
+  refresh();
+  connect();
+})();

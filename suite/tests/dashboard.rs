@@ -1,0 +1,455 @@
+//! Feature `dashboard`: the dashboard's router, asked with `oneshot`: its JSON API (open
+//! circuits first, paging, search, filters), operator actions (403 without a hook or when it
+//! refuses, done and logged when it allows), names escaped in the server-rendered page, and the
+//! server-sent events' bounded queue.
+#![cfg(feature = "dashboard")]
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use axum::body::{Body, HttpBody};
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use breaker::dashboard::{Action, ActionKind, Dashboard, Feed};
+use breaker::{Config, ManualClock, Registry, State};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn registry(feed: &Feed) -> Arc<Registry> {
+    Arc::new(
+        Registry::builder()
+            .clock(ManualClock::new())
+            .default_config(Config::builder().consecutive_failures(1).build().unwrap())
+            .listener(feed.listener())
+            .build(),
+    )
+}
+
+fn trip(registry: &Registry, provider: &str, tenant: &str) {
+    registry
+        .circuit(provider, tenant)
+        .try_acquire()
+        .unwrap()
+        .failure();
+}
+
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get(router: &Router, uri: &str) -> (StatusCode, String) {
+    send(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn get_json(router: &Router, uri: &str) -> Value {
+    let (status, body) = get(router, uri).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn post(router: &Router, uri: &str, operator: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::post(uri);
+    if let Some(name) = operator {
+        request = request.header("x-operator", name);
+    }
+    let (status, body) = send(router, request.body(Body::empty()).unwrap()).await;
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+fn tenants(page: &Value) -> Vec<(String, String)> {
+    page["circuits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["tenant"].as_str().unwrap().to_owned(),
+                c["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn providers_count_their_tenants_by_state() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    for t in ["a", "b", "c"] {
+        r.circuit("openai", t);
+    }
+    trip(&r, "openai", "b");
+    r.circuit("anthropic", "a").force_open();
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+
+    let summary = get_json(&router, "/providers").await;
+    assert_eq!(summary["live"], true);
+    assert_eq!(summary["actions"], false);
+    let providers = summary["providers"].as_array().unwrap();
+    assert_eq!(providers[0]["provider"], "anthropic");
+    assert_eq!(providers[0]["forced_open"], 1);
+    assert_eq!(providers[1]["provider"], "openai");
+    assert_eq!(
+        (
+            &providers[1]["total"],
+            &providers[1]["open"],
+            &providers[1]["closed"]
+        ),
+        (&Value::from(3), &Value::from(1), &Value::from(2))
+    );
+}
+
+#[tokio::test]
+async fn circuits_come_open_first_paged_and_searchable() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    for i in 0..120 {
+        r.circuit("openai", &format!("t{i:03}"));
+    }
+    trip(&r, "openai", "t100");
+    trip(&r, "openai", "t007");
+    r.circuit("anthropic", "t000");
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+
+    let first = get_json(&router, "/circuits?provider=openai&per_page=10").await;
+    assert_eq!(
+        (first["total"].as_u64(), first["pages"].as_u64()),
+        (Some(120), Some(12))
+    );
+    let rows = tenants(&first);
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[0], ("t007".into(), "open".into()));
+    assert_eq!(rows[1], ("t100".into(), "open".into()));
+    assert_eq!(rows[2], ("t000".into(), "closed".into()));
+    let open = &first["circuits"][0];
+    assert_eq!(open["retry_after_ms"], 30_000, "the default open period");
+    assert_eq!(open["level"], 0);
+    assert_eq!(open["timeline"][0]["reason"], "consecutive_failures");
+    assert_eq!(open["failure_rate"], 0.0, "no rate policy: no window");
+
+    // The last page holds the rest, in name order.
+    let last = get_json(&router, "/circuits?provider=openai&per_page=10&page=11").await;
+    let rows = tenants(&last);
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.last().unwrap().0, "t119");
+    let past = get_json(&router, "/circuits?provider=openai&per_page=10&page=99").await;
+    assert!(tenants(&past).is_empty());
+
+    // Search by tenant name, state filter, and both providers without a provider filter.
+    let found = get_json(&router, "/circuits?provider=openai&q=t10").await;
+    assert_eq!(found["total"], 10);
+    assert_eq!(tenants(&found)[0], ("t100".into(), "open".into()));
+    let open = get_json(&router, "/circuits?state=open").await;
+    assert_eq!(
+        tenants(&open),
+        [
+            ("t007".into(), "open".into()),
+            ("t100".into(), "open".into())
+        ]
+    );
+    assert_eq!(get_json(&router, "/circuits?q=t000").await["total"], 2);
+
+    // A bad state names the field and the names that would do.
+    let (status, body) = get(&router, "/circuits?state=shut").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("state: unknown circuit state \\\"shut\\\""),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_circuits_page_without_sending_them_all() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    for i in 0..100_000 {
+        r.circuit("openai", &format!("tenant-{i:06}"));
+    }
+    trip(&r, "openai", "tenant-099999");
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+    let (status, body) = get(&router, "/circuits?provider=openai").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.len() < 64 * 1024,
+        "one page, not 100,000 rows: {} bytes",
+        body.len()
+    );
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["total"], 100_000);
+    assert_eq!(tenants(&page)[0], ("tenant-099999".into(), "open".into()));
+    assert_eq!(tenants(&page)[1], ("tenant-000000".into(), "closed".into()));
+}
+
+#[tokio::test]
+async fn actions_are_refused_without_a_hook() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    trip(&r, "openai", "acme");
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+
+    for action in ["force_open", "reset", "disable", "metrics_only"] {
+        let (status, body) = post(&router, &format!("/circuits/openai/acme/{action}"), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("no authorization hook"),
+            "{body}"
+        );
+    }
+    assert_eq!(r.circuit("openai", "acme").state(), State::Open);
+    let log = get_json(&router, "/actions").await;
+    assert_eq!(log["enabled"], false);
+    assert_eq!(log["log"].as_array().unwrap().len(), 4);
+    assert_eq!(log["log"][1]["action"], "reset");
+    assert_eq!(log["log"][1]["allowed"], false);
+    assert_eq!(log["log"][1]["outcome"], "refused");
+}
+
+#[tokio::test]
+async fn the_hook_decides_and_every_action_is_logged() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    trip(&r, "openai", "acme");
+    r.circuit("openai", "<b>globex</b>");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let router = Dashboard::new(r.clone())
+        .feed(feed)
+        .actions(move |req: &http::request::Parts, action: &Action| {
+            seen.lock().unwrap().push(action.clone());
+            // Anyone named may reset; only "root" may switch a circuit off.
+            match req.headers.get("x-operator").and_then(|v| v.to_str().ok()) {
+                Some("root") => true,
+                Some(_) => action.kind == ActionKind::Reset,
+                None => false,
+            }
+        })
+        .router();
+
+    let (status, _) = post(&router, "/circuits/openai/acme/reset", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = post(&router, "/circuits/openai/acme/disable", Some("ann")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(r.circuit("openai", "acme").state(), State::Open);
+
+    let (status, body) = post(&router, "/circuits/openai/acme/reset", Some("ann")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "closed");
+    assert_eq!(r.circuit("openai", "acme").state(), State::Closed);
+    // Names with markup and slashes travel percent-encoded in the path.
+    let uri = "/circuits/openai/%3Cb%3Eglobex%3C%2Fb%3E/force_open";
+    let (status, body) = post(&router, uri, Some("root")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        r.circuit("openai", "<b>globex</b>").state(),
+        State::ForcedOpen
+    );
+
+    // Allowed, but no such circuit (the dashboard never creates one); an unknown action.
+    let (status, _) = post(&router, "/circuits/openai/nobody/reset", Some("root")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = post(&router, "/circuits/openai/acme/explode", Some("root")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("expected one of"));
+
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(
+        asked.len(),
+        5,
+        "the hook is not asked about an unknown action"
+    );
+    assert_eq!(asked[3].tenant, "<b>globex</b>");
+    let log = get_json(&router, "/actions").await;
+    assert_eq!(log["enabled"], true);
+    let outcomes: Vec<(bool, &str)> = log["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["allowed"].as_bool().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (false, "refused"),
+            (false, "refused"),
+            (true, "done"),
+            (true, "done"),
+            (true, "not_found")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_hook_refuses() {
+    let r = Arc::new(Registry::default());
+    r.circuit("openai", "acme");
+    let router = Dashboard::new(r.clone())
+        .actions(|_: &http::request::Parts, _: &Action| panic!("the hook's own bug"))
+        .router();
+    let (status, _) = post(&router, "/circuits/openai/acme/force_open", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(r.circuit("openai", "acme").state(), State::Closed);
+}
+
+#[tokio::test]
+async fn names_are_escaped_in_the_served_page() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    let evil = "<script>alert('tenant')</script>";
+    let provider = "<img src=x onerror=alert(1)>";
+    trip(&r, provider, evil);
+    let router = breaker::dashboard::router(r.clone());
+    let (status, html) = get(&router, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(evil), "the tenant's name came out as markup");
+    assert!(
+        !html.contains(provider),
+        "the provider's name came out as markup"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;tenant&#39;)&lt;/script&gt;"),
+        "the server-rendered list shows the open circuit as text"
+    );
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    // The script is inlined, and builds the page with textContent only.
+    assert!(html.contains("textContent"));
+    assert!(!html.contains("innerHTML"));
+    let (status, js) = get(&router, "/dashboard.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!js.contains("innerHTML") && !js.contains("insertAdjacentHTML"));
+}
+
+#[tokio::test]
+async fn without_a_feed_the_page_is_not_live() {
+    let r = Arc::new(Registry::default());
+    let router = breaker::dashboard::router(r);
+    assert_eq!(get_json(&router, "/providers").await["live"], false);
+    let response = router
+        .oneshot(Request::get("/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let hello = next_frame(&mut body).await.unwrap();
+    assert!(
+        hello.starts_with("event: hello\ndata: {\"capacity\":0,\"live\":false}"),
+        "{hello}"
+    );
+}
+
+/// The next frame of a streamed body, waiting for it.
+async fn next_frame(body: &mut Body) -> Option<String> {
+    let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
+    Some(String::from_utf8(frame.unwrap().into_data().unwrap().to_vec()).unwrap())
+}
+
+/// The next frame of a streamed body if it is ready now.
+fn ready_frame(body: &mut Body) -> Option<String> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(body).poll_frame(&mut cx) {
+        Poll::Ready(Some(frame)) => {
+            Some(String::from_utf8(frame.unwrap().into_data().unwrap().to_vec()).unwrap())
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_loses_the_oldest_and_holds_no_more() {
+    let feed = Feed::with_capacity(16);
+    let r = registry(&feed);
+    let router = Dashboard::new(r.clone()).feed(feed.clone()).router();
+    let response = router
+        .clone()
+        .oneshot(Request::get("/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let hello = next_frame(&mut body).await.unwrap();
+    assert!(
+        hello.contains("\"live\":true") && hello.contains("\"capacity\":16"),
+        "{hello}"
+    );
+
+    // The browser reads nothing while 1,000 transitions happen: none of them waits for it.
+    let circuit = r.circuit("openai", "acme");
+    for _ in 0..500 {
+        circuit.force_open();
+        circuit.reset();
+    }
+    // It is told what it lost, then gets the newest 16, then nothing more is queued.
+    let dropped = ready_frame(&mut body).unwrap();
+    assert!(
+        dropped.starts_with("event: dropped\ndata: {\"dropped\":984,\"total\":984}"),
+        "{dropped}"
+    );
+    let mut kept = Vec::new();
+    while let Some(frame) = ready_frame(&mut body) {
+        kept.push(frame);
+    }
+    assert_eq!(kept.len(), 16);
+    assert!(kept.iter().all(|f| f.starts_with("event: transition\n")));
+    assert!(
+        kept[15].contains("\"from\":\"forced_open\",\"to\":\"closed\""),
+        "{}",
+        kept[15]
+    );
+    assert_eq!(feed.dropped(), 984);
+
+    // A subscriber that goes away leaves nothing behind.
+    assert!(format!("{feed:?}").contains("subscribers: 1"), "{feed:?}");
+    drop(body);
+    assert!(format!("{feed:?}").contains("subscribers: 0"), "{feed:?}");
+    circuit.force_open();
+
+    // A live subscriber gets each transition as JSON, names escaped by JSON only.
+    let response = router
+        .oneshot(Request::get("/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    next_frame(&mut body).await.unwrap();
+    trip(&r, "openai", "</script><b>");
+    let frame = next_frame(&mut body).await.unwrap();
+    let data = frame
+        .strip_prefix("event: transition\ndata: ")
+        .unwrap()
+        .trim_end();
+    let transition: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(transition["tenant"], "</script><b>");
+    assert_eq!(transition["to"], "open");
+    assert_eq!(transition["open_for_ms"], 30_000);
+}
+
+/// With a fleet attached, `/fleet` gives its store's health: here a store nobody listens on, so a
+/// degraded fleet (it keeps retrying in the background).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_fleet_panel_shows_the_stores_health() {
+    let fleet = breaker::fleet::RedisFleet::builder("redis://127.0.0.1:1/")
+        .build()
+        .await
+        .unwrap();
+    let health = fleet.health();
+    let r = Arc::new(Registry::builder().fleet(fleet).build());
+    let router = Dashboard::new(r.clone()).fleet(health).router();
+    let summary = get_json(&router, "/providers").await;
+    assert_eq!(summary["fleet"], true);
+    let fleet = get_json(&router, "/fleet").await;
+    assert_eq!(fleet["attached"], true);
+    assert_eq!(fleet["connected"], false);
+    let without = breaker::dashboard::router(r);
+    assert_eq!(get_json(&without, "/fleet").await["attached"], false);
+}
