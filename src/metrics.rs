@@ -11,6 +11,8 @@
 //! | `breaker_transitions_total` | counter | `provider`, `from`, `to` | state transitions |
 //! | `breaker_rejections_total` | counter | `provider`, `state` | calls refused |
 //! | `breaker_slow_calls_total` | counter | `provider` | calls over the slow-call threshold |
+//! | `breaker_overdue_calls_total` | counter | `provider` | calls found still in flight past the slow-call threshold (counted as slow then) |
+//! | `breaker_full_total` | counter | `provider` | calls refused by a full bulkhead (`max_in_flight`) |
 //! | `breaker_retry_after_total` | counter | `provider` | circuits opened for the time the provider asked for (`Retry-After`) |
 //! | `breaker_retry_after_seconds` | histogram | `provider` | those open periods |
 //! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
@@ -99,6 +101,13 @@ pub fn listener(event: &Event<'_>) {
             ::metrics::counter!("breaker_retry_after_capped_total", "provider" => provider)
                 .increment(1)
         }
+        Event::Full { provider, .. } => {
+            ::metrics::counter!("breaker_full_total", "provider" => provider).increment(1)
+        }
+        Event::Overdue {
+            provider, calls, ..
+        } => ::metrics::counter!("breaker_overdue_calls_total", "provider" => provider)
+            .increment(u64::from(calls)),
         // Events added later are not recorded until this listener learns them.
         _ => {}
     }
@@ -130,6 +139,14 @@ pub fn describe() {
     ::metrics::describe_counter!(
         "breaker_timeouts_total",
         "Calls that ran past their deadline (timeout), each counted as a failure"
+    );
+    ::metrics::describe_counter!(
+        "breaker_full_total",
+        "Calls refused because their circuit had max_in_flight calls in flight (not recorded)"
+    );
+    ::metrics::describe_counter!(
+        "breaker_overdue_calls_total",
+        "Calls found in flight past the slow-call threshold, counted as slow while they hang"
     );
     ::metrics::describe_counter!(
         "breaker_retry_after_capped_total",

@@ -59,7 +59,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use breaker_core::{CircuitOpen, Classify, Config, Outcome, Permit, Registry};
+use std::time::Duration;
+
+use breaker_core::{
+    CircuitOpen, Classify, Config, ConfigBuilder, Outcome, Permit, Registry, MAX_DURATION,
+    MAX_IN_FLIGHT,
+};
+
+use crate::__private::{bounded, Bounded};
 
 pub use crate::registry_ref::RegistryRef;
 
@@ -162,7 +169,9 @@ impl<Resp: Classify, E> ClassifyResult<Resp, E> for ResponseClassifier {
 ///
 /// The inner service's `poll_ready` is passed through; the permit is taken in `call` and recorded
 /// when the response future completes. A response future dropped before it completes drops its
-/// permit, which counts as the config's `on_abandoned` outcome.
+/// permit, which counts as the config's `on_abandoned` outcome (`on_cancel` when the config has
+/// a [`timeout`](Self::timeout), which the layer races). [`max_in_flight`](Self::max_in_flight)
+/// bounds the calls in flight per circuit.
 ///
 /// ```
 /// use std::borrow::Cow;
@@ -236,6 +245,61 @@ impl<K, C> CircuitBreakerLayer<K, C> {
     pub fn config(mut self, config: Config) -> Self {
         // The registry keeps a site's config by `&'static` (the attribute's live in statics).
         self.config = Some(Box::leak(Box::new(config)));
+        self
+    }
+
+    /// A deadline for each call (see [`ConfigBuilder::timeout`](crate::ConfigBuilder::timeout)):
+    /// the layer races the inner service's response future against it (feature `tokio`; without
+    /// it the call runs unbounded), and when it passes the future is dropped, a failure of the
+    /// provider is recorded, and the response is `Err(E::from(open))` with
+    /// [`open.is_timeout()`](CircuitOpen::is_timeout). A response future its caller drops before
+    /// the deadline counts as `on_cancel` (ignored by default).
+    ///
+    /// Sets the timeout of this layer's [`config`](Self::config) (the default config if none was
+    /// given: call [`config`](Self::config) first, it replaces the whole config). The deadline a
+    /// call gets is its circuit's, so [`Registry::configure`] may change it. Like tower's own
+    /// `timeout`, it cannot fail: a zero `d` is taken as 1 ms, one above
+    /// [`MAX_DURATION`](crate::MAX_DURATION) as that (a config built with
+    /// [`ConfigBuilder::timeout`](crate::ConfigBuilder::timeout) rejects both instead).
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use std::time::Duration;
+    /// use breaker::tower::CircuitBreakerLayer;
+    ///
+    /// let layer = CircuitBreakerLayer::new(|tenant: &String| {
+    ///     (Cow::Borrowed("llm"), Cow::Borrowed(tenant.as_str()))
+    /// })
+    /// .timeout(Duration::from_secs(30))
+    /// .max_in_flight(64);
+    /// # let _ = layer;
+    /// ```
+    pub fn timeout(self, d: Duration) -> Self {
+        let d = d.clamp(Duration::from_millis(1), MAX_DURATION);
+        self.retuned(|b| b.timeout(d))
+    }
+
+    /// A bulkhead (see [`ConfigBuilder::max_in_flight`](crate::ConfigBuilder::max_in_flight)):
+    /// at most `n` calls in flight through each circuit of this layer; a request beyond them is
+    /// answered at once with `Err(E::from(open))`, [`open.is_full()`](CircuitOpen::is_full),
+    /// without calling the inner service and without recording anything. A place is held until
+    /// the response future completes or is dropped.
+    ///
+    /// Sets `max_in_flight` in this layer's [`config`](Self::config), as
+    /// [`timeout`](Self::timeout) does; it cannot fail either: 0 is taken as 1, a value above
+    /// [`MAX_IN_FLIGHT`](crate::MAX_IN_FLIGHT) as that.
+    pub fn max_in_flight(self, n: u32) -> Self {
+        let n = n.clamp(1, MAX_IN_FLIGHT);
+        self.retuned(|b| b.max_in_flight(n))
+    }
+
+    /// This layer with its config (or the default one) changed by `change`, which sets a value
+    /// already in range: the build cannot fail (if it did, the config would stay as it was).
+    fn retuned(mut self, change: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Self {
+        let base = self.config.map_or_else(Config::builder, Config::to_builder);
+        if let Ok(config) = change(base).build() {
+            self.config = Some(Box::leak(Box::new(config)));
+        }
         self
     }
 
@@ -346,7 +410,7 @@ where
         };
         let kind = match acquired {
             Ok(permit) => Kind::Called {
-                future: self.inner.call(req),
+                future: bounded(&permit, self.inner.call(req)),
                 permit: Some(permit),
                 classify: self.classify.clone(),
             },
@@ -382,8 +446,9 @@ pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F, C> {
         Called {
+            // Raced against the permit's deadline, if its circuit's config sets one.
             #[pin]
-            future: F,
+            future: Bounded<F>,
             // Taken when the result is recorded; a future dropped before that drops the permit,
             // which records `on_abandoned`.
             permit: Option<Permit>,
@@ -422,7 +487,17 @@ where
                 permit,
                 classify,
             } => {
-                let result = std::task::ready!(future.poll(cx));
+                let result = match std::task::ready!(future.poll(cx)) {
+                    Ok(result) => result,
+                    // The deadline passed: the call is dropped with this future, and the
+                    // timeout is the provider's failure.
+                    Err(_late) => {
+                        let permit = permit
+                            .take()
+                            .expect("ResponseFuture polled after completion");
+                        return Poll::Ready(Err(E::from(permit.time_out())));
+                    }
+                };
                 if let Some(permit) = permit.take() {
                     permit.record(classify.classify(&result));
                 }

@@ -1,8 +1,9 @@
 //! Circuit events as [`tracing`](https://docs.rs/tracing) events (feature `tracing`).
 //!
 //! Register [`listener`] on a registry: transitions into `Open` or `ForcedOpen` are logged at
-//! `WARN` (as are timeouts and `Retry-After` values cut to `max_open_for`), every other
-//! transition (recovery to `Closed` above all) at `INFO`, rejections and slow calls at `DEBUG`,
+//! `WARN` (as are timeouts, calls found in flight past the slow-call threshold and `Retry-After`
+//! values cut to `max_open_for`), every other transition (recovery to `Closed` above all) at
+//! `INFO`, rejections (by the state or by a full `max_in_flight`) and slow calls at `DEBUG`,
 //! all with target `breaker` and the circuit's `provider` and `tenant` as fields, so a
 //! subscriber can filter them (`RUST_LOG=breaker=info`).
 //!
@@ -122,6 +123,32 @@ pub fn listener(event: &Event<'_>) {
             asked_ms = asked.as_millis() as u64,
             applied_ms = applied.as_millis() as u64,
             "the provider's Retry-After was cut to max_open_for"
+        ),
+        Event::Full {
+            provider,
+            tenant,
+            max_in_flight,
+            ..
+        } => ::tracing::debug!(
+            target: "breaker",
+            provider,
+            tenant,
+            max_in_flight,
+            "call refused: max_in_flight calls in flight"
+        ),
+        Event::Overdue {
+            provider,
+            tenant,
+            calls,
+            threshold,
+            ..
+        } => ::tracing::warn!(
+            target: "breaker",
+            provider,
+            tenant,
+            calls,
+            threshold_ms = threshold.as_millis() as u64,
+            "calls in flight past the slow-call threshold"
         ),
         // Events added later are not logged until this listener learns them.
         _ => {}

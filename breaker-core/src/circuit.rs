@@ -2,11 +2,12 @@
 //! ([`Circuit`]) lives here; the state machine in the files below: `policy.rs` (the config a
 //! circuit runs on), `inner.rs` (its state and shared steps), `admit.rs` (admission and
 //! rejections), `record.rs` (outcomes, probes, abandoned permits), `adopt.rs` (what the fleet
-//! applies) and `permit.rs`.
+//! applies), `flight.rs` (calls in flight: the bulkhead and calls found overdue) and `permit.rs`.
 
 mod admit;
 mod adopt;
 mod evidence;
+mod flight;
 mod inner;
 mod permit;
 mod policy;
@@ -16,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::inner::{flags, micros, Inner};
+use self::inner::{micros, Inner};
 pub use self::permit::{Permit, ScopedPermit};
 pub(crate) use self::policy::Policy;
 use crate::clock::{Clock, SystemClock, Timebase};
@@ -86,9 +87,12 @@ impl Circuit {
 
     pub(crate) fn from_policy(policy: Arc<Policy>, tenant: &str) -> Circuit {
         let current = policy.current();
-        let window = current.window_spec();
-        let timed = current.slow_us.is_some();
-        let minimum_calls = current.config.minimum_calls;
+        let window = WindowSlot::new(
+            current.window_spec(),
+            current.config.minimum_calls,
+            current.keeps_flight(),
+        );
+        let flags = inner::flags_of(current, window.flight().is_some());
         Circuit {
             inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
@@ -98,14 +102,10 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags(
-                    timed,
-                    window.is_some(),
-                    current.config.timeout.is_some(),
-                )),
+                flags: AtomicU8::new(flags),
                 half_stays: AtomicU16::new(0),
                 head: policy,
-                window: WindowSlot::new(window, minimum_calls),
+                window,
                 tenant: Name::new(tenant),
             }),
         }

@@ -14,6 +14,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// The largest count window ([`Window::Calls`]): one byte per call is kept.
 pub const MAX_WINDOW_CALLS: u32 = 1_000_000;
 
+/// The largest `max_in_flight`.
+pub const MAX_IN_FLIGHT: u32 = 1_000_000_000;
+
 /// The largest `half_open_probes` and `half_open_successes`.
 pub const MAX_PROBES: u32 = u16::MAX as u32;
 
@@ -77,6 +80,7 @@ pub struct Config {
     pub(crate) first_item_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) on_cancel: Outcome,
+    pub(crate) max_in_flight: Option<u32>,
 }
 
 impl Config {
@@ -176,6 +180,47 @@ impl Config {
     pub fn on_cancel(&self) -> Outcome {
         self.on_cancel
     }
+    /// The most calls a circuit lets run at once, if set (see [`ConfigBuilder::max_in_flight`]).
+    pub fn max_in_flight(&self) -> Option<u32> {
+        self.max_in_flight
+    }
+    /// A builder holding every value of this config, to change some and build again. Defaults
+    /// the config took are set explicitly there: the default `consecutive_failures(5)` of a
+    /// config without a rate policy stays on if a rate policy is added.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::time::Duration;
+    /// use breaker::Config;
+    ///
+    /// let base = Config::builder().consecutive_failures(3).build()?;
+    /// let bounded = base.to_builder().timeout(Duration::from_secs(30)).build()?;
+    /// assert_eq!(bounded.consecutive_failures(), Some(3));
+    /// assert_eq!(bounded.timeout(), Some(Duration::from_secs(30)));
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn to_builder(&self) -> ConfigBuilder {
+        ConfigBuilder {
+            consecutive_failures: self.consecutive_failures,
+            failure_rate: self.failure_rate,
+            slow_call: self.slow_call,
+            window: Some(self.window),
+            minimum_calls: Some(self.minimum_calls),
+            open_for: Some(self.open_for),
+            max_open_for: Some(self.max_open_for),
+            backoff_multiplier: Some(self.backoff_multiplier),
+            jitter: Some(self.jitter),
+            half_open_probes: Some(self.half_open_probes),
+            half_open_successes: Some(self.half_open_successes),
+            on_abandoned: Some(self.on_abandoned),
+            probe_timeout: Some(self.probe_timeout),
+            timeout: self.timeout,
+            first_item_timeout: self.first_item_timeout,
+            idle_timeout: self.idle_timeout,
+            on_cancel: Some(self.on_cancel),
+            max_in_flight: self.max_in_flight,
+        }
+    }
     /// Whether outcomes are kept in a window (a rate policy is active).
     pub(crate) fn has_window(&self) -> bool {
         self.failure_rate.is_some() || self.slow_call.is_some()
@@ -222,6 +267,7 @@ pub struct ConfigBuilder {
     first_item_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     on_cancel: Option<Outcome>,
+    max_in_flight: Option<u32>,
 }
 
 impl ConfigBuilder {
@@ -416,6 +462,31 @@ impl ConfigBuilder {
         self
     }
 
+    /// A bulkhead: at most `n` calls in flight through a circuit at once (default: no limit).
+    /// A call beyond `n` is refused at once with a [`CircuitOpen`](crate::CircuitOpen) whose
+    /// [`is_full`](crate::CircuitOpen::is_full) is true: it says nothing about the provider, so it
+    /// is not recorded, and the listeners get an [`Event::Full`](crate::Event::Full). A call
+    /// holds its place from admission until its permit is recorded or dropped (a panic, a
+    /// cancelled future, a timeout), so a provider that stopped answering holds `n` calls, not
+    /// every call that comes. Admission stays lock-free. Half-open probes are not limited by it
+    /// (`half_open_probes` bounds them).
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Config};
+    ///
+    /// let circuit = Circuit::new(Config::builder().max_in_flight(2).build()?);
+    /// let (a, _b) = (circuit.try_acquire()?, circuit.try_acquire()?);
+    /// assert!(circuit.try_acquire().unwrap_err().is_full());
+    /// a.success(); // gives its place back
+    /// assert!(circuit.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_in_flight(mut self, n: u32) -> Self {
+        self.max_in_flight = Some(n);
+        self
+    }
+
     /// Checks every value and returns the config, or the first invalid field.
     pub fn build(self) -> Result<Config, ConfigError> {
         let window = self.window.unwrap_or_default();
@@ -531,6 +602,17 @@ impl ConfigBuilder {
         if let Some(d) = self.idle_timeout {
             check_duration("idle_timeout", d)?;
         }
+        match self.max_in_flight {
+            Some(0) => return Err(ConfigError::new("max_in_flight", 0, "must be at least 1")),
+            Some(n) if n > MAX_IN_FLIGHT => {
+                return Err(ConfigError::new(
+                    "max_in_flight",
+                    n,
+                    "must be at most 1000000000",
+                ))
+            }
+            _ => {}
+        }
 
         Ok(Config {
             consecutive_failures,
@@ -550,6 +632,7 @@ impl ConfigBuilder {
             first_item_timeout: self.first_item_timeout,
             idle_timeout: self.idle_timeout,
             on_cancel: self.on_cancel.unwrap_or(Outcome::Ignored),
+            max_in_flight: self.max_in_flight,
         })
     }
 }
@@ -668,6 +751,25 @@ mod tests {
         assert_eq!(c.idle_timeout(), None);
         assert_eq!(c.on_cancel(), Outcome::Ignored);
         assert!(!c.has_window());
+    }
+
+    #[test]
+    fn to_builder_round_trips() {
+        let configs = [
+            Config::default(),
+            Config::builder()
+                .failure_rate(0.5, Window::Time(Duration::from_secs(60)))
+                .slow_calls(Duration::from_secs(2), 0.8)
+                .half_open_probes(3)
+                .jitter(0.1)
+                .timeout(Duration::from_secs(5))
+                .max_in_flight(7)
+                .build()
+                .unwrap(),
+        ];
+        for c in configs {
+            assert_eq!(c.to_builder().build().unwrap(), c);
+        }
     }
 
     #[test]

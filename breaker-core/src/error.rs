@@ -50,6 +50,8 @@ enum Kind {
     Rejected,
     /// The call was admitted, and its deadline passed (`Config::timeout`).
     TimedOut,
+    /// The circuit already had `max_in_flight` calls in flight.
+    Full,
 }
 
 impl CircuitOpen {
@@ -84,6 +86,38 @@ impl CircuitOpen {
             kind: Kind::TimedOut,
             ..CircuitOpen::new(provider, tenant, state, retry_after_us)
         }
+    }
+
+    /// A call refused because its circuit (closed) already had `max_in_flight` calls in flight.
+    #[cold]
+    pub(crate) fn full(provider: &'static str, tenant: Name) -> Self {
+        CircuitOpen {
+            kind: Kind::Full,
+            ..CircuitOpen::new(provider, tenant, State::Closed, Self::UNKNOWN)
+        }
+    }
+
+    /// Whether the call was refused because its circuit already had
+    /// [`max_in_flight`](crate::ConfigBuilder::max_in_flight) calls in flight (a bulkhead), not
+    /// because it is open: the provider was not asked and nothing was recorded.
+    /// [`state`](Self::state) is the circuit's (`Closed`) and [`retry_after`](Self::retry_after)
+    /// is `None`: a place frees up when one of the calls in flight ends.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{Circuit, Config, State};
+    ///
+    /// let circuit = Circuit::new(Config::builder().max_in_flight(1).build()?);
+    /// let hung = circuit.try_acquire()?;
+    /// let full = circuit.try_acquire().unwrap_err();
+    /// assert!(full.is_full() && !full.is_timeout());
+    /// assert_eq!(full.state(), State::Closed);
+    /// drop(hung); // a cancelled call gives its place back too
+    /// assert!(circuit.try_acquire().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.kind == Kind::Full
     }
 
     /// Whether the call was admitted and then ran past its deadline
@@ -127,7 +161,7 @@ impl CircuitOpen {
     }
 
     /// The state that rejected the call: `Open`, `HalfOpen` (every probe slot taken) or
-    /// `ForcedOpen`.
+    /// `ForcedOpen` (`Closed` when [`is_full`](Self::is_full)).
     pub fn state(&self) -> State {
         self.state
     }
@@ -224,6 +258,9 @@ impl fmt::Debug for CircuitOpen {
         if self.is_timeout() {
             d.field("timed_out", &true);
         }
+        if self.is_full() {
+            d.field("full", &true);
+        }
         d.finish()
     }
 }
@@ -232,6 +269,7 @@ impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.kind, self.state) {
             (Kind::TimedOut, _) => f.write_str("call timed out")?,
+            (Kind::Full, _) => f.write_str("circuit full: max_in_flight calls in flight")?,
             (_, State::HalfOpen) => f.write_str("circuit half-open, all probes in flight")?,
             (_, State::ForcedOpen) => f.write_str("circuit forced open")?,
             _ => f.write_str("circuit open")?,

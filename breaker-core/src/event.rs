@@ -100,6 +100,32 @@ pub enum Event<'a> {
         /// The deadline that passed, when the circuit's config sets one.
         timeout: Option<Duration>,
     },
+    /// A call was refused because the circuit already had its config's
+    /// [`max_in_flight`](crate::ConfigBuilder::max_in_flight) calls in flight (the caller got a
+    /// [`CircuitOpen`](crate::CircuitOpen) whose `is_full()` is true). Not recorded as an outcome.
+    #[non_exhaustive]
+    Full {
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// The limit that was reached.
+        max_in_flight: u32,
+    },
+    /// Calls still in flight were found older than the slow-call threshold at an admission, and
+    /// counted as slow then, while they still hang (each once: its own outcome, when it comes,
+    /// is not recorded). Comes before the transition it may cause.
+    #[non_exhaustive]
+    Overdue {
+        /// The circuit's provider (interned: it lives as long as the process).
+        provider: &'static str,
+        /// The circuit's tenant.
+        tenant: &'a str,
+        /// How many calls were found.
+        calls: u32,
+        /// The slow-call threshold they passed.
+        threshold: Duration,
+    },
     /// A provider's `Retry-After` asked for longer than the config's `max_open_for`: the circuit
     /// opened for `applied` (the cap), not `asked`. Follows the trip's
     /// [`Transition`](Event::Transition).
@@ -124,6 +150,8 @@ impl Event<'_> {
             | Event::Rejected { provider, .. }
             | Event::SlowCall { provider, .. }
             | Event::TimedOut { provider, .. }
+            | Event::Full { provider, .. }
+            | Event::Overdue { provider, .. }
             | Event::RetryAfterCapped { provider, .. } => provider,
         }
     }
@@ -135,6 +163,8 @@ impl Event<'_> {
             | Event::Rejected { tenant, .. }
             | Event::SlowCall { tenant, .. }
             | Event::TimedOut { tenant, .. }
+            | Event::Full { tenant, .. }
+            | Event::Overdue { tenant, .. }
             | Event::RetryAfterCapped { tenant, .. } => tenant,
         }
     }

@@ -28,6 +28,7 @@ mod duration;
 mod error;
 mod event;
 pub mod fleet;
+mod flight;
 mod http_response;
 mod name;
 mod provider;
@@ -52,7 +53,8 @@ pub use client_errors::retry_after_header;
 pub use clock::TokioClock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Config, ConfigBuilder, ConfigError, Window, MAX_DURATION, MAX_PROBES, MAX_WINDOW_CALLS,
+    Config, ConfigBuilder, ConfigError, Window, MAX_DURATION, MAX_IN_FLIGHT, MAX_PROBES,
+    MAX_WINDOW_CALLS,
 };
 pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};

@@ -61,6 +61,8 @@ struct ConfigFile {
     idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "on_cancel")]
     on_cancel: Option<Outcome>,
+    #[serde(default, deserialize_with = "max_in_flight")]
+    max_in_flight: Option<u32>,
 }
 
 /// `window = 100` (calls) or `window = "60s"` (time), as in the attribute.
@@ -165,6 +167,8 @@ keys! {
         |b, d| alone("idle_timeout", b.idle_timeout(d));
     on_cancel: String => Outcome, |v| outcome_at("on_cancel", &v),
         |b, o| alone("on_cancel", b.on_cancel(o));
+    max_in_flight: u32 => u32, |v| ok(v),
+        |b, n| alone("max_in_flight", b.max_in_flight(n));
 }
 
 /// `"failure"`, `"ignored"` or `"success"`, as the attribute spells an outcome.
@@ -226,6 +230,9 @@ impl ConfigFile {
         }
         if let Some(d) = self.probe_timeout {
             b = b.probe_timeout(d);
+        }
+        if let Some(n) = self.max_in_flight {
+            b = b.max_in_flight(n);
         }
         if let Some(o) = self.on_abandoned {
             b = b.on_abandoned(o);

@@ -6,10 +6,13 @@ mod count;
 mod time;
 mod totals;
 
+use std::sync::Arc;
+
 use self::count::CountWindow;
 use self::time::TimeWindow;
 pub(crate) use self::totals::Totals;
 use crate::config::Window;
+use crate::flight::Flight;
 use crate::sync::{AtomicPtr, Ordering};
 
 /// The window of one circuit.
@@ -77,6 +80,9 @@ impl Recorder {
 /// circuit is dropped: a record that read the old window just before the swap still writes valid
 /// memory, and nothing has to learn when the last such record is over. Each retuning that
 /// changes the window costs its size once per circuit, for the circuit's life.
+///
+/// The node also carries the circuit's calls in flight ([`Flight`]) when its policy keeps them:
+/// made once, and handed on to every later node, so that it lives as long as the circuit.
 pub(crate) struct WindowSlot {
     /// The current window's node; null when the circuit never had one.
     current: AtomicPtr<WindowNode>,
@@ -88,15 +94,23 @@ struct WindowNode {
     spec: Option<Window>,
     /// The node this one replaced (owned by this one), or null.
     older: *mut WindowNode,
+    /// The circuit's calls in flight, shared by every node from the first that needed it on:
+    /// null, or from `Arc::into_raw` (a strong count this node owns). Set once.
+    flight: AtomicPtr<Flight>,
 }
 
 impl WindowSlot {
     /// A slot holding a new window for `spec`, or none (`minimum_calls`: see
-    /// [`Recorder::new`]).
-    pub(crate) fn new(spec: Option<Window>, minimum_calls: u32) -> Self {
-        let current = match spec {
-            None => std::ptr::null_mut(),
-            Some(_) => WindowNode::boxed(spec, minimum_calls, std::ptr::null_mut()),
+    /// [`Recorder::new`]), and the calls in flight if `flight`.
+    pub(crate) fn new(spec: Option<Window>, minimum_calls: u32, flight: bool) -> Self {
+        let current = match (spec, flight) {
+            (None, false) => std::ptr::null_mut(),
+            _ => WindowNode::boxed(
+                spec,
+                minimum_calls,
+                std::ptr::null_mut(),
+                flight.then(Arc::default),
+            ),
         };
         WindowSlot {
             current: AtomicPtr::new(current),
@@ -113,6 +127,14 @@ impl WindowSlot {
         unsafe { node.as_ref() }.and_then(|n| n.recorder.as_ref())
     }
 
+    /// The circuit's calls in flight, if a policy ever needed them.
+    #[inline]
+    pub(crate) fn flight(&self) -> Option<&Flight> {
+        let node = self.current.load(Ordering::Acquire);
+        // SAFETY: as in `get`.
+        unsafe { node.as_ref() }.and_then(WindowNode::flight)
+    }
+
     /// What the current window was made for (`None`: no window).
     pub(crate) fn spec(&self) -> Option<Window> {
         let node = self.current.load(Ordering::Acquire);
@@ -121,16 +143,25 @@ impl WindowSlot {
     }
 
     /// Makes the window a new, empty one for `spec` (or none), unless it is already made for
-    /// `spec`. A new `minimum_calls` alone keeps the window (and how it is striped).
-    pub(crate) fn set(&self, spec: Option<Window>, minimum_calls: u32) {
+    /// `spec`; with the calls in flight of the current node, or new ones if `flight` and there
+    /// are none yet (given to the current node when its window stays). A new `minimum_calls`
+    /// alone keeps the window (and how it is striped).
+    pub(crate) fn set(&self, spec: Option<Window>, minimum_calls: u32, flight: bool) {
         let mut current = self.current.load(Ordering::Acquire);
         loop {
             // SAFETY: as in `get`.
-            let current_spec = unsafe { current.as_ref() }.and_then(|n| n.spec);
-            if current_spec == spec {
+            let node = unsafe { current.as_ref() };
+            let current_spec = node.and_then(|n| n.spec);
+            if current_spec == spec && (node.is_some() || !flight) {
+                if let (true, Some(node)) = (flight, node) {
+                    node.ensure_flight();
+                }
                 return;
             }
-            let node = WindowNode::boxed(spec, minimum_calls, current);
+            let kept = node
+                .and_then(WindowNode::flight_arc)
+                .or_else(|| flight.then(Arc::default));
+            let node = WindowNode::boxed(spec, minimum_calls, current, kept);
             match self
                 .current
                 .compare_exchange(current, node, Ordering::AcqRel, Ordering::Acquire)
@@ -151,12 +182,73 @@ impl WindowSlot {
 }
 
 impl WindowNode {
-    fn boxed(spec: Option<Window>, minimum_calls: u32, older: *mut WindowNode) -> *mut WindowNode {
+    fn boxed(
+        spec: Option<Window>,
+        minimum_calls: u32,
+        older: *mut WindowNode,
+        flight: Option<Arc<Flight>>,
+    ) -> *mut WindowNode {
         Box::into_raw(Box::new(WindowNode {
             recorder: spec.map(|w| Recorder::new(w, minimum_calls)),
             spec,
             older,
+            flight: AtomicPtr::new(
+                flight.map_or(std::ptr::null_mut(), |f| Arc::into_raw(f).cast_mut()),
+            ),
         }))
+    }
+
+    fn flight(&self) -> Option<&Flight> {
+        // SAFETY: null or from `Arc::into_raw`, whose strong count this node holds until it is
+        // dropped, which cannot happen while `&self` is alive.
+        unsafe { self.flight.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// Another strong count of this node's calls in flight, for the node that replaces it.
+    fn flight_arc(&self) -> Option<Arc<Flight>> {
+        let p = self.flight.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::into_raw` and this node holds a strong count of it (see
+        // `flight`); the count taken here is given to the `Arc` made from it.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    }
+
+    /// Gives this node calls in flight if it has none. A retuning racing the swap of this node
+    /// may hand the next node none: its circuit then counts from a new `Flight` at its next
+    /// retuning (a bound briefly too loose, never a count that leaks or underflows).
+    fn ensure_flight(&self) {
+        if !self.flight.load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let new = Arc::into_raw(Arc::new(Flight::new())).cast_mut();
+        if self
+            .flight
+            .compare_exchange(
+                std::ptr::null_mut(),
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // SAFETY: `new` came from `Arc::into_raw` above and was never published.
+            drop(unsafe { Arc::from_raw(new) });
+        }
+    }
+}
+
+impl Drop for WindowNode {
+    fn drop(&mut self) {
+        let p = self.flight.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: from `Arc::into_raw`, this node's strong count, given back once.
+            drop(unsafe { Arc::from_raw(p) });
+        }
     }
 }
 
@@ -172,8 +264,8 @@ impl Drop for WindowSlot {
     }
 }
 
-// SAFETY: the slot owns its nodes, which hold only a `Recorder` (atomics: `Send + Sync`) and the
-// link to the node they own; `&WindowSlot` only ever gives `&Recorder`.
+// SAFETY: the slot owns its nodes, which hold only a `Recorder` and a `Flight` (atomics: `Send +
+// Sync`) and the link to the node they own; `&WindowSlot` only ever gives `&Recorder`/`&Flight`.
 unsafe impl Send for WindowSlot {}
 // SAFETY: as above.
 unsafe impl Sync for WindowSlot {}

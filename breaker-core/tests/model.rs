@@ -79,6 +79,9 @@ struct MPermit {
     episode: u64,
     /// When it was admitted, if slow calls were a policy then.
     started: Option<u64>,
+    /// Its number among the calls in flight, when it is one of them (admitted closed with the
+    /// slow-call policy: see `Model::in_flight`).
+    tracked: Option<u64>,
 }
 
 /// The reference: one thread, plain fields, behaviour as documented in issue 2 and the rustdoc.
@@ -98,6 +101,19 @@ struct Model {
     times_opened: u32,
     /// When the latest probe of the current half-open stay was admitted.
     latest_probe: u64,
+    /// In-flight detection (issue 20): the epoch length, fixed by the first tracked admission
+    /// (half the slow-call threshold).
+    epoch_us: Option<u64>,
+    /// Calls in flight admitted closed with the slow-call policy: (number, start epoch).
+    in_flight: Vec<(u64, u64)>,
+    /// Calls counted while in flight (found overdue) or forgotten by a clear: their own
+    /// outcome is not recorded.
+    spent: Vec<u64>,
+    next_id: u64,
+    /// The epoch of the latest tracked admission, and an epoch whose later admissions go
+    /// untracked: one that a clear forgot after some of its calls started.
+    last_entered: Option<u64>,
+    dead_epoch: Option<u64>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -121,7 +137,67 @@ impl Model {
             rejected: 0,
             times_opened: 0,
             latest_probe: 0,
+            epoch_us: None,
+            in_flight: Vec::new(),
+            spent: Vec::new(),
+            next_id: 0,
+            last_entered: None,
+            dead_epoch: None,
         }
+    }
+
+    /// A closed admission with the slow-call policy: calls started at least `n` epochs ago
+    /// (certainly older than the threshold) and still in flight are counted as slow now, once;
+    /// this call joins them.
+    fn admit_in_flight(&mut self, p: &mut MPermit) {
+        let (Some((threshold, _)), Some(started)) = (self.spec.slow, p.started) else {
+            return;
+        };
+        let epoch_us = *self.epoch_us.get_or_insert((threshold / 2).max(1));
+        let e = started / epoch_us;
+        let n = (threshold.div_ceil(epoch_us) + 1).min(7);
+        let (overdue, young): (Vec<_>, Vec<_>) =
+            self.in_flight.iter().partition(|&&(_, k)| e - k >= n);
+        self.in_flight = young;
+        self.spent.extend(overdue.iter().map(|&(id, _)| id));
+        if self.dead_epoch != Some(e) {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.in_flight.push((id, e));
+            p.tracked = Some(id);
+            self.last_entered = Some(e);
+        }
+        if !overdue.is_empty() && self.has_window() {
+            for _ in 0..overdue.len() {
+                self.push_outcome(false, true);
+            }
+            if self.rates_exceeded() {
+                self.trip(0);
+            }
+        }
+    }
+
+    fn push_outcome(&mut self, failure: bool, slow: bool) {
+        match self.spec.window {
+            Window::Calls(n) => {
+                self.calls.push_back((failure, slow));
+                if self.calls.len() > n as usize {
+                    self.calls.pop_front();
+                }
+            }
+            Window::Time(_) => {
+                let b = self.now / self.bucket_width();
+                self.timed.push((b, failure, slow));
+            }
+        }
+    }
+
+    fn rates_exceeded(&self) -> bool {
+        let (calls, failures, slows) = self.totals();
+        let rate = |x: u32| x as f64 / calls as f64;
+        calls >= self.config.minimum_calls()
+            && (self.spec.failure_rate.is_some_and(|r| rate(failures) >= r)
+                || self.spec.slow.is_some_and(|(_, r)| rate(slows) >= r))
     }
 
     /// A retuning: everything is kept but a window of another kind or size, which restarts, and
@@ -153,6 +229,15 @@ impl Model {
         self.consecutive = 0;
         self.calls.clear();
         self.timed.clear();
+        // The calls in flight are forgotten (their stay is over); so is the current epoch, if
+        // some of them started in it.
+        self.spent
+            .extend(self.in_flight.drain(..).map(|(id, _)| id));
+        if let Some(epoch_us) = self.epoch_us {
+            if self.last_entered == Some(self.now / epoch_us) {
+                self.dead_epoch = self.last_entered;
+            }
+        }
     }
 
     /// `open_for × 2^level`, capped: whole milliseconds, so exact in any arithmetic.
@@ -181,9 +266,14 @@ impl Model {
         let permit = |m: &Model| MPermit {
             episode: m.episode,
             started: m.spec.slow.is_some().then_some(m.now),
+            tracked: None,
         };
         match self.state {
-            MState::Closed => Ok(permit(self)),
+            MState::Closed => {
+                let mut p = permit(self);
+                self.admit_in_flight(&mut p);
+                Ok(p)
+            }
             MState::Open { deadline, level } => {
                 if self.now < deadline {
                     self.rejected += 1;
@@ -291,6 +381,14 @@ impl Model {
     }
 
     fn record(&mut self, p: MPermit, outcome: Outcome) {
+        if let Some(id) = p.tracked {
+            if let Some(i) = self.spent.iter().position(|&s| s == id) {
+                // Counted while in flight (or forgotten): not again.
+                self.spent.swap_remove(i);
+                return;
+            }
+            self.in_flight.retain(|&(t, _)| t != id);
+        }
         if p.episode != self.episode {
             return; // the stay it was issued in is over
         }

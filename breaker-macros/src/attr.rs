@@ -38,6 +38,7 @@ const KEYS: &[&str] = &[
     "first_item_timeout",
     "idle_timeout",
     "on_cancel",
+    "max_in_flight",
     "classify",
     "fallback",
     "probe",
@@ -102,6 +103,7 @@ pub(crate) enum Setting {
     FirstItemTimeout(Duration),
     IdleTimeout(Duration),
     OnCancel(Outcome),
+    MaxInFlight(u32),
 }
 
 impl Setting {
@@ -124,6 +126,7 @@ impl Setting {
             Setting::FirstItemTimeout(d) => b.first_item_timeout(d),
             Setting::IdleTimeout(d) => b.idle_timeout(d),
             Setting::OnCancel(o) => b.on_cancel(o),
+            Setting::MaxInFlight(n) => b.max_in_flight(n),
         }
     }
 }
@@ -162,6 +165,7 @@ struct Raw {
     first_item_timeout: Option<Keyed<Duration>>,
     idle_timeout: Option<Keyed<Duration>>,
     on_cancel: Option<Keyed<Outcome>>,
+    max_in_flight: Option<Keyed<u32>>,
     stream: Option<Keyed<()>>,
     classify_item: Option<Keyed<Path>>,
     /// `provider = ..` was written, even if its value was rejected: no "missing" error then.
@@ -333,6 +337,7 @@ impl Raw {
             ),
             "idle_timeout" => set(&mut self.idle_timeout, e, key, &name, dur(&value, &name)),
             "on_cancel" => set(&mut self.on_cancel, e, key, &name, outcome(&value, &name)),
+            "max_in_flight" => set(&mut self.max_in_flight, e, key, &name, count(&value, &name)),
             // KEYS and this match list the same names.
             _ => {}
         }
@@ -466,6 +471,9 @@ impl Raw {
         if let Some(o) = &self.on_cancel {
             s.push(Setting::OnCancel(o.value));
         }
+        if let Some(n) = &self.max_in_flight {
+            s.push(Setting::MaxInFlight(n.value));
+        }
         s
     }
 
@@ -490,6 +498,7 @@ impl Raw {
             "timeout" => self.timeout.as_ref().map(|a| a.key),
             "first_item_timeout" => self.first_item_timeout.as_ref().map(|a| a.key),
             "idle_timeout" => self.idle_timeout.as_ref().map(|a| a.key),
+            "max_in_flight" => self.max_in_flight.as_ref().map(|a| a.key),
             _ => None,
         };
         key.unwrap_or_else(Span::call_site)

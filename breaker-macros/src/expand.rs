@@ -737,6 +737,10 @@ fn builder_call(k: &TokenStream, s: Setting) -> TokenStream {
             let t = d(t);
             quote!(.timeout(#t))
         }
+        Setting::MaxInFlight(x) => {
+            let x = n(x);
+            quote!(.max_in_flight(#x))
+        }
         Setting::ProbeTimeout(t) => {
             let t = d(t);
             quote!(.probe_timeout(#t))

@@ -75,6 +75,15 @@ fn a_deadline_and_what_a_caller_leaving_counts_as() {
 }
 
 #[test]
+fn a_bulkhead() {
+    assert_eq!(
+        parse("[p]\nmax_in_flight = 64").unwrap()["p"].max_in_flight(),
+        Some(64)
+    );
+    assert!(error("max_in_flight = 0").contains("invalid `max_in_flight` = 0: must be at least 1"));
+}
+
+#[test]
 fn an_empty_table_is_the_default_config() {
     assert_eq!(parse("[p]").unwrap()["p"], Config::default());
 }

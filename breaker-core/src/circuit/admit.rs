@@ -1,7 +1,7 @@
 //! Admission: whether a call may go through a circuit, as a [`Ticket`] (a permit's, or a
 //! rejection's), and the rejection a caller is given.
 
-use super::inner::{Inner, TIMED};
+use super::inner::{Inner, ADMIT_SLOW, TIMED};
 use crate::backoff::MAX_LEVEL;
 use crate::classify::Outcome;
 use crate::error::CircuitOpen;
@@ -17,7 +17,7 @@ impl Inner {
     #[inline(always)]
     pub(super) fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && self.flags.load(Ordering::Relaxed) & TIMED == 0 {
+        if state::tag(s) == state::CLOSED && self.flags.load(Ordering::Relaxed) & ADMIT_SLOW == 0 {
             return Ticket {
                 issued: s,
                 started_us: 0,
@@ -26,9 +26,9 @@ impl Inner {
         self.admit_from(s)
     }
 
-    /// Everything but the closed, untimed fast path of [`admit`](Self::admit). An open circuit's
-    /// rejection, the fast-fail path of a sick provider, is answered here before the loop: kept
-    /// apart from it, it saves and restores none of the registers the loop needs.
+    /// Everything but the closed, untimed and unlimited fast path of [`admit`](Self::admit). An
+    /// open circuit's rejection, the fast-fail path of a sick provider, is answered here before
+    /// the loop: kept apart from it, it saves and restores none of the registers the loop needs.
     #[inline(never)]
     fn admit_from(&self, s: u64) -> Ticket {
         if state::tag(s) == state::OPEN {
@@ -43,7 +43,8 @@ impl Inner {
     fn admit_loop(&self, mut s: u64) -> Ticket {
         loop {
             match state::tag(s) {
-                state::CLOSED | state::METRICS_ONLY | state::DISABLED => return self.ticket(s),
+                state::CLOSED | state::METRICS_ONLY => return self.closed_ticket(s),
+                state::DISABLED => return self.ticket(s),
                 state::OPEN => {
                     if let Some(left) = self.head.time.until(state::deadline(s)) {
                         return Ticket::rejection(state::OPEN, left);
@@ -175,7 +176,7 @@ impl Inner {
     }
 
     #[inline]
-    fn ticket(&self, s: u64) -> Ticket {
+    pub(super) fn ticket(&self, s: u64) -> Ticket {
         // One more than the clock, so that 0 means "not timed": a permit issued before a
         // retuning made slow calls a policy is then never taken for one that started at the
         // clock's origin.
@@ -196,6 +197,9 @@ impl Inner {
     #[cold]
     #[inline(never)]
     pub(super) fn reject(&self, ticket: Ticket) -> CircuitOpen {
+        if ticket.is_full() {
+            return self.reject_full();
+        }
         self.rejected.incr();
         let (state, retry_after_us) = ticket.rejected();
         if let Some(events) = &self.head.events {
@@ -216,6 +220,9 @@ impl Inner {
         )
     }
 }
+
+/// In a rejection ticket's word: the bulkhead refused the call (beside the state's tag).
+const FULL: u64 = 0b1000;
 
 /// Where a probe stamp keeps the generation of its half-open word (above the 48-bit time).
 const PROBE_GEN_SHIFT: u32 = 56;
@@ -242,6 +249,19 @@ impl Ticket {
             issued: (state::REJECTED << state::TAG_SHIFT) | tag,
             started_us: retry_after_us,
         }
+    }
+
+    /// A call turned away by a closed circuit's bulkhead (`max_in_flight`).
+    pub(super) fn full() -> Ticket {
+        Ticket {
+            issued: (state::REJECTED << state::TAG_SHIFT) | FULL | state::CLOSED,
+            started_us: CircuitOpen::UNKNOWN,
+        }
+    }
+
+    /// Whether this [`rejection`](Self::rejection) is the bulkhead's.
+    pub(super) fn is_full(self) -> bool {
+        self.issued & FULL != 0
     }
 
     #[inline]

@@ -26,7 +26,7 @@ pub(crate) struct Inner {
     /// clear at a sweep has not been used since the previous one. Written only when it changes,
     /// so a hot circuit's lookups stay read-only.
     pub(super) used: AtomicBool,
-    /// The fast-path flags [`TIMED`], [`PLAIN`] and [`DEADLINE`], copied out of the policy so
+    /// The fast-path flags [`TIMED`], [`PLAIN`], [`DEADLINE`] and [`LIMITED`], copied out of the policy so
     /// the hot path does not follow that pointer; atomic only because a retuning rewrites them
     /// (a relaxed load is the same plain load). One byte for all, so `half_stays` fits beside it.
     pub(super) flags: AtomicU8,
@@ -87,13 +87,10 @@ impl Inner {
             self.consecutive.store(0, Ordering::Relaxed);
         }
         let window = policy.window_spec();
-        self.window.set(window, policy.config.minimum_calls);
+        self.window
+            .set(window, policy.config.minimum_calls, policy.keeps_flight());
         self.flags.store(
-            flags(
-                policy.slow_us.is_some(),
-                window.is_some(),
-                policy.config.timeout.is_some(),
-            ),
+            flags_of(policy, self.window.flight().is_some()),
             Ordering::Relaxed,
         );
     }
@@ -107,13 +104,10 @@ impl Inner {
     #[inline(never)]
     pub(super) fn catch_up(&self, policy: &Policy) {
         let window = policy.window_spec();
+        let flight = self.window.flight().is_some();
         if self.window.spec() != window
-            || self.flags.load(Ordering::Relaxed)
-                != flags(
-                    policy.slow_us.is_some(),
-                    window.is_some(),
-                    policy.config.timeout.is_some(),
-                )
+            || self.flags.load(Ordering::Relaxed) != flags_of(policy, flight)
+            || (policy.keeps_flight() && !flight)
             || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
         {
             self.retune();
@@ -144,6 +138,7 @@ impl Inner {
         if let Some(w) = self.window.get() {
             w.clear();
         }
+        self.forget_in_flight();
     }
 
     /// Clears the counts for the closed stay that the caller is about to publish in place of
@@ -243,19 +238,35 @@ pub(super) const PLAIN: u8 = 2;
 /// load and a test, not a walk to the policy.
 pub(super) const DEADLINE: u8 = 4;
 
-pub(super) fn flags(timed: bool, windowed: bool, deadline: bool) -> u8 {
+/// [`Inner::flags`]: calls are limited (`Config::max_in_flight`): admission takes a place in the
+/// circuit's bulkhead (see `flight.rs`).
+pub(super) const LIMITED: u8 = 8;
+
+/// What admission takes the slow path for on a closed circuit.
+pub(super) const ADMIT_SLOW: u8 = TIMED | LIMITED;
+
+/// The fast-path flags of a circuit on `policy`; `flight`: the circuit keeps its calls in flight
+/// (then never `PLAIN`: every record gives back what its permit took).
+pub(super) fn flags_of(policy: &Policy, flight: bool) -> u8 {
+    let timed = policy.slow_us.is_some();
     let base = if timed {
         TIMED
-    } else if windowed {
+    } else if policy.config.has_window() || flight {
         0
     } else {
         PLAIN
     };
-    if deadline {
-        base | DEADLINE
+    let deadline = if policy.config.timeout.is_some() {
+        DEADLINE
     } else {
-        base
-    }
+        0
+    };
+    let limited = if policy.config.max_in_flight.is_some() {
+        LIMITED
+    } else {
+        0
+    };
+    base | deadline | limited
 }
 
 pub(super) fn micros(us: u64) -> Duration {

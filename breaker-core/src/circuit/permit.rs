@@ -7,6 +7,7 @@ use super::admit::Ticket;
 use super::inner::Inner;
 use crate::classify::Outcome;
 use crate::error::CircuitOpen;
+use crate::flight::MARKS;
 use crate::table::shared::Held;
 
 /// The outcome methods, the abandon-on-drop rule and `Debug`, shared by both permit kinds, which
@@ -157,12 +158,14 @@ impl Permit {
     /// threshold. Reads the clock only when the permit was timed (slow calls are a policy).
     #[cfg_attr(not(feature = "stream"), allow(dead_code))]
     pub(crate) fn first_item(&mut self) {
-        if self.ticket.started_us == 0 {
+        self.circuit.first_item_landed(&mut self.ticket);
+        let started_us = self.ticket.started_us & !MARKS;
+        if started_us == 0 {
             return;
         }
-        let elapsed = (self.circuit.now_us() + 1).saturating_sub(self.ticket.started_us);
+        let elapsed = (self.circuit.now_us() + 1).saturating_sub(started_us);
         if self.circuit.policy().slow_us.is_none_or(|t| elapsed <= t) {
-            self.ticket.started_us = 0;
+            self.ticket.started_us &= MARKS;
         }
     }
 }

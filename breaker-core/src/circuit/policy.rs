@@ -128,6 +128,12 @@ impl Policy {
         self.next.get().is_some()
     }
 
+    /// Whether a circuit on this policy keeps its calls in flight (see `flight.rs`): for a
+    /// bulkhead, or to find calls slower than the slow-call threshold while they hang.
+    pub(super) fn keeps_flight(&self) -> bool {
+        self.config.max_in_flight.is_some() || self.slow_us.is_some()
+    }
+
     /// The window a circuit on this policy keeps, if any.
     pub(super) fn window_spec(&self) -> Option<Window> {
         self.config.has_window().then_some(self.config.window)

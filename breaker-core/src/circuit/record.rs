@@ -37,6 +37,10 @@ impl Inner {
     /// Everything but the fast path of [`record`](Self::record).
     #[inline(never)]
     fn record_from(&self, ticket: Ticket, outcome: Outcome) {
+        // What the permit took of the calls in flight goes back first, whatever happens next.
+        let Some(ticket) = self.land(ticket) else {
+            return;
+        };
         let episode = state::episode(ticket.issued);
         if state::tag(episode) == state::HALF_OPEN {
             return self.record_probe_from(ticket, outcome);
@@ -360,7 +364,7 @@ impl Drop for ProbeSlot<'_> {
 }
 
 /// Which rate of `c`'s, if any, has reached its threshold.
-fn rates_exceeded(c: &Config, t: Totals) -> Option<Reason> {
+pub(super) fn rates_exceeded(c: &Config, t: Totals) -> Option<Reason> {
     if t.calls < c.minimum_calls {
         None
     } else if c.failure_rate.is_some_and(|r| t.failure_rate() >= r) {
