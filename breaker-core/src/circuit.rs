@@ -4,6 +4,7 @@
 //! rejections), `record.rs` (outcomes, probes, abandoned permits), `adopt.rs` (what the fleet
 //! applies) and `permit.rs`.
 
+mod above;
 mod admit;
 mod adopt;
 mod inner;
@@ -15,9 +16,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::inner::{flags, micros, Inner};
+use self::inner::{flags, micros, pooled, Inner};
 pub use self::permit::{Permit, ScopedPermit};
-pub(crate) use self::policy::Policy;
+pub(crate) use self::policy::{Policy, PoolHook};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
@@ -95,11 +96,10 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags(
-                    timed,
-                    window.is_some(),
-                    current.config.timeout.is_some(),
-                )),
+                flags: AtomicU8::new(
+                    flags(timed, window.is_some(), current.config.timeout.is_some())
+                        | pooled(&policy),
+                ),
                 half_stays: AtomicU16::new(0),
                 head: policy,
                 window: WindowSlot::new(window),

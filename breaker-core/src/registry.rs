@@ -19,6 +19,7 @@ pub(crate) mod builder;
 pub(crate) mod cache;
 mod capacity;
 mod providers;
+mod wide;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -90,7 +90,7 @@ impl Inner {
                 policy.slow_us.is_some(),
                 window.is_some(),
                 policy.config.timeout.is_some(),
-            ),
+            ) | pooled(&self.head),
             Ordering::Relaxed,
         );
     }
@@ -105,7 +105,7 @@ impl Inner {
     pub(super) fn catch_up(&self, policy: &Policy) {
         let window = policy.window_spec();
         if self.window.spec() != window
-            || self.flags.load(Ordering::Relaxed)
+            || self.flags.load(Ordering::Relaxed) & !POOLED
                 != flags(
                     policy.slow_us.is_some(),
                     window.is_some(),
@@ -232,6 +232,19 @@ pub(super) const PLAIN: u8 = 2;
 /// layer race; read from the line the admission already loaded, so calls without one pay a
 /// load and a test, not a walk to the policy.
 pub(super) const DEADLINE: u8 = 4;
+
+/// [`Inner::flags`]: the provider has a provider-wide circuit; outcomes also go to its pooled
+/// window (`Policy::pool`), so the success fast path of `record` is not taken.
+pub(super) const POOLED: u8 = 8;
+
+/// [`POOLED`] if the outcomes of circuits of `head`'s chain are pooled now.
+pub(super) fn pooled(head: &Policy) -> u8 {
+    if head.pool.get().is_some_and(|p| p.is_on()) {
+        POOLED
+    } else {
+        0
+    }
+}
 
 pub(super) fn flags(timed: bool, windowed: bool, deadline: bool) -> u8 {
     let base = if timed {

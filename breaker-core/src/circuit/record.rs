@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::admit::Ticket;
-use super::inner::{micros, Inner, PLAIN};
+use super::inner::{micros, Inner, PLAIN, POOLED};
 use super::policy::Policy;
 use crate::backoff::{jittered_period, MAX_LEVEL};
 use crate::classify::Outcome;
@@ -20,7 +20,7 @@ use crate::window::{Recorder, Totals};
 impl Inner {
     #[inline]
     pub(super) fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.flags.load(Ordering::Relaxed) & PLAIN != 0
+        if self.flags.load(Ordering::Relaxed) & (PLAIN | POOLED) == PLAIN
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -64,6 +64,9 @@ impl Inner {
         let slow = started_us != 0 && policy.slow_us.is_some_and(|t| elapsed > t);
         match state::tag(episode) {
             state::CLOSED | state::METRICS_ONLY => {
+                if self.flags.load(Ordering::Relaxed) & POOLED != 0 && !self.pool(outcome) {
+                    return;
+                }
                 if slow {
                     self.emit_slow(elapsed);
                 }

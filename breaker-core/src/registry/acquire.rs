@@ -11,6 +11,7 @@ use crate::circuit::{Circuit, Held, Permit};
 use crate::config::Config;
 use crate::error::CircuitOpen;
 use crate::provider::Provider;
+use crate::state;
 use crate::table::epoch::{self, Guard};
 use crate::table::Found;
 
@@ -93,6 +94,12 @@ impl Registry {
             }
             None => self.create_held(p, tenant, site, guard),
         };
+        // A provider-wide circuit: one more load, of its state word, while it is closed.
+        if let Some(wide) = p.wide() {
+            if state::tag(wide.circuit.state_word()) != state::CLOSED {
+                return Permit::admit_under(&wide.circuit, held);
+            }
+        }
         // One admission for found and new circuits alike, so the permit is built in one place.
         Permit::admit(held)
     }
@@ -244,6 +251,12 @@ impl Registry {
         if policy.current_is_newer() {
             if let Created::Mine(c, _) | Created::Theirs(c) = &created {
                 p.retune(c);
+            }
+        }
+        // The same for a provider-wide circuit turned on or off meanwhile (`Provider::repool_all`).
+        if let Created::Mine(c, _) | Created::Theirs(c) = &created {
+            if c.pool_flag_is_stale() {
+                c.repool();
             }
         }
         (created, swept)
