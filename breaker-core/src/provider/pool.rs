@@ -6,7 +6,10 @@
 //! moves on when a bucket holds about `n / 8` calls: when one stripe's share reaches that, or
 //! when a failure finds the bucket's sum there. So the window holds about `n` calls, between
 //! `n - n/8` and `n` plus what the stripes add before one of them closes the bucket (at most
-//! `n/8` per stripe): an approximation, which a failure rate over a pool of tenants can afford.
+//! `n/8` per stripe). A decision reads the newest buckets up to `n` calls (the bucket that
+//! crosses that line counted in part, at its own rate), so buckets made large by many stripes
+//! do not dilute a new failure burst with old successes: an approximation of the last `n`
+//! calls, which a failure rate over a pool of tenants can afford.
 //!
 //! Each counter word carries its bucket's number in its high bits, so a stale word reads as
 //! empty without anyone clearing it, and a new bucket starts by overwriting it.
@@ -42,6 +45,8 @@ pub(crate) struct Pool {
     bucket_us: AtomicU64,
     /// Count windows: calls per bucket.
     quota: AtomicU64,
+    /// Count windows: the window's size in calls.
+    size: AtomicU64,
     /// Count windows: the number of the current bucket.
     gen: AtomicU64,
     stripes: Box<[Stripe]>,
@@ -65,6 +70,7 @@ impl Pool {
         let pool = Pool {
             bucket_us: AtomicU64::new(0),
             quota: AtomicU64::new(1),
+            size: AtomicU64::new(1),
             gen: AtomicU64::new(0),
             stripes: (0..stripes()).map(|_| Stripe::new()).collect(),
             failing: Tenants::new(),
@@ -86,6 +92,7 @@ impl Pool {
             Window::Calls(n) => {
                 self.quota
                     .store((u64::from(n) / BUCKETS).max(1), Ordering::Relaxed);
+                self.size.store(u64::from(n), Ordering::Relaxed);
                 self.bucket_us.store(0, Ordering::Relaxed);
             }
         }
@@ -162,17 +169,39 @@ impl Pool {
     }
 
     fn totals(&self, b: u64) -> Totals {
-        let (mut calls, mut failures) = (0u64, 0u64);
+        // Per bucket, newest first.
+        let mut buckets = [(0u64, 0u64); BUCKETS as usize];
         for s in self.stripes.iter() {
-            for i in 0..BUCKETS as usize {
-                calls += live_count(s.calls[i].load(Ordering::Relaxed), b);
-                failures += live_count(s.failures[i].load(Ordering::Relaxed), b);
+            for (k, bucket) in buckets.iter_mut().enumerate() {
+                let i = (b.wrapping_sub(k as u64) % BUCKETS) as usize;
+                let at = b.wrapping_sub(k as u64);
+                bucket.0 += count(s.calls[i].load(Ordering::Relaxed), at);
+                bucket.1 += count(s.failures[i].load(Ordering::Relaxed), at);
             }
+        }
+        let (mut calls, mut failures) = (0u64, 0u64);
+        let size = match self.bucket_us.load(Ordering::Relaxed) {
+            0 => self.size.load(Ordering::Relaxed),
+            _ => u64::MAX,
+        };
+        for (c, f) in buckets {
+            // A success lost to a racing store could leave fewer calls than failures.
+            let c = c.max(f);
+            if calls + c <= size {
+                calls += c;
+                failures += f;
+                continue;
+            }
+            // A count window holds the newest `size` calls: of the bucket that crosses that
+            // line, the share that fits, at the bucket's own rate.
+            let room = size - calls;
+            failures += f * room / c;
+            calls = size;
+            break;
         }
         let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Totals {
-            // A success lost to a racing store could leave fewer calls than failures.
-            calls: clamp(calls.max(failures)),
+            calls: clamp(calls),
             failures: clamp(failures),
             failing_tenants: self.failing.count(b),
             waving_tenants: self.waving.count(b),
@@ -222,15 +251,6 @@ fn add(word: &AtomicU64, b: u64) {
 /// The count of `word` if it belongs to bucket `b`.
 fn count(word: u64, b: u64) -> u64 {
     if word >> COUNT_BITS == b & STAMP_MASK {
-        word & COUNT_MASK
-    } else {
-        0
-    }
-}
-
-/// The count of `word` if its bucket is one of the window's at bucket `b`.
-fn live_count(word: u64, b: u64) -> u64 {
-    if live(word >> COUNT_BITS, b & STAMP_MASK, STAMP_MASK) {
         word & COUNT_MASK
     } else {
         0
@@ -393,11 +413,30 @@ mod tests {
         }
         let t = pool.failure(tenant_hash("a"), false, 0);
         // Ten calls a bucket, eight buckets; this thread's stripe closes each bucket.
-        assert!((70..=81).contains(&t.calls), "{t:?}");
-        for _ in 0..80 {
+        assert!((70..=80).contains(&t.calls), "{t:?}");
+        for _ in 0..40 {
             pool.failure(tenant_hash("a"), false, 0);
         }
         let t = pool.totals_at(0);
-        assert!(t.failures >= 70 && t.calls <= 81, "{t:?}");
+        assert!((39..=41).contains(&t.failures) && t.calls <= 80, "{t:?}");
+    }
+
+    #[test]
+    fn a_count_window_reads_only_its_newest_calls() {
+        let pool = Pool::new(Window::Calls(80));
+        // One huge bucket of successes (as many stripes make, each below its quota).
+        for _ in 0..5 {
+            for s in pool.stripes.iter() {
+                let w = &s.calls[0];
+                w.store(w.load(Ordering::Relaxed) + 200, Ordering::Relaxed);
+            }
+        }
+        pool.next_bucket(0);
+        for _ in 0..40 {
+            pool.failure(tenant_hash("a"), false, 0);
+        }
+        let t = pool.totals_at(0);
+        assert_eq!(t.calls, 80);
+        assert_eq!(t.failures, 40, "{t:?}");
     }
 }

@@ -9,6 +9,12 @@ use crate::config::{Config, ConfigError, Window};
 /// the number of tenants).
 pub const MAX_DISTINCT_TENANTS: u32 = 64;
 
+/// The default window: the last 50 calls of all tenants. A count window learns an outage after
+/// about the same number of failing calls whatever the traffic (half of 50 at the default rate);
+/// a time window needs half of its calls to fail, which at 1,000 calls a second over 10 s is
+/// 5,000 failing calls.
+const DEFAULT_WINDOW: Window = Window::Calls(50);
+
 /// The smallest provider-wide count window: one call for each of the pooled window's eight
 /// buckets (`pool.rs`).
 const MIN_COUNT_WINDOW: u32 = 8;
@@ -27,8 +33,8 @@ const MIN_COUNT_WINDOW: u32 = 8;
 /// ([`CircuitOpen::is_provider_wide`](crate::CircuitOpen::is_provider_wide)); after its open
 /// period one probe, for the whole provider, decides.
 ///
-/// Defaults: failure rate 0.5 over `Window::Time(30s)`, 20 calls at least, 3 distinct failing
-/// tenants, open for 30 s doubling per failed probe up to 300 s, no jitter, one probe, let go
+/// Defaults: failure rate 0.5 over the last 50 calls (`Window::Calls(50)`), 20 calls at least,
+/// 3 distinct failing tenants, open for 30 s doubling per failed probe up to 300 s, no jitter, one probe, let go
 /// after 60 s.
 ///
 /// ```
@@ -127,8 +133,8 @@ impl ProviderWideBuilder {
         self
     }
 
-    /// The window of pooled outcomes: `Window::Time(d)` (default 30 s) or `Window::Calls(n)`
-    /// (approximate: see the README's "Provider-wide circuits").
+    /// The window of pooled outcomes: `Window::Calls(n)` (default 50; approximate: see the
+    /// README's "Provider-wide circuits") or `Window::Time(d)`.
     pub fn window(mut self, window: Window) -> Self {
         self.window = Some(window);
         self
@@ -194,9 +200,7 @@ impl ProviderWideBuilder {
     /// Checks every value and returns the settings, or the first invalid field.
     pub fn build(self) -> Result<ProviderWide, ConfigError> {
         let failure_rate = self.failure_rate.unwrap_or(0.5);
-        let window = self
-            .window
-            .unwrap_or(Window::Time(Duration::from_secs(30)));
+        let window = self.window.unwrap_or(DEFAULT_WINDOW);
         let minimum_calls = self.minimum_calls.unwrap_or(match window {
             Window::Calls(n) => n.min(20),
             Window::Time(_) => 20,
