@@ -65,17 +65,28 @@ fn outage(r: &Registry, tenants: usize, limit: usize) -> usize {
 fn a_provider_down_for_everyone_is_learned_once() {
     let clock = ManualClock::new();
     let without = registry(&clock, None);
-    assert_eq!(outage(&without, 1000, 100_000), 5000, "each tenant learns alone");
+    assert_eq!(
+        outage(&without, 1000, 100_000),
+        5000,
+        "each tenant learns alone"
+    );
 
     let r = registry(&clock, Some(wide()));
-    assert_eq!(outage(&r, 1000, 100_000), 20, "minimum_calls failures, then everyone stops");
+    assert_eq!(
+        outage(&r, 1000, 100_000),
+        20,
+        "minimum_calls failures, then everyone stops"
+    );
     let err = r.acquire(P, "t999", None).unwrap_err();
     assert!(err.is_provider_wide());
     assert_eq!(err.tenant(), "t999");
     assert_eq!(err.state(), State::Open);
     assert_eq!(err.retry_after(), Some(secs(30)));
     // A tenant that never called is stopped too.
-    assert!(r.acquire(P, "newcomer", None).unwrap_err().is_provider_wide());
+    assert!(r
+        .acquire(P, "newcomer", None)
+        .unwrap_err()
+        .is_provider_wide());
     // Other providers are not concerned.
     r.acquire("other", "t1", None).unwrap().success();
     // The tenant circuits did not trip.
@@ -383,7 +394,10 @@ fn bad_settings_name_their_field() {
         .build()
         .unwrap_err();
     assert_eq!(err.field(), "distinct_tenants");
-    let err = ProviderWide::builder().failure_rate(1.5).build().unwrap_err();
+    let err = ProviderWide::builder()
+        .failure_rate(1.5)
+        .build()
+        .unwrap_err();
     assert_eq!(err.field(), "failure_rate");
     let err = ProviderWide::builder()
         .max_open_for(secs(1))

@@ -25,7 +25,11 @@ fn show(title: &str, r: &Report) {
         "  provider down for all {TENANTS} tenants: {} failing calls reached it before every \
          tenant was stopped ({}), {} rejections by the provider-wide circuit",
         r.outage_failing_calls,
-        if r.everyone_stopped { "all stopped" } else { "NOT all stopped" },
+        if r.everyone_stopped {
+            "all stopped"
+        } else {
+            "NOT all stopped"
+        },
         r.provider_wide_rejections,
     );
     if let Some(state) = r.wide_during {

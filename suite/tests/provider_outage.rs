@@ -38,5 +38,9 @@ fn a_revoked_key_never_opens_the_provider() {
     assert_eq!(r.wide_after_revoked, Some(State::Closed));
     assert_eq!(r.healthy_refused, 0);
     // Its own circuit: 5 failures, then one failing probe per open period.
-    assert!(r.revoked_failing_calls <= 5 + 4, "{}", r.revoked_failing_calls);
+    assert!(
+        r.revoked_failing_calls <= 5 + 4,
+        "{}",
+        r.revoked_failing_calls
+    );
 }

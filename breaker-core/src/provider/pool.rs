@@ -306,7 +306,9 @@ struct Tenants {
 impl Tenants {
     fn new() -> Tenants {
         Tenants {
-            slots: (0..MAX_DISTINCT_TENANTS).map(|_| AtomicU64::new(0)).collect(),
+            slots: (0..MAX_DISTINCT_TENANTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
@@ -328,7 +330,8 @@ impl Tenants {
                 let e = slot.load(Ordering::Relaxed);
                 if e != 0 && e as u32 == hash {
                     if e >> 32 != stamp {
-                        let _ = slot.compare_exchange(e, entry, Ordering::Relaxed, Ordering::Relaxed);
+                        let _ =
+                            slot.compare_exchange(e, entry, Ordering::Relaxed, Ordering::Relaxed);
                     }
                     return;
                 }

@@ -263,6 +263,48 @@ impl ProviderWideBuilder {
     }
 }
 
+/// Everything a config file says about one provider: its circuits' [`Config`] and, if its table
+/// has a `provider_wide` section, its provider-wide circuit. Applied with
+/// [`Registry::configure_provider`](crate::Registry::configure_provider) or, for a whole file,
+/// [`Registry::configure_providers_from`](crate::Registry::configure_providers_from). With the
+/// `serde` feature it deserializes from a provider's table: the keys of `Config`, plus an
+/// optional `provider_wide` table with the keys of [`ProviderWideBuilder`] (`backoff` for
+/// `backoff_multiplier`, durations as `"30s"`).
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::{Config, ProviderConfig, ProviderWide};
+///
+/// let plain = ProviderConfig::from(Config::default());
+/// assert!(plain.provider_wide.is_none());
+/// let wide = ProviderConfig::new(Config::default(), Some(ProviderWide::default()));
+/// assert_eq!(wide.provider_wide.unwrap().distinct_tenants(), 3);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ProviderConfig {
+    /// The config of the provider's circuits.
+    pub config: Config,
+    /// Its provider-wide circuit; `None`: none (applying it turns an existing one off).
+    pub provider_wide: Option<ProviderWide>,
+}
+
+impl ProviderConfig {
+    /// A provider's config and provider-wide circuit.
+    pub fn new(config: Config, provider_wide: Option<ProviderWide>) -> Self {
+        ProviderConfig {
+            config,
+            provider_wide,
+        }
+    }
+}
+
+impl From<Config> for ProviderConfig {
+    fn from(config: Config) -> Self {
+        ProviderConfig::new(config, None)
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -270,15 +312,30 @@ mod tests {
     #[test]
     fn bad_values_name_their_field() {
         let field = |b: ProviderWideBuilder| b.build().unwrap_err().field();
-        assert_eq!(field(ProviderWide::builder().failure_rate(0.0)), "failure_rate");
-        assert_eq!(field(ProviderWide::builder().failure_rate(f64::NAN)), "failure_rate");
-        assert_eq!(field(ProviderWide::builder().window(Window::Calls(0))), "window");
-        assert_eq!(field(ProviderWide::builder().window(Window::Calls(4))), "window");
+        assert_eq!(
+            field(ProviderWide::builder().failure_rate(0.0)),
+            "failure_rate"
+        );
+        assert_eq!(
+            field(ProviderWide::builder().failure_rate(f64::NAN)),
+            "failure_rate"
+        );
+        assert_eq!(
+            field(ProviderWide::builder().window(Window::Calls(0))),
+            "window"
+        );
+        assert_eq!(
+            field(ProviderWide::builder().window(Window::Calls(4))),
+            "window"
+        );
         assert_eq!(
             field(ProviderWide::builder().window(Window::Time(Duration::ZERO))),
             "window"
         );
-        assert_eq!(field(ProviderWide::builder().minimum_calls(0)), "minimum_calls");
+        assert_eq!(
+            field(ProviderWide::builder().minimum_calls(0)),
+            "minimum_calls"
+        );
         assert_eq!(
             field(
                 ProviderWide::builder()
@@ -287,16 +344,31 @@ mod tests {
             ),
             "minimum_calls"
         );
-        assert_eq!(field(ProviderWide::builder().distinct_tenants(0)), "distinct_tenants");
-        assert_eq!(field(ProviderWide::builder().distinct_tenants(65)), "distinct_tenants");
-        assert_eq!(field(ProviderWide::builder().open_for(Duration::ZERO)), "open_for");
+        assert_eq!(
+            field(ProviderWide::builder().distinct_tenants(0)),
+            "distinct_tenants"
+        );
+        assert_eq!(
+            field(ProviderWide::builder().distinct_tenants(65)),
+            "distinct_tenants"
+        );
+        assert_eq!(
+            field(ProviderWide::builder().open_for(Duration::ZERO)),
+            "open_for"
+        );
         assert_eq!(field(ProviderWide::builder().jitter(1.0)), "jitter");
-        assert_eq!(field(ProviderWide::builder().half_open_probes(0)), "half_open_probes");
+        assert_eq!(
+            field(ProviderWide::builder().half_open_probes(0)),
+            "half_open_probes"
+        );
         assert_eq!(
             field(ProviderWide::builder().backoff_multiplier(0.5)),
             "backoff_multiplier"
         );
-        assert_eq!(field(ProviderWide::builder().probe_timeout(Duration::ZERO)), "probe_timeout");
+        assert_eq!(
+            field(ProviderWide::builder().probe_timeout(Duration::ZERO)),
+            "probe_timeout"
+        );
     }
 
     #[test]

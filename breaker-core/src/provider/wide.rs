@@ -88,7 +88,8 @@ impl WideCell {
                 wide
             }
             None => self.wide.get_or_init(|| {
-                let circuit = Circuit::from_policy(make(settings.circuit.clone()), PROVIDER_WIDE_TENANT);
+                let circuit =
+                    Circuit::from_policy(make(settings.circuit.clone()), PROVIDER_WIDE_TENANT);
                 Wide::new(circuit, settings, time.clone())
             }),
         };

@@ -3,7 +3,7 @@
 
 use super::Registry;
 use crate::circuit::Circuit;
-use crate::provider::settings::ProviderWide;
+use crate::provider::settings::{ProviderConfig, ProviderWide};
 
 impl Registry {
     /// Puts a provider-wide circuit above `provider`'s tenant circuits (see [`ProviderWide`]),
@@ -80,5 +80,55 @@ impl Registry {
         let providers = self.pin_providers();
         let totals = providers.get(provider)?.wide_totals()?;
         Some((totals.calls, totals.failures, totals.failing_tenants))
+    }
+
+    /// Applies what a config file says about `provider`: [`configure`](Self::configure)s its
+    /// circuits and sets its provider-wide circuit (or turns it off when the section is absent),
+    /// keeping the state of what did not change.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{Config, ProviderConfig, ProviderWide, Registry};
+    ///
+    /// let registry = Registry::default();
+    /// registry.configure_provider("openai", ProviderConfig::new(Config::default(), Some(ProviderWide::default())));
+    /// assert!(registry.provider_circuit("openai").is_some());
+    /// registry.configure_provider("openai", Config::default().into());
+    /// assert!(registry.provider_circuit("openai").is_none());
+    /// ```
+    pub fn configure_provider(&self, provider: &str, config: ProviderConfig) {
+        self.configure(provider, config.config);
+        match config.provider_wide {
+            Some(wide) => self.configure_provider_wide(provider, wide),
+            None => {
+                self.remove_provider_wide(provider);
+            }
+        }
+    }
+
+    /// [`configure_provider`](Self::configure_provider) for every provider of `configs`, for
+    /// example a map read from a config file whose provider tables may have a `provider_wide`
+    /// section (feature `serde`; see the README). Providers the map does not name are left alone.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::collections::BTreeMap;
+    /// use breaker::{Config, ProviderConfig, ProviderWide, Registry};
+    ///
+    /// let mut configs = BTreeMap::new();
+    /// configs.insert("openai", ProviderConfig::new(Config::default(), Some(ProviderWide::default())));
+    /// configs.insert("anthropic", Config::default().into());
+    /// let registry = Registry::default();
+    /// registry.configure_providers_from(configs);
+    /// assert!(registry.provider_circuit("openai").is_some());
+    /// assert!(registry.provider_circuit("anthropic").is_none());
+    /// ```
+    pub fn configure_providers_from<K: AsRef<str>>(
+        &self,
+        configs: impl IntoIterator<Item = (K, ProviderConfig)>,
+    ) {
+        for (provider, config) in configs {
+            self.configure_provider(provider.as_ref(), config);
+        }
     }
 }
