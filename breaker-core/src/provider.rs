@@ -197,6 +197,14 @@ impl Provider {
         self.cell.on().map(Wide::totals)
     }
 
+    /// Calls `f` with every circuit of the provider, its provider-wide circuit last (if on).
+    pub(crate) fn for_each_with_wide(&self, mut f: impl FnMut(&Circuit)) {
+        self.circuits.for_each(&mut f);
+        if let Some(wide) = self.cell.on() {
+            f(&wide.circuit);
+        }
+    }
+
     /// The provider-wide circuit, if it is on.
     pub(crate) fn wide_circuit(&self) -> Option<Circuit> {
         self.cell.on().map(|w| w.circuit.clone())

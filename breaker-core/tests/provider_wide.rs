@@ -405,3 +405,21 @@ fn bad_settings_name_their_field() {
         .unwrap_err();
     assert_eq!(err.field(), "max_open_for");
 }
+
+#[test]
+fn the_snapshot_lists_provider_circuits() {
+    let clock = ManualClock::new();
+    let r = registry(&clock, Some(wide()));
+    r.acquire(P, "a", None).unwrap().success();
+    r.acquire("other", "a", None).unwrap().success();
+    r.provider_circuit(P).unwrap().force_open();
+    let all = r.snapshot();
+    assert_eq!(all.len(), 3);
+    let open = r.snapshot_filtered(Some(P), Some(State::ForcedOpen));
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].provider.as_str(), open[0].tenant.as_str()),
+        (P, PROVIDER_WIDE_TENANT)
+    );
+    assert_eq!(r.len(), 2, "len counts tenant circuits");
+}
