@@ -118,14 +118,17 @@ impl CircuitOpen {
         self.kind == Kind::TimedOut
     }
 
-    /// A rejection of the provider-wide circuit (built with its reserved tenant) as the caller
-    /// of `tenant` gets it.
+    /// A rejection of the provider-wide circuit above the circuit of `tenant`.
     #[cold]
-    pub(crate) fn provider_wide(self, tenant: Name) -> Self {
+    pub(crate) fn provider_wide(
+        provider: &'static str,
+        tenant: Name,
+        state: State,
+        retry_after_us: u64,
+    ) -> Self {
         CircuitOpen {
-            tenant,
             kind: Kind::ProviderWide,
-            ..self
+            ..CircuitOpen::new(provider, tenant, state, retry_after_us)
         }
     }
 

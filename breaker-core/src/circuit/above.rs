@@ -15,9 +15,17 @@ use crate::state;
 use crate::sync::Ordering;
 
 impl Inner {
+    /// Tells the provider's pooled window a success that this circuit has nothing to do with
+    /// (the fast path of `record`). Only for circuits with the `POOLED` flag.
+    #[inline(never)]
+    pub(super) fn pool_success(&self) {
+        if let Some(pool) = self.head.pool.get() {
+            pool.success();
+        }
+    }
+
     /// Tells the provider's pooled window `outcome`; `false` when this circuit must not record
     /// it. Only for circuits with the `POOLED` flag.
-    #[cold]
     #[inline(never)]
     pub(super) fn pool(&self, outcome: Outcome) -> bool {
         match self.head.pool.get() {
@@ -28,43 +36,83 @@ impl Inner {
 }
 
 impl Permit {
-    /// Admission of a call of the tenant circuit `tenant` while the provider-wide circuit
-    /// `above` is not closed: rejected by it, or its probe (a permit of `above`, so the outcome
-    /// decides for the whole provider and the tenant circuit records nothing), or, if `above`
-    /// closed meanwhile, the tenant's own admission. A tenant whose own circuit is not closed
-    /// (its key revoked, say) never probes for the provider.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn admit_under(above: &Circuit, tenant: Held) -> Result<Permit, CircuitOpen> {
-        let own = state::tag(tenant.state.load(Ordering::Acquire));
-        let inner = &*above.inner;
-        let ticket = if matches!(own, state::CLOSED | state::METRICS_ONLY | state::DISABLED) {
-            inner.admit()
-        } else {
-            // Turned away without taking the provider's probe slot.
-            let s = inner.state.load(Ordering::Acquire);
-            match state::tag(s) {
-                state::CLOSED | state::METRICS_ONLY | state::DISABLED => {
-                    return Permit::admit(tenant)
+    /// [`Permit::admit`] of the tenant circuit `circuit` below the provider-wide circuit
+    /// `above`, if its provider has one: while `above` is closed, one more load (its state
+    /// word). Inlined whole; the other path is out of line and hands back a hold and a ticket
+    /// (in registers, not a whole `Result` through memory).
+    #[inline(always)]
+    pub(crate) fn admit_below(
+        above: Option<&Circuit>,
+        circuit: Held,
+    ) -> Result<Permit, CircuitOpen> {
+        match above {
+            Some(above) if state::tag(above.state_word()) != state::CLOSED => {
+                let (circuit, ticket) = admit_under(above, circuit);
+                if ticket.is_rejection() {
+                    return Err(circuit.reject(ticket));
                 }
-                state::OPEN => match inner.head.time.until(state::deadline(s)) {
-                    Some(left) => Ticket::rejection(state::OPEN, left),
-                    None => Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN),
-                },
-                tag => Ticket::rejection(tag, CircuitOpen::UNKNOWN),
+                Ok(Permit { circuit, ticket })
             }
-        };
-        if ticket.is_rejection() {
-            return Err(inner.reject(ticket).provider_wide(tenant.tenant.clone()));
+            _ => Permit::admit(circuit),
         }
-        if ticket.is_probe() {
-            return Ok(Permit {
-                circuit: above.inner.clone().into_held(),
-                ticket,
-            });
+    }
+}
+
+/// Admission of a call of the tenant circuit `tenant` while the provider-wide circuit `above` is
+/// not closed: a rejection by it (a ticket of `tenant` marked provider-wide, counted on `above`
+/// too), or its probe (a ticket of `above`, whose hold comes back: the outcome decides for the
+/// whole provider and the tenant circuit records nothing), or, if `above` closed meanwhile, the
+/// tenant's own admission. A tenant whose own circuit is not closed (its key revoked, say) never
+/// probes for the provider.
+#[cold]
+#[inline(never)]
+fn admit_under(above: &Circuit, tenant: Held) -> (Held, Ticket) {
+    let own = state::tag(tenant.state.load(Ordering::Acquire));
+    let inner = &*above.inner;
+    let ticket = if matches!(own, state::CLOSED | state::METRICS_ONLY | state::DISABLED) {
+        inner.admit()
+    } else {
+        // Turned away without taking the provider's probe slot.
+        let s = inner.state.load(Ordering::Acquire);
+        match state::tag(s) {
+            state::CLOSED | state::METRICS_ONLY | state::DISABLED => {
+                let ticket = tenant.admit();
+                return (tenant, ticket);
+            }
+            state::OPEN => match inner.head.time.until(state::deadline(s)) {
+                Some(left) => Ticket::rejection(state::OPEN, left),
+                None => Ticket::rejection(state::HALF_OPEN, CircuitOpen::UNKNOWN),
+            },
+            tag => Ticket::rejection(tag, CircuitOpen::UNKNOWN),
         }
-        // Closed (or switched off by an operator) meanwhile: the ticket holds nothing.
-        Permit::admit(tenant)
+    };
+    if ticket.is_rejection() {
+        inner.rejected.fetch_add(1, Ordering::Relaxed);
+        return (tenant, ticket.provider_wide());
+    }
+    if ticket.is_probe() {
+        return (above.inner.clone().into_held(), ticket);
+    }
+    // Closed (or switched off by an operator) meanwhile: the ticket holds nothing.
+    let ticket = tenant.admit();
+    (tenant, ticket)
+}
+
+/// [`Ticket::issued`] of a rejection made by the provider-wide circuit (above the tag bits).
+const WIDE: u64 = 1 << 3;
+
+impl Ticket {
+    /// This rejection, made by the provider-wide circuit.
+    fn provider_wide(self) -> Ticket {
+        Ticket {
+            issued: self.issued | WIDE,
+            ..self
+        }
+    }
+
+    /// Whether this rejection was made by the provider-wide circuit.
+    pub(super) fn is_provider_wide(self) -> bool {
+        self.issued & WIDE != 0
     }
 }
 

@@ -156,6 +156,8 @@ pub(crate) trait PoolHook: Send + Sync + std::fmt::Debug {
     /// Pools `outcome` of `tenant`'s circuit; `false` when the tenant circuit must not record it
     /// (the provider-wide circuit is not closed: the provider's outage is its business).
     fn record(&self, tenant: &str, outcome: Outcome) -> bool;
+    /// [`record`](Self::record) of a success the tenant circuit records nothing of.
+    fn success(&self);
 }
 
 impl Drop for Policy {

@@ -20,7 +20,8 @@ use crate::window::{Recorder, Totals};
 impl Inner {
     #[inline]
     pub(super) fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.flags.load(Ordering::Relaxed) & (PLAIN | POOLED) == PLAIN
+        let flags = self.flags.load(Ordering::Relaxed);
+        if flags & PLAIN != 0
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -28,7 +29,10 @@ impl Inner {
             && self.consecutive.load(Ordering::Relaxed) == 0
         {
             // Nothing to count and nothing to reset: the common case reads two words and
-            // returns, writing nothing.
+            // returns, writing nothing (but to the provider's pooled window, if it has one).
+            if flags & POOLED != 0 {
+                self.pool_success();
+            }
             return;
         }
         self.record_from(ticket, outcome)

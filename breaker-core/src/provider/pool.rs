@@ -118,10 +118,14 @@ impl Pool {
         }
     }
 
-    /// Counts a success at `now_us` (ignored by count windows).
+    /// Counts a success; `now_us` is read only by a time window.
     #[inline]
-    pub(crate) fn success(&self, now_us: u64) {
-        let b = self.bucket(now_us);
+    pub(crate) fn success(&self, now_us: impl FnOnce() -> u64) {
+        let us = self.bucket_us.load(Ordering::Relaxed);
+        let b = match us {
+            0 => self.gen.load(Ordering::Relaxed),
+            us => now_us() / us,
+        };
         let word = &self.stripe().calls[(b % BUCKETS) as usize];
         let w = word.load(Ordering::Relaxed);
         let new = if w >> COUNT_BITS == b & STAMP_MASK {
@@ -130,9 +134,7 @@ impl Pool {
             (b & STAMP_MASK) << COUNT_BITS | 1
         };
         word.store(new, Ordering::Relaxed);
-        if self.bucket_us.load(Ordering::Relaxed) == 0
-            && new & COUNT_MASK == self.quota.load(Ordering::Relaxed)
-        {
+        if us == 0 && new & COUNT_MASK == self.quota.load(Ordering::Relaxed) {
             self.next_bucket(b);
         }
     }
@@ -381,7 +383,7 @@ mod tests {
         let pool = Pool::new(Window::Time(Duration::from_secs(8)));
         let s = 1_000_000;
         for _ in 0..10 {
-            pool.success(0);
+            pool.success(|| 0);
         }
         let t = pool.failure(tenant_hash("a"), false, 3 * s);
         assert_eq!((t.calls, t.failures, t.failing_tenants), (11, 1, 1));
@@ -412,7 +414,7 @@ mod tests {
     fn a_count_window_holds_about_its_size() {
         let pool = Pool::new(Window::Calls(80));
         for _ in 0..1000 {
-            pool.success(0);
+            pool.success(|| 0);
         }
         let t = pool.failure(tenant_hash("a"), false, 0);
         // Ten calls a bucket, eight buckets; this thread's stripe closes each bucket.

@@ -122,6 +122,12 @@ impl PoolHook for WideCell {
             None => true,
         }
     }
+
+    fn success(&self) {
+        if let Some(wide) = self.on() {
+            wide.success();
+        }
+    }
 }
 
 impl fmt::Debug for WideCell {
@@ -186,9 +192,22 @@ impl Wide {
         self.pool.totals_at(self.time.coarse_now_us())
     }
 
+    /// A success on the call path: the pool's counter, nothing else, while the provider circuit
+    /// is closed in the stay the pool counts for.
+    #[inline]
+    fn success(&self) {
+        let s = self.circuit.state_word();
+        if state::tag(s) != state::CLOSED || self.stay.load(Ordering::Relaxed) != s {
+            self.record(PROVIDER_WIDE_TENANT, Outcome::Success);
+            return;
+        }
+        self.pool.success(|| self.time.coarse_now_us());
+    }
+
     /// Pools `outcome` of `tenant`, trips the provider circuit when the evidence is there, and
     /// says whether the tenant circuit records the outcome too (not while the provider circuit is
     /// open or half-open: the provider's outage is not the tenant's).
+    #[inline(never)]
     fn record(&self, tenant: &str, outcome: Outcome) -> bool {
         let s = self.circuit.state_word();
         match state::tag(s) {
@@ -205,11 +224,11 @@ impl Wide {
             Outcome::Failure => (true, None),
             Outcome::RetryAfter(d) => (true, (!d.is_zero()).then_some(d)),
         };
-        let now = self.time.coarse_now_us();
         if !failure {
-            self.pool.success(now);
+            self.pool.success(|| self.time.coarse_now_us());
             return true;
         }
+        let now = self.time.coarse_now_us();
         let t = self.pool.failure(tenant_hash(tenant), asked.is_some(), now);
         if state::tag(s) != state::CLOSED {
             // Metrics-only: counted, never tripped.

@@ -11,7 +11,6 @@ use crate::circuit::{Circuit, Held, Permit};
 use crate::config::Config;
 use crate::error::CircuitOpen;
 use crate::provider::Provider;
-use crate::state;
 use crate::table::epoch::{self, Guard};
 use crate::table::Found;
 
@@ -94,14 +93,9 @@ impl Registry {
             }
             None => self.create_held(p, tenant, site, guard),
         };
-        // A provider-wide circuit: one more load, of its state word, while it is closed.
-        if let Some(wide) = p.wide() {
-            if state::tag(wide.circuit.state_word()) != state::CLOSED {
-                return Permit::admit_under(&wide.circuit, held);
-            }
-        }
-        // One admission for found and new circuits alike, so the permit is built in one place.
-        Permit::admit(held)
+        // One admission for found and new circuits alike, so the permit is built in one place;
+        // below the provider-wide circuit, if the provider has one.
+        Permit::admit_below(p.wide().map(|w| &w.circuit), held)
     }
 
     /// A tenant's first call (or its first after eviction): make its circuit, held by the
