@@ -6,15 +6,15 @@
 //! cargo bench -p breaker-suite --bench provider_wide --no-run
 //! valgrind --tool=callgrind <bench binary> annotated plain 100000   # and 200000; the difference / 100,000
 //! valgrind --tool=callgrind <bench binary> annotated wide 100000
-//! <bench binary> threads plain 20000000                              # 2 threads, 2 tenants, ns per call
-//! <bench binary> threads wide 20000000
+//! <bench binary> threads plain 20000000 [threads]                    # one tenant a thread, ns per call
+//! <bench binary> threads wide 20000000 [threads]
 //! ```
 //!
 //! `annotated`: an `async fn` with `#[circuit_breaker(provider, tenant)]` through the global
 //! registry, polled once, one hot tenant, every call a success (the `annotated` case of
 //! `compare.rs`); `plain` installs a registry without provider-wide config, `wide` one with a
-//! provider-wide circuit on the provider. `threads`: one thread per core (at least 2), each
-//! calling its own tenant of the one provider, timed.
+//! provider-wide circuit on the provider. `threads`: one thread per core (at least 2) unless
+//! given, each calling its own tenant of the one provider, timed.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -77,9 +77,14 @@ fn main() {
             black_box(sum);
         }
         "threads" => {
-            let threads = std::thread::available_parallelism()
-                .map_or(2, usize::from)
-                .max(2);
+            let threads = args.get(3).map_or_else(
+                || {
+                    std::thread::available_parallelism()
+                        .map_or(2, usize::from)
+                        .max(2)
+                },
+                |t| t.parse().unwrap(),
+            );
             let start = Instant::now();
             std::thread::scope(|s| {
                 for t in 0..threads {

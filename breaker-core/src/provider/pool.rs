@@ -2,14 +2,13 @@
 //! that no cache line is written by every core, with the distinct tenants whose calls failed.
 //!
 //! The window is a ring of [`BUCKETS`] buckets. A time window `Time(d)` numbers its buckets by
-//! the clock (`d / 8` each). A count window `Calls(n)` numbers them by a shared counter that
-//! moves on when a bucket holds about `n / 8` calls: when one stripe's share reaches that, or
-//! when a failure finds the bucket's sum there. So the window holds about `n` calls, between
-//! `n - n/8` and `n` plus what the stripes add before one of them closes the bucket (at most
-//! `n/8` per stripe). A decision reads the newest buckets up to `n` calls (the bucket that
-//! crosses that line counted in part, at its own rate), so buckets made large by many stripes
-//! do not dilute a new failure burst with old successes: an approximation of the last `n`
-//! calls, which a failure rate over a pool of tenants can afford.
+//! the clock (`d / 8` each). A count window `Calls(n)` numbers them by a shared counter that only
+//! a failure moves on (when the bucket holds at least `n / 8` calls), so successes never write a
+//! shared line: buckets of a healthy provider grow large, and a decision reads the newest buckets
+//! up to `n` calls (the bucket that crosses that line counted in part, at its own rate). So a
+//! count window is an approximation of the last `n` calls, which a failure rate over a pool of
+//! tenants can afford: a burst of failures fills buckets of `n / 8` failures each, and the old
+//! successes it is weighed against are their bucket's average.
 //!
 //! Each counter word carries its bucket's number in its high bits, so a stale word reads as
 //! empty without anyone clearing it, and a new bucket starts by overwriting it.
@@ -134,15 +133,26 @@ impl Pool {
             (b & STAMP_MASK) << COUNT_BITS | 1
         };
         word.store(new, Ordering::Relaxed);
-        if us == 0 && new & COUNT_MASK == self.quota.load(Ordering::Relaxed) {
-            self.next_bucket(b);
-        }
     }
 
     /// Counts a failure of the tenant of hash `tenant` (a `Retry-After` if `waved`) and returns
     /// the window's totals with it.
     pub(crate) fn failure(&self, tenant: u32, waved: bool, now_us: u64) -> Totals {
-        let b = self.bucket(now_us);
+        let mut b = self.bucket(now_us);
+        if self.bucket_us.load(Ordering::Relaxed) == 0 {
+            // A count window moves on here only: a full bucket (successes piled up since the
+            // last failure, or a burst of failures) is closed before this failure goes in.
+            let i = (b % BUCKETS) as usize;
+            let current: u64 = self
+                .stripes
+                .iter()
+                .map(|s| count(s.calls[i].load(Ordering::Relaxed), b))
+                .sum();
+            if current >= self.quota.load(Ordering::Relaxed) {
+                self.next_bucket(b);
+                b = self.bucket(now_us);
+            }
+        }
         let stripe = self.stripe();
         let i = (b % BUCKETS) as usize;
         add(&stripe.calls[i], b);
@@ -151,18 +161,7 @@ impl Pool {
         if waved {
             self.waving.note(tenant, b);
         }
-        let totals = self.totals(b);
-        if self.bucket_us.load(Ordering::Relaxed) == 0 {
-            let current: u64 = self
-                .stripes
-                .iter()
-                .map(|s| count(s.calls[i].load(Ordering::Relaxed), b))
-                .sum();
-            if current >= self.quota.load(Ordering::Relaxed) {
-                self.next_bucket(b);
-            }
-        }
-        totals
+        self.totals(b)
     }
 
     /// What the window holds at `now_us`.
@@ -211,7 +210,6 @@ impl Pool {
     }
 
     /// Moves a count window on from bucket `b` (unless someone did), dropping the oldest.
-    #[cold]
     fn next_bucket(&self, b: u64) {
         let _ = self
             .gen
@@ -416,9 +414,9 @@ mod tests {
         for _ in 0..1000 {
             pool.success(|| 0);
         }
+        // The 1,000 successes are one bucket, closed by the failure: 79 of them count.
         let t = pool.failure(tenant_hash("a"), false, 0);
-        // Ten calls a bucket, eight buckets; this thread's stripe closes each bucket.
-        assert!((70..=80).contains(&t.calls), "{t:?}");
+        assert_eq!((t.calls, t.failures), (80, 1), "{t:?}");
         for _ in 0..40 {
             pool.failure(tenant_hash("a"), false, 0);
         }
