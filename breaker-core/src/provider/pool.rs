@@ -120,11 +120,15 @@ impl Pool {
     /// Counts a success; `now_us` is read only by a time window.
     #[inline]
     pub(crate) fn success(&self, now_us: impl FnOnce() -> u64) {
-        let us = self.bucket_us.load(Ordering::Relaxed);
-        let b = match us {
-            0 => self.gen.load(Ordering::Relaxed),
-            us => now_us() / us,
-        };
+        match self.bucket_us.load(Ordering::Relaxed) {
+            0 => self.add_success(self.gen.load(Ordering::Relaxed)),
+            us => self.add_success(now_us() / us),
+        }
+    }
+
+    /// Counts a success in bucket `b`: a load and a store to this thread's stripe.
+    #[inline]
+    fn add_success(&self, b: u64) {
         let word = &self.stripe().calls[(b % BUCKETS) as usize];
         let w = word.load(Ordering::Relaxed);
         let new = if w >> COUNT_BITS == b & STAMP_MASK {
