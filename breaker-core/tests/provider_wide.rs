@@ -298,13 +298,17 @@ fn configured_and_turned_off_live() {
     assert!(r.remove_provider_wide(P));
     assert!(!r.remove_provider_wide(P));
     assert!(r.provider_circuit(P).is_none());
-    assert_eq!(wide_circuit.state(), State::Closed, "reset when turned off");
+    assert_eq!(wide_circuit.state(), State::Open, "kept, but no longer consulted");
     // Each tenant learns alone again (the 20 that failed once before need 4 more).
     assert_eq!(outage(&r, 30, 10_000), 20 * 4 + 10 * 5);
     assert_eq!(r.provider_wide_totals(P), None);
 
-    // On again: tenants made while it was off pool too.
+    // On again: its open period still runs; once over, tenants made while it was off pool too.
     r.configure_provider_wide(P, wide());
+    assert!(r.acquire(P, "n0", None).unwrap_err().is_provider_wide());
+    clock.advance(secs(300));
+    r.acquire(P, "n0", None).unwrap().success(); // the probe
+    assert_eq!(wide_circuit.state(), State::Closed);
     for i in 0..25 {
         if let Ok(p) = r.acquire(P, &format!("n{i}"), None) {
             p.failure();

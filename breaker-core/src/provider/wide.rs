@@ -97,14 +97,11 @@ impl WideCell {
         wide
     }
 
-    /// Turns pooling off: the provider circuit is reset (it no longer rejects) and its pool
-    /// emptied. Returns whether it was on.
+    /// Turns pooling off and empties the pool; the circuit keeps its state. Returns whether it
+    /// was on.
     pub(crate) fn turn_off(&self) -> bool {
         let was = self.on.swap(false, Ordering::SeqCst);
         if let Some(wide) = self.wide.get() {
-            if was {
-                wide.circuit.reset();
-            }
             wide.pool.clear();
         }
         was

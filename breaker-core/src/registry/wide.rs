@@ -33,11 +33,18 @@ impl Registry {
             }
         };
         p.configure_wide(settings, &self.time, |config| self.policy(config, p.name));
+        if let (Some(hub), Some(circuit)) = (&self.fleet, p.wide_circuit()) {
+            // Like a tenant's circuit: the fleet finds it (tenant `PROVIDER_WIDE_TENANT`), and
+            // what other replicas shared of it before is applied now.
+            hub.created(p.clone(), &circuit);
+        }
     }
 
     /// Turns `provider`'s provider-wide circuit off: its tenants are admitted by their own
-    /// circuits only, their outcomes are no longer pooled, and the provider circuit is reset
-    /// (an open one lets calls through at once). Returns whether it was on.
+    /// circuits only (an open provider circuit no longer rejects anyone) and their outcomes are no
+    /// longer pooled; its pooled window is emptied. The provider circuit keeps its state, without
+    /// an event (a reset would reach the other replicas of a fleet): turned on again, an open one
+    /// still rejects until its period ends. Returns whether it was on.
     pub fn remove_provider_wide(&self, provider: &str) -> bool {
         let providers = self.pin_providers();
         providers.get(provider).is_some_and(|p| p.remove_wide())
