@@ -298,7 +298,11 @@ fn configured_and_turned_off_live() {
     assert!(r.remove_provider_wide(P));
     assert!(!r.remove_provider_wide(P));
     assert!(r.provider_circuit(P).is_none());
-    assert_eq!(wide_circuit.state(), State::Open, "kept, but no longer consulted");
+    assert_eq!(
+        wide_circuit.state(),
+        State::Open,
+        "kept, but no longer consulted"
+    );
     // Each tenant learns alone again (the 20 that failed once before need 4 more).
     assert_eq!(outage(&r, 30, 10_000), 20 * 4 + 10 * 5);
     assert_eq!(r.provider_wide_totals(P), None);

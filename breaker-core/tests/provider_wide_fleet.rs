@@ -105,7 +105,10 @@ fn operators_switch_it_fleet_wide() {
     let clock = ManualClock::new();
     let (a, b) = pair(&clock);
     a.provider_circuit("llm").unwrap().force_open();
-    assert_eq!(b.provider_circuit("llm").unwrap().state(), State::ForcedOpen);
+    assert_eq!(
+        b.provider_circuit("llm").unwrap().state(),
+        State::ForcedOpen
+    );
     assert!(b.acquire("llm", "x", None).unwrap_err().is_provider_wide());
     b.provider_circuit("llm").unwrap().reset();
     assert_eq!(a.provider_circuit("llm").unwrap().state(), State::Closed);

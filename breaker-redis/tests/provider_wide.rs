@@ -50,7 +50,8 @@ async fn one_probe_per_fleet_for_the_provider_and_its_success_closes_every_repli
     assert_eq!(wide_state(&fleet[0]), State::Open);
     for (i, r) in fleet.iter().enumerate() {
         assert!(
-            eventually(BOUND, || r.acquire("openai", &format!("new-{i}"), None)
+            eventually(BOUND, || r
+                .acquire("openai", &format!("new-{i}"), None)
                 .is_err_and(|e| e.is_provider_wide()))
             .await,
             "replica {i} rejects provider-wide"
@@ -60,10 +61,11 @@ async fn one_probe_per_fleet_for_the_provider_and_its_success_closes_every_repli
     let start = Instant::now();
     let (prober, probe) = loop {
         assert!(start.elapsed() < BOUND, "no replica ever probed");
-        let admitted = fleet
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| r.acquire("openai", &format!("t{i}"), None).ok().map(|p| (i, p)));
+        let admitted = fleet.iter().enumerate().find_map(|(i, r)| {
+            r.acquire("openai", &format!("t{i}"), None)
+                .ok()
+                .map(|p| (i, p))
+        });
         if let Some(found) = admitted {
             break found;
         }

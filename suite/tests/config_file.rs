@@ -295,11 +295,18 @@ consecutive_failures = 3
 fn the_readme_provider_wide_example_parses() {
     let readme = include_str!("../../README.md");
     let fence = "```toml\n# providers.toml";
-    let start = readme.find(fence).expect("README has a providers.toml example") + "```toml\n".len();
+    let start = readme
+        .find(fence)
+        .expect("README has a providers.toml example")
+        + "```toml\n".len();
     let len = readme[start..].find("```").unwrap();
     let configs: BTreeMap<String, breaker::ProviderConfig> =
         toml::from_str(&readme[start..start + len]).unwrap();
     let wide = configs["openai"].provider_wide.clone().unwrap();
-    assert_eq!(wide, breaker::ProviderWide::default(), "the README shows the defaults");
+    assert_eq!(
+        wide,
+        breaker::ProviderWide::default(),
+        "the README shows the defaults"
+    );
     assert_eq!(configs["openai"].config.consecutive_failures(), Some(5));
 }
