@@ -19,7 +19,7 @@ use breaker_core::{Event, Reason, State, PROVIDER_WIDE_TENANT};
 /// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`, and an opening its
 /// `open_for_ms` (also in the message: "circuit opened for 30s") and, when the provider set the
 /// period (reason `retry_after`), `retry_after_ms`; a provider-wide circuit's transitions (tenant
-/// [`PROVIDER_WIDE_TENANT`](crate::PROVIDER_WIDE_TENANT)) also `provider_wide = true`, and its
+/// [`PROVIDER_WIDE_TENANT`]) also `provider_wide = true`, and its
 /// openings on pooled evidence (reason `provider_wide`) `pooled_failure_rate`,
 /// `pooled_calls` and `failing_tenants`; rejections
 /// `provider`, `tenant`, `state` and `retry_after_ms` (absent when unknown); slow calls

@@ -22,7 +22,7 @@ async fn fleet_of(server: &RedisServer, n: usize) -> Vec<Registry> {
     let mut fleet = Vec::new();
     for _ in 0..n {
         let (registry, health) = replica_of(
-            RedisFleet::builder(&server.url()).namespace("checkout"),
+            RedisFleet::builder(server.url()).namespace("checkout"),
             RegistryBuilder::default()
                 .default_config(Config::builder().consecutive_failures(5).build().unwrap())
                 .provider_wide("openai", wide.clone()),
