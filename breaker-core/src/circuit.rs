@@ -7,6 +7,7 @@
 mod above;
 mod admit;
 mod adopt;
+mod evidence;
 mod inner;
 mod permit;
 mod policy;

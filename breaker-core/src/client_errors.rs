@@ -170,6 +170,22 @@ pub fn retry_after_header(headers: &http::HeaderMap) -> Option<std::time::Durati
     Some(at.duration_since(base).unwrap_or(Duration::ZERO))
 }
 
+/// Whether an I/O error is among `e`'s causes. reqwest reports a body that breaks off while it
+/// is read through `bytes_stream()` (and `chunk()`, `text()`, ...) as a *decode* error whose
+/// cause is the connection's I/O error: that is the provider's network failure, unlike a body
+/// that arrived whole and failed to decode (its cause is the decoder's own error).
+#[cfg(any(feature = "reqwest", feature = "reqwest-0-12"))]
+pub(crate) fn io_cause(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// The classification of one version of reqwest: `From<&Error> for ErrorClass`, documented by the
 /// attributes given, and `Classify` for `Error` and `Response`. reqwest 0.12 and 0.13 are distinct
 /// crates to the compiler with the same API, so each needs its own impls of the same logic.
@@ -184,7 +200,11 @@ macro_rules! classify_reqwest {
                     ErrorClass::Timeout
                 } else if let Some(status) = e.status() {
                     ErrorClass::from_status(status.as_u16())
-                } else if e.is_connect() || e.is_request() || e.is_body() {
+                } else if e.is_connect()
+                    || e.is_request()
+                    || e.is_body()
+                    || (e.is_decode() && crate::client_errors::io_cause(e))
+                {
                     ErrorClass::Network
                 } else {
                     ErrorClass::Unknown
@@ -219,9 +239,10 @@ pub(crate) use classify_reqwest;
 classify_reqwest! {
     /// Timeouts are [`ErrorClass::Timeout`], connect failures [`ErrorClass::Network`], an error
     /// with a status (from `error_for_status`) [`ErrorClass::from_status`]; a failure while
-    /// sending the request or reading the body is [`ErrorClass::Network`]. Errors of the caller's
-    /// side (building the request, redirect policy, decoding the body) say nothing about the
-    /// provider: [`ErrorClass::Unknown`].
+    /// sending the request or reading the body is [`ErrorClass::Network`], a body that breaks
+    /// off mid-stream included (reqwest calls it a decode error with an I/O cause, e.g. from
+    /// `bytes_stream()`). Errors of the caller's side (building the request, redirect policy,
+    /// decoding a whole body) say nothing about the provider: [`ErrorClass::Unknown`].
     ///
     /// ```
     /// # use breaker_core as breaker;

@@ -195,6 +195,25 @@ impl Timebase {
         let now = self.now_us();
         (now < deadline_us).then(|| deadline_us - now)
     }
+
+    /// For a wait that may last until `deadline_us`: whether it is over (`now > deadline_us`,
+    /// decided exactly), and a time no earlier than now to measure the next wait from. While the
+    /// deadline is clearly ahead the coarse clock answers, as for [`until`](Self::until): its
+    /// reading plus its resolution, which errs late by at most that, so a wait measured from it
+    /// is never judged over early (a guarded stream's gaps are read at every item: a few
+    /// nanoseconds instead of a full clock read).
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn past(&self, deadline_us: u64) -> (bool, u64) {
+        if let Source::System(Some(coarse)) = &self.source {
+            let upper = coarse.now_us().saturating_add(coarse.slack_us);
+            if upper <= deadline_us {
+                return (false, upper);
+            }
+        }
+        let now = self.now_us();
+        (now > deadline_us, now)
+    }
 }
 
 impl fmt::Debug for Timebase {
@@ -305,6 +324,29 @@ mod tests {
         assert_eq!(t.until(1_000), Some(1));
         clock.advance(Duration::from_micros(1));
         assert_eq!(t.until(1_000), None);
+    }
+
+    #[test]
+    fn past_is_exact_on_a_manual_clock() {
+        let clock = ManualClock::new();
+        let t = Timebase::new(clock.clone());
+        clock.advance(Duration::from_micros(1_000));
+        assert_eq!(t.past(1_000), (false, 1_000));
+        clock.advance(Duration::from_micros(1));
+        assert_eq!(t.past(1_000), (true, 1_001));
+    }
+
+    #[test]
+    fn past_on_the_system_clock_is_never_early() {
+        let t = Timebase::new(SystemClock);
+        for _ in 0..10_000 {
+            let before = t.now_us();
+            let (over, now) = t.past(before + 1_000_000);
+            assert!(!over);
+            assert!(now >= before, "{now} < {before}");
+            let (over, _) = t.past(before.saturating_sub(1));
+            assert!(over || before == 0);
+        }
     }
 
     #[test]

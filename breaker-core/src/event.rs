@@ -249,14 +249,25 @@ impl fmt::Display for Reason {
 
 pub(crate) type Listener = Box<dyn Fn(&Event<'_>) + Send + Sync + 'static>;
 
+/// What a registry's fleet subscribes through (`fleet::sharer`), so that events know nothing of
+/// fleets: the transitions it shares, and the failures of closed circuits (the evidence it
+/// pools), both from cold paths.
+pub(crate) trait Sharer: Send + Sync + 'static {
+    /// Told of every transition, also of an operator's switch that moved nothing here.
+    fn transition(&self, event: &Event<'_>);
+    /// A closed circuit recorded a failure; `streak` is its failure streak after it (0 without
+    /// the consecutive policy).
+    fn failed(&self, provider: &'static str, tenant: &str, streak: u32);
+}
+
 /// The listeners of one registry, and the sharer its fleet subscribes through, shared by the
 /// policies of all its circuits.
 pub(crate) struct Listeners {
     listeners: Vec<Listener>,
     /// Told of every transition, also of an operator's switch that moved nothing here, outside
-    /// the listeners' re-entry guard: the slot the registry builder connects its fleet to
-    /// (`fleet::sharer`), so that events know nothing of fleets.
-    sharer: Option<Listener>,
+    /// the listeners' re-entry guard, and of the failures of closed circuits: the slot the
+    /// registry builder connects its fleet to.
+    sharer: Option<Box<dyn Sharer>>,
 }
 
 thread_local! {
@@ -269,7 +280,7 @@ thread_local! {
 impl Listeners {
     /// `None` when there is nothing to call, so circuits test one `Option` before building an
     /// event.
-    pub(crate) fn new(listeners: Vec<Listener>, sharer: Option<Listener>) -> Option<Self> {
+    pub(crate) fn new(listeners: Vec<Listener>, sharer: Option<Box<dyn Sharer>>) -> Option<Self> {
         (!listeners.is_empty() || sharer.is_some()).then_some(Listeners { listeners, sharer })
     }
 
@@ -299,7 +310,20 @@ impl Listeners {
         if let (Some(sharer), Event::Transition { .. }) = (&self.sharer, event) {
             // Outside the re-entry guard: a transition a listener's own call makes is still the
             // fleet's business, and sharing never calls back into the registry.
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| sharer(event))) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| sharer.transition(event))) {
+                drop_payload(payload);
+            }
+        }
+    }
+
+    /// Hands a closed circuit's failure to the sharer (the fleet queues it for its background
+    /// task and returns); nothing without a fleet. A panic is contained here.
+    #[cold]
+    pub(crate) fn failed(&self, provider: &'static str, tenant: &str, streak: u32) {
+        if let Some(sharer) = &self.sharer {
+            if let Err(payload) =
+                catch_unwind(AssertUnwindSafe(|| sharer.failed(provider, tenant, streak)))
+            {
                 drop_payload(payload);
             }
         }

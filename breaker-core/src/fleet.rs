@@ -64,9 +64,10 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::circuit::Circuit;
+use crate::circuit::Metrics;
 use crate::clock::Timebase;
 use crate::config::Config;
-use crate::event::{Event, Listener, Reason};
+use crate::event::{Event, Reason, Sharer};
 use crate::provider::Provider;
 use crate::state::State;
 
@@ -95,6 +96,59 @@ pub trait Fleet: Send + Sync + 'static {
     /// queue it and return. Changes that the link applied (reason [`Reason::Fleet`]) are not
     /// published again. A panic here is contained; the call is unaffected.
     fn publish(&self, change: &Change<'_>);
+
+    /// One of the registry's closed circuits recorded a failure: evidence the fleet may pool
+    /// (so that the fleet trips on the fleet's failures, not each replica on its own). Called on
+    /// the thread of the call whose failure it was, behind the call's outcome: like
+    /// [`publish`](Self::publish), queue it (bounded, coalesced) and return. Successes are
+    /// never told: a fleet that needs them reads the circuit's counters from its background
+    /// task ([`FleetLink::metrics`]), so a healthy circuit costs nothing. The default ignores
+    /// failures (a fleet that shares openings only). A panic here is contained.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::sync::{Arc, Mutex};
+    /// use breaker::fleet::{Change, Evidence, Fleet, FleetLink};
+    /// use breaker::{Config, Registry};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Tally(Arc<Mutex<Vec<(String, u32)>>>);
+    /// impl Fleet for Tally {
+    ///     fn attach(&self, _: FleetLink) {}
+    ///     fn publish(&self, _: &Change<'_>) {}
+    ///     fn failed(&self, evidence: &Evidence<'_>) {
+    ///         self.0.lock().unwrap().push((evidence.tenant.to_owned(), evidence.streak));
+    ///     }
+    /// }
+    ///
+    /// let tally = Tally::default();
+    /// let registry = Registry::builder()
+    ///     .default_config(Config::builder().consecutive_failures(5).build()?)
+    ///     .fleet(tally.clone())
+    ///     .build();
+    /// let acme = registry.circuit("openai", "acme");
+    /// acme.try_acquire()?.success(); // not told
+    /// acme.try_acquire()?.failure();
+    /// acme.try_acquire()?.failure();
+    /// assert_eq!(*tally.0.lock().unwrap(), [("acme".to_owned(), 1), ("acme".to_owned(), 2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn failed(&self, evidence: &Evidence<'_>) {
+        let _ = evidence;
+    }
+}
+
+/// A closed circuit's failure, as given to [`Fleet::failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Evidence<'a> {
+    /// The circuit's provider.
+    pub provider: &'static str,
+    /// The circuit's tenant.
+    pub tenant: &'a str,
+    /// The circuit's failure streak after this failure (0 without the consecutive policy): a
+    /// streak no longer than the last one told means a success came in between.
+    pub streak: u32,
 }
 
 /// What a registry tells its [`Fleet`] about one of its circuits.
@@ -171,9 +225,16 @@ impl Change<'_> {
 }
 
 /// How a registry's events reach `fleet`: the sharer its builder connects to the listeners'
-/// slot, which publishes the transitions the fleet shares (see [`Change::of_transition`]).
-pub(crate) fn sharer(fleet: Arc<dyn Fleet>) -> Listener {
-    Box::new(move |event: &Event<'_>| {
+/// slot, which publishes the transitions the fleet shares (see [`Change::of_transition`]) and
+/// hands it closed circuits' failures.
+pub(crate) fn sharer(fleet: Arc<dyn Fleet>) -> Box<dyn Sharer> {
+    Box::new(FleetSharer(fleet))
+}
+
+struct FleetSharer(Arc<dyn Fleet>);
+
+impl Sharer for FleetSharer {
+    fn transition(&self, event: &Event<'_>) {
         let &Event::Transition {
             provider,
             tenant,
@@ -187,9 +248,17 @@ pub(crate) fn sharer(fleet: Arc<dyn Fleet>) -> Listener {
             return;
         };
         if let Some(change) = Change::of_transition(provider, tenant, to, reason, open_for, level) {
-            fleet.publish(&change);
+            self.0.publish(&change);
         }
-    })
+    }
+
+    fn failed(&self, provider: &'static str, tenant: &str, streak: u32) {
+        self.0.failed(&Evidence {
+            provider,
+            tenant,
+            streak,
+        });
+    }
 }
 
 /// How a [`Fleet`] applies what other replicas published to the circuits of the registry it is
@@ -326,6 +395,15 @@ impl FleetLink {
         let hub = self.hub.upgrade()?;
         let provider = hub.lock().providers.get(provider).cloned()?;
         Some(provider.find(tenant)?.stored_state())
+    }
+
+    /// The counters of the circuit of (`provider`, `tenant`), if it exists here: for a fleet
+    /// that pools evidence, read from its background task (a success is never told to
+    /// [`Fleet::failed`]; its effect on the failure streak and the window shows here).
+    pub fn metrics(&self, provider: &str, tenant: &str) -> Option<Metrics> {
+        let hub = self.hub.upgrade()?;
+        let provider = hub.lock().providers.get(provider).cloned()?;
+        Some(provider.find(tenant)?.metrics())
     }
 
     /// Whether the registry this link applies to still exists.

@@ -4,8 +4,8 @@
 
 crate::client_errors::classify_reqwest! {
     /// As for reqwest 0.13: timeouts are [`ErrorClass::Timeout`], connect, request and body
-    /// failures [`ErrorClass::Network`], an error with a status [`ErrorClass::from_status`], the
-    /// rest [`ErrorClass::Unknown`].
+    /// failures [`ErrorClass::Network`] (a body broken off mid-stream too), an error with a
+    /// status [`ErrorClass::from_status`], the rest [`ErrorClass::Unknown`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -11,7 +11,7 @@
 //! | yields an `Err` item | that error's classification, at once; later items pass unrecorded |
 //! | is dropped before its first item | the config's `on_abandoned` (default failure: the provider hung) |
 //! | is dropped after its first item, before its end | the config's `on_cancel` (default ignored: the client went away) |
-//! | waits longer than `first_item_timeout` for its first item, or `idle_timeout` between two | a failure, when the late item (or end) arrives or when the stream is dropped, whichever is first |
+//! | waits longer than `first_item_timeout` for its first item, or `idle_timeout` between two | a failure, when the late item (or end) arrives or when the stream is dropped, whichever is first (a wait may run past its limit by one tick of the coarse system clock, a few ms, before it counts: a clock read per item would cost more than the rest of the guard) |
 //! | panics (its `poll_next`), or is dropped while a thread unwinds | `on_abandoned`, as a dropped permit |
 //!
 //! The stream itself is never altered: the same items in the same order, the same `size_hint`;
@@ -287,16 +287,17 @@ impl Watch {
         }
     }
 
-    /// Whether the wait that ends now was longer than its limit; restarts the wait.
+    /// Whether the wait that ends now, begun at `since_us`, was longer than `limit` (0: none);
+    /// restarts the wait. While the limit is clearly ahead the time is the coarse clock's (a few
+    /// ns, not a full clock read per item), which errs late by at most its resolution: a gap
+    /// is never judged late early, and near its limit the precise clock decides.
     #[inline]
-    fn late(&mut self, permit: &Permit) -> bool {
-        let limit = self.limit_us();
+    fn late(since_us: &mut u64, limit: u64, permit: &Permit) -> bool {
         if limit == 0 {
             return false;
         }
-        let now = permit.now_us();
-        let late = now.saturating_sub(self.since_us) > limit;
-        self.since_us = now;
+        let (late, now) = permit.past(since_us.saturating_add(limit));
+        *since_us = now;
         late
     }
 
@@ -312,27 +313,33 @@ impl Watch {
 
     #[inline(never)]
     fn slow_item(&mut self, outcome: Option<Outcome>) {
-        let Some(mut permit) = self.permit.take() else {
+        let limit = self.limit_us();
+        let Some(permit) = self.permit.as_mut() else {
             return;
         };
-        let late = self.late(&permit);
+        let late = Watch::late(&mut self.since_us, limit, permit);
         if !self.seen_first {
             self.seen_first = true;
             permit.first_item();
         }
-        match (late, outcome) {
-            (true, _) => permit.failure(),
-            (false, Some(outcome)) => permit.record(outcome),
-            (false, None) => self.permit = Some(permit),
+        let outcome = match (late, outcome) {
+            (true, _) => Outcome::Failure,
+            (false, Some(outcome)) => outcome,
+            // A good item on time: the permit stays where it is.
+            (false, None) => return,
+        };
+        if let Some(permit) = self.permit.take() {
+            permit.record(outcome);
         }
     }
 
     /// The stream ended (`None`): a success, unless the end came late.
     fn end(&mut self) {
+        let limit = self.limit_us();
         let Some(mut permit) = self.permit.take() else {
             return;
         };
-        let late = self.late(&permit);
+        let late = Watch::late(&mut self.since_us, limit, &permit);
         if !self.seen_first {
             permit.first_item();
         }

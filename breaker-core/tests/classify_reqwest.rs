@@ -78,3 +78,27 @@ async fn a_timeout_is_a_timeout() {
     assert_eq!(ErrorClass::from(&err), ErrorClass::Timeout);
     assert_eq!(err.classify(), Outcome::Failure);
 }
+
+#[tokio::test]
+async fn a_body_broken_off_mid_stream_is_a_network_failure() {
+    // A chunked body whose connection closes after one chunk, before the terminating one.
+    let broken = server(Some(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    ));
+    let mut response = reqwest::get(&broken).await.unwrap();
+    assert_eq!(
+        response.chunk().await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+    let err = response.chunk().await.unwrap_err();
+    assert_eq!(ErrorClass::from(&err), ErrorClass::Network, "{err:?}");
+    assert_eq!(err.classify(), Outcome::Failure);
+
+    let err = reqwest::get(&broken)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_err();
+    assert_eq!(ErrorClass::from(&err), ErrorClass::Network, "{err:?}");
+}

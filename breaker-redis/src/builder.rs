@@ -43,6 +43,7 @@ impl RedisFleet {
             operator_ttl: Duration::from_secs(24 * 3600),
             probe_lease: Duration::from_secs(10),
             quorum: 1,
+            pool_evidence: true,
             tls: TlsSettings::default(),
         }
     }
@@ -105,6 +106,7 @@ pub struct RedisFleetBuilder {
     operator_ttl: Duration,
     probe_lease: Duration,
     quorum: u32,
+    pool_evidence: bool,
     tls: TlsSettings,
 }
 
@@ -128,6 +130,7 @@ impl fmt::Debug for RedisFleetBuilder {
             .field("operator_ttl", &self.operator_ttl)
             .field("probe_lease", &self.probe_lease)
             .field("quorum", &self.quorum)
+            .field("pool_evidence", &self.pool_evidence)
             .field("tls", &self.tls)
             .finish()
     }
@@ -201,6 +204,32 @@ impl RedisFleetBuilder {
     /// open already. Every replica of a namespace should use the same `k`.
     pub fn quorum(mut self, k: u32) -> Self {
         self.quorum = k;
+        self
+    }
+
+    /// Whether the replicas pool their closed circuits' failures (default `true`), so that the
+    /// fleet trips on the fleet's failures: with N replicas sharing a tenant's traffic, its
+    /// first trip costs about one threshold of failing calls, not N, and a tenant too thin on
+    /// each replica to fill `minimum_calls` still trips on the fleet's calls. Each replica
+    /// writes, behind its calls, the failure streak and window of the circuits that failed
+    /// lately (a healthy circuit writes nothing); the store adds them up and trips the fleet
+    /// (README: what is pooled, its lag and its overshoot). With the quorum, `k` distinct
+    /// replicas must have failures in the pool. A replica still trips alone on its own calls if
+    /// that comes first. `false`: only openings are shared, as before.
+    ///
+    /// ```no_run
+    /// # mod breaker { pub use breaker_core::*; pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fleet = RedisFleet::builder("redis://127.0.0.1:6379/")
+    ///     .pool_evidence(false) // each replica trips on its own failures alone
+    ///     .build()
+    ///     .await?;
+    /// # let _ = fleet; Ok(()) }
+    /// ```
+    pub fn pool_evidence(mut self, pool: bool) -> Self {
+        self.pool_evidence = pool;
         self
     }
 
@@ -321,6 +350,9 @@ impl RedisFleetBuilder {
         }));
         health.0.set_connected(false);
         let (queue, queued) = mpsc::channel(self.queue_capacity);
+        // Failures merge per circuit in the task (`evidence.rs`): the channel only bridges
+        // the calls' threads and the task, and drops (never waits) when the task is behind.
+        let (failed, failures) = mpsc::channel(self.queue_capacity.max(1024));
         let (link, linked) = oneshot::channel();
         let (stop, stopped) = oneshot::channel();
         let task = Task {
@@ -341,11 +373,13 @@ impl RedisFleetBuilder {
             known: Mutex::default(),
             store_run: Mutex::default(),
             health: health.0.clone(),
+            tally: Mutex::default(),
         };
-        runtime.spawn(task.run(queued, linked, stopped));
+        runtime.spawn(task.run(queued, failures, linked, stopped));
         Ok(RedisFleet {
             health,
             queue,
+            failed: self.pool_evidence.then_some(failed),
             link: Mutex::new(Some(link)),
             _stop: stop,
         })

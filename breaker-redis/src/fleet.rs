@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use breaker_core::fleet::{Change, Fleet, FleetLink};
+use breaker_core::fleet::{Change, Evidence, Fleet, FleetLink};
 use breaker_core::Reason;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::evidence::Failed;
 use crate::health::{Count, FleetHealth};
 use crate::pending::Queued;
 
@@ -17,6 +18,9 @@ use crate::pending::Queued;
 pub struct RedisFleet {
     pub(crate) health: FleetHealth,
     pub(crate) queue: mpsc::Sender<Queued>,
+    /// Closed circuits' failures, for the evidence the fleet pools; `None` when it pools none
+    /// (`RedisFleetBuilder::pool_evidence(false)`).
+    pub(crate) failed: Option<mpsc::Sender<Failed>>,
     pub(crate) link: Mutex<Option<oneshot::Sender<FleetLink>>>,
     /// Dropping the fleet (with the last circuit of its registry) ends its background task.
     pub(crate) _stop: oneshot::Sender<()>,
@@ -90,6 +94,26 @@ impl Fleet for RedisFleet {
                 );
             }
         }
+    }
+
+    fn failed(&self, evidence: &Evidence<'_>) {
+        self.queue_failure(evidence);
+    }
+}
+
+impl RedisFleet {
+    /// [`Fleet::failed`]: queued, never waited for; when the queue is full (the task is behind,
+    /// or merging an outage's worth), the failure is not pooled: this replica's circuit still
+    /// counts it, and its next report carries it.
+    fn queue_failure(&self, evidence: &Evidence<'_>) {
+        let Some(failed) = &self.failed else {
+            return;
+        };
+        let _ = failed.try_send(Failed {
+            provider: evidence.provider,
+            tenant: evidence.tenant.into(),
+            streak: evidence.streak,
+        });
     }
 }
 

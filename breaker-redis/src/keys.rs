@@ -9,6 +9,10 @@
 //!                                                       time, TTL = the longest report's period)
 //! breaker:v1:<namespace>:{<provider>:<tenant>}:ended    when the last incident ended (string:
 //!                                                       its TTL when written, TTL = margin)
+//! breaker:v1:<namespace>:{<provider>:<tenant>}:evidence the failures the replicas pool (hash:
+//!                                                       per replica its streak, window gauges,
+//!                                                       baselines and report time in store
+//!                                                       time; TTL 30 s)
 //! breaker:v1:<namespace>:changes                        the pub/sub channel of the namespace
 //! ```
 //!
@@ -137,6 +141,16 @@ impl Layout {
     pub(crate) fn ended_key(&self, provider: &str, tenant: &str) -> String {
         format!(
             "{}{{{}:{}}}:ended",
+            self.prefix,
+            encode(provider),
+            encode(tenant)
+        )
+    }
+
+    /// The key of the evidence the replicas pool for (`provider`, `tenant`).
+    pub(crate) fn evidence_key(&self, provider: &str, tenant: &str) -> String {
+        format!(
+            "{}{{{}:{}}}:evidence",
             self.prefix,
             encode(provider),
             encode(tenant)

@@ -29,6 +29,12 @@
 //! creates one. A replica that starts, or reconnects, scans the namespace's openings first. A
 //! success after the open period deletes the key and closes the circuit everywhere.
 //!
+//! Closed circuits' failures are pooled too (unless `pool_evidence(false)`): behind the call,
+//! the task writes the failure streak and window of each circuit that failed lately, one field
+//! per replica, and a script trips the fleet when their sum reaches the circuit's thresholds,
+//! so the fleet trips on the fleet's failures (README: what each policy means for a fleet, the
+//! lag, the overshoot). A healthy circuit writes nothing.
+//!
 //! With the store gone, calls run on local circuits as if no fleet were attached; the task
 //! reconnects with backoff and resyncs by itself. [`FleetHealth`], `tracing` events (target
 //! `breaker::fleet`: `WARN` when degraded, `INFO` when restored) and, with feature `metrics`,
@@ -57,11 +63,13 @@ mod builder;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod error;
+mod evidence;
 mod fleet;
 mod health;
 mod keys;
 mod known;
 mod pending;
+mod pool;
 mod probes;
 mod race;
 mod receive;

@@ -29,6 +29,22 @@ impl Task {
         link: &FleetLink,
         messages: &[redis::Msg],
     ) -> Result<(), End> {
+        for message in messages {
+            // A trip of pooled evidence says what it wrote: applied without a read (its
+            // `open` announcement follows, for replicas that do not know trips, and re-reads
+            // the key: the same opening, applied again).
+            if let Some((provider, tenant, value)) = self.trip(message) {
+                let pttl = value
+                    .rsplit(':')
+                    .next()
+                    .and_then(|ttl| crate::scripts::decimal(ttl, u64::MAX))
+                    .and_then(|ttl| i64::try_from(ttl).ok())
+                    .unwrap_or(0);
+                if !self.apply_open(link, &provider, &tenant, Some(&value), pttl) {
+                    return Err(End::Done);
+                }
+            }
+        }
         let announced: Vec<(&str, String, String)> = messages
             .iter()
             .filter_map(|message| self.announcement(message))
@@ -142,6 +158,41 @@ impl Task {
             .into_iter()
             .find(|o| *o == op)?;
         Some((op, keys::decode(provider)?, keys::decode(tenant)?))
+    }
+
+    /// (provider, tenant, the opening's value) of another replica's trip of pooled evidence
+    /// (`<version> trip <replica> <provider> <tenant> <value>`); `None` for anything else.
+    fn trip(&self, message: &redis::Msg) -> Option<(String, String, String)> {
+        let text = std::str::from_utf8(message.get_payload_bytes()).ok()?;
+        let mut parts = text.split(' ');
+        let (
+            Some(VERSION),
+            Some("trip"),
+            Some(replica),
+            Some(provider),
+            Some(tenant),
+            Some(value),
+            None,
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
+            return None;
+        };
+        if replica == self.replica {
+            return None;
+        }
+        Some((
+            keys::decode(provider)?,
+            keys::decode(tenant)?,
+            value.to_owned(),
+        ))
     }
 
     /// The value and `PTTL` of each of `keys` (strings the fleet wrote), read in one pipeline; per

@@ -133,7 +133,8 @@ pub(crate) static LEASE: Script = Script::new(LEASE_SCRIPT);
 /// [`RESTORE_SCRIPT`], sent in batches (every opening known, after a restart).
 pub(crate) static RESTORE: Script = Script::new(RESTORE_SCRIPT);
 
-/// KEYS: opening, probe lease, reports, end of the last incident. ARGV: replica, period left
+/// KEYS: opening, probe lease, reports, end of the last incident, pooled evidence (deleted
+/// when the opening is written: a new incident pools anew). ARGV: replica, period left
 /// (ms), margin (ms), quorum, the opening's value, channel, message, level, 1 for a failed
 /// probe's reopening, time since the trip (ms). Returns 1 when the opening was written and
 /// announced, 2 for a report short of the quorum, 0 when a stored opening is newer or ends
@@ -143,7 +144,7 @@ pub(crate) const OPEN_SCRIPT: &str = concat!(
     prelude!(),
     r"
 if redis.replicate_commands then redis.replicate_commands() end
-local bad = wrong_type({'string', 'string', 'zset', 'string'})
+local bad = wrong_type({'string', 'string', 'zset', 'string', 'hash'})
 if bad then
   return bad
 end
@@ -182,7 +183,7 @@ if tonumber(ARGV[4]) > 1 then
     end
   end
 end
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[5])
 redis.call('SET', KEYS[1], ARGV[5], 'PX', left + tonumber(ARGV[3]))
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
@@ -243,7 +244,8 @@ return 1
 "
 );
 
-/// KEYS: opening, lease, reports, operator's switch, end of the last incident. ARGV: age of
+/// KEYS: opening, lease, reports, operator's switch, end of the last incident, pooled evidence
+/// (deleted with the opening: a recovered fleet pools anew). ARGV: age of
 /// the close or reset (ms), channel, message, 1 for a reset, margin (ms). An ended incident is
 /// remembered for the margin, with its age, so that an opening from before it, written late, is
 /// refused. An opening (or, for a reset, a switch) younger than the
@@ -254,7 +256,7 @@ pub(crate) const END_SCRIPT: &str = concat!(
     prelude!(),
     r"
 local reset = ARGV[4] == '1'
-local bad = wrong_type({'string', 'string', 'zset', reset and 'string', 'string'})
+local bad = wrong_type({'string', 'string', 'zset', reset and 'string', 'string', 'hash'})
 if bad then
   return bad
 end
@@ -288,7 +290,7 @@ else
   if opening then
     life = life + (written_ttl(opening, redis.call('PTTL', KEYS[1]), OPENING_TTL) or 0)
   end
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[6])
   local ended = decimal(redis.call('GET', KEYS[5]))
   local pttl = redis.call('PTTL', KEYS[5])
   -- The end `age` ago, unless one more recent is remembered.
@@ -331,6 +333,139 @@ if ended then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"
+);
+
+/// [`EVIDENCE_SCRIPT`], sent in batches (every circuit whose evidence changed since the last
+/// write, in one pipeline).
+pub(crate) static EVIDENCE: Script = Script::new(EVIDENCE_SCRIPT);
+
+/// KEYS: pooled evidence (hash), opening, probe lease, end of the last incident. ARGV: 1
+/// replica, 2 its failure streak, 3 `1` if it saw a success since its last report, 4 the
+/// consecutive threshold (0: none), 5 its window's calls, 6 its window's failures, 7 the
+/// failure rate threshold (0: none), 8 minimum calls, 9 how long a report's window counts (ms
+/// of store time: a time window's length, else the evidence TTL), 10 quorum, 11 ms since the
+/// first failure this report counts, 12 open period (ms), 13 margin (ms), 14 the opening's
+/// value, 15 channel, 16 message, 17 the evidence TTL (ms), 18 the trip's message (which
+/// carries the opening's value, so that replicas apply it without reading the key back).
+///
+/// One field per replica and gauge (`s:` streak, `c:` calls, `f:` failures, `t:` when it was
+/// reported, in store time, never a replica's clock), and baselines (`b:`, `bc:`, `bf:`): how
+/// much of a replica's gauge is no evidence any more. A success anywhere baselines every
+/// replica's streak (the fleet's streak is its failures since the last success any replica
+/// reported); an incident that ended after this report's first failure baselines all of this
+/// replica's gauges (a replica cut off while the fleet recovered must not reopen it with what
+/// it saw before). A report counts for the evidence TTL (its window gauges, within a time
+/// window's length). Nothing pools while the fleet is open (an opening runs, or a lease is
+/// held).
+///
+/// Returns 1 when the pooled evidence tripped the fleet (the opening written and announced as
+/// `OPEN_SCRIPT` writes one, the evidence spent), 2 when pooled short of a trip (or of the
+/// quorum), 3 when stale (baselined), 0 while the fleet is open.
+pub(crate) const EVIDENCE_SCRIPT: &str = concat!(
+    prelude!(),
+    r"
+if redis.replicate_commands then redis.replicate_commands() end
+local bad = wrong_type({'hash', 'string', 'string', 'string'})
+if bad then
+  return bad
+end
+local stored_level, margin = opening(redis.call('GET', KEYS[2]))
+if stored_level and redis.call('PTTL', KEYS[2]) - margin > 0 then
+  return 0
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return 0
+end
+local me = ARGV[1]
+local streak, calls, fails = tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local ttl = tonumber(ARGV[17])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function num(v)
+  return decimal(v) or 0
+end
+local function put(b, bc, bf)
+  redis.call('HSET', KEYS[1], 's:' .. me, streak, 'b:' .. me, b, 'c:' .. me, calls,
+    'bc:' .. me, bc, 'f:' .. me, fails, 'bf:' .. me, bf, 't:' .. me, now)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+local ended = decimal(redis.call('GET', KEYS[4]))
+if ended then
+  local pttl = redis.call('PTTL', KEYS[4])
+  if pttl >= 0 and ended - pttl < tonumber(ARGV[11]) then
+    put(streak, calls, fails)
+    return 3
+  end
+end
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 and streak == 0 and fails == 0 then
+  -- Nothing pooled, and nothing to pool: no key for a success alone.
+  return 2
+end
+local h = {}
+for i = 1, #fields, 2 do
+  h[fields[i]] = fields[i + 1]
+end
+if ARGV[3] == '1' then
+  -- A success: every replica's streak so far is no evidence any more.
+  for k, v in pairs(h) do
+    local r = string.match(k, '^s:(.*)$')
+    if r and r ~= me then
+      h['b:' .. r] = v
+      redis.call('HSET', KEYS[1], 'b:' .. r, v)
+    end
+  end
+  h['b:' .. me] = '0'
+end
+-- A gauge below its baseline restarted (a success here) or slid: the baseline follows it down.
+local b, bc, bf = num(h['b:' .. me]), num(h['bc:' .. me]), num(h['bf:' .. me])
+if streak < b then b = 0 end
+if calls < bc then bc = calls end
+if fails < bf then bf = fails end
+put(b, bc, bf)
+h['s:' .. me], h['b:' .. me], h['t:' .. me] = tostring(streak), tostring(b), tostring(now)
+h['c:' .. me], h['bc:' .. me] = tostring(calls), tostring(bc)
+h['f:' .. me], h['bf:' .. me] = tostring(fails), tostring(bf)
+local counts = tonumber(ARGV[9])
+local fleet_streak, fleet_calls, fleet_fails, replicas = 0, 0, 0, 0
+for k, v in pairs(h) do
+  local r = string.match(k, '^t:(.*)$')
+  if r then
+    local age = now - num(v)
+    if age > ttl then
+      redis.call('HDEL', KEYS[1], 's:' .. r, 'b:' .. r, 'c:' .. r, 'bc:' .. r, 'f:' .. r,
+        'bf:' .. r, 't:' .. r)
+    else
+      local s = math.max(0, num(h['s:' .. r]) - num(h['b:' .. r]))
+      local c, f = 0, 0
+      if age <= counts then
+        c = math.max(0, num(h['c:' .. r]) - num(h['bc:' .. r]))
+        f = math.max(0, num(h['f:' .. r]) - num(h['bf:' .. r]))
+      end
+      fleet_streak = fleet_streak + s
+      fleet_calls, fleet_fails = fleet_calls + c, fleet_fails + f
+      if s > 0 or f > 0 then
+        replicas = replicas + 1
+      end
+    end
+  end
+end
+if replicas < tonumber(ARGV[10]) then
+  return 2
+end
+local threshold, rate = tonumber(ARGV[4]), tonumber(ARGV[7])
+local tripped = (threshold > 0 and fleet_streak >= threshold)
+  or (rate > 0 and fleet_calls > 0 and fleet_calls >= tonumber(ARGV[8])
+    and fleet_fails / fleet_calls >= rate)
+if not tripped then
+  return 2
+end
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('SET', KEYS[2], ARGV[14], 'PX', tonumber(ARGV[12]) + tonumber(ARGV[13]))
+redis.call('PUBLISH', ARGV[15], ARGV[18])
+redis.call('PUBLISH', ARGV[15], ARGV[16])
 return 1
 "
 );
@@ -385,6 +520,7 @@ mod tests {
             LEASE_SCRIPT,
             END_SCRIPT,
             RESTORE_SCRIPT,
+            EVIDENCE_SCRIPT,
         ] {
             assert!(script.contains(&cap), "{cap:?}");
         }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
 
 use crate::access::{self, Access};
+use crate::evidence::{Failed, Tally, LOOK_EVERY};
 use crate::health::{Count, Health};
 use crate::keys::{self, Layout, VERSION};
 use crate::known::{Key, Known, Opening};
@@ -61,6 +62,9 @@ pub(crate) struct Task {
     /// no restart or failover lost keys meanwhile.
     pub(crate) store_run: Mutex<Option<String>>,
     pub(crate) health: Arc<Health>,
+    /// The circuits whose evidence this replica pools (`evidence.rs`, `pool.rs`); never held
+    /// across an await.
+    pub(crate) tally: Mutex<Tally>,
 }
 
 /// Why a session ended.
@@ -94,6 +98,7 @@ impl Task {
     pub(crate) async fn run(
         self,
         mut queued: mpsc::Receiver<Queued>,
+        mut failed: mpsc::Receiver<Failed>,
         linked: oneshot::Receiver<FleetLink>,
         mut stopped: oneshot::Receiver<()>,
     ) {
@@ -108,7 +113,7 @@ impl Task {
         let mut first = true;
         loop {
             let end = tokio::select! {
-                end = self.session(&mut queued, &link) => end,
+                end = self.session(&mut queued, &mut failed, &link) => end,
                 _ = &mut stopped => return,
             };
             let (End::Failed(error) | End::Refused(error)) = end else {
@@ -140,6 +145,12 @@ impl Task {
                         Some(change) => self.keep(change),
                         None => return,
                     },
+                    // Evidence merges (bounded) for the store's return, where what is left of
+                    // it within `WATCH_FOR` is written once per circuit.
+                    one = failed.recv() => match one {
+                        Some(one) => self.merge(one, &mut failed),
+                        None => return,
+                    },
                 }
             }
             retry = (retry * 2).min(RETRY_LAST);
@@ -148,7 +159,12 @@ impl Task {
 
     /// Connects, subscribes, resyncs, then shares local changes and applies remote ones until
     /// the store fails or the fleet ends.
-    async fn session(&self, queued: &mut mpsc::Receiver<Queued>, link: &FleetLink) -> End {
+    async fn session(
+        &self,
+        queued: &mut mpsc::Receiver<Queued>,
+        failed: &mut mpsc::Receiver<Failed>,
+        link: &FleetLink,
+    ) -> End {
         let mut conn = match self
             .store
             .connect(self.connect_timeout, self.command_timeout)
@@ -181,7 +197,12 @@ impl Task {
         }
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What the store may have lost or never got is reported again, once per circuit.
+        self.tally().all_dirty();
+        let mut look = tokio::time::interval(LOOK_EVERY);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let watching = !self.tally().is_empty();
             let due = self.probes().next_due();
             let race_at = tokio::time::Instant::from_std(due.unwrap_or_else(Instant::now));
             let step = tokio::select! {
@@ -217,6 +238,16 @@ impl Task {
                     }
                     None => Err(End::Done),
                 },
+                // A failure is written as soon as the task can, with whatever came meanwhile
+                // (one pipeline in flight: the next one waits for it).
+                one = failed.recv() => match one {
+                    Some(one) => {
+                        self.merge(one, failed);
+                        self.pool(&mut conn, link, false).await
+                    }
+                    None => Err(End::Done),
+                },
+                _ = look.tick(), if watching => self.pool(&mut conn, link, true).await,
                 message = messages.next() => match message {
                     Some(message) => {
                         // What else has arrived goes with it: one round trip reads them all.
@@ -622,6 +653,7 @@ impl Task {
                     self.layout.probe_key(provider, tenant),
                     self.layout.reports_key(provider, tenant),
                     self.layout.ended_key(provider, tenant),
+                    self.layout.evidence_key(provider, tenant),
                 ],
             )
             .arg(&self.replica)
@@ -693,6 +725,7 @@ impl Task {
                     self.layout.reports_key(provider, tenant),
                     self.layout.operator_key(provider, tenant),
                     self.layout.ended_key(provider, tenant),
+                    self.layout.evidence_key(provider, tenant),
                 ],
             )
             .arg(millis(age))
@@ -727,11 +760,18 @@ impl Task {
 
     /// The value of an opening key: `level:margin_ms:replica:ttl_ms`, where `ttl_ms` is the TTL
     /// it was written with, so that its age (`ttl_ms` - `PTTL`) is known in store time.
-    fn opening(&self, level: u32, ttl_ms: u64) -> String {
+    pub(crate) fn opening(&self, level: u32, ttl_ms: u64) -> String {
         format!("{level}:{}:{}:{ttl_ms}", millis(self.margin), self.replica)
     }
 
-    fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
+    /// The announcement of a trip of pooled evidence: an `open` one with the opening's value
+    /// (`value` holds no space), which replicas that know trips apply without a read, and
+    /// others ignore (six words: no announcement of theirs).
+    pub(crate) fn trip_message(&self, provider: &str, tenant: &str, value: &str) -> String {
+        format!("{} {value}", self.message("trip", provider, tenant))
+    }
+
+    pub(crate) fn message(&self, op: &str, provider: &str, tenant: &str) -> String {
         format!(
             "{VERSION} {op} {} {} {}",
             self.replica,

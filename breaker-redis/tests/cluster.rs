@@ -414,3 +414,38 @@ async fn invalid_seeds_are_an_error_naming_the_field() {
         .unwrap_err();
     assert_eq!(err.field(), "quorum");
 }
+
+/// Issue 23 on a cluster: each circuit's evidence lives in its slot (its hash tag), so one
+/// master adds up the replicas' failures of circuits spread over every master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_evidence_trips_circuits_on_every_master() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let tenants = cluster.tenant_per_master("checkout", "openai");
+    let streak = Config::builder()
+        .consecutive_failures(3)
+        .open_for(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let (registry, health) = replica(&cluster.seeds(), "checkout", streak.clone(), |b| b).await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        replicas.push(registry);
+    }
+    // One failure per replica and tenant: no replica has more than one of its own.
+    for r in &replicas {
+        for (tenant, _) in &tenants {
+            r.acquire("openai", tenant, None).unwrap().failure();
+        }
+    }
+    for (tenant, master) in &tenants {
+        for r in &replicas {
+            assert!(
+                becomes(r, "openai", tenant, State::Open).await,
+                "the fleet's failures of {tenant} (on {master}) never tripped it"
+            );
+        }
+    }
+}

@@ -104,3 +104,30 @@ async fn on_valkey_a_cut_off_replica_catches_up_with_a_close_it_missed() {
         "Valkey's INFO run_id did not let b reconcile"
     );
 }
+
+/// Issue 23 on Valkey: the evidence script (a hash per circuit, `TIME`, `HGETALL`) runs as on
+/// Redis, and a fleet of three trips on one failure of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_the_fleets_failures_trip_it() {
+    let Some(server) = RedisServer::start_valkey() else {
+        return;
+    };
+    let streak = breaker_core::Config::builder()
+        .consecutive_failures(3)
+        .open_for(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let (registry, health) =
+            support::replica_configured(&server.url(), "checkout", streak.clone(), |b| b).await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        replicas.push(registry);
+    }
+    for r in &replicas {
+        r.acquire("openai", "acme", None).unwrap().failure();
+    }
+    for r in &replicas {
+        assert!(becomes(r, "openai", "acme", State::Open).await);
+    }
+}

@@ -7,6 +7,13 @@
 //!   reached the provider (closed-circuit calls and probes), and the probes per open period
 //!   (probes grouped into rounds: a round is every probe within 500 ms of its first), each
 //!   replica on its own ("none") and as a fleet.
+//! - **first trip** (issue 23): the failing calls that reach a dead provider before every replica
+//!   has rejected one: N replicas (3, 8), 5 failures in a row, each calling every 2 ms; and a
+//!   thin tenant, 8 replicas each calling it once every 200 ms, `failure_rate(0.5)` over
+//!   `Window::Calls(20)`, `minimum_calls(10)`. Alone ("none"), sharing openings only
+//!   (`pool_evidence(false)`) and pooling evidence (the default); with the evidence scripts
+//!   (EVALSHA) the store ran, per replica. And the store's commands while 8 replicas call a
+//!   healthy provider for 2 s (all but the pings: none expected).
 //! - **propagation**: one replica trips a tenant; the time until another replica's handle of that
 //!   tenant reads open, spun on from a thread of its own (300 tenants; p50, p90, p99, max).
 //! - **ending together** (issue 18): a provider-wide outage, 10,000 circuits tripped at once on
@@ -98,6 +105,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    println!("\nfirst trip: failing calls before every replica rejects (issue 23)");
+    println!("scenario                       store     failing calls  evidence scripts/replica");
+    for (name, n, every, config) in [
+        ("3 replicas, 5 in a row, 2 ms", 3, EVERY, config()?),
+        ("8 replicas, 5 in a row, 2 ms", 8, EVERY, config()?),
+        (
+            "thin: 8 x 200 ms, rate 0.5/20",
+            8,
+            THIN_EVERY,
+            thin_config()?,
+        ),
+    ] {
+        for mode in [Mode::Alone, Mode::Openings, Mode::Pooled] {
+            let ns = format!("first-{n}-{}-{mode:?}", every.as_millis());
+            let before = evalsha(&url).await?;
+            let calls = first_trip(n, every, &config, mode, &url, &ns).await?;
+            let scripts = evalsha(&url).await? - before;
+            println!(
+                "{name:<30} {:<9} {calls:>13}  {:>24.1}",
+                mode.name(),
+                scripts as f64 / n as f64
+            );
+        }
+    }
+    let (healthy, pings) = healthy_writes(&url, 8).await?;
+    println!(
+        "healthy: 8 replicas calling every 2 ms for 2 s: {healthy} store commands besides {pings} pings"
+    );
+
     let e = ending_together(&url, ENDING_REPLICAS, ENDING_CIRCUITS).await?;
     println!(
         "\nending together: {ENDING_CIRCUITS} circuits on {ENDING_REPLICAS} replicas: {} probed more than once (at most {} probers), {} never, all closed {:.2} s after the period, {} store failures",
@@ -118,6 +154,183 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(*delays.last().unwrap_or(&Duration::ZERO)),
     );
     Ok(())
+}
+
+const THIN_EVERY: Duration = Duration::from_millis(200);
+
+fn thin_config() -> Result<Config, breaker::ConfigError> {
+    Config::builder()
+        .failure_rate(0.5, breaker::Window::Calls(20))
+        .minimum_calls(10)
+        .open_for(Duration::from_secs(30))
+        .build()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Alone,
+    Openings,
+    Pooled,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Alone => "none",
+            Mode::Openings => "openings",
+            Mode::Pooled => "pooled",
+        }
+    }
+}
+
+/// `n` replicas call one failing tenant every `every` (spread over the interval), each until
+/// its first rejection; the calls that reached the provider until every replica rejected.
+async fn first_trip(
+    n: usize,
+    every: Duration,
+    config: &Config,
+    mode: Mode,
+    url: &str,
+    ns: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        let builder = Registry::builder().default_config(config.clone());
+        let registry = match mode {
+            Mode::Alone => builder.build(),
+            Mode::Openings | Mode::Pooled => {
+                let fleet = RedisFleet::builder(url)
+                    .namespace(ns)
+                    .pool_evidence(matches!(mode, Mode::Pooled))
+                    .build()
+                    .await?;
+                let health = fleet.health();
+                let registry = builder.fleet(fleet).build();
+                let start = Instant::now();
+                while !health.is_connected() {
+                    if start.elapsed() > Duration::from_secs(10) {
+                        return Err("a replica did not connect".into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                registry
+            }
+        };
+        replicas.push(Arc::new(registry));
+    }
+    let calls = Arc::new(AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (i, registry) in replicas.iter().enumerate() {
+        let (registry, calls) = (registry.clone(), calls.clone());
+        let first = start + every * u32::try_from(i).unwrap_or(0) / u32::try_from(n).unwrap_or(1);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(first, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            while start.elapsed() < Duration::from_secs(60) {
+                tick.tick().await;
+                match registry.acquire(PROVIDER, "acme", None) {
+                    Ok(permit) => {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        permit.failure();
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(calls.load(Ordering::Relaxed))
+}
+
+/// The store's `INFO commandstats`, over a plain socket (RESP by hand: the bench needs no
+/// client of its own for one command).
+fn commandstats(url: &str) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let addr = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header)?;
+    let len: usize = header.trim().trim_start_matches('$').parse()?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(String::from_utf8(body)?)
+}
+
+/// Calls per command so far, as `INFO commandstats` counts them.
+fn command_calls(url: &str) -> Result<Vec<(String, u64)>, Box<dyn std::error::Error>> {
+    Ok(commandstats(url)?
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let n = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), n))
+        })
+        .collect())
+}
+
+/// The scripts the store ran so far (`EVALSHA` and `EVAL`).
+async fn evalsha(url: &str) -> Result<u64, Box<dyn std::error::Error>> {
+    Ok(command_calls(url)?
+        .iter()
+        .filter(|(name, _)| name == "evalsha" || name == "eval")
+        .map(|(_, n)| n)
+        .sum())
+}
+
+/// Every command the store ran so far, and its pings (which every replica sends each second).
+async fn all_commands(url: &str) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let calls = command_calls(url)?;
+    let all = calls.iter().map(|(_, n)| n).sum();
+    let pings = calls
+        .iter()
+        .filter(|(name, _)| name == "ping")
+        .map(|(_, n)| n)
+        .sum();
+    Ok((all, pings))
+}
+
+/// `n` replicas call a healthy provider every 2 ms for 2 s: the store commands run meanwhile
+/// besides pings (and the `INFO` that reads them), and the pings.
+async fn healthy_writes(url: &str, n: usize) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        replicas.push(Arc::new(replica(Some((url, "healthy"))).await?));
+    }
+    let (all_before, pings_before) = all_commands(url).await?;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for registry in &replicas {
+        let registry = registry.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EVERY);
+            while start.elapsed() < Duration::from_secs(2) {
+                tick.tick().await;
+                if let Ok(permit) = registry.acquire(PROVIDER, "acme", None) {
+                    permit.success();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let (all_after, pings_after) = all_commands(url).await?;
+    let pings = pings_after - pings_before;
+    // One INFO reads the counts before, and is counted in the after.
+    Ok((all_after - all_before - pings - 1, pings))
 }
 
 struct Reach {

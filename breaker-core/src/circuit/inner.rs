@@ -122,6 +122,13 @@ impl Inner {
         self.head.time.now_us()
     }
 
+    /// See [`Timebase::past`](crate::clock::Timebase::past).
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    #[inline]
+    pub(super) fn past(&self, deadline_us: u64) -> (bool, u64) {
+        self.head.time.past(deadline_us)
+    }
+
     #[inline]
     pub(super) fn cas(&self, current: u64, new: u64) -> Result<(), u64> {
         self.state

@@ -137,6 +137,14 @@ impl Permit {
         self.circuit.now_us()
     }
 
+    /// Whether a wait that may last until `deadline_us` is over, and a time no earlier than
+    /// now to measure the next from (the coarse clock's, while the deadline is clearly ahead).
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn past(&self, deadline_us: u64) -> (bool, u64) {
+        self.circuit.past(deadline_us)
+    }
+
     /// The config the circuit decides on now.
     #[cfg_attr(not(feature = "stream"), allow(dead_code))]
     pub(crate) fn config(&self) -> &crate::config::Config {

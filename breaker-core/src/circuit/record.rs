@@ -163,6 +163,9 @@ impl Inner {
         if state::tag(s) != state::CLOSED {
             return;
         }
+        if failure {
+            self.share_failure();
+        }
         if let Some(asked) = asked {
             // The provider's time wins over any threshold and over the backoff schedule.
             self.trip_for_retry_after(s, 0, asked);
