@@ -17,6 +17,12 @@
 //! | `breaker_retry_after_seconds` | histogram | `provider` | those open periods |
 //! | `breaker_circuits` | gauge | `provider`, `state` | circuits currently in `state` |
 //! | `breaker_open_period_seconds` | histogram | `provider` | the open period of each trip (compounded, jittered) |
+//! | `breaker_provider_wide_trips_total` | counter | `provider` | openings of the provider-wide circuit on pooled evidence ([`Reason::ProviderWide`]) |
+//! | `breaker_provider_wide_failure_rate` | gauge | `provider` | the pooled failure rate at its last such opening |
+//! | `breaker_provider_wide_failing_tenants` | gauge | `provider` | the distinct failing tenants at its last such opening |
+//!
+//! The provider-wide circuit's own transitions and rejections are counted like any circuit's
+//! (its tenant, [`PROVIDER_WIDE_TENANT`](crate::PROVIDER_WIDE_TENANT), is no label).
 //!
 //! `breaker_circuits` follows transitions, so it counts circuits out of `closed` (open,
 //! half-open, forced open, disabled, metrics-only): new circuits start closed without an event,
@@ -60,6 +66,14 @@ pub fn listener(event: &Event<'_>) {
             if let Some(period) = open_for {
                 ::metrics::histogram!("breaker_open_period_seconds", "provider" => provider)
                     .record(period.as_secs_f64());
+            }
+            if let Reason::ProviderWide(evidence) = reason {
+                ::metrics::counter!("breaker_provider_wide_trips_total", "provider" => provider)
+                    .increment(1);
+                ::metrics::gauge!("breaker_provider_wide_failure_rate", "provider" => provider)
+                    .set(evidence.failure_rate());
+                ::metrics::gauge!("breaker_provider_wide_failing_tenants", "provider" => provider)
+                    .set(f64::from(evidence.failing_tenants));
             }
             if let Reason::RetryAfter(d) = reason {
                 ::metrics::counter!("breaker_retry_after_total", "provider" => provider)
@@ -147,6 +161,18 @@ pub fn describe() {
     ::metrics::describe_counter!(
         "breaker_overdue_calls_total",
         "Calls found in flight past the slow-call threshold, counted as slow while they hang"
+    );
+    ::metrics::describe_counter!(
+        "breaker_provider_wide_trips_total",
+        "Provider-wide circuits opened on the pooled outcomes of their provider's tenants"
+    );
+    ::metrics::describe_gauge!(
+        "breaker_provider_wide_failure_rate",
+        "Pooled failure rate of the provider's tenants at the provider-wide circuit's last opening"
+    );
+    ::metrics::describe_gauge!(
+        "breaker_provider_wide_failing_tenants",
+        "Distinct failing tenants at the provider-wide circuit's last opening"
     );
     ::metrics::describe_counter!(
         "breaker_retry_after_capped_total",

@@ -13,13 +13,16 @@
 //! let registry = Registry::builder().listener(breaker::tracing::listener).build();
 //! ```
 
-use breaker_core::{Event, Reason, State};
+use breaker_core::{Event, Reason, State, PROVIDER_WIDE_TENANT};
 
 /// Logs one event; pass it to [`RegistryBuilder::listener`](crate::RegistryBuilder::listener).
 ///
 /// Fields: transitions carry `provider`, `tenant`, `from`, `to` and `reason`, and an opening its
 /// `open_for_ms` (also in the message: "circuit opened for 30s") and, when the provider set the
-/// period (reason `retry_after`), `retry_after_ms`; rejections
+/// period (reason `retry_after`), `retry_after_ms`; a provider-wide circuit's transitions (tenant
+/// [`PROVIDER_WIDE_TENANT`]) also `provider_wide = true`, and its
+/// openings on pooled evidence (reason `provider_wide`) `pooled_failure_rate`,
+/// `pooled_calls` and `failing_tenants`; rejections
 /// `provider`, `tenant`, `state` and `retry_after_ms` (absent when unknown); slow calls
 /// `provider`, `tenant`, `elapsed_ms` and `threshold_ms`.
 ///
@@ -49,24 +52,36 @@ pub fn listener(event: &Event<'_>) {
             let level = to;
             let retry_after_ms = match reason {
                 Reason::RetryAfter(d) => Some(d.as_millis() as u64),
+                Reason::ProviderWide(e) => e.retry_after.map(|d| d.as_millis() as u64),
                 _ => None,
             };
+            let evidence = match reason {
+                Reason::ProviderWide(e) => Some(e),
+                _ => None,
+            };
+            let provider_wide = (tenant == PROVIDER_WIDE_TENANT).then_some(true);
+            let pooled_failure_rate = evidence.map(|e| e.failure_rate());
+            let pooled_calls = evidence.map(|e| e.calls);
+            let failing_tenants = evidence.map(|e| e.failing_tenants);
             let (from, to, reason) = (from.as_str(), to.as_str(), reason.as_str());
             match (level, open_for) {
                 (State::Open | State::ForcedOpen, Some(period)) => ::tracing::warn!(
                     target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
+                    provider_wide, pooled_failure_rate, pooled_calls, failing_tenants,
                     open_for_ms = period.as_millis() as u64,
                     "circuit opened for {period:?}"
                 ),
                 (State::Open | State::ForcedOpen, None) => ::tracing::warn!(
                     target: "breaker", provider, tenant, from, to, reason, retry_after_ms,
-                    "circuit opened"
+                    provider_wide, "circuit opened"
                 ),
                 (State::Closed, _) => ::tracing::info!(
-                    target: "breaker", provider, tenant, from, to, reason, "circuit closed"
+                    target: "breaker", provider, tenant, from, to, reason, provider_wide,
+                    "circuit closed"
                 ),
                 _ => ::tracing::info!(
-                    target: "breaker", provider, tenant, from, to, reason, "circuit state changed"
+                    target: "breaker", provider, tenant, from, to, reason, provider_wide,
+                    "circuit state changed"
                 ),
             }
         }

@@ -258,3 +258,43 @@ fn timeouts_are_counted() {
         capture.counters()
     );
 }
+
+#[test]
+fn a_provider_wide_opening_records_its_evidence() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .provider_wide(
+            "openai",
+            breaker::ProviderWide::builder()
+                .minimum_calls(4)
+                .build()
+                .unwrap(),
+        )
+        .listener(breaker::metrics::listener)
+        .build();
+    metrics::with_local_recorder(&capture, || {
+        for tenant in ["a", "b", "c", "d"] {
+            registry.acquire("openai", tenant, None).unwrap().failure();
+        }
+        assert!(registry.acquire("openai", "e", None).is_err());
+    });
+    let counters = capture.counters();
+    assert!(counters.contains(&(
+        "breaker_provider_wide_trips_total{provider=openai}".into(),
+        1
+    )));
+    assert!(counters.contains(&(
+        "breaker_rejections_total{provider=openai,state=open}".into(),
+        1
+    )));
+    let gauges = capture.gauges();
+    assert!(gauges.contains(&(
+        "breaker_provider_wide_failure_rate{provider=openai}".into(),
+        1.0
+    )));
+    assert!(gauges.contains(&(
+        "breaker_provider_wide_failing_tenants{provider=openai}".into(),
+        4.0
+    )));
+}

@@ -163,3 +163,31 @@ fn a_timeout_is_a_warning_before_the_trip_it_causes() {
         lines[1]
     );
 }
+
+#[test]
+fn a_provider_wide_opening_logs_its_evidence() {
+    let capture = Capture::default();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .provider_wide(
+            "openai",
+            breaker::ProviderWide::builder()
+                .minimum_calls(4)
+                .distinct_tenants(3)
+                .build()
+                .unwrap(),
+        )
+        .listener(breaker::tracing::listener)
+        .build();
+    tracing::subscriber::with_default(capture.clone(), || {
+        for tenant in ["a", "b", "c", "d"] {
+            registry.acquire("openai", tenant, None).unwrap().failure();
+        }
+    });
+    assert_eq!(
+        *capture.0.lock().unwrap(),
+        [
+            r#"WARN breaker circuit opened for 30s: provider="openai" tenant="*" from="closed" to="open" reason="provider_wide" provider_wide=true pooled_failure_rate=1.0 pooled_calls=4 failing_tenants=4 open_for_ms=30000"#,
+        ]
+    );
+}

@@ -4,6 +4,7 @@
 //! rejections), `record.rs` (outcomes, probes, abandoned permits), `adopt.rs` (what the fleet
 //! applies), `flight.rs` (calls in flight: the bulkhead and calls found overdue) and `permit.rs`.
 
+mod above;
 mod admit;
 mod adopt;
 mod evidence;
@@ -17,9 +18,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::inner::{micros, Inner};
+use self::inner::{micros, pooled, Inner};
 pub use self::permit::{Permit, ScopedPermit};
-pub(crate) use self::policy::Policy;
+pub(crate) use self::policy::{Policy, PoolHook};
 use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::error::CircuitOpen;
@@ -102,7 +103,7 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags),
+                flags: AtomicU8::new(flags | pooled(&policy)),
                 half_stays: AtomicU16::new(0),
                 head: policy,
                 window,

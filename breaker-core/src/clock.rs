@@ -181,6 +181,17 @@ impl Timebase {
         self.now_us()
     }
 
+    /// Microseconds since the origin from the coarse clock when there is one (it lags by at
+    /// most its resolution), else as [`now_us`](Self::now_us): for counting into time buckets,
+    /// where a few milliseconds do not matter and a full clock read per call would.
+    #[inline]
+    pub(crate) fn coarse_now_us(&self) -> u64 {
+        if let Source::System(Some(coarse)) = &self.source {
+            return coarse.now_us();
+        }
+        self.now_us()
+    }
+
     /// Microseconds left until `deadline_us`, or `None` once it is reached. While the deadline is
     /// clearly ahead, the coarse clock answers (a few nanoseconds instead of a full clock read);
     /// the answer then errs long by at most its resolution, never short, so a caller that waits

@@ -52,6 +52,8 @@ enum Kind {
     TimedOut,
     /// The circuit already had `max_in_flight` calls in flight.
     Full,
+    /// The provider-wide circuit of the tenant's provider refused the call.
+    ProviderWide,
 }
 
 impl CircuitOpen {
@@ -148,6 +150,43 @@ impl CircuitOpen {
     /// ```
     pub fn is_timeout(&self) -> bool {
         self.kind == Kind::TimedOut
+    }
+
+    /// A rejection of the provider-wide circuit above the circuit of `tenant`.
+    #[cold]
+    pub(crate) fn provider_wide(
+        provider: &'static str,
+        tenant: Name,
+        state: State,
+        retry_after_us: u64,
+    ) -> Self {
+        CircuitOpen {
+            kind: Kind::ProviderWide,
+            ..CircuitOpen::new(provider, tenant, state, retry_after_us)
+        }
+    }
+
+    /// Whether the call was refused by its provider's provider-wide circuit (see
+    /// [`ProviderWide`](crate::ProviderWide)) rather than by its tenant's own circuit:
+    /// the provider is failing for many tenants, so retrying with another tenant's key will not
+    /// help. [`tenant`](Self::tenant) is the caller's tenant; [`state`](Self::state) and
+    /// [`retry_after`](Self::retry_after) are the provider circuit's.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{ManualClock, ProviderWide, Registry};
+    ///
+    /// let registry = Registry::builder()
+    ///     .clock(ManualClock::new())
+    ///     .provider_wide("openai", ProviderWide::default())
+    ///     .build();
+    /// registry.provider_circuit("openai").unwrap().force_open();
+    /// let err = registry.acquire("openai", "acme", None).unwrap_err();
+    /// assert!(err.is_provider_wide());
+    /// assert_eq!(err.tenant(), "acme");
+    /// ```
+    pub fn is_provider_wide(&self) -> bool {
+        self.kind == Kind::ProviderWide
     }
 
     /// The provider whose circuit rejected the call (empty for a standalone circuit).
@@ -261,6 +300,9 @@ impl fmt::Debug for CircuitOpen {
         if self.is_full() {
             d.field("full", &true);
         }
+        if self.is_provider_wide() {
+            d.field("provider_wide", &true);
+        }
         d.finish()
     }
 }
@@ -270,6 +312,13 @@ impl fmt::Display for CircuitOpen {
         match (self.kind, self.state) {
             (Kind::TimedOut, _) => f.write_str("call timed out")?,
             (Kind::Full, _) => f.write_str("circuit full: max_in_flight calls in flight")?,
+            (Kind::ProviderWide, State::HalfOpen) => {
+                f.write_str("provider-wide circuit half-open, its probe in flight")?
+            }
+            (Kind::ProviderWide, State::ForcedOpen) => {
+                f.write_str("provider-wide circuit forced open")?
+            }
+            (Kind::ProviderWide, _) => f.write_str("provider-wide circuit open")?,
             (_, State::HalfOpen) => f.write_str("circuit half-open, all probes in flight")?,
             (_, State::ForcedOpen) => f.write_str("circuit forced open")?,
             _ => f.write_str("circuit open")?,

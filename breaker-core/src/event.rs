@@ -206,6 +206,50 @@ pub enum Reason {
     /// Another replica's circuit opened or closed, or an operator switched it there, applied
     /// through the registry's [`Fleet`](crate::fleet::Fleet).
     Fleet,
+    /// Closed → open, a provider-wide circuit (see [`ProviderWide`](crate::ProviderWide)): the
+    /// pooled outcomes of the provider's tenants met its thresholds, or enough distinct tenants
+    /// got a `Retry-After` (then the circuit opened for that time).
+    ProviderWide(WideEvidence),
+}
+
+/// What a provider-wide circuit tripped on ([`Reason::ProviderWide`]): the pooled window of all
+/// the provider's tenants at the trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct WideEvidence {
+    /// Outcomes in the pooled window.
+    pub calls: u32,
+    /// Failures among them.
+    pub failures: u32,
+    /// Distinct tenants whose calls failed in the window.
+    pub failing_tenants: u32,
+    /// The `Retry-After` it opened for, when a wave of them from distinct tenants tripped it.
+    pub retry_after: Option<Duration>,
+}
+
+impl WideEvidence {
+    pub(crate) fn new(
+        calls: u32,
+        failures: u32,
+        failing_tenants: u32,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        WideEvidence {
+            calls,
+            failures,
+            failing_tenants,
+            retry_after,
+        }
+    }
+
+    /// The pooled failure rate: failures / calls.
+    pub fn failure_rate(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            f64::from(self.failures) / f64::from(self.calls)
+        }
+    }
 }
 
 impl Reason {
@@ -222,6 +266,7 @@ impl Reason {
             Reason::Operator => "operator",
             Reason::RetryAfter(_) => "retry_after",
             Reason::Fleet => "fleet",
+            Reason::ProviderWide(_) => "provider_wide",
         }
     }
 }

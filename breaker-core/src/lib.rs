@@ -58,7 +58,11 @@ pub use config::{
 };
 pub use duration::{parse_duration, DURATION_FORMAT};
 pub use error::{retry_after_hint, CircuitOpen};
-pub use event::{Event, Reason};
+pub use event::{Event, Reason, WideEvidence};
+pub use provider::settings::{
+    ProviderConfig, ProviderWide, ProviderWideBuilder, MAX_DISTINCT_TENANTS,
+};
+pub use provider::wide::PROVIDER_WIDE_TENANT;
 pub use registry::builder::{GlobalAlreadySet, RegistryBuilder};
 pub use registry::cache::ProviderCache;
 pub use registry::{CircuitSnapshot, Registry, DEFAULT_TENANT};

@@ -4,12 +4,20 @@
 //! lives here, between that map and the circuits it holds: its table of circuits by tenant, the
 //! policy new circuits get (the registry default's copy, a call site's, or the last
 //! `Registry::configure`'s), and the step of a retuning that links every policy the provider
-//! handed out to the new one.
+//! handed out to the new one. Its provider-wide circuit and that circuit's pooled window live
+//! in `provider/` (`wide.rs`, `pool.rs`, `settings.rs`).
 
-use std::sync::atomic::Ordering;
+pub(crate) mod pool;
+pub(crate) mod settings;
+pub(crate) mod wide;
+
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use self::settings::ProviderWide;
+use self::wide::{Wide, WideCell, PROVIDER_WIDE_TENANT};
 use crate::circuit::{Circuit, Policy, Raw};
+use crate::clock::Timebase;
 use crate::config::Config;
 use crate::table::{Entry, Table};
 
@@ -38,6 +46,11 @@ unsafe impl Entry for Circuit {
 pub(crate) struct Provider {
     /// Interned: rejections carry it without a reference count.
     pub(crate) name: &'static str,
+    /// The provider-wide circuit while it is on, else null: the call path's one extra load
+    /// (beside `circuits`, which it reads anyway). Points into `cell`, which never lets it go.
+    wide: AtomicPtr<Wide>,
+    /// What every policy this provider hands out points at (its pool hook).
+    cell: Arc<WideCell>,
     /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
     /// racing first calls get one circuit (`concurrent_first_use_creates_one_circuit`).
     pub(crate) circuits: Circuits,
@@ -56,8 +69,12 @@ impl Provider {
     /// A provider without circuits, handing its new circuits `default` (the registry default's
     /// copy) until it is configured or a call site brings its own.
     pub(crate) fn new(name: &'static str, default: Arc<Policy>) -> Self {
+        let cell = Arc::new(WideCell::new());
+        default.attach_pool(cell.clone());
         Provider {
             name,
+            wide: AtomicPtr::new(std::ptr::null_mut()),
+            cell,
             circuits: Circuits::new(),
             policy: Mutex::new(Head::Default(default)),
             sites: Mutex::new(Vec::new()),
@@ -66,6 +83,11 @@ impl Provider {
 
     /// The circuit of `tenant`, if it exists (for a fleet's facts; `fleet.rs`).
     pub(crate) fn find(&self, tenant: &str) -> Option<Circuit> {
+        if tenant == PROVIDER_WIDE_TENANT {
+            if let Some(wide) = self.cell.on() {
+                return Some(wide.circuit.clone());
+            }
+        }
         let guard = self.circuits.guard();
         self.circuits
             .get(tenant, &guard)
@@ -90,6 +112,7 @@ impl Provider {
             return;
         }
         let policy = make(config);
+        policy.attach_pool(self.cell.clone());
         // Every policy the provider has handed out leads to the new one. After the first
         // retuning they all lead to the last configured one; before it, the default and each
         // site's are linked, and let go: no new circuit gets them any more, and each lives on
@@ -145,6 +168,7 @@ impl Provider {
         // cache, so circuits asked for by name keep its config). A `configure` holds its entry
         // open, and a creator on an entry closed meanwhile retries on its successor.
         let policy = make(site.clone());
+        policy.attach_pool(self.cell.clone());
         sites.push((key, policy.clone()));
         Some(policy)
     }
@@ -153,6 +177,69 @@ impl Provider {
     pub(crate) fn retune(&self, circuit: &Circuit) {
         let _serial = lock(&self.policy);
         circuit.retune();
+    }
+
+    /// The provider-wide circuit, if it is on.
+    #[inline(always)]
+    pub(crate) fn wide(&self) -> Option<&Wide> {
+        // SAFETY: null, or a pointer into `self.cell`'s `OnceLock`, which is set once and never
+        // emptied, and which `self` keeps alive; published with release after it was set.
+        unsafe { self.wide.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The provider-wide circuit's settings, if it is on.
+    pub(crate) fn wide_settings(&self) -> Option<ProviderWide> {
+        self.cell.on().map(Wide::settings)
+    }
+
+    /// What the provider-wide circuit's pooled window holds, if it is on.
+    pub(crate) fn wide_totals(&self) -> Option<self::pool::Totals> {
+        self.cell.on().map(Wide::totals)
+    }
+
+    /// Calls `f` with every circuit of the provider, its provider-wide circuit last (if on).
+    pub(crate) fn for_each_with_wide(&self, mut f: impl FnMut(&Circuit)) {
+        self.circuits.for_each(&mut f);
+        if let Some(wide) = self.cell.on() {
+            f(&wide.circuit);
+        }
+    }
+
+    /// The provider-wide circuit, if it is on.
+    pub(crate) fn wide_circuit(&self) -> Option<Circuit> {
+        self.cell.on().map(|w| w.circuit.clone())
+    }
+
+    /// Turns the provider-wide circuit on with `settings`, or retunes it (its state kept); the
+    /// provider circuit's policies are `make`'s (without the pool hook: it pools nothing).
+    pub(crate) fn configure_wide(
+        &self,
+        settings: ProviderWide,
+        time: &Arc<Timebase>,
+        make: impl Fn(Config) -> Arc<Policy>,
+    ) {
+        let _serial = lock(&self.policy);
+        let wide = self.cell.configure(settings, time, make);
+        self.wide
+            .store(std::ptr::from_ref(wide).cast_mut(), Ordering::Release);
+        self.repool_all();
+    }
+
+    /// Turns the provider-wide circuit off; returns whether it was on.
+    pub(crate) fn remove_wide(&self) -> bool {
+        let _serial = lock(&self.policy);
+        self.wide.store(std::ptr::null_mut(), Ordering::Release);
+        let was = self.cell.turn_off();
+        self.repool_all();
+        was
+    }
+
+    /// Brings every circuit's pooled flag in line with the cell. Pairs with the fence in the
+    /// registry's `create`: a circuit stored meanwhile is either visited here or sees the cell's
+    /// new state and fixes its flag itself.
+    fn repool_all(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.circuits.for_each(Circuit::repool);
     }
 }
 

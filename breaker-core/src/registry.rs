@@ -19,6 +19,7 @@ pub(crate) mod builder;
 pub(crate) mod cache;
 mod capacity;
 mod providers;
+mod wide;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -233,7 +234,8 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Every circuit with its state and metrics, for admin tooling.
+    /// Every circuit with its state and metrics, for admin tooling; a provider's provider-wide
+    /// circuit is listed under the tenant [`PROVIDER_WIDE_TENANT`](crate::PROVIDER_WIDE_TENANT).
     pub fn snapshot(&self) -> Vec<CircuitSnapshot> {
         self.snapshot_filtered(None, None)
     }
@@ -265,7 +267,7 @@ impl Registry {
         state: Option<State>,
     ) -> Vec<CircuitSnapshot> {
         let mut out = Vec::new();
-        let visit = |c: &Circuit| {
+        let mut visit = |c: &Circuit| {
             let metrics = c.metrics();
             if state.is_none_or(|s| s == metrics.state) {
                 out.push(CircuitSnapshot {
@@ -276,12 +278,17 @@ impl Registry {
                 })
             }
         };
+        // Provider-wide circuits are listed too, as tenant `PROVIDER_WIDE_TENANT`.
+        let providers = self.pin_providers();
         match provider {
-            None => self.for_each(visit),
+            None => {
+                for p in providers.values() {
+                    p.for_each_with_wide(&mut visit);
+                }
+            }
             Some(name) => {
-                let providers = self.pin_providers();
                 if let Some(p) = providers.get(name) {
-                    p.circuits.for_each(visit);
+                    p.for_each_with_wide(&mut visit);
                 }
             }
         }

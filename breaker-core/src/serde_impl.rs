@@ -5,6 +5,8 @@
 //! checked by the same code as a builder or an attribute and an invalid value is an error naming
 //! its field. Snapshots serialize with durations in milliseconds, the unit dashboards expect.
 
+mod wide;
+
 use std::time::Duration;
 
 use serde::de::{Deserialize, Deserializer};
@@ -14,6 +16,7 @@ use crate::circuit::Metrics;
 use crate::classify::Outcome;
 use crate::config::{Config, ConfigBuilder, ConfigError, Window};
 use crate::duration::{parse_duration, DURATION_FORMAT};
+use crate::provider::settings::ProviderConfig;
 use crate::registry::CircuitSnapshot;
 use crate::state::State;
 
@@ -63,6 +66,9 @@ struct ConfigFile {
     on_cancel: Option<Outcome>,
     #[serde(default, deserialize_with = "max_in_flight")]
     max_in_flight: Option<u32>,
+    /// A provider's table only (`ProviderConfig`): its provider-wide circuit.
+    #[serde(default)]
+    provider_wide: Option<wide::ProviderWideFile>,
 }
 
 /// `window = 100` (calls) or `window = "60s"` (time), as in the attribute.
@@ -186,7 +192,8 @@ fn outcome_at(field: &'static str, v: &str) -> Result<Outcome, ConfigError> {
 }
 
 impl ConfigFile {
-    fn build(self) -> Result<Config, ConfigError> {
+    fn build(mut self) -> Result<Config, ConfigError> {
+        self.provider_wide = None;
         let mut b = ConfigBuilder::default();
         if let Some(n) = self.consecutive_failures {
             b = b.consecutive_failures(n);
@@ -275,7 +282,44 @@ impl ConfigFile {
 impl<'de> Deserialize<'de> for Config {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let file = ConfigFile::deserialize(deserializer)?;
+        if file.provider_wide.is_some() {
+            return Err(serde::de::Error::custom(
+                "`provider_wide` is a section of a provider's table: read the file as \
+                 `ProviderConfig`s (and apply it with `Registry::configure_providers_from`)",
+            ));
+        }
         file.build().map_err(|e| file_error(&e))
+    }
+}
+
+/// A provider's table: the keys of [`Config`], plus an optional `provider_wide` section with the
+/// keys of [`ProviderWide`](crate::ProviderWide).
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use std::collections::BTreeMap;
+/// use breaker::{ProviderConfig, Registry};
+///
+/// let file = r#"{
+///     "openai": { "consecutive_failures": 5, "provider_wide": { "distinct_tenants": 3, "open_for": "30s" } },
+///     "anthropic": { "consecutive_failures": 3 }
+/// }"#;
+/// let configs: BTreeMap<String, ProviderConfig> = serde_json::from_str(file)?;
+/// let registry = Registry::default();
+/// registry.configure_providers_from(configs);
+/// assert!(registry.provider_circuit("openai").is_some());
+/// assert!(registry.provider_circuit("anthropic").is_none());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> Deserialize<'de> for ProviderConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut file = ConfigFile::deserialize(deserializer)?;
+        let wide = match file.provider_wide.take() {
+            Some(w) => Some(w.build().map_err(|e| wide::wide_error(&e))?),
+            None => None,
+        };
+        let config = file.build().map_err(|e| file_error(&e))?;
+        Ok(ProviderConfig::new(config, wide))
     }
 }
 

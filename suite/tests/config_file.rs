@@ -233,3 +233,89 @@ fn values_valid_together_are_not_rejected_alone() {
     let err = error("open_for = \"10m\"\nmax_open_for = \"1m\"");
     assert!(err.contains("invalid `max_open_for` = 60s"), "{err}");
 }
+
+/// A provider's table with a `provider_wide` section (issue 19), read as `ProviderConfig`s and
+/// applied with `configure_providers_from`; a plain `Config` refuses the section.
+#[test]
+fn a_provider_wide_section_configures_the_provider_circuit() {
+    use breaker::ProviderConfig;
+
+    let text = r#"
+[openai]
+consecutive_failures = 5
+
+[openai.provider_wide]
+failure_rate = 0.5
+window = 50
+minimum_calls = 20
+distinct_tenants = 3
+open_for = "30s"
+max_open_for = "5m"
+backoff = 2.0
+
+[anthropic]
+consecutive_failures = 3
+"#;
+    let configs: BTreeMap<String, ProviderConfig> = toml::from_str(text).unwrap();
+    let wide = configs["openai"].provider_wide.clone().unwrap();
+    assert_eq!(wide.window(), Window::Calls(50));
+    assert_eq!(wide.distinct_tenants(), 3);
+    assert_eq!(
+        wide.circuit_config().max_open_for(),
+        Duration::from_secs(300)
+    );
+    assert!(configs["anthropic"].provider_wide.is_none());
+
+    let registry = Registry::builder().clock(ManualClock::new()).build();
+    registry.configure_providers_from(configs);
+    assert_eq!(registry.provider_wide("openai"), Some(wide));
+    assert!(registry.provider_circuit("anthropic").is_none());
+    assert_eq!(
+        registry
+            .configured("anthropic")
+            .unwrap()
+            .consecutive_failures(),
+        Some(3)
+    );
+
+    let err = toml::from_str::<BTreeMap<String, ProviderConfig>>(
+        "[openai.provider_wide]\ndistinct_tenants = 0\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("invalid `provider_wide.distinct_tenants` = 0"),
+        "{err}"
+    );
+    let err = toml::from_str::<BTreeMap<String, ProviderConfig>>(
+        "[openai.provider_wide]\ndistinct = 3\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `distinct`"),
+        "{err}"
+    );
+    let err = parse(text).unwrap_err();
+    assert!(err.to_string().contains("ProviderConfig"), "{err}");
+}
+
+/// The README's `providers.toml` example (provider-wide circuits) parses as documented.
+#[test]
+fn the_readme_provider_wide_example_parses() {
+    let readme = include_str!("../../README.md");
+    let fence = "```toml\n# providers.toml";
+    let start = readme
+        .find(fence)
+        .expect("README has a providers.toml example")
+        + "```toml\n".len();
+    let len = readme[start..].find("```").unwrap();
+    let configs: BTreeMap<String, breaker::ProviderConfig> =
+        toml::from_str(&readme[start..start + len]).unwrap();
+    let wide = configs["openai"].provider_wide.clone().unwrap();
+    assert_eq!(
+        wide,
+        breaker::ProviderWide::default(),
+        "the README shows the defaults"
+    );
+    assert_eq!(configs["openai"].config.consecutive_failures(), Some(5));
+}

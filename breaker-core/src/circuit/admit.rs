@@ -210,6 +210,14 @@ impl Inner {
                 retry_after: CircuitOpen::retry_after_of(retry_after_us),
             });
         }
+        if ticket.is_provider_wide() {
+            return CircuitOpen::provider_wide(
+                self.head.provider,
+                self.tenant.clone(),
+                state,
+                retry_after_us,
+            );
+        }
         // Built last, straight into the caller's slot: a value built earlier and then moved
         // there was reloaded with wider loads than its stores, a store-forwarding stall.
         CircuitOpen::new(

@@ -90,7 +90,7 @@ impl Inner {
         self.window
             .set(window, policy.config.minimum_calls, policy.keeps_flight());
         self.flags.store(
-            flags_of(policy, self.window.flight().is_some()),
+            flags_of(policy, self.window.flight().is_some()) | pooled(&self.head),
             Ordering::Relaxed,
         );
     }
@@ -106,7 +106,7 @@ impl Inner {
         let window = policy.window_spec();
         let flight = self.window.flight().is_some();
         if self.window.spec() != window
-            || self.flags.load(Ordering::Relaxed) != flags_of(policy, flight)
+            || self.flags.load(Ordering::Relaxed) & !POOLED != flags_of(policy, flight)
             || (policy.keeps_flight() && !flight)
             || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
         {
@@ -244,6 +244,19 @@ pub(super) const LIMITED: u8 = 8;
 
 /// What admission takes the slow path for on a closed circuit.
 pub(super) const ADMIT_SLOW: u8 = TIMED | LIMITED;
+
+/// [`Inner::flags`]: the provider has a provider-wide circuit; outcomes also go to its pooled
+/// window (`Policy::pool`), so the success fast path of `record` is not taken.
+pub(super) const POOLED: u8 = 16;
+
+/// [`POOLED`] if the outcomes of circuits of `head`'s chain are pooled now.
+pub(super) fn pooled(head: &Policy) -> u8 {
+    if head.pool.get().is_some_and(|p| p.is_on()) {
+        POOLED
+    } else {
+        0
+    }
+}
 
 /// The fast-path flags of a circuit on `policy`; `flight`: the circuit keeps its calls in flight
 /// (then never `PLAIN`: every record gives back what its permit took).

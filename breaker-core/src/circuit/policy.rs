@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::classify::Outcome;
 use crate::clock::Timebase;
 use crate::config::{Config, Window};
 use crate::event::Listeners;
@@ -30,6 +31,10 @@ pub(crate) struct Policy {
     pub(super) slow_us: Option<u64>,
     pub(super) consecutive: u32,
     pub(super) probe_timeout_us: u64,
+    /// The provider-wide circuit's pooled window of the provider (registry circuits only): what
+    /// a circuit with the `POOLED` flag also tells its outcomes (`circuit/above.rs`).
+    /// Set once, by the provider that made the policy.
+    pub(crate) pool: std::sync::OnceLock<Arc<dyn PoolHook>>,
     /// The policy that replaced this one, if any.
     next: std::sync::OnceLock<Arc<Policy>>,
     /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
@@ -58,9 +63,17 @@ impl Policy {
             slow_us,
             consecutive,
             probe_timeout_us,
+            pool: std::sync::OnceLock::new(),
             next: std::sync::OnceLock::new(),
             latest: AtomicPtr::new(std::ptr::null_mut()),
         }
+    }
+
+    /// Makes `pool` where circuits of this policy pool their outcomes (see [`PoolHook`]); a
+    /// provider attaches its own to every policy it hands out, before any circuit is made from
+    /// it.
+    pub(crate) fn attach_pool(&self, pool: Arc<dyn PoolHook>) {
+        let _ = self.pool.set(pool);
     }
 
     /// The policy circuits made from this one run on now: this one unless it was superseded.
@@ -138,6 +151,19 @@ impl Policy {
     pub(super) fn window_spec(&self) -> Option<Window> {
         self.config.has_window().then_some(self.config.window)
     }
+}
+
+/// Where a tenant circuit's outcomes also go when its provider has a provider-wide circuit: the
+/// extension point through which the provider (`provider/wide.rs`) sees them, so that the
+/// circuit knows nothing of providers.
+pub(crate) trait PoolHook: Send + Sync + std::fmt::Debug {
+    /// Whether outcomes are pooled now (a circuit's `POOLED` flag follows it).
+    fn is_on(&self) -> bool;
+    /// Pools `outcome` of `tenant`'s circuit; `false` when the tenant circuit must not record it
+    /// (the provider-wide circuit is not closed: the provider's outage is its business).
+    fn record(&self, tenant: &str, outcome: Outcome) -> bool;
+    /// [`record`](Self::record) of a success the tenant circuit records nothing of.
+    fn success(&self);
 }
 
 impl Drop for Policy {

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::admit::Ticket;
-use super::inner::{micros, Inner, PLAIN};
+use super::inner::{micros, Inner, PLAIN, POOLED};
 use super::policy::Policy;
 use crate::backoff::{jittered_period, MAX_LEVEL};
 use crate::classify::Outcome;
@@ -20,7 +20,8 @@ use crate::window::{Recorder, Totals};
 impl Inner {
     #[inline]
     pub(super) fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if self.flags.load(Ordering::Relaxed) & PLAIN != 0
+        let flags = self.flags.load(Ordering::Relaxed);
+        if flags & PLAIN != 0
             && outcome == Outcome::Success
             && state::tag(ticket.issued) == state::CLOSED
             // A closed state word has no payload: the same word is the same stay.
@@ -28,7 +29,10 @@ impl Inner {
             && self.consecutive.load(Ordering::Relaxed) == 0
         {
             // Nothing to count and nothing to reset: the common case reads two words and
-            // returns, writing nothing.
+            // returns, writing nothing (but to the provider's pooled window, if it has one).
+            if flags & POOLED != 0 {
+                self.pool_success();
+            }
             return;
         }
         self.record_from(ticket, outcome)
@@ -72,6 +76,9 @@ impl Inner {
         let slow = started_us != 0 && policy.slow_us.is_some_and(|t| elapsed > t);
         match state::tag(episode) {
             state::CLOSED | state::METRICS_ONLY => {
+                if self.flags.load(Ordering::Relaxed) & POOLED != 0 && !self.pool(outcome) {
+                    return;
+                }
                 if slow {
                     self.emit_slow(elapsed);
                 }

@@ -93,8 +93,9 @@ impl Registry {
             }
             None => self.create_held(p, tenant, site, guard),
         };
-        // One admission for found and new circuits alike, so the permit is built in one place.
-        Permit::admit(held)
+        // One admission for found and new circuits alike, so the permit is built in one place;
+        // below the provider-wide circuit, if the provider has one.
+        Permit::admit_below(p.wide().map(|w| &w.circuit), held)
     }
 
     /// A tenant's first call (or its first after eviction): make its circuit, held by the
@@ -244,6 +245,12 @@ impl Registry {
         if policy.current_is_newer() {
             if let Created::Mine(c, _) | Created::Theirs(c) = &created {
                 p.retune(c);
+            }
+        }
+        // The same for a provider-wide circuit turned on or off meanwhile (`Provider::repool_all`).
+        if let Created::Mine(c, _) | Created::Theirs(c) = &created {
+            if c.pool_flag_is_stale() {
+                c.repool();
             }
         }
         (created, swept)

@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock, Timebase};
 use crate::config::Config;
 use crate::event::{Event, Listener, Listeners};
 use crate::fleet::{sharer, Fleet, Hub};
+use crate::provider::settings::ProviderWide;
 
 static GLOBAL: OnceLock<Registry> = OnceLock::new();
 
@@ -154,6 +155,7 @@ pub struct RegistryBuilder {
     max_circuits: Option<usize>,
     listeners: Vec<Listener>,
     fleet: Option<Arc<dyn Fleet>>,
+    wide: Vec<(String, ProviderWide)>,
 }
 
 impl Default for RegistryBuilder {
@@ -165,6 +167,7 @@ impl Default for RegistryBuilder {
             max_circuits: None,
             listeners: Vec::new(),
             fleet: None,
+            wide: Vec::new(),
         }
     }
 }
@@ -274,6 +277,29 @@ impl RegistryBuilder {
         self
     }
 
+    /// Puts a provider-wide circuit above `provider`'s tenant circuits (see
+    /// [`ProviderWide`]): a provider that fails for many tenants at once is then learned once,
+    /// not once per tenant. The same as
+    /// [`Registry::configure_provider_wide`] once built; a later call for the same provider
+    /// replaces an earlier one.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{ProviderWide, Registry};
+    ///
+    /// let registry = Registry::builder()
+    ///     .provider_wide("openai", ProviderWide::builder().distinct_tenants(3).build()?)
+    ///     .build();
+    /// assert!(registry.provider_circuit("openai").is_some());
+    /// assert!(registry.provider_circuit("anthropic").is_none());
+    /// # Ok::<(), breaker::ConfigError>(())
+    /// ```
+    pub fn provider_wide(mut self, provider: &str, settings: ProviderWide) -> Self {
+        self.wide.retain(|(p, _)| p != provider);
+        self.wide.push((provider.to_owned(), settings));
+        self
+    }
+
     /// Builds the registry.
     pub fn build(self) -> Registry {
         let time = Arc::new(self.time.unwrap_or_else(|| Timebase::new(SystemClock)));
@@ -289,7 +315,7 @@ impl RegistryBuilder {
             fleet.attach(hub.link());
             WITH_FLEET.fetch_add(1, Ordering::Relaxed);
         }
-        Registry {
+        let registry = Registry {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             providers: papaya::HashMap::with_hasher(NameHasher::default()),
             default: self.default_config.unwrap_or_default(),
@@ -302,7 +328,11 @@ impl RegistryBuilder {
             events: Listeners::new(self.listeners, self.fleet.map(sharer)).map(Arc::new),
             fleet: hub,
             made_by_global: false,
+        };
+        for (provider, settings) in self.wide {
+            registry.configure_provider_wide(&provider, settings);
         }
+        registry
     }
 
     /// Builds the registry and installs it as the global one (see [`Registry::set_global`]):
@@ -336,6 +366,7 @@ impl fmt::Debug for RegistryBuilder {
             .field("max_circuits", &self.max_circuits)
             .field("listeners", &self.listeners.len())
             .field("fleet", &self.fleet.is_some())
+            .field("provider_wide", &self.wide)
             .finish_non_exhaustive()
     }
 }
