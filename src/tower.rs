@@ -259,7 +259,7 @@ impl<K, C> CircuitBreakerLayer<K, C> {
     /// given: call [`config`](Self::config) first, it replaces the whole config). The deadline a
     /// call gets is its circuit's, so [`Registry::configure`] may change it. Like tower's own
     /// `timeout`, it cannot fail: a zero `d` is taken as 1 ms, one above
-    /// [`MAX_DURATION`](crate::MAX_DURATION) as that (a config built with
+    /// [`crate::MAX_DURATION`] as that (a config built with
     /// [`ConfigBuilder::timeout`](crate::ConfigBuilder::timeout) rejects both instead).
     ///
     /// ```
@@ -287,7 +287,7 @@ impl<K, C> CircuitBreakerLayer<K, C> {
     ///
     /// Sets `max_in_flight` in this layer's [`config`](Self::config), as
     /// [`timeout`](Self::timeout) does; it cannot fail either: 0 is taken as 1, a value above
-    /// [`MAX_IN_FLIGHT`](crate::MAX_IN_FLIGHT) as that.
+    /// [`crate::MAX_IN_FLIGHT`] as that.
     pub fn max_in_flight(self, n: u32) -> Self {
         let n = n.clamp(1, MAX_IN_FLIGHT);
         self.retuned(|b| b.max_in_flight(n))
