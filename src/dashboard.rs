@@ -8,7 +8,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page: per provider, counts of closed, open and half-open tenants, and the tenants, open first, with their rates, time left until a probe, backoff level, last transition and timeline |
-//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only"}], "live", "actions", "dropped"}` |
+//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only", "provider_wide"}], "live", "actions", "dropped", "fleet"}`: tenant circuits counted; `provider_wide` is the provider-wide circuit (`{"state", "retry_after_ms", "times_opened", "rejected", "pooled"}`) or `null` |
 //! | `GET /circuits?provider=&state=&q=&page=&per_page=` | one page of circuits, open first: `{"total", "page", "per_page", "pages", "circuits": [..]}` |
 //! | `GET /events` | server-sent events: `hello`, `transition`, `action`, `dropped` |
 //! | `GET /actions` | whether operator actions are on, and the last 100 that were asked |

@@ -41,12 +41,67 @@ pub(crate) struct ProviderCounts {
     pub(crate) forced_open: u64,
     pub(crate) disabled: u64,
     pub(crate) metrics_only: u64,
-    // Provider-wide circuit (issue 19): when `Registry::provider_circuit(provider)` exists, its
-    // state and metrics go here (and the page shows them above the tenants' counts).
+    /// The provider's provider-wide circuit, when it has one (`null` otherwise): the page shows
+    /// it in the provider's header, before the tenants' counts. It is not one of the tenants
+    /// counted above.
+    pub(crate) provider_wide: Option<WideView>,
+}
+
+/// A provider's provider-wide circuit, as `GET /providers` shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct WideView {
+    pub(crate) state: &'static str,
+    /// Time left until a probe may pass, when open.
+    pub(crate) retry_after_ms: Option<u64>,
+    pub(crate) times_opened: u32,
+    pub(crate) rejected: u64,
+    /// What its pooled window (its tenants' outcomes) holds now, when the registry tells.
+    pub(crate) pooled: Option<Pooled>,
+}
+
+/// The pooled window of a provider-wide circuit.
+#[derive(Debug, Serialize)]
+pub(crate) struct Pooled {
+    pub(crate) calls: u32,
+    pub(crate) failures: u32,
+    pub(crate) failing_tenants: u32,
+}
+
+/// `provider`'s provider-wide circuit, if it has one.
+fn wide(registry: &Registry, provider: &str) -> Option<WideView> {
+    let circuit = registry.provider_circuit(provider)?;
+    let m = circuit.metrics();
+    let pooled =
+        registry
+            .provider_wide_totals(provider)
+            .map(|(calls, failures, failing_tenants)| Pooled {
+                calls,
+                failures,
+                failing_tenants,
+            });
+    Some(WideView {
+        state: m.state.as_str(),
+        retry_after_ms: m.retry_after.map(millis),
+        times_opened: m.times_opened,
+        rejected: m.rejected,
+        pooled,
+    })
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Every provider's counts, sorted by name: one pass over the registry, reading each circuit's
-/// state only.
+/// state only, then each provider's provider-wide circuit, if any.
+///
+/// Tenants only: [`Registry::for_each`] visits tenant circuits and never a provider-wide
+/// circuit (only `Registry::snapshot` lists those, as tenant `PROVIDER_WIDE_TENANT`, `*`), so
+/// the provider circuit is not counted as a tenant here nor listed by [`page`]; it is shown
+/// apart, as `provider_wide`. Nothing is filtered by the name `*`: a tenant so named has a
+/// circuit of its own and is counted like any. A provider whose provider-wide circuit is set
+/// but which has no tenant circuit yet is not listed (the registry's public API does not
+/// enumerate providers).
 pub(crate) fn counts(registry: &Registry) -> Vec<ProviderCounts> {
     let mut by_provider: BTreeMap<String, ProviderCounts> = BTreeMap::new();
     registry.for_each(|c| {
@@ -71,7 +126,13 @@ pub(crate) fn counts(registry: &Registry) -> Vec<ProviderCounts> {
             _ => &mut p.metrics_only,
         } += 1;
     });
-    by_provider.into_values().collect()
+    by_provider
+        .into_values()
+        .map(|mut p| {
+            p.provider_wide = wide(registry, &p.provider);
+            p
+        })
+        .collect()
 }
 
 /// `GET /providers`.
@@ -157,7 +218,8 @@ pub(crate) fn page(app: &App, filter: &Filter) -> Result<Page, String> {
     let per_page = filter.per_page.unwrap_or(PER_PAGE).clamp(1, MAX_PER_PAGE);
     let page = filter.page.unwrap_or(0);
 
-    // Handles and ranks only: metrics (windows to total) are read for the page alone.
+    // Handles and ranks only: metrics (windows to total) are read for the page alone. Tenant
+    // circuits only: `for_each` never visits a provider-wide circuit (see `counts`).
     let mut found: Vec<(u8, Circuit)> = Vec::new();
     app.0.registry.for_each(|c| {
         if provider.is_some_and(|p| p != c.provider()) || q.is_some_and(|q| !c.tenant().contains(q))
@@ -205,9 +267,7 @@ pub(crate) fn page(app: &App, filter: &Filter) -> Result<Page, String> {
                 consecutive_failures: m.consecutive_failures,
                 rejected: m.rejected,
                 times_opened: m.times_opened,
-                retry_after_ms: m
-                    .retry_after
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                retry_after_ms: m.retry_after.map(millis),
                 level,
                 timeline,
             }

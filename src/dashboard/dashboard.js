@@ -88,6 +88,28 @@
     return b;
   }
 
+  // "provider-wide: open · probe in 12.0 s · pooled 3/4 failed, 4 tenants", as text only.
+  function wideBadge(wide, fetched) {
+    var text = 'provider-wide: ' + wide.state;
+    var r = wide.retry_after_ms;
+    if (r !== null && r !== undefined) {
+      var left = r - (Date.now() - fetched);
+      text += left > 0 ? ' · probe in ' + (left / 1000).toFixed(1) + ' s' : ' · probe due';
+    } else if (wide.state === 'half_open') {
+      text += ' · probing';
+    }
+    if (wide.pooled) {
+      text += ' · pooled ' + wide.pooled.failures + '/' + wide.pooled.calls + ' failed, ' +
+        wide.pooled.failing_tenants + (wide.pooled.failing_tenants === 1 ? ' tenant' : ' tenants');
+    }
+    var b = el('span', 'count wide state ' + wide.state, text);
+    b.dataset.count = 'provider_wide';
+    b.dataset.state = wide.state;
+    b.title = 'The provider-wide circuit (tenant *): opened ' + wide.times_opened +
+      ' times, rejected ' + wide.rejected + ' calls';
+    return b;
+  }
+
   function timeline(steps) {
     var td = el('td', 'timeline');
     (steps || []).slice(-5).forEach(function (s) {
@@ -141,8 +163,8 @@
     p.textContent = '';
     var h = el('h2');
     h.appendChild(el('span', 'name', counts.provider));
-    // Provider-wide circuit (issue 19): shown here, before the tenants' counts, once the API
-    // carries it.
+    // The provider-wide circuit, when the provider has one: before the tenants' counts.
+    if (counts.provider_wide) h.appendChild(wideBadge(counts.provider_wide, fetched));
     h.appendChild(countBadge('open', 'open', counts.open + counts.forced_open));
     h.appendChild(countBadge('half_open', 'half-open', counts.half_open));
     h.appendChild(countBadge('closed', 'closed', counts.closed));

@@ -105,6 +105,58 @@ async fn providers_count_their_tenants_by_state() {
 }
 
 #[tokio::test]
+async fn providers_show_their_provider_wide_circuit_apart_from_the_tenants() {
+    let feed = Feed::new();
+    let r = Arc::new(
+        Registry::builder()
+            .clock(ManualClock::new())
+            .provider_wide(
+                "p",
+                breaker::ProviderWide::builder()
+                    .minimum_calls(4)
+                    .build()
+                    .unwrap(),
+            )
+            .listener(feed.listener())
+            .build(),
+    );
+    r.circuit("q", "acme");
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+
+    // Four distinct tenants fail: the pooled window trips the provider circuit.
+    for tenant in ["a", "b", "c", "d"] {
+        r.acquire("p", tenant, None).unwrap().failure();
+    }
+    assert!(r.acquire("p", "e", None).unwrap_err().is_provider_wide());
+    assert_eq!(r.provider_circuit("p").unwrap().state(), State::Open);
+
+    let summary = get_json(&router, "/providers").await;
+    let providers = summary["providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 2);
+    let p = &providers[0];
+    assert_eq!(p["provider"], "p");
+    let wide = &p["provider_wide"];
+    assert_eq!(wide["state"], "open", "{summary}");
+    assert!(wide["retry_after_ms"].as_u64().unwrap() > 0, "{wide}");
+    assert_eq!(wide["times_opened"], 1);
+    assert_eq!(wide["pooled"]["failing_tenants"], 4, "{wide}");
+    assert_eq!(wide["pooled"]["failures"], 4, "{wide}");
+    // The provider circuit (tenant `*`) is not one of the tenants counted or listed.
+    let listed = get_json(&router, "/circuits?provider=p&per_page=500").await;
+    assert!(
+        tenants(&listed)
+            .iter()
+            .all(|(t, _)| t != breaker::PROVIDER_WIDE_TENANT),
+        "{listed}"
+    );
+    assert_eq!(p["total"], listed["total"]);
+    assert_eq!(p["open"], 0, "the tenants' own circuits stay closed: {p}");
+    // A provider without one shows `null`.
+    assert_eq!(providers[1]["provider"], "q");
+    assert!(providers[1]["provider_wide"].is_null());
+}
+
+#[tokio::test]
 async fn circuits_come_open_first_paged_and_searchable() {
     let feed = Feed::new();
     let r = registry(&feed);
