@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use breaker_core::fleet::FleetLink;
-use redis::{ServerErrorKind, Value};
+use redis::Value;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -126,26 +126,7 @@ impl Task {
             }
             pipe
         };
-        let mut replies = timeout(
-            self.command_timeout,
-            pipeline(true)
-                .ignore_errors()
-                .query_async::<Vec<Value>>(conn),
-        )
-        .await??;
-        let lacks = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript));
-        if replies.iter().any(lacks) {
-            replies = timeout(
-                self.command_timeout,
-                pipeline(false)
-                    .ignore_errors()
-                    .query_async::<Vec<Value>>(conn),
-            )
-            .await??;
-        }
-        if replies.len() != reports.len() {
-            return Err(End::Failed("a pipeline answered short".to_owned()));
-        }
+        let replies = self.pipelined(conn, reports.len(), pipeline).await?;
         for (r, reply) in reports.iter().zip(replies) {
             let (provider, tenant) = (r.provider, &*r.tenant);
             match reply {

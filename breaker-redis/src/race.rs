@@ -164,26 +164,7 @@ impl Task {
         };
         // Errors come back per command: a key of another type costs its own circuit
         // (`decided`), a script the store lacks is sent again as text.
-        let mut replies = timeout(
-            self.command_timeout,
-            pipeline(true)
-                .ignore_errors()
-                .query_async::<Vec<Value>>(conn),
-        )
-        .await??;
-        let lacks = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript));
-        if replies.iter().any(lacks) {
-            replies = timeout(
-                self.command_timeout,
-                pipeline(false)
-                    .ignore_errors()
-                    .query_async::<Vec<Value>>(conn),
-            )
-            .await??;
-        }
-        if replies.len() != ops.len() {
-            return Err(End::Failed("a pipeline answered short".to_owned()));
-        }
+        let replies = self.pipelined(conn, ops.len(), pipeline).await?;
         for reply in &replies {
             if let Value::ServerError(e) = reply {
                 if e.code() != "WRONGTYPE" {
@@ -279,5 +260,39 @@ fn alive(alive: bool) -> Result<(), End> {
         Ok(())
     } else {
         Err(End::Done)
+    }
+}
+
+impl Task {
+    /// Sends the pipeline `pipeline(true)` makes (its scripts called by digest) with errors
+    /// answered per command, and again as `pipeline(false)` (by text) when the store lacks a
+    /// script; the replies, `len` of them, or the store's failure.
+    pub(crate) async fn pipelined(
+        &self,
+        conn: &mut Conn,
+        len: usize,
+        pipeline: impl Fn(bool) -> redis::Pipeline,
+    ) -> Result<Vec<Value>, End> {
+        let mut replies = timeout(
+            self.command_timeout,
+            pipeline(true)
+                .ignore_errors()
+                .query_async::<Vec<Value>>(conn),
+        )
+        .await??;
+        let lacks = |v: &Value| matches!(v, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript));
+        if replies.iter().any(lacks) {
+            replies = timeout(
+                self.command_timeout,
+                pipeline(false)
+                    .ignore_errors()
+                    .query_async::<Vec<Value>>(conn),
+            )
+            .await??;
+        }
+        if replies.len() != len {
+            return Err(End::Failed("a pipeline answered short".to_owned()));
+        }
+        Ok(replies)
     }
 }
