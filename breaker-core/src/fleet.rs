@@ -69,6 +69,7 @@ use crate::clock::Timebase;
 use crate::config::Config;
 use crate::event::{Event, Reason, Sharer};
 use crate::provider::Provider;
+use crate::provider::settings::ProviderWide;
 use crate::state::State;
 
 /// The highest backoff level a circuit reaches: a store integration takes a stored level above it
@@ -149,6 +150,24 @@ pub struct Evidence<'a> {
     /// The circuit's failure streak after this failure (0 without the consecutive policy): a
     /// streak no longer than the last one told means a success came in between.
     pub streak: u32,
+}
+
+/// What a provider-wide circuit pooled on one replica, from [`FleetLink::pooled`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Pooled {
+    /// Outcomes in the pooled window.
+    pub calls: u32,
+    /// Failures among them.
+    pub failures: u32,
+    /// A hash of each distinct tenant whose calls failed in the window (at most
+    /// [`MAX_DISTINCT_TENANTS`](crate::MAX_DISTINCT_TENANTS)), the same for the same tenant
+    /// name in every process: a fleet unions its replicas' sets to count the fleet's distinct
+    /// failing tenants. Never 0.
+    pub failing_tenants: Vec<u32>,
+    /// The provider-wide settings in effect: the thresholds the fleet's pooled evidence is
+    /// held to.
+    pub settings: ProviderWide,
 }
 
 /// What a registry tells its [`Fleet`] about one of its circuits.
@@ -404,6 +423,54 @@ impl FleetLink {
         let hub = self.hub.upgrade()?;
         let provider = hub.lock().providers.get(provider).cloned()?;
         Some(provider.find(tenant)?.metrics())
+    }
+
+    /// What `provider`'s provider-wide circuit (see [`ProviderWide`]) pooled on this replica,
+    /// if it has one on: for a fleet that pools the provider-wide evidence of its replicas as it
+    /// pools a tenant circuit's, told of it by the failures of the provider's tenants
+    /// ([`Fleet::failed`]). Its state and open-period settings are the circuit's, under the
+    /// tenant [`PROVIDER_WIDE_TENANT`](crate::PROVIDER_WIDE_TENANT) ([`metrics`](Self::metrics),
+    /// [`config`](Self::config)).
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use std::sync::{Arc, Mutex};
+    /// use breaker::fleet::{Change, Fleet, FleetLink};
+    /// use breaker::{ProviderWide, Registry};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Peek(Arc<Mutex<Option<FleetLink>>>);
+    /// impl Fleet for Peek {
+    ///     fn attach(&self, link: FleetLink) {
+    ///         *self.0.lock().unwrap() = Some(link);
+    ///     }
+    ///     fn publish(&self, _: &Change<'_>) {}
+    /// }
+    ///
+    /// let peek = Peek::default();
+    /// let registry = Registry::builder()
+    ///     .provider_wide("openai", ProviderWide::builder().distinct_tenants(3).build()?)
+    ///     .fleet(peek.clone())
+    ///     .build();
+    /// registry.acquire("openai", "acme", None)?.failure();
+    /// registry.acquire("openai", "globex", None)?.success();
+    /// let link = peek.0.lock().unwrap().clone().unwrap();
+    /// let pooled = link.pooled("openai").unwrap();
+    /// assert_eq!((pooled.calls, pooled.failures, pooled.failing_tenants.len()), (2, 1, 1));
+    /// assert_eq!(pooled.settings.distinct_tenants(), 3);
+    /// assert!(link.pooled("anthropic").is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pooled(&self, provider: &str) -> Option<Pooled> {
+        let hub = self.hub.upgrade()?;
+        let provider = hub.lock().providers.get(provider).cloned()?;
+        let (totals, failing_tenants, settings) = provider.wide_pooled()?;
+        Some(Pooled {
+            calls: totals.calls,
+            failures: totals.failures,
+            failing_tenants,
+            settings,
+        })
     }
 
     /// Whether the registry this link applies to still exists.

@@ -197,6 +197,14 @@ impl Provider {
         self.cell.on().map(Wide::totals)
     }
 
+    /// What the provider-wide circuit's pooled window holds, with the hashes of its distinct
+    /// failing tenants, and its settings, if it is on (a fleet's report; `fleet.rs`).
+    pub(crate) fn wide_pooled(&self) -> Option<(self::pool::Totals, Vec<u32>, ProviderWide)> {
+        let wide = self.cell.on()?;
+        let (totals, tenants) = wide.pooled();
+        Some((totals, tenants, wide.settings()))
+    }
+
     /// Calls `f` with every circuit of the provider, its provider-wide circuit last (if on).
     pub(crate) fn for_each_with_wide(&self, mut f: impl FnMut(&Circuit)) {
         self.circuits.for_each(&mut f);

@@ -346,6 +346,7 @@ impl RedisFleetBuilder {
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            evidence: Default::default(),
             namespace: self.namespace.clone(),
         }));
         health.0.set_connected(false);

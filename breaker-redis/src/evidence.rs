@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use breaker_core::{Config, Metrics, State, Window};
+use breaker_core::{Config, Metrics, State, Window, PROVIDER_WIDE_TENANT};
+
+use crate::wide::Providers;
 
 /// How often the task looks at the circuits it watches, for successes and windows that moved.
 pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
@@ -59,7 +61,7 @@ struct Entry {
     opened: Option<u32>,
 }
 
-/// What one report writes for one circuit.
+/// What one report writes for one circuit (a tenant's, or a provider circuit's: `wide.rs`).
 #[derive(Debug)]
 pub(crate) struct Report {
     pub(crate) provider: &'static str,
@@ -70,16 +72,50 @@ pub(crate) struct Report {
     pub(crate) failures: u32,
     /// Time since the first failure it counts.
     pub(crate) age: Duration,
-    pub(crate) config: Config,
+    /// The consecutive-failures threshold (0: none).
+    pub(crate) threshold: u32,
+    /// The failure-rate threshold (0: none).
+    pub(crate) rate: f64,
+    pub(crate) minimum_calls: u32,
+    /// How long the window's gauges count in the store: a time window's length, else as long
+    /// as the report.
+    pub(crate) window_ms: u64,
+    /// The open period of a trip.
+    pub(crate) open_for: Duration,
+    /// The hashes of the distinct failing tenants, comma-separated (a provider circuit's; empty
+    /// for a tenant's).
+    pub(crate) tenants: String,
+    /// The fewest distinct failing tenants for a trip (0: no such condition).
+    pub(crate) distinct: u32,
 }
 
 impl Report {
-    /// How long the window's gauges count in the store: a time window's length, else as long
-    /// as the report.
-    pub(crate) fn window_ms(&self) -> u64 {
-        match self.config.window() {
-            Window::Time(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-            _ => u64::try_from(EVIDENCE_TTL.as_millis()).unwrap_or(u64::MAX),
+    /// A tenant circuit's report, its thresholds from its config.
+    fn of_tenant(
+        (provider, tenant): (&'static str, Box<str>),
+        (streak, success, calls, failures): (u32, bool, u32, u32),
+        age: Duration,
+        config: &Config,
+    ) -> Report {
+        let window = match config.window() {
+            Window::Time(d) => d.min(EVIDENCE_TTL),
+            _ => EVIDENCE_TTL,
+        };
+        Report {
+            provider,
+            tenant,
+            streak,
+            success,
+            calls,
+            failures,
+            age,
+            threshold: config.consecutive_failures().unwrap_or(0),
+            rate: config.failure_rate().unwrap_or(0.0),
+            minimum_calls: config.minimum_calls(),
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+            open_for: config.open_for(),
+            tenants: String::new(),
+            distinct: 0,
         }
     }
 }
@@ -87,12 +123,16 @@ impl Report {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     entries: HashMap<Key, Entry>,
+    /// The providers whose pooled windows are reported (`wide.rs`).
+    pub(crate) wide: Providers,
 }
 
 impl Tally {
     /// Marks the circuit of `failed`; `false` when it could not be kept (the map is full of
     /// circuits that failed within [`WATCH_FOR`]): the caller counts it as dropped.
     pub(crate) fn failed(&mut self, failed: Failed, now: Instant) -> bool {
+        // The provider's pooled window, if it has one, whether or not the tenant can be kept.
+        self.wide.failed(failed.provider, now);
         let key = (failed.provider, failed.tenant);
         if let Some(entry) = self.entries.get_mut(&key) {
             if failed.streak != 0 && failed.streak <= entry.streak {
@@ -126,12 +166,12 @@ impl Tally {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.wide.len() == 0
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.len()
+    /// Circuits watched: tenant circuits, and providers whose pooled windows are.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len() + self.wide.len()
     }
 
     /// After a (re)connection: every circuit watched is reported again (the store may have lost
@@ -140,11 +180,15 @@ impl Tally {
         for entry in self.entries.values_mut() {
             entry.dirty = true;
         }
+        self.wide.all_dirty();
     }
 
     /// The store answered that the fleet's incident ended after this circuit's first failure
     /// counted: it baselined what this replica had, and counts from now.
     pub(crate) fn restart(&mut self, provider: &'static str, tenant: &str, now: Instant) {
+        if tenant == PROVIDER_WIDE_TENANT {
+            return self.wide.restart(provider, now);
+        }
         if let Some(entry) = self.entries.get_mut(&(provider, Box::from(tenant))) {
             entry.since = now;
         }
@@ -198,16 +242,12 @@ impl Tally {
             let moved = window.is_some() && window != entry.reported;
             if entry.dirty || entry.success || moved {
                 let (calls, failures) = window.unwrap_or_default();
-                due.push(Report {
-                    provider,
-                    tenant: tenant.clone(),
-                    streak: metrics.consecutive_failures,
-                    success: entry.success,
-                    calls,
-                    failures,
-                    age: now.saturating_duration_since(entry.since),
-                    config,
-                });
+                due.push(Report::of_tenant(
+                    (provider, tenant.clone()),
+                    (metrics.consecutive_failures, entry.success, calls, failures),
+                    now.saturating_duration_since(entry.since),
+                    &config,
+                ));
                 entry.dirty = false;
                 entry.success = false;
                 entry.reported = window;
@@ -272,7 +312,7 @@ mod tests {
         );
         let later = now + WATCH_FOR;
         assert!(tally.due(later, true, read).is_empty());
-        assert!(tally.is_empty(), "let go after WATCH_FOR");
+        assert!(tally.entries.is_empty(), "let go after WATCH_FOR");
     }
 
     #[test]
@@ -285,6 +325,7 @@ mod tests {
         assert!(!tally.failed(failed("one-more", 1), now), "full");
         assert!(tally.failed(failed("t7", 2), now), "a circuit kept merges");
         assert!(tally.failed(failed("one-more", 1), now + WATCH_FOR));
-        assert_eq!(tally.len(), 1);
+        // The tenant, and its provider's pooled window (never read here).
+        assert_eq!(tally.len(), 2);
     }
 }

@@ -109,11 +109,14 @@ impl RedisFleet {
         let Some(failed) = &self.failed else {
             return;
         };
-        let _ = failed.try_send(Failed {
+        let sent = failed.try_send(Failed {
             provider: evidence.provider,
             tenant: evidence.tenant.into(),
             streak: evidence.streak,
         });
+        if sent.is_err() {
+            self.health.0.count(Count::EvidenceDropped);
+        }
     }
 }
 

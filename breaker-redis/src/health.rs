@@ -23,9 +23,19 @@ pub(crate) struct Health {
     pub(crate) published: AtomicU64,
     pub(crate) applied: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// The evidence this replica pools (`evidence.rs`, `pool.rs`).
+    pub(crate) evidence: EvidenceCounts,
     /// The `namespace` label of the fleet's metrics (feature `metrics`).
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) namespace: String,
+}
+
+/// The counters of the evidence a replica pools.
+#[derive(Default)]
+pub(crate) struct EvidenceCounts {
+    pub(crate) reports: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) watched: AtomicU64,
 }
 
 /// What [`Health::count`] counts.
@@ -36,14 +46,22 @@ pub(crate) enum Count {
     Applied,
     Failure,
     Unannounced,
+    EvidenceReports,
+    EvidenceDropped,
 }
 
 impl Health {
     /// Counts one `what`, in [`FleetHealth`] and, with feature `metrics`, as
     /// `breaker_fleet_changes_dropped_total`, `breaker_fleet_changes_published_total`,
-    /// `breaker_fleet_facts_applied_total`, `breaker_fleet_store_failures_total` or
-    /// `breaker_fleet_openings_unannounced_total` {namespace}. Returns the new count.
+    /// `breaker_fleet_facts_applied_total`, `breaker_fleet_store_failures_total`,
+    /// `breaker_fleet_openings_unannounced_total`, `breaker_fleet_evidence_reports_total` or
+    /// `breaker_fleet_evidence_dropped_total` {namespace}. Returns the new count.
     pub(crate) fn count(&self, what: Count) -> u64 {
+        self.count_n(what, 1)
+    }
+
+    /// [`count`](Self::count) of `n` at once.
+    pub(crate) fn count_n(&self, what: Count, n: u64) -> u64 {
         let (counter, _name) = match what {
             Count::Dropped => (&self.dropped, "breaker_fleet_changes_dropped_total"),
             Count::Published => (&self.published, "breaker_fleet_changes_published_total"),
@@ -53,10 +71,29 @@ impl Health {
                 &self.unannounced,
                 "breaker_fleet_openings_unannounced_total",
             ),
+            Count::EvidenceReports => (
+                &self.evidence.reports,
+                "breaker_fleet_evidence_reports_total",
+            ),
+            Count::EvidenceDropped => (
+                &self.evidence.dropped,
+                "breaker_fleet_evidence_dropped_total",
+            ),
         };
         #[cfg(feature = "metrics")]
-        metrics::counter!(_name, "namespace" => self.namespace.clone()).increment(1);
-        counter.fetch_add(1, Ordering::Relaxed) + 1
+        metrics::counter!(_name, "namespace" => self.namespace.clone()).increment(n);
+        counter.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// Records how many circuits the evidence task watches; with feature `metrics`, the gauge
+    /// `breaker_fleet_evidence_watched` {namespace}.
+    pub(crate) fn watching(&self, circuits: usize) {
+        let n = u64::try_from(circuits).unwrap_or(u64::MAX);
+        if self.evidence.watched.swap(n, Ordering::Relaxed) != n {
+            #[cfg(feature = "metrics")]
+            metrics::gauge!("breaker_fleet_evidence_watched", "namespace" => self.namespace.clone())
+                .set(n as f64);
+        }
     }
 
     /// Records whether a session is up and resynced; returns whether one was.
@@ -147,16 +184,54 @@ impl FleetHealth {
     pub fn failures(&self) -> u64 {
         self.0.failures.load(Ordering::Relaxed)
     }
+
+    /// Evidence reports written to the store: one per circuit (a tenant's, or a provider's
+    /// pooled window) per write, so that the fleet trips on the fleet's failures (see
+    /// `RedisFleetBuilder::pool_evidence`). None while every circuit is healthy and clean.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), breaker_redis::FleetError> {
+    /// use breaker_redis::RedisFleet;
+    ///
+    /// let health = RedisFleet::builder("redis://127.0.0.1/").build().await?.health();
+    /// println!(
+    ///     "{} reports, {} failures not pooled, {} circuits watched",
+    ///     health.evidence_reports(),
+    ///     health.evidence_dropped(),
+    ///     health.watched()
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn evidence_reports(&self) -> u64 {
+        self.0.evidence.reports.load(Ordering::Relaxed)
+    }
+
+    /// Closed circuits' failures not pooled with the fleet: the queue to the background task was
+    /// full (it is behind), or it already watched as many circuits as it may (65,536 that
+    /// failed in the last 10 s, as when 100,000 tenants fail while the store is down). Each
+    /// still counts on this replica's own circuit, which trips on it alone if it must.
+    pub fn evidence_dropped(&self) -> u64 {
+        self.0.evidence.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Circuits whose evidence this replica watches now: tenant circuits that failed in the
+    /// last 10 s while closed, and providers whose provider-wide pooled windows it reports.
+    /// Bounded (65,536 tenant circuits at most), it falls back to 0 once they recover; read
+    /// as of the task's last look (every 100 ms while any is watched).
+    pub fn watched(&self) -> u64 {
+        self.0.evidence.watched.load(Ordering::Relaxed)
+    }
 }
 
 /// With feature `serde`: the snapshot `Debug` shows, for an admin endpoint beside the registry's
 /// ([`Registry::snapshot`](breaker_core::Registry::snapshot)):
-/// `{"connected":true,"can_publish":true,"dropped":0,"published":3,"applied":5,"failures":0,"unannounced":0}`.
+/// `{"connected":true,"can_publish":true,"dropped":0,"published":3,"applied":5,"failures":0,"unannounced":0,"evidence_reports":0,"evidence_dropped":0,"watched":0}`.
 #[cfg(feature = "serde")]
 impl serde::Serialize for FleetHealth {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("FleetHealth", 7)?;
+        let mut s = serializer.serialize_struct("FleetHealth", 10)?;
         s.serialize_field("connected", &self.is_connected())?;
         s.serialize_field("can_publish", &self.can_publish())?;
         s.serialize_field("dropped", &self.dropped())?;
@@ -164,6 +239,9 @@ impl serde::Serialize for FleetHealth {
         s.serialize_field("applied", &self.applied())?;
         s.serialize_field("failures", &self.failures())?;
         s.serialize_field("unannounced", &self.unannounced())?;
+        s.serialize_field("evidence_reports", &self.evidence_reports())?;
+        s.serialize_field("evidence_dropped", &self.evidence_dropped())?;
+        s.serialize_field("watched", &self.watched())?;
         s.end()
     }
 }
@@ -178,6 +256,9 @@ impl fmt::Debug for FleetHealth {
             .field("applied", &self.applied())
             .field("failures", &self.failures())
             .field("unannounced", &self.unannounced())
+            .field("evidence_reports", &self.evidence_reports())
+            .field("evidence_dropped", &self.evidence_dropped())
+            .field("watched", &self.watched())
             .finish()
     }
 }
@@ -199,11 +280,16 @@ mod tests {
             published: counter(3),
             applied: counter(4),
             failures: counter(5),
+            evidence: EvidenceCounts {
+                reports: counter(6),
+                dropped: counter(7),
+                watched: counter(8),
+            },
             namespace: "checkout".into(),
         }));
         assert_eq!(
             serde_json::to_string(&health).unwrap(),
-            r#"{"connected":true,"can_publish":true,"dropped":2,"published":3,"applied":4,"failures":5,"unannounced":1}"#
+            r#"{"connected":true,"can_publish":true,"dropped":2,"published":3,"applied":4,"failures":5,"unannounced":1,"evidence_reports":6,"evidence_dropped":7,"watched":8}"#
         );
     }
 }

@@ -80,6 +80,7 @@ mod store;
 mod task;
 mod timeout;
 mod tls;
+mod wide;
 
 pub use builder::RedisFleetBuilder;
 pub use error::FleetError;

@@ -10,12 +10,14 @@
 use std::time::Instant;
 
 use breaker_core::fleet::FleetLink;
+use breaker_core::PROVIDER_WIDE_TENANT;
 use redis::Value;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use crate::access;
 use crate::evidence::{Failed, Report, Tally, EVIDENCE_TTL};
+use crate::health::Count;
 use crate::scripts::EVIDENCE;
 use crate::store::Conn;
 use crate::task::{millis, server_error, End, Task};
@@ -40,6 +42,7 @@ impl Task {
         let mut merged = 0;
         while let Some(one) = next {
             if !tally.failed(one, now) {
+                self.health.count(Count::EvidenceDropped);
                 tracing::debug!(target: "breaker::fleet", "evidence map full: a failure was not pooled");
             }
             merged += 1;
@@ -48,6 +51,7 @@ impl Task {
             }
             next = failed.try_recv().ok();
         }
+        self.health.watching(tally.len());
     }
 
     /// Writes the reports due (with `look`, also successes and windows that moved since the
@@ -58,12 +62,25 @@ impl Task {
         link: &FleetLink,
         look: bool,
     ) -> Result<(), End> {
-        let reports = self.tally().due(Instant::now(), look, |provider, tenant| {
-            Some((
-                link.metrics(provider, tenant)?,
-                link.config(provider, tenant)?,
-            ))
-        });
+        let now = Instant::now();
+        let reports = {
+            let mut tally = self.tally();
+            // Provider circuits first: one report each stands for all of a provider's tenants.
+            let mut reports = tally.wide.due(now, look, |provider| {
+                Some((
+                    link.metrics(provider, PROVIDER_WIDE_TENANT)?,
+                    link.pooled(provider)?,
+                ))
+            });
+            reports.extend(tally.due(now, look, |provider, tenant| {
+                Some((
+                    link.metrics(provider, tenant)?,
+                    link.config(provider, tenant)?,
+                ))
+            }));
+            self.health.watching(tally.len());
+            reports
+        };
         for chunk in reports.chunks(CHUNK) {
             match self.report(conn, link, chunk).await {
                 // A user refused what the script writes (or announces) is no store failure:
@@ -90,7 +107,7 @@ impl Task {
             let mut pipe = redis::pipe();
             for r in reports {
                 let (provider, tenant) = (r.provider, &*r.tenant);
-                let open_ms = millis(r.config.open_for()).max(1);
+                let open_ms = millis(r.open_for).max(1);
                 let mut cmd = EVIDENCE.call(
                     &[
                         self.layout.evidence_key(provider, tenant),
@@ -103,12 +120,12 @@ impl Task {
                 cmd.arg(&self.replica)
                     .arg(r.streak)
                     .arg(u8::from(r.success))
-                    .arg(r.config.consecutive_failures().unwrap_or(0))
+                    .arg(r.threshold)
                     .arg(r.calls)
                     .arg(r.failures)
-                    .arg(r.config.failure_rate().unwrap_or(0.0))
-                    .arg(r.config.minimum_calls())
-                    .arg(r.window_ms().min(ttl_ms))
+                    .arg(r.rate)
+                    .arg(r.minimum_calls)
+                    .arg(r.window_ms.min(ttl_ms))
                     .arg(self.quorum)
                     .arg(millis(r.age))
                     .arg(open_ms)
@@ -121,18 +138,21 @@ impl Task {
                         provider,
                         tenant,
                         &self.opening(0, open_ms + margin_ms),
-                    ));
+                    ))
+                    .arg(&r.tenants)
+                    .arg(r.distinct);
                 pipe.add_command(cmd);
             }
             pipe
         };
         let replies = self.pipelined(conn, reports.len(), pipeline).await?;
+        self.health.count_n(Count::EvidenceReports, reports.len() as u64);
         for (r, reply) in reports.iter().zip(replies) {
             let (provider, tenant) = (r.provider, &*r.tenant);
             match reply {
                 Value::Int(1) => {
-                    self.health.count(crate::health::Count::Published);
-                    let open_ms = millis(r.config.open_for()).max(1);
+                    self.health.count(Count::Published);
+                    let open_ms = millis(r.open_for).max(1);
                     let value = self.opening(0, open_ms + margin_ms);
                     let pttl = i64::try_from(open_ms + margin_ms).unwrap_or(i64::MAX);
                     // The fleet's trip is this replica's too: applied as any replica applies

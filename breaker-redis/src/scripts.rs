@@ -348,7 +348,10 @@ pub(crate) static EVIDENCE: Script = Script::new(EVIDENCE_SCRIPT);
 /// of store time: a time window's length, else the evidence TTL), 10 quorum, 11 ms since the
 /// first failure this report counts, 12 open period (ms), 13 margin (ms), 14 the opening's
 /// value, 15 channel, 16 message, 17 the evidence TTL (ms), 18 the trip's message (which
-/// carries the opening's value, so that replicas apply it without reading the key back).
+/// carries the opening's value, so that replicas apply it without reading the key back), 19 the
+/// hashes of its distinct failing tenants, comma-separated (a provider circuit's pooled window,
+/// `wide.rs`; else empty), 20 the fewest distinct failing tenants of the fleet for a trip (0:
+/// no such condition, and no tenant fields).
 ///
 /// One field per replica and gauge (`s:` streak, `c:` calls, `f:` failures, `t:` when it was
 /// reported, in store time, never a replica's clock), and baselines (`b:`, `bc:`, `bf:`): how
@@ -358,7 +361,9 @@ pub(crate) static EVIDENCE: Script = Script::new(EVIDENCE_SCRIPT);
 /// replica's gauges (a replica cut off while the fleet recovered must not reopen it with what
 /// it saw before). A report counts for the evidence TTL (its window gauges, within a time
 /// window's length). Nothing pools while the fleet is open (an opening runs, or a lease is
-/// held).
+/// held). With a distinct-tenants condition, `d:` holds each replica's failing tenants and
+/// `bd:` those a stale report baselined (they count again once they left its window and came
+/// back); the fleet's distinct tenants are the union of the live reports' sets.
 ///
 /// Returns 1 when the pooled evidence tripped the fleet (the opening written and announced as
 /// `OPEN_SCRIPT` writes one, the evidence spent), 2 when pooled short of a trip (or of the
@@ -386,9 +391,27 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function num(v)
   return decimal(v) or 0
 end
+local distinct = tonumber(ARGV[20])
+local function set_of(v)
+  local set = {}
+  for hash in string.gmatch(v or '', '[^,]+') do
+    set[hash] = true
+  end
+  return set
+end
+local function list_of(set)
+  local list = {}
+  for hash in pairs(set) do
+    list[#list + 1] = hash
+  end
+  return table.concat(list, ',')
+end
 local function put(b, bc, bf)
   redis.call('HSET', KEYS[1], 's:' .. me, streak, 'b:' .. me, b, 'c:' .. me, calls,
     'bc:' .. me, bc, 'f:' .. me, fails, 'bf:' .. me, bf, 't:' .. me, now)
+  if distinct > 0 then
+    redis.call('HSET', KEYS[1], 'd:' .. me, ARGV[19])
+  end
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 local ended = decimal(redis.call('GET', KEYS[4]))
@@ -396,6 +419,9 @@ if ended then
   local pttl = redis.call('PTTL', KEYS[4])
   if pttl >= 0 and ended - pttl < tonumber(ARGV[11]) then
     put(streak, calls, fails)
+    if distinct > 0 then
+      redis.call('HSET', KEYS[1], 'bd:' .. me, ARGV[19])
+    end
     return 3
   end
 end
@@ -425,24 +451,44 @@ if streak < b then b = 0 end
 if calls < bc then bc = calls end
 if fails < bf then bf = fails end
 put(b, bc, bf)
+if distinct > 0 and h['bd:' .. me] then
+  -- A baselined tenant that left this replica's window counts again when it comes back.
+  local mine, kept = set_of(ARGV[19]), {}
+  for hash in pairs(set_of(h['bd:' .. me])) do
+    if mine[hash] then kept[hash] = true end
+  end
+  h['bd:' .. me] = list_of(kept)
+  redis.call('HSET', KEYS[1], 'bd:' .. me, h['bd:' .. me])
+end
+h['d:' .. me] = ARGV[19]
 h['s:' .. me], h['b:' .. me], h['t:' .. me] = tostring(streak), tostring(b), tostring(now)
 h['c:' .. me], h['bc:' .. me] = tostring(calls), tostring(bc)
 h['f:' .. me], h['bf:' .. me] = tostring(fails), tostring(bf)
 local counts = tonumber(ARGV[9])
 local fleet_streak, fleet_calls, fleet_fails, replicas = 0, 0, 0, 0
+local tenants, fleet_tenants = {}, 0
 for k, v in pairs(h) do
   local r = string.match(k, '^t:(.*)$')
   if r then
     local age = now - num(v)
     if age > ttl then
       redis.call('HDEL', KEYS[1], 's:' .. r, 'b:' .. r, 'c:' .. r, 'bc:' .. r, 'f:' .. r,
-        'bf:' .. r, 't:' .. r)
+        'bf:' .. r, 't:' .. r, 'd:' .. r, 'bd:' .. r)
     else
       local s = math.max(0, num(h['s:' .. r]) - num(h['b:' .. r]))
       local c, f = 0, 0
       if age <= counts then
         c = math.max(0, num(h['c:' .. r]) - num(h['bc:' .. r]))
         f = math.max(0, num(h['f:' .. r]) - num(h['bf:' .. r]))
+        if distinct > 0 then
+          local baselined = set_of(h['bd:' .. r])
+          for hash in pairs(set_of(h['d:' .. r])) do
+            if not baselined[hash] and not tenants[hash] then
+              tenants[hash] = true
+              fleet_tenants = fleet_tenants + 1
+            end
+          end
+        end
       end
       fleet_streak = fleet_streak + s
       fleet_calls, fleet_fails = fleet_calls + c, fleet_fails + f
@@ -458,7 +504,7 @@ end
 local threshold, rate = tonumber(ARGV[4]), tonumber(ARGV[7])
 local tripped = (threshold > 0 and fleet_streak >= threshold)
   or (rate > 0 and fleet_calls > 0 and fleet_calls >= tonumber(ARGV[8])
-    and fleet_fails / fleet_calls >= rate)
+    and fleet_fails / fleet_calls >= rate and fleet_tenants >= distinct)
 if not tripped then
   return 2
 end

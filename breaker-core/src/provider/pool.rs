@@ -173,6 +173,12 @@ impl Pool {
         self.totals(self.bucket(now_us))
     }
 
+    /// The hashes of the distinct tenants whose calls failed in the window at `now_us` (a
+    /// fleet's report: its replicas union them). Cold: read by a fleet's task, never a call.
+    pub(crate) fn failing_at(&self, now_us: u64) -> Vec<u32> {
+        self.failing.live(self.bucket(now_us))
+    }
+
     fn totals(&self, b: u64) -> Totals {
         // Per bucket, newest first.
         let mut buckets = [(0u64, 0u64); BUCKETS as usize];
@@ -353,6 +359,17 @@ impl Tenants {
         }
     }
 
+    /// The hashes noted in the window at bucket `b`.
+    fn live(&self, b: u64) -> Vec<u32> {
+        let stamp = b & 0xFFFF_FFFF;
+        self.slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&e| e != 0 && live(e >> 32, stamp, 0xFFFF_FFFF))
+            .map(|e| e as u32)
+            .collect()
+    }
+
     /// Distinct tenants noted in the window at bucket `b`.
     fn count(&self, b: u64) -> u32 {
         let stamp = b & 0xFFFF_FFFF;
@@ -408,6 +425,10 @@ mod tests {
             pool.failure(tenant_hash(&format!("t{i}")), false, 0);
         }
         assert_eq!(pool.totals_at(0).failing_tenants, MAX_DISTINCT_TENANTS);
+        let hashes = pool.failing_at(0);
+        assert_eq!(hashes.len(), MAX_DISTINCT_TENANTS as usize);
+        assert!(hashes.contains(&tenant_hash("a")) && hashes.contains(&tenant_hash("b")));
+        assert!(pool.failing_at(16 * 1_000_000).is_empty(), "out of the window");
         pool.clear();
         assert_eq!(pool.totals_at(0), Totals::default());
     }

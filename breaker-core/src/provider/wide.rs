@@ -189,6 +189,17 @@ impl Wide {
         self.pool.totals_at(self.time.coarse_now_us())
     }
 
+    /// What the pooled window holds now, with the hashes of its distinct failing tenants (for a
+    /// fleet's report); nothing of a stay the pool no longer counts for (the provider circuit
+    /// moved since its last pooled outcome: the next one clears it).
+    pub(crate) fn pooled(&self) -> (Totals, Vec<u32>) {
+        if self.stay.load(Ordering::Relaxed) != self.circuit.state_word() {
+            return (Totals::default(), Vec::new());
+        }
+        let now = self.time.coarse_now_us();
+        (self.pool.totals_at(now), self.pool.failing_at(now))
+    }
+
     /// A success on the call path: the pool's counter, nothing else, while the provider circuit
     /// is closed in the stay the pool counts for.
     #[inline]
