@@ -68,8 +68,8 @@ use crate::circuit::Metrics;
 use crate::clock::Timebase;
 use crate::config::Config;
 use crate::event::{Event, Reason, Sharer};
-use crate::provider::Provider;
 use crate::provider::settings::ProviderWide;
+use crate::provider::Provider;
 use crate::state::State;
 
 /// The highest backoff level a circuit reaches: a store integration takes a stored level above it

@@ -134,11 +134,7 @@ impl Task {
                     .arg(self.layout.channel())
                     .arg(self.message("open", provider, tenant))
                     .arg(ttl_ms)
-                    .arg(self.trip_message(
-                        provider,
-                        tenant,
-                        &self.opening(0, open_ms + margin_ms),
-                    ))
+                    .arg(self.trip_message(provider, tenant, &self.opening(0, open_ms + margin_ms)))
                     .arg(&r.tenants)
                     .arg(r.distinct);
                 pipe.add_command(cmd);
@@ -146,7 +142,8 @@ impl Task {
             pipe
         };
         let replies = self.pipelined(conn, reports.len(), pipeline).await?;
-        self.health.count_n(Count::EvidenceReports, reports.len() as u64);
+        self.health
+            .count_n(Count::EvidenceReports, reports.len() as u64);
         for (r, reply) in reports.iter().zip(replies) {
             let (provider, tenant) = (r.provider, &*r.tenant);
             match reply {

@@ -152,10 +152,10 @@ fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use breaker_core::fleet::{Change, Fleet, FleetLink};
     use breaker_core::{ProviderWide, Registry};
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     #[derive(Clone, Default)]
     struct Peek(Arc<Mutex<Option<FleetLink>>>);
@@ -207,6 +207,10 @@ mod tests {
         registry.provider_circuit("openai").unwrap().force_open();
         providers.failed("openai", now);
         assert!(providers.due(now, false, read).is_empty());
-        assert_eq!(providers.len(), 0, "let go while the provider circuit is open");
+        assert_eq!(
+            providers.len(),
+            0,
+            "let go while the provider circuit is open"
+        );
     }
 }

@@ -107,7 +107,10 @@ async fn the_fleet_trips_provider_wide_on_failures_no_replica_trips_on_alone() {
         fail(r, &format!("r{i}-a"));
         fail(r, &format!("r{i}-b"));
         if i < 3 {
-            assert!(pooled(&server, "f", "2", i + 1).await, "replica {i}'s report");
+            assert!(
+                pooled(&server, "f", "2", i + 1).await,
+                "replica {i}'s report"
+            );
             assert_eq!(wide_state(r), State::Closed);
         }
     }
@@ -119,7 +122,10 @@ async fn the_fleet_trips_provider_wide_on_failures_no_replica_trips_on_alone() {
     );
     for (i, (r, health)) in fleet.iter().enumerate() {
         let (calls, failures, _) = r.provider_wide_totals("openai").unwrap_or_default();
-        assert!(calls < 8 && failures < 8, "replica {i} pooled {calls} alone");
+        assert!(
+            calls < 8 && failures < 8,
+            "replica {i} pooled {calls} alone"
+        );
         assert!(health.evidence_reports() >= 1, "replica {i}: {health:?}");
     }
 }

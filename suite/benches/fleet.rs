@@ -12,7 +12,10 @@
 //!   thin tenant, 8 replicas each calling it once every 200 ms, `failure_rate(0.5)` over
 //!   `Window::Calls(20)`, `minimum_calls(10)`. Alone ("none"), sharing openings only
 //!   (`pool_evidence(false)`) and pooling evidence (the default); with the evidence scripts
-//!   (EVALSHA) the store ran, per replica. And the store's commands while 8 replicas call a
+//!   (EVALSHA) the store ran, per replica. A provider outage (issue 23, item 6): 8 replicas, each
+//!   with the default provider-wide circuit (rate 0.5 over the last 50 calls, 20 calls, 3
+//!   distinct tenants), calling 1,000 tenants of a dead provider in turn every 2 ms, until every
+//!   replica rejects provider-wide. And the store's commands while 8 replicas call a
 //!   healthy provider for 2 s (all but the pings: none expected).
 //! - **propagation**: one replica trips a tenant; the time until another replica's handle of that
 //!   tenant reads open, spun on from a thread of its own (300 tenants; p50, p90, p99, max).
@@ -129,6 +132,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    for mode in [Mode::Alone, Mode::Openings, Mode::Pooled] {
+        let ns = format!("wide-{mode:?}");
+        let before = evalsha(&url).await?;
+        let calls = wide_trip(WIDE_REPLICAS, WIDE_TENANTS, mode, &url, &ns).await?;
+        let scripts = evalsha(&url).await? - before;
+        println!(
+            "{:<30} {:<9} {calls:>13}  {:>24.1}",
+            "provider-wide: 8 x 1,000 ten.",
+            mode.name(),
+            scripts as f64 / WIDE_REPLICAS as f64
+        );
+    }
     let (healthy, pings) = healthy_writes(&url, 8).await?;
     println!(
         "healthy: 8 replicas calling every 2 ms for 2 s: {healthy} store commands besides {pings} pings"
@@ -235,6 +250,80 @@ async fn first_trip(
                         permit.failure();
                     }
                     Err(_) => return,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(calls.load(Ordering::Relaxed))
+}
+
+const WIDE_REPLICAS: usize = 8;
+const WIDE_TENANTS: usize = 1000;
+
+/// `n` replicas with a provider-wide circuit (the defaults: rate 0.5 over the last 50 calls, 20
+/// calls, 3 distinct tenants) call `tenants` tenants of a dead provider in turn, each every 2 ms
+/// (spread over the interval; replica `i` starts at tenant `i * tenants / n`), each until the
+/// provider circuit rejects its call; the calls that reached the provider until every replica
+/// rejected provider-wide.
+async fn wide_trip(
+    n: usize,
+    tenants: usize,
+    mode: Mode,
+    url: &str,
+    ns: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let mut replicas = Vec::new();
+    for _ in 0..n {
+        let builder = Registry::builder()
+            .default_config(config()?)
+            .provider_wide(PROVIDER, breaker::ProviderWide::default());
+        let registry = match mode {
+            Mode::Alone => builder.build(),
+            Mode::Openings | Mode::Pooled => {
+                let fleet = RedisFleet::builder(url)
+                    .namespace(ns)
+                    .pool_evidence(matches!(mode, Mode::Pooled))
+                    .build()
+                    .await?;
+                let health = fleet.health();
+                let registry = builder.fleet(fleet).build();
+                let start = Instant::now();
+                while !health.is_connected() {
+                    if start.elapsed() > Duration::from_secs(10) {
+                        return Err("a replica did not connect".into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                registry
+            }
+        };
+        replicas.push(Arc::new(registry));
+    }
+    let names: Arc<Vec<String>> = Arc::new((0..tenants).map(|t| format!("t{t}")).collect());
+    let calls = Arc::new(AtomicU64::new(0));
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for (i, registry) in replicas.iter().enumerate() {
+        let (registry, calls, names) = (registry.clone(), calls.clone(), names.clone());
+        let first = start + EVERY * u32::try_from(i).unwrap_or(0) / u32::try_from(n).unwrap_or(1);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(first, EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut next = i * tenants / n;
+            while start.elapsed() < Duration::from_secs(60) {
+                tick.tick().await;
+                let tenant = &names[next % tenants];
+                next += 1;
+                match registry.acquire(PROVIDER, tenant, None) {
+                    Ok(permit) => {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        permit.failure();
+                    }
+                    Err(e) if e.is_provider_wide() => return,
+                    Err(_) => {}
                 }
             }
         }));

@@ -428,7 +428,10 @@ mod tests {
         let hashes = pool.failing_at(0);
         assert_eq!(hashes.len(), MAX_DISTINCT_TENANTS as usize);
         assert!(hashes.contains(&tenant_hash("a")) && hashes.contains(&tenant_hash("b")));
-        assert!(pool.failing_at(16 * 1_000_000).is_empty(), "out of the window");
+        assert!(
+            pool.failing_at(16 * 1_000_000).is_empty(),
+            "out of the window"
+        );
         pool.clear();
         assert_eq!(pool.totals_at(0), Totals::default());
     }
