@@ -74,6 +74,7 @@ mod probes;
 mod race;
 mod receive;
 mod redact;
+mod report;
 mod restore;
 mod scripts;
 mod store;

@@ -19,7 +19,7 @@ use std::time::Instant;
 use breaker_core::fleet::Pooled;
 use breaker_core::{Metrics, State, Window, PROVIDER_WIDE_TENANT};
 
-use crate::evidence::{Report, EVIDENCE_TTL, WATCH_FOR};
+use crate::report::{Report, EVIDENCE_TTL, WATCH_FOR};
 
 #[derive(Debug)]
 struct Entry {
