@@ -153,6 +153,21 @@ pub struct Evidence<'a> {
 }
 
 /// What a provider-wide circuit pooled on one replica, from [`FleetLink::pooled`].
+///
+/// ```
+/// # use breaker_core as breaker;
+/// use breaker::fleet::Pooled;
+///
+/// /// Whether one replica's window alone meets the thresholds (its circuit then trips by
+/// /// itself): a fleet pools only what falls short.
+/// fn alone(pooled: &Pooled) -> bool {
+///     let s = &pooled.settings;
+///     pooled.calls >= s.minimum_calls()
+///         && f64::from(pooled.failures) >= s.failure_rate() * f64::from(pooled.calls)
+///         && pooled.failing_tenants.len() >= s.distinct_tenants() as usize
+/// }
+/// # let _ = alone;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Pooled {

@@ -190,9 +190,10 @@ impl FleetHealth {
     /// `RedisFleetBuilder::pool_evidence`). None while every circuit is healthy and clean.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), breaker_redis::FleetError> {
-    /// use breaker_redis::RedisFleet;
+    /// # mod breaker { pub mod fleet { pub use breaker_redis::*; } }
+    /// use breaker::fleet::RedisFleet;
     ///
+    /// # async fn run() -> Result<(), breaker::fleet::FleetError> {
     /// let health = RedisFleet::builder("redis://127.0.0.1/").build().await?.health();
     /// println!(
     ///     "{} reports, {} failures not pooled, {} circuits watched",

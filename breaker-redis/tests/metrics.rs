@@ -105,6 +105,27 @@ async fn connection_state_and_counters_are_metrics_by_namespace() {
         })
         .await
     );
+    // A failure short of its circuit's threshold is pooled evidence: a report, a circuit watched.
+    a.configure(
+        "anthropic",
+        breaker_core::Config::builder()
+            .consecutive_failures(3)
+            .build()
+            .unwrap(),
+    );
+    a.circuit("anthropic", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    assert!(
+        eventually(BOUND, || {
+            capture.counter("breaker_fleet_evidence_reports_total{namespace=checkout}") >= 1
+        })
+        .await
+    );
+    assert!(capture
+        .gauge("breaker_fleet_evidence_watched{namespace=checkout}")
+        .is_some_and(|n| n >= 1.0));
 
     server.kill();
     assert!(eventually(BOUND, || capture.gauge(connected_gauge) == Some(0.0)).await);
