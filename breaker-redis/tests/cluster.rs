@@ -449,3 +449,44 @@ async fn pooled_evidence_trips_circuits_on_every_master() {
         }
     }
 }
+
+/// Issue 23, item 6 on a cluster: a provider circuit's evidence (`(provider, "*")`, one slot)
+/// is pooled on its master like a tenant circuit's, and trips every replica's provider circuit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_provider_wide_evidence_trips_the_provider_circuit() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let wide = breaker_core::ProviderWide::builder()
+        .minimum_calls(8)
+        .distinct_tenants(4)
+        .build()
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        let (registry, health) = support::replica_of(
+            RedisFleet::cluster_builder(&cluster.seeds()).namespace("checkout"),
+            Registry::builder().provider_wide("openai", wide.clone()),
+        )
+        .await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        replicas.push(registry);
+    }
+    // Two tenants per replica: 2 of the 8 pooled calls a replica needs alone.
+    for (i, r) in replicas.iter().enumerate() {
+        for t in ["a", "b"] {
+            r.acquire("openai", &format!("{t}{i}"), None)
+                .unwrap()
+                .failure();
+        }
+    }
+    for (i, r) in replicas.iter().enumerate() {
+        assert!(
+            eventually(BOUND, || r
+                .acquire("openai", "new", None)
+                .is_err_and(|e| e.is_provider_wide()))
+            .await,
+            "replica {i}'s provider circuit never opened"
+        );
+    }
+}

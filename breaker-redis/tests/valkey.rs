@@ -131,3 +131,42 @@ async fn on_valkey_the_fleets_failures_trip_it() {
         assert!(becomes(r, "openai", "acme", State::Open).await);
     }
 }
+
+/// Issue 23, item 6 on Valkey: a provider-wide circuit's pooled windows and tenant sets (the
+/// script's set union) trip the fleet's provider circuit, though no replica has enough alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_valkey_the_fleets_provider_wide_evidence_trips_it() {
+    let Some(server) = RedisServer::start_valkey() else {
+        return;
+    };
+    let wide = breaker_core::ProviderWide::builder()
+        .minimum_calls(8)
+        .distinct_tenants(4)
+        .build()
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        let (registry, health) = support::replica_of(
+            breaker_redis::RedisFleet::builder(server.url()).namespace("checkout"),
+            breaker_core::Registry::builder().provider_wide("openai", wide.clone()),
+        )
+        .await;
+        assert!(eventually(BOUND, || health.is_connected()).await);
+        replicas.push(registry);
+    }
+    for (i, r) in replicas.iter().enumerate() {
+        for t in ["a", "b"] {
+            r.acquire("openai", &format!("{t}{i}"), None)
+                .unwrap()
+                .failure();
+        }
+    }
+    for r in &replicas {
+        assert!(
+            eventually(BOUND, || r
+                .acquire("openai", "new", None)
+                .is_err_and(|e| e.is_provider_wide()))
+            .await
+        );
+    }
+}
