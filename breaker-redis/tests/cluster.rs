@@ -465,7 +465,7 @@ async fn pooled_provider_wide_evidence_trips_the_provider_circuit() {
     let mut replicas = Vec::new();
     for _ in 0..4 {
         let (registry, health) = support::replica_of(
-            RedisFleet::cluster_builder(&cluster.seeds()).namespace("checkout"),
+            RedisFleet::cluster_builder(cluster.seeds()).namespace("checkout"),
             Registry::builder().provider_wide("openai", wide.clone()),
         )
         .await;
