@@ -217,9 +217,10 @@ impl FleetHealth {
     }
 
     /// Circuits whose evidence this replica watches now: tenant circuits that failed in the
-    /// last 10 s while closed, and providers whose provider-wide pooled windows it reports.
-    /// Bounded (65,536 tenant circuits at most), it falls back to 0 once they recover; read
-    /// as of the task's last look (every 100 ms while any is watched).
+    /// last 10 s while closed, and the providers of those tenants (for their provider-wide
+    /// circuits' pooled windows; a provider without one is let go at the next write). Bounded
+    /// (65,536 tenant circuits at most), it falls back to 0 once they recover; as of the
+    /// task's last merge or look (every 100 ms while any is watched).
     pub fn watched(&self) -> u64 {
         self.0.evidence.watched.load(Ordering::Relaxed)
     }
