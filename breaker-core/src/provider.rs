@@ -73,7 +73,7 @@ impl Provider {
     /// copy) until it is configured or a call site brings its own.
     pub(crate) fn new(name: &'static str, default: Arc<Policy>) -> Self {
         let cell = Arc::new(WideCell::new());
-        default.attach_pool(cell.clone(), cell.pool.clone());
+        default.attach_pool(cell.clone());
         Provider {
             name,
             wide: AtomicPtr::new(std::ptr::null_mut()),
@@ -179,7 +179,7 @@ impl Provider {
 
     /// Points `policy`, one this provider hands out, at its pool.
     fn attach(&self, policy: &Policy) {
-        policy.attach_pool(self.cell.clone(), self.cell.pool.clone());
+        policy.attach_pool(self.cell.clone());
     }
 
     /// Retunes `circuit`, one of this provider's, under the lock that serializes retunings.

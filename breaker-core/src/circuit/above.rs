@@ -22,7 +22,11 @@ impl Inner {
     #[inline(always)]
     pub(super) fn pool_success(&self) {
         if let Some(link) = self.head.pool.get() {
-            if !link.pool.success(|| self.coarse_now_us()) {
+            if !link
+                .pool
+                .get()
+                .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
+            {
                 self.pool_slow(Outcome::Success);
             }
         }
@@ -40,7 +44,10 @@ impl Inner {
     pub(super) fn pool(&self, outcome: Outcome) -> bool {
         match self.head.pool.get() {
             Some(link) if outcome == Outcome::Success => {
-                link.pool.success(|| self.coarse_now_us()) || self.pool_slow(outcome)
+                link.pool
+                    .get()
+                    .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
+                    || self.pool_slow(outcome)
             }
             Some(link) => link.hook.record(self.tenant.as_str(), outcome),
             None => true,
@@ -52,7 +59,11 @@ impl Inner {
     #[inline(never)]
     fn pool_slow(&self, outcome: Outcome) -> bool {
         match self.head.pool.get() {
-            Some(link) => link.hook.record(self.tenant.as_str(), outcome),
+            Some(link) => {
+                // Caches the window for the call path, once it exists.
+                link.pool();
+                link.hook.record(self.tenant.as_str(), outcome)
+            }
             None => true,
         }
     }

@@ -70,11 +70,14 @@ impl Policy {
         }
     }
 
-    /// Makes `hook` (and its window `pool`) where circuits of this policy pool their outcomes
-    /// (see [`PoolHook`]); a provider attaches its own to every policy it hands out, before any
-    /// circuit is made from it.
-    pub(crate) fn attach_pool(&self, hook: Arc<dyn PoolHook>, pool: Arc<Pool>) {
-        let _ = self.pool.set(PoolLink { hook, pool });
+    /// Makes `hook` where circuits of this policy pool their outcomes (see [`PoolHook`]); a
+    /// provider attaches its own to every policy it hands out, before any circuit is made from
+    /// it.
+    pub(crate) fn attach_pool(&self, hook: Arc<dyn PoolHook>) {
+        let _ = self.pool.set(PoolLink {
+            hook,
+            pool: std::sync::OnceLock::new(),
+        });
     }
 
     /// The policy circuits made from this one run on now: this one unless it was superseded.
@@ -163,15 +166,30 @@ pub(crate) trait PoolHook: Send + Sync + std::fmt::Debug {
     /// Pools `outcome` of `tenant`'s circuit; `false` when the tenant circuit must not record it
     /// (the provider-wide circuit is not closed: the provider's outage is its business).
     fn record(&self, tenant: &str, outcome: Outcome) -> bool;
+    /// The pooled window, once made (it never changes after).
+    fn pool(&self) -> Option<Arc<Pool>>;
 }
 
 /// What a policy's circuits pool into: the provider's hook, for everything that decides, and its
 /// window, where the call path counts a success itself while the hook's circuit is closed
-/// ([`Pool::success`]: two loads and a store to the thread's stripe, no call).
+/// ([`Pool::success`]: a load and a store to the thread's stripe, no call). The window is the
+/// hook's, cached here by the first success that takes the slow path after it was made, so that
+/// the call path reaches it without a call through the hook.
 #[derive(Debug)]
 pub(crate) struct PoolLink {
     pub(crate) hook: Arc<dyn PoolHook>,
-    pub(crate) pool: Arc<Pool>,
+    pub(crate) pool: std::sync::OnceLock<Arc<Pool>>,
+}
+
+impl PoolLink {
+    /// The hook's window, cached on first use.
+    pub(crate) fn pool(&self) -> Option<&Pool> {
+        if let Some(pool) = self.pool.get() {
+            return Some(pool);
+        }
+        let pool = self.hook.pool()?;
+        Some(self.pool.get_or_init(|| pool))
+    }
 }
 
 impl Drop for Policy {

@@ -18,8 +18,6 @@
 //! read-modify-write): two threads sharing a stripe (more threads than stripes) may lose one
 //! of two counts made in the same instant. Failures use compare-and-swap, and are exact.
 
-use std::sync::OnceLock;
-
 use crate::config::Window;
 use crate::provider::settings::MAX_DISTINCT_TENANTS;
 use crate::stripe::MAX_STRIPES;
@@ -41,9 +39,9 @@ struct Stripe {
     failures: [AtomicU64; BUCKETS as usize],
 }
 
-/// The pooled window of one provider. Made with the provider, so that every policy it hands out
-/// can point at it (the call path's success reaches it in two loads); its stripes and tenant
-/// sets are allocated when the provider-wide circuit is first configured.
+/// The pooled window of one provider, made when its provider-wide circuit is first configured.
+/// Every policy the provider hands out caches a pointer to it (`PoolLink`), so that the call
+/// path's success reaches the thread's stripe in three dependent loads (policy, pool, stripe).
 pub(crate) struct Pool {
     /// What a success on the call path reads first: [`PAUSED`], 0 (a count window) or the µs
     /// per bucket of a time window (`bucket_us`).
@@ -56,7 +54,14 @@ pub(crate) struct Pool {
     size: AtomicU64,
     /// Count windows: the call count when the pool was last cleared.
     base: AtomicU64,
-    body: OnceLock<Body>,
+    /// As many as a striped counter can use ([`MAX_STRIPES`]), in the pool itself (one load
+    /// less on the call path), so that a thread's index needs no bounds check; on fewer cores
+    /// only the first `stripe::stripes()` are written.
+    stripes: [Stripe; MAX_STRIPES],
+    /// Tenants whose calls failed.
+    failing: Tenants,
+    /// Tenants whose calls came back with a `Retry-After`.
+    waving: Tenants,
 }
 
 impl std::fmt::Debug for Pool {
@@ -71,17 +76,6 @@ impl std::fmt::Debug for Pool {
 /// stay the pool counts for): successes take the slow path, which checks.
 const PAUSED: u64 = u64::MAX;
 
-/// What a pool allocates once it is used.
-struct Body {
-    /// As many as a striped counter can use ([`MAX_STRIPES`]), so that a thread's index needs
-    /// no bounds check; on fewer cores only the first `stripe::stripes()` are written.
-    stripes: Box<[Stripe; MAX_STRIPES]>,
-    /// Tenants whose calls failed.
-    failing: Tenants,
-    /// Tenants whose calls came back with a `Retry-After`.
-    waving: Tenants,
-}
-
 /// What a decision reads of the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
@@ -92,31 +86,26 @@ pub(crate) struct Totals {
 }
 
 impl Pool {
-    /// A pool that counts nothing until it is given a window ([`set_window`](Self::set_window)):
-    /// successes take the slow path meanwhile.
-    pub(crate) fn idle() -> Pool {
-        Pool {
+    /// A pool of `window`, counting.
+    pub(crate) fn new(window: Window) -> Pool {
+        let pool = Pool {
             mode: AtomicU64::new(PAUSED),
             bucket_us: AtomicU64::new(0),
             quota: AtomicU64::new(1),
             size: AtomicU64::new(1),
             base: AtomicU64::new(0),
-            body: OnceLock::new(),
-        }
-    }
-
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn new(window: Window) -> Pool {
-        let pool = Pool::idle();
+            stripes: std::array::from_fn(|_| Stripe::new()),
+            failing: Tenants::new(),
+            waving: Tenants::new(),
+        };
         pool.set_window(window);
         pool.resume();
         pool
     }
 
-    /// Makes `window` the pool's, allocating its stripes on first use. Outcomes recorded
-    /// meanwhile may land in either; a caller that changes the window clears the pool.
+    /// Makes `window` the pool's. Outcomes recorded meanwhile may land in either; a caller that
+    /// changes the window clears the pool.
     pub(crate) fn set_window(&self, window: Window) {
-        self.body();
         match window {
             Window::Time(d) => {
                 let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
@@ -148,10 +137,8 @@ impl Pool {
 
     /// Counts successes on the call path again.
     pub(crate) fn resume(&self) {
-        if self.body.get().is_some() {
-            self.mode
-                .store(self.bucket_us.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
+        self.mode
+            .store(self.bucket_us.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Whether successes take the slow path.
@@ -161,10 +148,9 @@ impl Pool {
 
     /// Forgets every outcome (a new closed stay of the provider circuit starts from nothing).
     pub(crate) fn clear(&self) {
-        let Some(body) = self.body.get() else { return };
         // Count windows keep their running totals and start from the count now.
-        self.base.store(calls(body), Ordering::Relaxed);
-        for s in body.stripes.iter() {
+        self.base.store(self.calls(), Ordering::Relaxed);
+        for s in self.stripes.iter() {
             let calls = match self.bucket_us.load(Ordering::Relaxed) {
                 0 => &s.calls[1..],
                 _ => &s.calls[..],
@@ -173,15 +159,15 @@ impl Pool {
                 w.store(0, Ordering::Relaxed);
             }
         }
-        body.failing.clear();
-        body.waving.clear();
+        self.failing.clear();
+        self.waving.clear();
     }
 
     /// The number of the current bucket, and (count windows) the call count it was read at.
-    fn bucket(&self, body: &Body, now_us: u64) -> (u64, u64) {
+    fn bucket(&self, now_us: u64) -> (u64, u64) {
         match self.bucket_us.load(Ordering::Relaxed) {
             0 => {
-                let c = calls(body);
+                let c = self.calls();
                 (c / self.quota.load(Ordering::Relaxed), c)
             }
             us => (now_us / us, 0),
@@ -193,16 +179,13 @@ impl Pool {
     #[inline(always)]
     pub(crate) fn success(&self, now_us: impl FnOnce() -> u64) -> bool {
         let mode = self.mode.load(Ordering::Relaxed);
-        let Some(body) = self.body.get() else {
-            return false;
-        };
         if mode == 0 {
-            let total = &body.stripe().calls[0];
+            let total = &self.stripe().calls[0];
             total.store(total.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             return true;
         }
         match time_bucket(mode, now_us) {
-            Some(b) => add_success(body.stripe(), b),
+            Some(b) => add_success(self.stripe(), b),
             None => return false,
         }
         true
@@ -210,67 +193,49 @@ impl Pool {
 
     /// Counts a success whatever the mode: the slow path's.
     pub(crate) fn count_success(&self, now_us: u64) {
-        let body = self.body();
         match self.bucket_us.load(Ordering::Relaxed) {
-            0 => add_exact(&body.stripe().calls[0]),
-            us => add_success(body.stripe(), now_us / us),
+            0 => add_exact(&self.stripe().calls[0]),
+            us => add_success(self.stripe(), now_us / us),
         }
-    }
-
-    /// Failures, decisions and reads: the pool's body (empty if never configured).
-    fn body(&self) -> &Body {
-        self.body.get_or_init(|| Body {
-            stripes: Box::new(std::array::from_fn(|_| Stripe::new())),
-            failing: Tenants::new(),
-            waving: Tenants::new(),
-        })
     }
 
     /// Counts a failure of the tenant of hash `tenant` (a `Retry-After` if `waved`) and returns
     /// the window's totals with it.
     pub(crate) fn failure(&self, tenant: u32, waved: bool, now_us: u64) -> Totals {
-        let body = self.body();
-        let (b, _) = self.bucket(body, now_us);
-        let stripe = body.stripe();
+        let (b, _) = self.bucket(now_us);
+        let stripe = self.stripe();
         let i = (b % BUCKETS) as usize;
         match self.bucket_us.load(Ordering::Relaxed) {
             0 => add_exact(&stripe.calls[0]),
             _ => add(&stripe.calls[i], b),
         }
         add(&stripe.failures[i], b);
-        body.failing.note(tenant, b);
+        self.failing.note(tenant, b);
         if waved {
-            body.waving.note(tenant, b);
+            self.waving.note(tenant, b);
         }
-        self.totals_in(body, now_us)
+        self.totals_at(now_us)
     }
 
     /// What the window holds at `now_us`.
     pub(crate) fn totals_at(&self, now_us: u64) -> Totals {
-        match self.body.get() {
-            Some(body) => self.totals_in(body, now_us),
-            None => Totals::default(),
-        }
-    }
-
-    fn totals_in(&self, body: &Body, now_us: u64) -> Totals {
-        let (b, c) = self.bucket(body, now_us);
+        let (b, c) = self.bucket(now_us);
         let (calls, failures) = match self.bucket_us.load(Ordering::Relaxed) {
-            0 => self.count_totals(body, b, c),
-            _ => time_totals(body, b),
+            0 => self.count_totals(b, c),
+            _ => self.time_totals(b),
         };
         let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Totals {
             calls: clamp(calls),
             failures: clamp(failures),
-            failing_tenants: body.failing.count(b),
-            waving_tenants: body.waving.count(b),
+            failing_tenants: self.failing.count(b),
+            waving_tenants: self.waving.count(b),
         }
     }
 
     /// A count window's calls and failures at call count `c` (bucket `b`): the last `size`
     /// calls of the stay, with the failures of the buckets they cover, the oldest in part.
-    fn count_totals(&self, body: &Body, b: u64, c: u64) -> (u64, u64) {
+    fn count_totals(&self, b: u64, c: u64) -> (u64, u64) {
         let q = self.quota.load(Ordering::Relaxed);
         let calls = c
             .saturating_sub(self.base.load(Ordering::Relaxed))
@@ -279,7 +244,7 @@ impl Pool {
         let mut failures = 0;
         for k in 0..BUCKETS.min(b + 1) {
             let at = b - k;
-            let f: u64 = body
+            let f: u64 = self
                 .stripes
                 .iter()
                 .map(|s| {
@@ -302,44 +267,42 @@ impl Pool {
         // Failures are counted exactly, successes may lose a count to a racing store.
         (calls.max(failures), failures)
     }
-}
 
-/// Adds one to `word`, exactly (a count window's total, for a failure or a slow-path success).
-fn add_exact(word: &AtomicU64) {
-    word.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The calls of a count window: the sum of the stripes' running totals.
-fn calls(body: &Body) -> u64 {
-    body.stripes
-        .iter()
-        .map(|s| s.calls[0].load(Ordering::Relaxed))
-        .sum()
-}
-
-/// A time window's calls and failures in the buckets up to `b`.
-fn time_totals(body: &Body, b: u64) -> (u64, u64) {
-    let (mut calls, mut failures) = (0u64, 0u64);
-    for s in body.stripes.iter() {
-        for k in 0..BUCKETS {
-            let at = b.wrapping_sub(k);
-            let i = (at % BUCKETS) as usize;
-            let f = count(s.failures[i].load(Ordering::Relaxed), at);
-            // A success lost to a racing store could leave fewer calls than failures.
-            calls += count(s.calls[i].load(Ordering::Relaxed), at).max(f);
-            failures += f;
-        }
+    /// The calls of a count window: the sum of the stripes' running totals.
+    fn calls(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.calls[0].load(Ordering::Relaxed))
+            .sum()
     }
-    (calls, failures)
-}
 
-impl Body {
+    /// A time window's calls and failures in the buckets up to `b`.
+    fn time_totals(&self, b: u64) -> (u64, u64) {
+        let (mut calls, mut failures) = (0u64, 0u64);
+        for s in self.stripes.iter() {
+            for k in 0..BUCKETS {
+                let at = b.wrapping_sub(k);
+                let i = (at % BUCKETS) as usize;
+                let f = count(s.failures[i].load(Ordering::Relaxed), at);
+                // A success lost to a racing store could leave fewer calls than failures.
+                calls += count(s.calls[i].load(Ordering::Relaxed), at).max(f);
+                failures += f;
+            }
+        }
+        (calls, failures)
+    }
+
     #[inline(always)]
     fn stripe(&self) -> &Stripe {
         // The index is below `stripe::stripes()`, at most `MAX_STRIPES` (a power of two): the
         // mask changes nothing but spares the bounds check.
         &self.stripes[crate::stripe::index() & (MAX_STRIPES - 1)]
     }
+}
+
+/// Adds one to `word`, exactly (a count window's total, for a failure or a slow-path success).
+fn add_exact(word: &AtomicU64) {
+    word.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The bucket of a success of a pool in `mode`, not a count window's: `None` when paused. Out of
@@ -584,8 +547,5 @@ mod tests {
         pool.resume();
         assert!(pool.success(|| 0));
         assert_eq!(pool.totals_at(0).calls, 2);
-        let idle = Pool::idle();
-        assert!(!idle.success(|| 0));
-        assert_eq!(idle.totals_at(0), Totals::default());
     }
 }

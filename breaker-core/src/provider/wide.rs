@@ -37,9 +37,6 @@ pub const PROVIDER_WIDE_TENANT: &str = "*";
 /// whether it is on. Lives as long as the provider or a circuit made by it.
 pub(crate) struct WideCell {
     on: AtomicBool,
-    /// The pooled window, made with the cell so that policies point at it from the start
-    /// (`Policy::pool`): the call path counts a success there without reaching the circuit.
-    pub(crate) pool: Arc<Pool>,
     pub(crate) wide: OnceLock<Wide>,
 }
 
@@ -63,7 +60,6 @@ impl WideCell {
     pub(crate) fn new() -> Self {
         WideCell {
             on: AtomicBool::new(false),
-            pool: Arc::new(Pool::idle()),
             wide: OnceLock::new(),
         }
     }
@@ -94,13 +90,13 @@ impl WideCell {
             None => self.wide.get_or_init(|| {
                 let circuit =
                     Circuit::from_policy(make(settings.circuit.clone()), PROVIDER_WIDE_TENANT);
-                self.pool.set_window(settings.window);
-                Wide::new(circuit, self.pool.clone(), settings, time.clone())
+                let pool = Arc::new(Pool::new(settings.window));
+                Wide::new(circuit, pool, settings, time.clone())
             }),
         };
         self.on.store(true, Ordering::SeqCst);
         // The slow path of the next success checks the circuit's stay and resumes counting.
-        self.pool.pause();
+        wide.pool.pause();
         wide
     }
 
@@ -118,6 +114,10 @@ impl WideCell {
 impl PoolHook for WideCell {
     fn is_on(&self) -> bool {
         self.on.load(Ordering::SeqCst)
+    }
+
+    fn pool(&self) -> Option<Arc<Pool>> {
+        self.wide.get().map(|w| w.pool.clone())
     }
 
     fn record(&self, tenant: &str, outcome: Outcome) -> bool {
