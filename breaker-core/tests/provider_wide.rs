@@ -436,6 +436,43 @@ fn its_transitions_say_why() {
 }
 
 #[test]
+fn its_rejections_say_they_are_the_providers() {
+    let clock = ManualClock::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let r = Registry::builder()
+        .clock(clock.clone())
+        .default_config(Config::builder().consecutive_failures(1).build().unwrap())
+        .provider_wide(P, wide())
+        .listener(move |e: &Event<'_>| {
+            if let Event::Rejected {
+                tenant,
+                state,
+                provider_wide,
+                ..
+            } = e
+            {
+                log.lock()
+                    .unwrap()
+                    .push((tenant.to_string(), *state, *provider_wide));
+            }
+        })
+        .build();
+    // A tenant's own opening first: its rejection is its own.
+    r.acquire(P, "own", None).unwrap().failure();
+    assert!(r.acquire(P, "own", None).is_err());
+    r.provider_circuit(P).unwrap().force_open();
+    assert!(r.acquire(P, "other", None).unwrap_err().is_provider_wide());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("own".to_string(), State::Open, false),
+            ("other".to_string(), State::ForcedOpen, true),
+        ]
+    );
+}
+
+#[test]
 fn bad_settings_name_their_field() {
     let err = ProviderWide::builder()
         .distinct_tenants(0)
