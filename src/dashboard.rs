@@ -43,6 +43,7 @@ mod actions;
 mod api;
 mod feed;
 mod page;
+mod retune;
 mod sse;
 
 use std::collections::VecDeque;
@@ -57,6 +58,7 @@ use http::request::Parts;
 pub use crate::registry_ref::RegistryRef;
 pub use actions::{Action, ActionKind};
 pub use feed::Feed;
+pub use retune::Retune;
 
 use actions::Record;
 
@@ -174,7 +176,9 @@ impl Dashboard {
             .route("/circuits", get(api::circuits))
             .route("/events", get(sse::events))
             .route("/actions", get(actions::log))
-            .route("/circuits/{provider}/{tenant}/{action}", post(actions::act));
+            .route("/circuits/{provider}/{tenant}/{action}", post(actions::act))
+            .route("/providers/{provider}/config", get(retune::config))
+            .route("/providers/{provider}/retune", post(retune::retune));
         #[cfg(feature = "redis")]
         let router = router.route("/fleet", get(api::fleet));
         router.with_state(state)
