@@ -12,12 +12,13 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page: per provider, its provider-wide circuit if any, counts of closed, open and half-open tenants, and the tenants, open first, with their rates, time left until a probe, backoff level, last transition and timeline |
-//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only", "provider_wide"}], "live", "actions", "dropped", "fleet"}`: tenant circuits counted; `provider_wide` is the provider-wide circuit (`{"state", "retry_after_ms", "times_opened", "rejected", "pooled"}`) or `null`; a provider with a provider-wide circuit and no tenant yet is listed too |
+//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only", "provider_wide"}], "live", "actions", "dropped", "fleet", "fleet_circuits"}`: tenant circuits counted; `provider_wide` is the provider-wide circuit (`{"state", "retry_after_ms", "times_opened", "rejected", "pooled"}`) or `null`; a provider with a provider-wide circuit and no tenant yet is listed too |
 //! | `GET /circuits?provider=&state=&q=&page=&per_page=` | every open, forced-open and half-open circuit that matches (at most 5,000), then one page of the others: `{"total", "tripped", "tripped_sent", "page", "per_page", "pages", "circuits": [..]}` |
 //! | `GET /events` | server-sent events: `hello`, `transition`, `action`, `dropped` |
 //! | `GET /actions` | whether operator actions are on, and the last 100 that were asked |
 //! | `POST /circuits/{provider}/{tenant}/{action}` | `force_open`, `reset`, `disable`, `metrics_only`; tenant `*` is the provider-wide circuit: 403 unless the [`actions`](Dashboard::actions) hook allows it |
 //! | `GET /providers/{provider}/config` | the settings a retune may change, as they are |
+//! | `GET /fleet`, `GET /fleet/circuits?provider=` | feature `redis`: the store's health ([`fleet`](Dashboard::fleet)); which replica opened each open circuit and holds its probe lease ([`fleet_inspector`](Dashboard::fleet_inspector)) |
 //! | `POST /providers/{provider}/retune` | a JSON [`Retune`]: [`Registry::configure`](crate::Registry::configure) with those settings changed, every circuit keeping its state; 400 naming a bad field; 403 unless the hook allows it |
 //!
 //! The dashboard reads the registry through its public API only: [`Registry::for_each`](crate::Registry::for_each) and
@@ -98,6 +99,8 @@ pub struct Dashboard {
     hook: Option<Hook>,
     #[cfg(feature = "redis")]
     fleet: Option<crate::fleet::FleetHealth>,
+    #[cfg(feature = "redis")]
+    inspector: Option<crate::fleet::FleetInspector>,
 }
 
 impl Dashboard {
@@ -120,6 +123,8 @@ impl Dashboard {
             hook: None,
             #[cfg(feature = "redis")]
             fleet: None,
+            #[cfg(feature = "redis")]
+            inspector: None,
         }
     }
 
@@ -173,6 +178,32 @@ impl Dashboard {
         self
     }
 
+    /// Shows, for each open and half-open circuit, which replica's opening the fleet runs on and
+    /// which replica holds its probe lease (feature `redis`): read from the store by `inspector`
+    /// when the page asks (`GET /fleet/circuits?provider=`), on a connection of its own, never
+    /// on the call path.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use breaker::dashboard::Dashboard;
+    /// use breaker::Registry;
+    ///
+    /// let fleet = breaker::fleet::RedisFleet::builder("redis://127.0.0.1:6379/").build().await?;
+    /// let (health, inspector) = (fleet.health(), fleet.inspector());
+    /// let registry = Arc::new(Registry::builder().fleet(fleet).build());
+    /// let app: axum::Router = Dashboard::new(registry)
+    ///     .fleet(health)
+    ///     .fleet_inspector(inspector)
+    ///     .router();
+    /// # let _ = app; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn fleet_inspector(mut self, inspector: crate::fleet::FleetInspector) -> Dashboard {
+        self.inspector = Some(inspector);
+        self
+    }
+
     /// The router: nest it under a path of your own (`app.nest_service("/breaker", ..)`, which
     /// serves the page at `/breaker` and `/breaker/`; `nest` serves `/breaker` only).
     pub fn router(self) -> Router {
@@ -183,6 +214,8 @@ impl Dashboard {
             log: Mutex::default(),
             #[cfg(feature = "redis")]
             fleet: self.fleet,
+            #[cfg(feature = "redis")]
+            inspector: self.inspector,
         }));
         let router = Router::new()
             .route("/", get(page::index))
@@ -195,7 +228,9 @@ impl Dashboard {
             .route("/providers/{provider}/config", get(retune::config))
             .route("/providers/{provider}/retune", post(retune::retune));
         #[cfg(feature = "redis")]
-        let router = router.route("/fleet", get(api::fleet));
+        let router = router
+            .route("/fleet", get(api::fleet))
+            .route("/fleet/circuits", get(api::fleet_circuits));
         router.with_state(state)
     }
 }
@@ -222,6 +257,8 @@ struct Shared {
     log: Mutex<VecDeque<Record>>,
     #[cfg(feature = "redis")]
     fleet: Option<crate::fleet::FleetHealth>,
+    #[cfg(feature = "redis")]
+    inspector: Option<crate::fleet::FleetInspector>,
 }
 
 impl Shared {

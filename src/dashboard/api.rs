@@ -161,6 +161,7 @@ pub(super) async fn providers(AxumState(app): AxumState<App>) -> Response {
         "actions": app.0.hook.is_some(),
         "dropped": feed.map_or(0, |f| f.dropped()),
         "fleet": cfg!(feature = "redis") && fleet_attached(&app),
+        "fleet_circuits": cfg!(feature = "redis") && inspector_attached(&app),
     }))
     .into_response()
 }
@@ -172,6 +173,16 @@ fn fleet_attached(app: &App) -> bool {
 
 #[cfg(not(feature = "redis"))]
 fn fleet_attached(_: &App) -> bool {
+    false
+}
+
+#[cfg(feature = "redis")]
+fn inspector_attached(app: &App) -> bool {
+    app.0.inspector.is_some()
+}
+
+#[cfg(not(feature = "redis"))]
+fn inspector_attached(_: &App) -> bool {
     false
 }
 
@@ -359,5 +370,62 @@ pub(super) async fn fleet(AxumState(app): AxumState<App>) -> Response {
             "failures": h.failures(),
         }))
         .into_response(),
+    }
+}
+
+/// The query of `GET /fleet/circuits`.
+#[cfg(feature = "redis")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct FleetFilter {
+    provider: Option<String>,
+}
+
+/// `GET /fleet/circuits?provider=` (feature `redis`): for the open, forced-open and half-open
+/// circuits (of `provider`, when given; the first [`MAX_INSPECTED`](crate::fleet::MAX_INSPECTED)
+/// by provider and tenant), which replica's opening the fleet runs on and which replica holds
+/// the probe lease, as the store says now.
+#[cfg(feature = "redis")]
+pub(super) async fn fleet_circuits(
+    AxumState(app): AxumState<App>,
+    filter: Query<FleetFilter>,
+) -> Response {
+    let Some(inspector) = &app.0.inspector else {
+        return Json(json!({ "attached": false })).into_response();
+    };
+    let provider = filter.provider.as_deref().filter(|p| !p.is_empty());
+    let mut tripped: Vec<(String, String)> = Vec::new();
+    app.0.registry.for_each(|c| {
+        if provider.is_none_or(|p| p == c.provider()) && rank(c.state()) <= TRIPPED_RANK {
+            tripped.push((c.provider().to_owned(), c.tenant().to_owned()));
+        }
+    });
+    tripped.sort_unstable();
+    tripped.truncate(crate::fleet::MAX_INSPECTED);
+    let replica = inspector.replica();
+    match inspector.circuits(&tripped).await {
+        None => Json(json!({ "attached": true, "replica": replica, "available": false }))
+            .into_response(),
+        Some(found) => {
+            let circuits: Vec<_> = found
+                .iter()
+                .map(|c| {
+                    json!({
+                        "provider": c.provider,
+                        "tenant": c.tenant,
+                        "opened_by": c.opened_by,
+                        "level": c.level,
+                        "probe_lease": c.probe_lease,
+                    })
+                })
+                .collect();
+            Json(json!({
+                "attached": true,
+                "replica": replica,
+                "available": true,
+                "circuits": circuits,
+            }))
+            .into_response()
+        }
     }
 }

@@ -309,6 +309,7 @@
       view.actions = summary.actions;
       view.dropped = Math.max(view.dropped, summary.dropped || 0);
       if (summary.fleet) loadFleet();
+      view.fleetCircuits = !!summary.fleet_circuits;
       return Promise.all(summary.providers.map(function (counts) {
         var n = view.pages.get(counts.provider) || 0;
         var q = 'circuits?provider=' + encodeURIComponent(counts.provider) + '&page=' + n +
@@ -335,6 +336,7 @@
         if (empty) empty.remove();
       }
       view.updated = fetched;
+      if (view.fleetCircuits) loadFleetCircuits();
       document.body.dataset.rendered = String(fetched);
       renderStatus();
     }).catch(function (e) {
@@ -364,6 +366,31 @@
       box.appendChild(document.createTextNode(
         (f.can_publish ? '' : ' · cannot publish (ACL)') + ' · shared ' + f.published +
         ' · applied ' + f.applied + ' · dropped ' + f.dropped + ' · failures ' + f.failures));
+    }).catch(function () {});
+  }
+
+  // Which replica opened each open circuit shown, and which one holds its probe lease, as the
+  // fleet's store says: appended to the row's reason cell.
+  function loadFleetCircuits() {
+    getJSON('fleet/circuits').then(function (f) {
+      if (!f.available) return;
+      var who = function (id) { return id === f.replica ? 'this replica' : 'replica ' + id; };
+      var by = new Map();
+      (f.circuits || []).forEach(function (c) { by.set(c.provider + '\u0000' + c.tenant, c); });
+      view.rows.forEach(function (entry) {
+        var c = by.get(entry.row.provider + '\u0000' + entry.row.tenant);
+        var cell = entry.tr.querySelector('td.reason');
+        var old = cell.querySelector('.fleet');
+        if (old) old.remove();
+        if (!c || (!c.opened_by && !c.probe_lease)) return;
+        var parts = [];
+        if (c.opened_by) parts.push('opened by ' + who(c.opened_by));
+        if (c.probe_lease) parts.push('probe lease: ' + who(c.probe_lease));
+        var span = el('span', 'fleet', ' · ' + parts.join(' · '));
+        span.dataset.openedBy = c.opened_by || '';
+        span.dataset.probeLease = c.probe_lease || '';
+        cell.appendChild(span);
+      });
     }).catch(function () {});
   }
 

@@ -822,3 +822,180 @@ async fn the_fleet_panel_shows_the_stores_health() {
     let without = breaker::dashboard::router(r);
     assert_eq!(get_json(&without, "/fleet").await["attached"], false);
 }
+
+/// A `redis-server` on a free loopback port, killed on drop; `None` when none is installed
+/// outside CI (`.ci/run` installs it).
+#[cfg(feature = "redis")]
+struct RedisServer(std::process::Child, u16);
+
+#[cfg(feature = "redis")]
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = match std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(_) if std::env::var_os("CI").is_none() => {
+                eprintln!("redis-server is not installed: the test did not run");
+                return None;
+            }
+            Err(e) => panic!("redis-server: {e}"),
+        };
+        let server = RedisServer(child, port);
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.1)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `cond` (async) every 10 ms for at most 20 s; returns whether it held.
+#[cfg(feature = "redis")]
+async fn within_bound<F: std::future::Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Two replicas on a real store: the page of either says which replica opened the circuit
+/// and, once its open period ended, which one holds the probe lease.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_says_which_replica_opened_a_circuit_and_holds_its_probe_lease() {
+    use std::time::Duration;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(800))
+        .probe_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let fleet = breaker::fleet::RedisFleet::builder(server.url())
+            .namespace("dashboard")
+            .build()
+            .await
+            .unwrap();
+        let (health, inspector) = (fleet.health(), fleet.inspector());
+        let registry = Arc::new(
+            Registry::builder()
+                .default_config(config.clone())
+                .fleet(fleet)
+                .build(),
+        );
+        registry.circuit("openai", "warm-up");
+        assert!(
+            within_bound(|| {
+                let h = health.clone();
+                async move { h.is_connected() }
+            })
+            .await
+        );
+        let router = Dashboard::new(registry.clone())
+            .fleet(health)
+            .fleet_inspector(inspector.clone())
+            .router();
+        replicas.push((registry, inspector, router));
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+    assert_ne!(a.1.replica(), b.1.replica());
+    assert_eq!(get_json(&b.2, "/providers").await["fleet_circuits"], true);
+
+    // A trips acme; B opens its own from the fleet, and B's page says A opened it.
+    b.0.circuit("openai", "acme");
+    a.0.circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    let b_router = b.2.clone();
+    let a_id = a.1.replica().to_owned();
+    let shown = within_bound(|| {
+        let router = b_router.clone();
+        let a_id = a_id.clone();
+        async move {
+            let f = get_json(&router, "/fleet/circuits?provider=openai").await;
+            f["available"] == true
+                && f["circuits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["tenant"] == "acme" && c["opened_by"] == a_id.as_str())
+        }
+    })
+    .await;
+    assert!(shown, "{}", get_json(&b.2, "/fleet/circuits").await);
+    let f = get_json(&b.2, "/fleet/circuits").await;
+    assert_eq!(f["replica"], b.1.replica());
+    assert_eq!(f["circuits"][0]["level"], 0);
+    assert!(f["circuits"][0]["probe_lease"].is_null(), "{f}");
+
+    // Only A has calls for acme: at the period's end it races for the lease, wins and probes.
+    let a_registry = a.0.clone();
+    let probe = within_bound(|| {
+        let r = a_registry.clone();
+        async move {
+            match r.acquire("openai", "acme", None) {
+                Ok(permit) => {
+                    // Held, not recorded: the lease stays A's while it probes.
+                    std::mem::forget(permit);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    assert!(probe, "A never probed");
+    let b_router = b.2.clone();
+    let leased = within_bound(|| {
+        let router = b_router.clone();
+        let a_id = a_id.clone();
+        async move {
+            let f = get_json(&router, "/fleet/circuits?provider=openai").await;
+            f["circuits"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["probe_lease"] == a_id.as_str()))
+        }
+    })
+    .await;
+    assert!(leased, "{}", get_json(&b.2, "/fleet/circuits").await);
+    // A page without an inspector says so.
+    let without = Dashboard::new(a.0.clone()).router();
+    assert_eq!(
+        get_json(&without, "/fleet/circuits").await["attached"],
+        false
+    );
+    drop(server);
+}
