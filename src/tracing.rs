@@ -90,6 +90,7 @@ pub fn listener(event: &Event<'_>) {
             tenant,
             state,
             retry_after,
+            provider_wide,
             ..
         } => ::tracing::debug!(
             target: "breaker",
@@ -97,6 +98,8 @@ pub fn listener(event: &Event<'_>) {
             tenant,
             state = state.as_str(),
             retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
+            // Only on the provider-wide circuit's rejections.
+            provider_wide = provider_wide.then_some(true),
             "call rejected"
         ),
         Event::SlowCall {

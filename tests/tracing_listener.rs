@@ -183,11 +183,13 @@ fn a_provider_wide_opening_logs_its_evidence() {
         for tenant in ["a", "b", "c", "d"] {
             registry.acquire("openai", tenant, None).unwrap().failure();
         }
+        assert!(registry.acquire("openai", "e", None).is_err());
     });
     assert_eq!(
         *capture.0.lock().unwrap(),
         [
             r#"WARN breaker circuit opened for 30s: provider="openai" tenant="*" from="closed" to="open" reason="provider_wide" provider_wide=true pooled_failure_rate=1.0 pooled_calls=4 failing_tenants=4 open_for_ms=30000"#,
+            r#"DEBUG breaker call rejected: provider="openai" tenant="e" state="open" retry_after_ms=30000 provider_wide=true"#,
         ]
     );
 }

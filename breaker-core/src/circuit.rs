@@ -103,7 +103,7 @@ impl Circuit {
                 probe_stamp: AtomicU64::new(0),
                 stays: AtomicU32::new(0),
                 used: AtomicBool::new(true),
-                flags: AtomicU8::new(flags | pooled(&policy)),
+                flags: AtomicU8::new(inner::with_pool(flags, pooled(&policy))),
                 half_stays: AtomicU16::new(0),
                 head: policy,
                 window,

@@ -75,6 +75,10 @@ pub enum Event<'a> {
         state: State,
         /// Time left until a probe may pass, when known.
         retry_after: Option<Duration>,
+        /// Whether the provider-wide circuit refused it (then `state` and `retry_after` are
+        /// that circuit's, and `tenant` is the caller's): see
+        /// [`CircuitOpen::is_provider_wide`](crate::CircuitOpen::is_provider_wide).
+        provider_wide: bool,
     },
     /// A call took longer than the config's slow-call threshold (only with that policy).
     #[non_exhaustive]

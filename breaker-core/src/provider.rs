@@ -49,6 +49,9 @@ pub(crate) struct Provider {
     /// The provider-wide circuit while it is on, else null: the call path's one extra load
     /// (beside `circuits`, which it reads anyway). Points into `cell`, which never lets it go.
     wide: AtomicPtr<Wide>,
+    /// The provider-wide circuit's state word while it is on, else null: what the call path
+    /// loads (one load less than through `wide`). Points into the circuit `wide` holds.
+    wide_state: AtomicPtr<crate::sync::AtomicU64>,
     /// What every policy this provider hands out points at (its pool hook).
     cell: Arc<WideCell>,
     /// Its circuits by tenant: lock-free lookups, creation under the table's mutex, so two
@@ -74,6 +77,7 @@ impl Provider {
         Provider {
             name,
             wide: AtomicPtr::new(std::ptr::null_mut()),
+            wide_state: AtomicPtr::new(std::ptr::null_mut()),
             cell,
             circuits: Circuits::new(),
             policy: Mutex::new(Head::Default(default)),
@@ -112,7 +116,7 @@ impl Provider {
             return;
         }
         let policy = make(config);
-        policy.attach_pool(self.cell.clone());
+        self.attach(&policy);
         // Every policy the provider has handed out leads to the new one. After the first
         // retuning they all lead to the last configured one; before it, the default and each
         // site's are linked, and let go: no new circuit gets them any more, and each lives on
@@ -168,9 +172,14 @@ impl Provider {
         // cache, so circuits asked for by name keep its config). A `configure` holds its entry
         // open, and a creator on an entry closed meanwhile retries on its successor.
         let policy = make(site.clone());
-        policy.attach_pool(self.cell.clone());
+        self.attach(&policy);
         sites.push((key, policy.clone()));
         Some(policy)
+    }
+
+    /// Points `policy`, one this provider hands out, at its pool.
+    fn attach(&self, policy: &Policy) {
+        policy.attach_pool(self.cell.clone());
     }
 
     /// Retunes `circuit`, one of this provider's, under the lock that serializes retunings.
@@ -185,6 +194,15 @@ impl Provider {
         // SAFETY: null, or a pointer into `self.cell`'s `OnceLock`, which is set once and never
         // emptied, and which `self` keeps alive; published with release after it was set.
         unsafe { self.wide.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The provider-wide circuit's state word, if it is on: the call path's check.
+    #[inline(always)]
+    pub(crate) fn wide_state(&self) -> Option<&crate::sync::AtomicU64> {
+        // SAFETY: null, or a pointer to the state word of the circuit of the `Wide` in
+        // `self.cell`'s `OnceLock`, which is set once and never emptied (so the circuit it
+        // holds lives as long as `self`); published with release after it was set.
+        unsafe { self.wide_state.load(Ordering::Acquire).as_ref() }
     }
 
     /// The provider-wide circuit's settings, if it is on.
@@ -222,12 +240,18 @@ impl Provider {
         let wide = self.cell.configure(settings, time, make);
         self.wide
             .store(std::ptr::from_ref(wide).cast_mut(), Ordering::Release);
+        self.wide_state.store(
+            std::ptr::from_ref(wide.circuit.state_atom()).cast_mut(),
+            Ordering::Release,
+        );
         self.repool_all();
     }
 
     /// Turns the provider-wide circuit off; returns whether it was on.
     pub(crate) fn remove_wide(&self) -> bool {
         let _serial = lock(&self.policy);
+        self.wide_state
+            .store(std::ptr::null_mut(), Ordering::Release);
         self.wide.store(std::ptr::null_mut(), Ordering::Release);
         let was = self.cell.turn_off();
         self.repool_all();

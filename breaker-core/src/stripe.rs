@@ -17,8 +17,7 @@ use crate::sync::{AtomicU64, Ordering};
 
 /// The most stripes a striped counter keeps: enough to give each core of a 16-core host a line
 /// of its own, bounded so that a striped counter stays within 2 KiB.
-#[cfg(not(loom))]
-const MAX_STRIPES: usize = 16;
+pub(crate) const MAX_STRIPES: usize = 16;
 
 /// How many stripes counters keep in this process: the available parallelism rounded up to a
 /// power of two, at most [`MAX_STRIPES`]. Fixed on first use (a counter's stripes are freed

@@ -322,6 +322,46 @@ fn configured_and_turned_off_live() {
 }
 
 #[test]
+fn successes_count_again_in_every_new_closed_stay() {
+    // The call path counts a success in the pool itself only while the provider circuit is
+    // closed in the stay the pool counts for; out of it, successes go to the slow path, which
+    // starts the next stay with an empty pool.
+    let clock = ManualClock::new();
+    let r = registry(&clock, Some(wide()));
+    for i in 0..10 {
+        r.acquire(P, &format!("t{i}"), None).unwrap().success();
+    }
+    assert_eq!(r.provider_wide_totals(P), Some((10, 0, 0)));
+    outage(&r, 100, 10_000);
+    let wide = r.provider_circuit(P).unwrap();
+    assert_eq!(wide.state(), State::Open);
+    clock.advance(secs(30));
+    r.acquire(P, "t1", None).unwrap().success();
+    assert_eq!(wide.state(), State::Closed);
+    // The probe was the provider circuit's own call: the new stay's pool starts empty.
+    assert_eq!(r.provider_wide_totals(P), Some((0, 0, 0)));
+    for i in 0..7 {
+        r.acquire(P, &format!("t{i}"), None).unwrap().success();
+    }
+    assert_eq!(r.provider_wide_totals(P), Some((7, 0, 0)));
+
+    // An operator's opening: calls in flight that succeed meanwhile are not this stay's.
+    let in_flight = r.acquire(P, "t2", None).unwrap();
+    wide.force_open();
+    assert!(r.acquire(P, "t3", None).unwrap_err().is_provider_wide());
+    in_flight.success();
+    wide.reset();
+    for i in 0..5 {
+        r.acquire(P, &format!("t{i}"), None).unwrap().success();
+    }
+    assert_eq!(r.provider_wide_totals(P), Some((5, 0, 0)));
+    for i in 0..3 {
+        r.acquire(P, &format!("t{i}"), None).unwrap().failure();
+    }
+    assert_eq!(r.provider_wide_totals(P), Some((8, 3, 3)));
+}
+
+#[test]
 fn operators_drive_it_like_any_circuit() {
     let clock = ManualClock::new();
     let r = registry(&clock, Some(wide()));
@@ -393,6 +433,43 @@ fn its_transitions_say_why() {
     assert_eq!(evidence.failing_tenants, 20);
     assert_eq!(evidence.failure_rate(), 1.0);
     assert_eq!(evidence.retry_after, None);
+}
+
+#[test]
+fn its_rejections_say_they_are_the_providers() {
+    let clock = ManualClock::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let r = Registry::builder()
+        .clock(clock.clone())
+        .default_config(Config::builder().consecutive_failures(1).build().unwrap())
+        .provider_wide(P, wide())
+        .listener(move |e: &Event<'_>| {
+            if let Event::Rejected {
+                tenant,
+                state,
+                provider_wide,
+                ..
+            } = e
+            {
+                log.lock()
+                    .unwrap()
+                    .push((tenant.to_string(), *state, *provider_wide));
+            }
+        })
+        .build();
+    // A tenant's own opening first: its rejection is its own.
+    r.acquire(P, "own", None).unwrap().failure();
+    assert!(r.acquire(P, "own", None).is_err());
+    r.provider_circuit(P).unwrap().force_open();
+    assert!(r.acquire(P, "other", None).unwrap_err().is_provider_wide());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            ("own".to_string(), State::Open, false),
+            ("other".to_string(), State::ForcedOpen, true),
+        ]
+    );
 }
 
 #[test]

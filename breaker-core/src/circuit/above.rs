@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use super::admit::Ticket;
-use super::inner::{pooled, Inner, POOLED};
+use super::inner::{pooled, unpooled, with_pool, Inner, POOLED};
 use super::{Circuit, Held, Permit, Policy};
 use crate::classify::Outcome;
 use crate::error::CircuitOpen;
 use crate::event::Reason;
+use crate::provider::pool::Pool;
 use crate::state;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 impl Inner {
     /// Tells the provider's pooled window a success that this circuit has nothing to do with
@@ -20,9 +21,21 @@ impl Inner {
     /// call (the hook's) rather than two on the configured path.
     #[inline(always)]
     pub(super) fn pool_success(&self) {
-        if let Some(pool) = self.head.pool.get() {
-            pool.success();
+        if let Some(link) = self.head.pool.get() {
+            if !link
+                .pool
+                .get()
+                .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
+            {
+                self.pool_slow(Outcome::Success);
+            }
         }
+    }
+
+    /// The clock of time windows, out of line: a count window's success pays no frame for it.
+    #[inline(never)]
+    fn coarse_now_us(&self) -> u64 {
+        self.head.time.coarse_now_us()
     }
 
     /// Tells the provider's pooled window `outcome`; `false` when this circuit must not record
@@ -30,7 +43,27 @@ impl Inner {
     #[inline(never)]
     pub(super) fn pool(&self, outcome: Outcome) -> bool {
         match self.head.pool.get() {
-            Some(pool) => pool.record(self.tenant.as_str(), outcome),
+            Some(link) if outcome == Outcome::Success => {
+                link.pool
+                    .get()
+                    .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
+                    || self.pool_slow(outcome)
+            }
+            Some(link) => link.hook.record(self.tenant.as_str(), outcome),
+            None => true,
+        }
+    }
+
+    /// The hook's [`record`](crate::circuit::PoolHook::record) of `outcome`.
+    #[cold]
+    #[inline(never)]
+    fn pool_slow(&self, outcome: Outcome) -> bool {
+        match self.head.pool.get() {
+            Some(link) => {
+                // Caches the window for the call path, once it exists.
+                link.pool();
+                link.hook.record(self.tenant.as_str(), outcome)
+            }
             None => true,
         }
     }
@@ -42,20 +75,23 @@ impl Permit {
     /// word). Inlined whole; the other path is out of line and hands back a hold and a ticket
     /// (in registers, not a whole `Result` through memory).
     #[inline(always)]
-    pub(crate) fn admit_below(
-        above: Option<&Circuit>,
+    pub(crate) fn admit_below<'a>(
+        above: Option<&AtomicU64>,
+        wide: impl FnOnce() -> Option<(&'a Circuit, &'a Pool)>,
         circuit: Held,
     ) -> Result<Permit, CircuitOpen> {
-        match above {
-            Some(above) if state::tag(above.state_word()) != state::CLOSED => {
-                let (circuit, ticket) = admit_under(above, circuit);
-                if ticket.is_rejection() {
-                    return Err(circuit.reject(ticket));
+        if let Some(state) = above {
+            if state::tag(state.load(Ordering::Acquire)) != state::CLOSED {
+                if let Some((above, pool)) = wide() {
+                    let (circuit, ticket) = admit_under(above, pool, circuit);
+                    if ticket.is_rejection() {
+                        return Err(circuit.reject(ticket));
+                    }
+                    return Ok(Permit { circuit, ticket });
                 }
-                Ok(Permit { circuit, ticket })
             }
-            _ => Permit::admit(circuit),
         }
+        Permit::admit(circuit)
     }
 }
 
@@ -67,9 +103,17 @@ impl Permit {
 /// probes for the provider.
 #[cold]
 #[inline(never)]
-fn admit_under(above: &Circuit, tenant: Held) -> (Held, Ticket) {
+fn admit_under(above: &Circuit, pool: &Pool, tenant: Held) -> (Held, Ticket) {
     let own = state::tag(tenant.state.load(Ordering::Acquire));
     let inner = &*above.inner;
+    if !matches!(
+        state::tag(inner.state.load(Ordering::Acquire)),
+        state::CLOSED | state::METRICS_ONLY | state::DISABLED
+    ) {
+        // Out of its closed stay (tripped by the pool, an operator or the fleet): successes
+        // take the pool's slow path, which finds out when a new stay starts.
+        pool.pause();
+    }
     let ticket = if matches!(own, state::CLOSED | state::METRICS_ONLY | state::DISABLED) {
         inner.admit()
     } else {
@@ -137,13 +181,21 @@ impl Circuit {
         }
     }
 
-    /// Brings the circuit's `POOLED` flag in line with its policy's pool hook.
+    /// Brings the circuit's `POOLED` flag (and `PLAIN_POOLED`) in line with its policy's pool
+    /// hook.
     pub(crate) fn repool(&self) {
-        if pooled(&self.inner.head) != 0 {
-            self.inner.flags.fetch_or(POOLED, Ordering::Relaxed);
-        } else {
-            self.inner.flags.fetch_and(!POOLED, Ordering::Relaxed);
-        }
+        let pooled = pooled(&self.inner.head);
+        let _ = self
+            .inner
+            .flags
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
+                Some(with_pool(unpooled(f), pooled))
+            });
+    }
+
+    /// The state word itself, for the provider's pointer to it (`Provider::wide_state`).
+    pub(crate) fn state_atom(&self) -> &AtomicU64 {
+        &self.inner.state
     }
 
     /// Whether the `POOLED` flag differs from what the policy's pool hook says.

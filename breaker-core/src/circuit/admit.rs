@@ -208,6 +208,7 @@ impl Inner {
                 tenant: self.tenant.as_str(),
                 state,
                 retry_after: CircuitOpen::retry_after_of(retry_after_us),
+                provider_wide: ticket.is_provider_wide(),
             });
         }
         if ticket.is_provider_wide() {

@@ -90,7 +90,10 @@ impl Inner {
         self.window
             .set(window, policy.config.minimum_calls, policy.keeps_flight());
         self.flags.store(
-            flags_of(policy, self.window.flight().is_some()) | pooled(&self.head),
+            with_pool(
+                flags_of(policy, self.window.flight().is_some()),
+                pooled(&self.head),
+            ),
             Ordering::Relaxed,
         );
     }
@@ -106,7 +109,7 @@ impl Inner {
         let window = policy.window_spec();
         let flight = self.window.flight().is_some();
         if self.window.spec() != window
-            || self.flags.load(Ordering::Relaxed) & !POOLED != flags_of(policy, flight)
+            || unpooled(self.flags.load(Ordering::Relaxed)) != flags_of(policy, flight)
             || (policy.keeps_flight() && !flight)
             || (policy.consecutive == 0 && self.consecutive.load(Ordering::Relaxed) != 0)
         {
@@ -246,12 +249,37 @@ pub(super) const LIMITED: u8 = 8;
 pub(super) const ADMIT_SLOW: u8 = TIMED | LIMITED;
 
 /// [`Inner::flags`]: the provider has a provider-wide circuit; outcomes also go to its pooled
-/// window (`Policy::pool`), so the success fast path of `record` is not taken.
+/// window (`Policy::pool`). A plain circuit then has [`PLAIN_POOLED`] instead of [`PLAIN`], so
+/// that the fast path of circuits without one tests one bit, as before provider-wide circuits.
 pub(super) const POOLED: u8 = 16;
+
+/// [`Inner::flags`]: [`PLAIN`], for a pooled circuit: the fast path of `record` counts the
+/// success in the pool and returns.
+pub(super) const PLAIN_POOLED: u8 = 32;
+
+/// The flags `base` (of [`flags_of`]) with `pooled` ([`POOLED`] or 0) applied.
+pub(super) fn with_pool(base: u8, pooled: u8) -> u8 {
+    if pooled == 0 {
+        base
+    } else if base & PLAIN != 0 {
+        (base & !PLAIN) | PLAIN_POOLED | POOLED
+    } else {
+        base | POOLED
+    }
+}
+
+/// What [`with_pool`] was given: the flags of [`flags_of`] in `flags`.
+pub(super) fn unpooled(flags: u8) -> u8 {
+    if flags & PLAIN_POOLED != 0 {
+        (flags & !(PLAIN_POOLED | POOLED)) | PLAIN
+    } else {
+        flags & !POOLED
+    }
+}
 
 /// [`POOLED`] if the outcomes of circuits of `head`'s chain are pooled now.
 pub(super) fn pooled(head: &Policy) -> u8 {
-    if head.pool.get().is_some_and(|p| p.is_on()) {
+    if head.pool.get().is_some_and(|p| p.hook.is_on()) {
         POOLED
     } else {
         0

@@ -7,6 +7,7 @@ use crate::classify::Outcome;
 use crate::clock::Timebase;
 use crate::config::{Config, Window};
 use crate::event::Listeners;
+use crate::provider::pool::Pool;
 use crate::sync::{AtomicPtr, Ordering};
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
@@ -34,7 +35,7 @@ pub(crate) struct Policy {
     /// The provider-wide circuit's pooled window of the provider (registry circuits only): what
     /// a circuit with the `POOLED` flag also tells its outcomes (`circuit/above.rs`).
     /// Set once, by the provider that made the policy.
-    pub(crate) pool: std::sync::OnceLock<Arc<dyn PoolHook>>,
+    pub(crate) pool: std::sync::OnceLock<PoolLink>,
     /// The policy that replaced this one, if any.
     next: std::sync::OnceLock<Arc<Policy>>,
     /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
@@ -69,11 +70,14 @@ impl Policy {
         }
     }
 
-    /// Makes `pool` where circuits of this policy pool their outcomes (see [`PoolHook`]); a
+    /// Makes `hook` where circuits of this policy pool their outcomes (see [`PoolHook`]); a
     /// provider attaches its own to every policy it hands out, before any circuit is made from
     /// it.
-    pub(crate) fn attach_pool(&self, pool: Arc<dyn PoolHook>) {
-        let _ = self.pool.set(pool);
+    pub(crate) fn attach_pool(&self, hook: Arc<dyn PoolHook>) {
+        let _ = self.pool.set(PoolLink {
+            hook,
+            pool: std::sync::OnceLock::new(),
+        });
     }
 
     /// The policy circuits made from this one run on now: this one unless it was superseded.
@@ -162,8 +166,30 @@ pub(crate) trait PoolHook: Send + Sync + std::fmt::Debug {
     /// Pools `outcome` of `tenant`'s circuit; `false` when the tenant circuit must not record it
     /// (the provider-wide circuit is not closed: the provider's outage is its business).
     fn record(&self, tenant: &str, outcome: Outcome) -> bool;
-    /// [`record`](Self::record) of a success the tenant circuit records nothing of.
-    fn success(&self);
+    /// The pooled window, once made (it never changes after).
+    fn pool(&self) -> Option<Arc<Pool>>;
+}
+
+/// What a policy's circuits pool into: the provider's hook, for everything that decides, and its
+/// window, where the call path counts a success itself while the hook's circuit is closed
+/// ([`Pool::success`]: a load and a store to the thread's stripe, no call). The window is the
+/// hook's, cached here by the first success that takes the slow path after it was made, so that
+/// the call path reaches it without a call through the hook.
+#[derive(Debug)]
+pub(crate) struct PoolLink {
+    pub(crate) hook: Arc<dyn PoolHook>,
+    pub(crate) pool: std::sync::OnceLock<Arc<Pool>>,
+}
+
+impl PoolLink {
+    /// The hook's window, cached on first use.
+    pub(crate) fn pool(&self) -> Option<&Pool> {
+        if let Some(pool) = self.pool.get() {
+            return Some(pool);
+        }
+        let pool = self.hook.pool()?;
+        Some(self.pool.get_or_init(|| pool))
+    }
 }
 
 impl Drop for Policy {

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use super::admit::Ticket;
-use super::inner::{micros, Inner, PLAIN, POOLED};
+use super::inner::{micros, Inner, PLAIN, PLAIN_POOLED, POOLED};
 use super::policy::Policy;
 use crate::backoff::{jittered_period, MAX_LEVEL};
 use crate::classify::Outcome;
@@ -18,24 +18,29 @@ use crate::sync::Ordering;
 use crate::window::{Recorder, Totals};
 
 impl Inner {
-    #[inline]
+    #[inline(always)]
     pub(super) fn record(&self, ticket: Ticket, outcome: Outcome) {
         let flags = self.flags.load(Ordering::Relaxed);
-        if flags & PLAIN != 0
-            && outcome == Outcome::Success
-            && state::tag(ticket.issued) == state::CLOSED
-            // A closed state word has no payload: the same word is the same stay.
-            && self.state.load(Ordering::Acquire) == ticket.issued
-            && self.consecutive.load(Ordering::Relaxed) == 0
-        {
+        if flags & (PLAIN | PLAIN_POOLED) != 0 && self.settled(ticket, outcome) {
             // Nothing to count and nothing to reset: the common case reads two words and
-            // returns, writing nothing (but to the provider's pooled window, if it has one).
-            if flags & POOLED != 0 {
+            // returns, writing nothing (but the success a provider's pooled window counts).
+            if flags & PLAIN_POOLED != 0 {
                 self.pool_success();
             }
             return;
         }
         self.record_from(ticket, outcome)
+    }
+
+    /// Whether `outcome` is a success on a closed circuit in the stay its permit was issued in,
+    /// with no failure streak: nothing for a plain circuit to count or reset.
+    #[inline(always)]
+    fn settled(&self, ticket: Ticket, outcome: Outcome) -> bool {
+        outcome == Outcome::Success
+            && state::tag(ticket.issued) == state::CLOSED
+            // A closed state word has no payload: the same word is the same stay.
+            && self.state.load(Ordering::Acquire) == ticket.issued
+            && self.consecutive.load(Ordering::Relaxed) == 0
     }
 
     /// Everything but the fast path of [`record`](Self::record).

@@ -1,28 +1,28 @@
 //! A provider's pooled window: the outcomes of all its tenants' circuits, counted in stripes so
 //! that no cache line is written by every core, with the distinct tenants whose calls failed.
 //!
-//! The window is a ring of [`BUCKETS`] buckets. A time window `Time(d)` numbers its buckets by
-//! the clock (`d / 8` each). A count window `Calls(n)` numbers them by a shared counter that only
-//! a failure moves on (when the bucket holds at least `n / 8` calls), so successes never write a
-//! shared line: buckets of a healthy provider grow large, and a decision reads the newest buckets
-//! up to `n` calls (the bucket that crosses that line counted in part, at its own rate). So a
-//! count window is an approximation of the last `n` calls, which a failure rate over a pool of
-//! tenants can afford: a burst of failures fills buckets of `n / 8` failures each, and the old
-//! successes it is weighed against are their bucket's average.
+//! A time window `Time(d)` is a ring of [`BUCKETS`] buckets numbered by the clock (`d / 8`
+//! each). Each counter word carries its bucket's number in its high bits, so a stale word reads
+//! as empty without anyone clearing it, and a new bucket starts by overwriting it.
 //!
-//! Each counter word carries its bucket's number in its high bits, so a stale word reads as
-//! empty without anyone clearing it, and a new bucket starts by overwriting it.
+//! A count window `Calls(n)` numbers calls instead: each stripe keeps a running total of the
+//! calls its threads made, and the pool's call count `C` is their sum. A success only adds one
+//! to its stripe's total; a failure, at call number `C`, goes into the bucket `C / q` (`q` =
+//! `n / 7` calls, so the last `n` calls span at most eight buckets). A decision weighs the
+//! failures of the buckets that the last `n` calls cover (the oldest of them in part, at its
+//! own rate) against `min(n, C - base)` calls, where `base` is `C` when the provider circuit's
+//! closed stay began. So the calls are counted exactly and the failures are placed to within a
+//! bucket.
+//!
 //! Successes, the common case, are counted with a load and a store to the thread's stripe (no
 //! read-modify-write): two threads sharing a stripe (more threads than stripes) may lose one
 //! of two counts made in the same instant. Failures use compare-and-swap, and are exact.
 
-use std::cell::Cell;
-use std::sync::OnceLock;
-
 use crate::config::Window;
 use crate::provider::settings::MAX_DISTINCT_TENANTS;
+use crate::stripe::MAX_STRIPES;
 // std atomics, not `crate::sync`: the pool is counting, checked by its unit tests, not a loom model.
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Buckets of a pooled window.
 pub(crate) const BUCKETS: u64 = 8;
@@ -34,26 +34,47 @@ const STAMP_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
 /// One stripe: the counters of the threads that map to it, alone on their cache lines.
 #[repr(align(128))]
 struct Stripe {
+    /// Time windows: calls per bucket; count windows: `calls[0]` is the stripe's running total.
     calls: [AtomicU64; BUCKETS as usize],
     failures: [AtomicU64; BUCKETS as usize],
 }
 
-/// The pooled window of one provider.
+/// The pooled window of one provider, made when its provider-wide circuit is first configured.
+/// Every policy the provider hands out caches a pointer to it (`PoolLink`), so that the call
+/// path's success reaches the thread's stripe in three dependent loads (policy, pool, stripe).
 pub(crate) struct Pool {
+    /// What a success on the call path reads first: [`PAUSED`], 0 (a count window) or the µs
+    /// per bucket of a time window (`bucket_us`).
+    mode: AtomicU64,
     /// Time windows: µs per bucket; 0 for a count window.
     bucket_us: AtomicU64,
     /// Count windows: calls per bucket.
     quota: AtomicU64,
     /// Count windows: the window's size in calls.
     size: AtomicU64,
-    /// Count windows: the number of the current bucket.
-    gen: AtomicU64,
-    stripes: Box<[Stripe]>,
+    /// Count windows: the call count when the pool was last cleared.
+    base: AtomicU64,
+    /// As many as a striped counter can use ([`MAX_STRIPES`]), in the pool itself (one load
+    /// less on the call path), so that a thread's index needs no bounds check; on fewer cores
+    /// only the first `stripe::stripes()` are written.
+    stripes: [Stripe; MAX_STRIPES],
     /// Tenants whose calls failed.
     failing: Tenants,
     /// Tenants whose calls came back with a `Retry-After`.
     waving: Tenants,
 }
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("paused", &self.is_paused())
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`Pool::mode`] while the provider circuit is not closed (or not known to be closed in the
+/// stay the pool counts for): successes take the slow path, which checks.
+const PAUSED: u64 = u64::MAX;
 
 /// What a decision reads of the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,17 +86,20 @@ pub(crate) struct Totals {
 }
 
 impl Pool {
+    /// A pool of `window`, counting.
     pub(crate) fn new(window: Window) -> Pool {
         let pool = Pool {
+            mode: AtomicU64::new(PAUSED),
             bucket_us: AtomicU64::new(0),
             quota: AtomicU64::new(1),
             size: AtomicU64::new(1),
-            gen: AtomicU64::new(0),
-            stripes: (0..stripes()).map(|_| Stripe::new()).collect(),
+            base: AtomicU64::new(0),
+            stripes: std::array::from_fn(|_| Stripe::new()),
             failing: Tenants::new(),
             waving: Tenants::new(),
         };
         pool.set_window(window);
+        pool.resume();
         pool
     }
 
@@ -85,22 +109,53 @@ impl Pool {
         match window {
             Window::Time(d) => {
                 let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-                self.bucket_us
-                    .store((us / BUCKETS).max(1), Ordering::Relaxed);
+                // Below `PAUSED`, which no window of a valid config comes near.
+                let us = (us / BUCKETS).clamp(1, PAUSED - 1);
+                self.bucket_us.store(us, Ordering::Relaxed);
             }
             Window::Calls(n) => {
                 self.quota
-                    .store((u64::from(n) / BUCKETS).max(1), Ordering::Relaxed);
+                    .store(u64::from(n).div_ceil(BUCKETS - 1).max(1), Ordering::Relaxed);
                 self.size.store(u64::from(n), Ordering::Relaxed);
                 self.bucket_us.store(0, Ordering::Relaxed);
             }
         }
+        if self.mode.load(Ordering::Relaxed) != PAUSED {
+            self.resume();
+        }
+    }
+
+    /// Sends successes to the slow path (the provider circuit left its closed stay), which
+    /// [`resume`](Self::resume)s once it finds the circuit closed again. A success racing a
+    /// change of state may be counted in the stay it did not belong to: one count.
+    #[inline]
+    pub(crate) fn pause(&self) {
+        if self.mode.load(Ordering::Relaxed) != PAUSED {
+            self.mode.store(PAUSED, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts successes on the call path again.
+    pub(crate) fn resume(&self) {
+        self.mode
+            .store(self.bucket_us.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Whether successes take the slow path.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.mode.load(Ordering::Relaxed) == PAUSED
     }
 
     /// Forgets every outcome (a new closed stay of the provider circuit starts from nothing).
     pub(crate) fn clear(&self) {
+        // Count windows keep their running totals and start from the count now.
+        self.base.store(self.calls(), Ordering::Relaxed);
         for s in self.stripes.iter() {
-            for w in s.calls.iter().chain(s.failures.iter()) {
+            let calls = match self.bucket_us.load(Ordering::Relaxed) {
+                0 => &s.calls[1..],
+                _ => &s.calls[..],
+            };
+            for w in calls.iter().chain(s.failures.iter()) {
                 w.store(0, Ordering::Relaxed);
             }
         }
@@ -108,102 +163,67 @@ impl Pool {
         self.waving.clear();
     }
 
-    /// The number of the current bucket.
-    #[inline]
-    fn bucket(&self, now_us: u64) -> u64 {
+    /// The number of the current bucket, and (count windows) the call count it was read at.
+    fn bucket(&self, now_us: u64) -> (u64, u64) {
         match self.bucket_us.load(Ordering::Relaxed) {
-            0 => self.gen.load(Ordering::Relaxed),
-            us => now_us / us,
+            0 => {
+                let c = self.calls();
+                (c / self.quota.load(Ordering::Relaxed), c)
+            }
+            us => (now_us / us, 0),
         }
     }
 
-    /// Counts a success; `now_us` is read only by a time window.
-    #[inline]
-    pub(crate) fn success(&self, now_us: impl FnOnce() -> u64) {
-        match self.bucket_us.load(Ordering::Relaxed) {
-            0 => self.add_success(self.gen.load(Ordering::Relaxed)),
-            us => self.add_success(now_us() / us),
+    /// Counts a success, the call path's: `false` when the pool is paused (or idle) and the
+    /// success is the slow path's to count. `now_us` is read only by a time window.
+    #[inline(always)]
+    pub(crate) fn success(&self, now_us: impl FnOnce() -> u64) -> bool {
+        let mode = self.mode.load(Ordering::Relaxed);
+        if mode == 0 {
+            let total = &self.stripe().calls[0];
+            total.store(total.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            return true;
         }
+        match time_bucket(mode, now_us) {
+            Some(b) => add_success(self.stripe(), b),
+            None => return false,
+        }
+        true
     }
 
-    /// Counts a success in bucket `b`: a load and a store to this thread's stripe.
-    #[inline]
-    fn add_success(&self, b: u64) {
-        let word = &self.stripe().calls[(b % BUCKETS) as usize];
-        let w = word.load(Ordering::Relaxed);
-        let new = if w >> COUNT_BITS == b & STAMP_MASK {
-            w + 1
-        } else {
-            (b & STAMP_MASK) << COUNT_BITS | 1
-        };
-        word.store(new, Ordering::Relaxed);
+    /// Counts a success whatever the mode: the slow path's.
+    pub(crate) fn count_success(&self, now_us: u64) {
+        match self.bucket_us.load(Ordering::Relaxed) {
+            0 => add_exact(&self.stripe().calls[0]),
+            us => add_success(self.stripe(), now_us / us),
+        }
     }
 
     /// Counts a failure of the tenant of hash `tenant` (a `Retry-After` if `waved`) and returns
     /// the window's totals with it.
     pub(crate) fn failure(&self, tenant: u32, waved: bool, now_us: u64) -> Totals {
-        let mut b = self.bucket(now_us);
-        if self.bucket_us.load(Ordering::Relaxed) == 0 {
-            // A count window moves on here only: a full bucket (successes piled up since the
-            // last failure, or a burst of failures) is closed before this failure goes in.
-            let i = (b % BUCKETS) as usize;
-            let current: u64 = self
-                .stripes
-                .iter()
-                .map(|s| count(s.calls[i].load(Ordering::Relaxed), b))
-                .sum();
-            if current >= self.quota.load(Ordering::Relaxed) {
-                self.next_bucket(b);
-                b = self.bucket(now_us);
-            }
-        }
+        let (b, _) = self.bucket(now_us);
         let stripe = self.stripe();
         let i = (b % BUCKETS) as usize;
-        add(&stripe.calls[i], b);
+        match self.bucket_us.load(Ordering::Relaxed) {
+            0 => add_exact(&stripe.calls[0]),
+            _ => add(&stripe.calls[i], b),
+        }
         add(&stripe.failures[i], b);
         self.failing.note(tenant, b);
         if waved {
             self.waving.note(tenant, b);
         }
-        self.totals(b)
+        self.totals_at(now_us)
     }
 
     /// What the window holds at `now_us`.
     pub(crate) fn totals_at(&self, now_us: u64) -> Totals {
-        self.totals(self.bucket(now_us))
-    }
-
-    fn totals(&self, b: u64) -> Totals {
-        // Per bucket, newest first.
-        let mut buckets = [(0u64, 0u64); BUCKETS as usize];
-        for s in self.stripes.iter() {
-            for (k, bucket) in buckets.iter_mut().enumerate() {
-                let i = (b.wrapping_sub(k as u64) % BUCKETS) as usize;
-                let at = b.wrapping_sub(k as u64);
-                bucket.0 += count(s.calls[i].load(Ordering::Relaxed), at);
-                bucket.1 += count(s.failures[i].load(Ordering::Relaxed), at);
-            }
-        }
-        let (mut calls, mut failures) = (0u64, 0u64);
-        let size = match self.bucket_us.load(Ordering::Relaxed) {
-            0 => self.size.load(Ordering::Relaxed),
-            _ => u64::MAX,
+        let (b, c) = self.bucket(now_us);
+        let (calls, failures) = match self.bucket_us.load(Ordering::Relaxed) {
+            0 => self.count_totals(b, c),
+            _ => self.time_totals(b),
         };
-        for (c, f) in buckets {
-            // A success lost to a racing store could leave fewer calls than failures.
-            let c = c.max(f);
-            if calls + c <= size {
-                calls += c;
-                failures += f;
-                continue;
-            }
-            // A count window holds the newest `size` calls: of the bucket that crosses that
-            // line, the share that fits, at the bucket's own rate.
-            let room = size - calls;
-            failures += f * room / c;
-            calls = size;
-            break;
-        }
         let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Totals {
             calls: clamp(calls),
@@ -213,17 +233,96 @@ impl Pool {
         }
     }
 
-    /// Moves a count window on from bucket `b` (unless someone did), dropping the oldest.
-    fn next_bucket(&self, b: u64) {
-        let _ = self
-            .gen
-            .compare_exchange(b, b + 1, Ordering::Relaxed, Ordering::Relaxed);
+    /// A count window's calls and failures at call count `c` (bucket `b`): the last `size`
+    /// calls of the stay, with the failures of the buckets they cover, the oldest in part.
+    fn count_totals(&self, b: u64, c: u64) -> (u64, u64) {
+        let q = self.quota.load(Ordering::Relaxed);
+        let calls = c
+            .saturating_sub(self.base.load(Ordering::Relaxed))
+            .min(self.size.load(Ordering::Relaxed));
+        let start = c - calls;
+        let mut failures = 0;
+        for k in 0..BUCKETS.min(b + 1) {
+            let at = b - k;
+            let f: u64 = self
+                .stripes
+                .iter()
+                .map(|s| {
+                    count(
+                        s.failures[(at % BUCKETS) as usize].load(Ordering::Relaxed),
+                        at,
+                    )
+                })
+                .sum();
+            let (from, to) = (at * q, (at + 1) * q);
+            if to <= start {
+                break;
+            }
+            failures += if from >= start {
+                f
+            } else {
+                f * (to - start) / q
+            };
+        }
+        // Failures are counted exactly, successes may lose a count to a racing store.
+        (calls.max(failures), failures)
     }
 
-    #[inline]
-    fn stripe(&self) -> &Stripe {
-        &self.stripes[stripe_index() & (self.stripes.len() - 1)]
+    /// The calls of a count window: the sum of the stripes' running totals.
+    fn calls(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.calls[0].load(Ordering::Relaxed))
+            .sum()
     }
+
+    /// A time window's calls and failures in the buckets up to `b`.
+    fn time_totals(&self, b: u64) -> (u64, u64) {
+        let (mut calls, mut failures) = (0u64, 0u64);
+        for s in self.stripes.iter() {
+            for k in 0..BUCKETS {
+                let at = b.wrapping_sub(k);
+                let i = (at % BUCKETS) as usize;
+                let f = count(s.failures[i].load(Ordering::Relaxed), at);
+                // A success lost to a racing store could leave fewer calls than failures.
+                calls += count(s.calls[i].load(Ordering::Relaxed), at).max(f);
+                failures += f;
+            }
+        }
+        (calls, failures)
+    }
+
+    #[inline(always)]
+    fn stripe(&self) -> &Stripe {
+        // The index is below `stripe::stripes()`, at most `MAX_STRIPES` (a power of two): the
+        // mask changes nothing but spares the bounds check.
+        &self.stripes[crate::stripe::index() & (MAX_STRIPES - 1)]
+    }
+}
+
+/// Adds one to `word`, exactly (a count window's total, for a failure or a slow-path success).
+fn add_exact(word: &AtomicU64) {
+    word.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The bucket of a success of a pool in `mode`, not a count window's: `None` when paused. Out of
+/// line: the count window's path (the default) pays nothing for it.
+#[inline(never)]
+fn time_bucket(mode: u64, now_us: impl FnOnce() -> u64) -> Option<u64> {
+    (mode != PAUSED).then(|| now_us() / mode)
+}
+
+/// Counts a success in bucket `b`: a load and a store to the thread's stripe.
+#[inline(always)]
+fn add_success(stripe: &Stripe, b: u64) {
+    let word = &stripe.calls[(b % BUCKETS) as usize];
+    let w = word.load(Ordering::Relaxed);
+    let new = if w >> COUNT_BITS == b & STAMP_MASK {
+        w + 1
+    } else {
+        (b & STAMP_MASK) << COUNT_BITS | 1
+    };
+    word.store(new, Ordering::Relaxed);
 }
 
 impl Stripe {
@@ -265,37 +364,6 @@ fn count(word: u64, b: u64) -> u64 {
 /// at `mask`).
 fn live(stamp: u64, current: u64, mask: u64) -> bool {
     current.wrapping_sub(stamp) & mask < BUCKETS
-}
-
-/// The stripes of a pool: a power of two, at least the number of cores (up to 64), so threads on
-/// different cores mostly write different lines.
-fn stripes() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(4, usize::from)
-            .next_power_of_two()
-            .clamp(2, 64)
-    })
-}
-
-/// This thread's stripe number: handed out in turn as threads first record, so a pool of
-/// threads spreads over the stripes.
-#[inline]
-fn stripe_index() -> usize {
-    thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    INDEX.with(|i| {
-        let v = i.get();
-        if v != usize::MAX {
-            return v;
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let v = NEXT.fetch_add(1, Ordering::Relaxed) as usize;
-        i.set(v);
-        v
-    })
 }
 
 /// A bounded set of tenant hashes, each with the last bucket it was seen in: distinct tenants
@@ -429,21 +497,55 @@ mod tests {
     }
 
     #[test]
-    fn a_count_window_reads_only_its_newest_calls() {
-        let pool = Pool::new(Window::Calls(80));
-        // One huge bucket of successes (as many stripes make, each below its quota).
-        for _ in 0..5 {
-            for s in pool.stripes.iter() {
-                let w = &s.calls[0];
-                w.store(w.load(Ordering::Relaxed) + 200, Ordering::Relaxed);
-            }
-        }
-        pool.next_bucket(0);
-        for _ in 0..40 {
+    fn a_count_window_forgets_failures_older_than_its_last_calls() {
+        let pool = Pool::new(Window::Calls(70));
+        for _ in 0..10 {
             pool.failure(tenant_hash("a"), false, 0);
         }
+        assert_eq!(pool.totals_at(0).failures, 10);
+        // 30 calls later the failures are still in the last 70; 100 calls later none is.
+        for _ in 0..30 {
+            pool.success(|| 0);
+        }
+        assert_eq!(
+            (pool.totals_at(0).calls, pool.totals_at(0).failures),
+            (40, 10)
+        );
+        for _ in 0..70 {
+            pool.success(|| 0);
+        }
         let t = pool.totals_at(0);
-        assert_eq!(t.calls, 80);
-        assert_eq!(t.failures, 40, "{t:?}");
+        assert_eq!(
+            (t.calls, t.failures, t.failing_tenants),
+            (70, 0, 0),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn a_cleared_count_window_counts_from_the_clearing() {
+        let pool = Pool::new(Window::Calls(50));
+        for _ in 0..500 {
+            pool.success(|| 0);
+        }
+        pool.failure(tenant_hash("a"), false, 0);
+        pool.clear();
+        assert_eq!(pool.totals_at(0), Totals::default());
+        for _ in 0..5 {
+            pool.success(|| 0);
+        }
+        let t = pool.failure(tenant_hash("b"), false, 0);
+        assert_eq!((t.calls, t.failures, t.failing_tenants), (6, 1, 1), "{t:?}");
+    }
+
+    #[test]
+    fn a_paused_pool_leaves_successes_to_the_slow_path() {
+        let pool = Pool::new(Window::Calls(50));
+        pool.pause();
+        assert!(!pool.success(|| 0));
+        pool.count_success(0);
+        pool.resume();
+        assert!(pool.success(|| 0));
+        assert_eq!(pool.totals_at(0).calls, 2);
     }
 }

@@ -43,7 +43,7 @@ pub(crate) struct WideCell {
 /// The provider-wide circuit and its pooled window.
 pub(crate) struct Wide {
     pub(crate) circuit: Circuit,
-    pool: Pool,
+    pub(crate) pool: Arc<Pool>,
     time: Arc<Timebase>,
     /// The thresholds, read by decisions (on failures) without a lock.
     rate_bits: AtomicU64,
@@ -90,10 +90,13 @@ impl WideCell {
             None => self.wide.get_or_init(|| {
                 let circuit =
                     Circuit::from_policy(make(settings.circuit.clone()), PROVIDER_WIDE_TENANT);
-                Wide::new(circuit, settings, time.clone())
+                let pool = Arc::new(Pool::new(settings.window));
+                Wide::new(circuit, pool, settings, time.clone())
             }),
         };
         self.on.store(true, Ordering::SeqCst);
+        // The slow path of the next success checks the circuit's stay and resumes counting.
+        wide.pool.pause();
         wide
     }
 
@@ -113,16 +116,14 @@ impl PoolHook for WideCell {
         self.on.load(Ordering::SeqCst)
     }
 
+    fn pool(&self) -> Option<Arc<Pool>> {
+        self.wide.get().map(|w| w.pool.clone())
+    }
+
     fn record(&self, tenant: &str, outcome: Outcome) -> bool {
         match self.on() {
             Some(wide) => wide.record(tenant, outcome),
             None => true,
-        }
-    }
-
-    fn success(&self) {
-        if let Some(wide) = self.on() {
-            wide.success();
         }
     }
 }
@@ -136,10 +137,10 @@ impl fmt::Debug for WideCell {
 }
 
 impl Wide {
-    fn new(circuit: Circuit, settings: ProviderWide, time: Arc<Timebase>) -> Wide {
+    fn new(circuit: Circuit, pool: Arc<Pool>, settings: ProviderWide, time: Arc<Timebase>) -> Wide {
         let wide = Wide {
             circuit,
-            pool: Pool::new(settings.window),
+            pool,
             time,
             rate_bits: AtomicU64::new(0),
             minimum_calls: AtomicU32::new(0),
@@ -189,24 +190,6 @@ impl Wide {
         self.pool.totals_at(self.time.coarse_now_us())
     }
 
-    /// A success on the call path: the pool's counter, nothing else, while the provider circuit
-    /// is closed in the stay the pool counts for.
-    #[inline]
-    fn success(&self) {
-        let s = self.circuit.state_word();
-        if state::tag(s) != state::CLOSED || self.stay.load(Ordering::Relaxed) != s {
-            self.record(PROVIDER_WIDE_TENANT, Outcome::Success);
-            return;
-        }
-        self.pool.success(|| self.coarse_now_us());
-    }
-
-    /// The clock for time windows, out of line: the count windows' path pays no frame for it.
-    #[inline(never)]
-    fn coarse_now_us(&self) -> u64 {
-        self.time.coarse_now_us()
-    }
-
     /// Pools `outcome` of `tenant`, trips the provider circuit when the evidence is there, and
     /// says whether the tenant circuit records the outcome too (not while the provider circuit is
     /// open or half-open: the provider's outage is not the tenant's).
@@ -216,10 +199,17 @@ impl Wide {
         match state::tag(s) {
             state::CLOSED | state::METRICS_ONLY => {}
             state::DISABLED => return true,
-            _ => return false,
+            _ => {
+                self.pool.pause();
+                return false;
+            }
         }
         if self.stay.load(Ordering::Relaxed) != s && self.stay.swap(s, Ordering::Relaxed) != s {
             self.pool.clear();
+        }
+        if self.pool.is_paused() {
+            // Closed in the stay the pool counts for: the call path counts successes again.
+            self.pool.resume();
         }
         let (failure, asked) = match outcome {
             Outcome::Ignored => return true,
@@ -228,7 +218,7 @@ impl Wide {
             Outcome::RetryAfter(d) => (true, (!d.is_zero()).then_some(d)),
         };
         if !failure {
-            self.pool.success(|| self.time.coarse_now_us());
+            self.pool.count_success(self.time.coarse_now_us());
             return true;
         }
         let now = self.time.coarse_now_us();
@@ -241,17 +231,23 @@ impl Wide {
         if let Some(asked) = asked.filter(|_| t.waving_tenants >= distinct) {
             let applied = asked.min(self.circuit.config().max_open_for());
             let evidence = evidence(t, Some(applied));
-            self.circuit
-                .open_from(s, Reason::ProviderWide(evidence), Some(asked));
+            if self
+                .circuit
+                .open_from(s, Reason::ProviderWide(evidence), Some(asked))
+            {
+                self.pool.pause();
+            }
             return true;
         }
         let rate = f64::from_bits(self.rate_bits.load(Ordering::Relaxed));
         if t.calls >= self.minimum_calls.load(Ordering::Relaxed)
             && t.failing_tenants >= distinct
             && f64::from(t.failures) >= rate * f64::from(t.calls)
+            && self
+                .circuit
+                .open_from(s, Reason::ProviderWide(evidence(t, None)), None)
         {
-            self.circuit
-                .open_from(s, Reason::ProviderWide(evidence(t, None)), None);
+            self.pool.pause();
         }
         true
     }

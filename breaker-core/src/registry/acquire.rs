@@ -95,7 +95,11 @@ impl Registry {
         };
         // One admission for found and new circuits alike, so the permit is built in one place;
         // below the provider-wide circuit, if the provider has one.
-        Permit::admit_below(p.wide().map(|w| &w.circuit), held)
+        Permit::admit_below(
+            p.wide_state(),
+            || p.wide().map(|w| (&w.circuit, &*w.pool)),
+            held,
+        )
     }
 
     /// A tenant's first call (or its first after eviction): make its circuit, held by the
