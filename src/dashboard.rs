@@ -1,18 +1,25 @@
 //! A live page of a registry's circuits, for the engineer on call (feature `dashboard`).
 //!
 //! [`router`] (or [`Dashboard`], for the live feed and operator actions) is an axum
-//! [`Router`] to nest under a path of the service's own. It serves one HTML page with its
+//! [`Router`] to nest under a path of the service's own, with
+//! [`nest_service`](axum::Router::nest_service) so that the page answers at both `/breaker` and
+//! `/breaker/` (axum 0.8's [`nest`](axum::Router::nest) serves a nested router's `/` at
+//! `/breaker` only, and `/breaker/` is a 404 that no route of the nested router can answer; the
+//! page works at either). It serves one HTML page with its
 //! JavaScript embedded in the crate (no CDN, works offline, no build step), a JSON API that
 //! scripts may use as well, and server-sent events:
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | the page: per provider, counts of closed, open and half-open tenants, and the tenants, open first, with their rates, time left until a probe, backoff level, last transition and timeline |
-//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only", "provider_wide"}], "live", "actions", "dropped", "fleet"}`: tenant circuits counted; `provider_wide` is the provider-wide circuit (`{"state", "retry_after_ms", "times_opened", "rejected", "pooled"}`) or `null` |
-//! | `GET /circuits?provider=&state=&q=&page=&per_page=` | one page of circuits, open first: `{"total", "page", "per_page", "pages", "circuits": [..]}` |
+//! | `GET /` | the page: per provider, its provider-wide circuit if any, counts of closed, open and half-open tenants, and the tenants, open first, with their rates, time left until a probe, backoff level, last transition and timeline |
+//! | `GET /providers` | `{"providers": [{"provider", "total", "closed", "open", "half_open", "forced_open", "disabled", "metrics_only", "provider_wide"}], "live", "actions", "dropped", "fleet", "fleet_circuits"}`: tenant circuits counted; `provider_wide` is the provider-wide circuit (`{"state", "retry_after_ms", "times_opened", "rejected", "pooled"}`) or `null`; a provider with a provider-wide circuit and no tenant yet is listed too |
+//! | `GET /circuits?provider=&state=&q=&page=&per_page=` | every open, forced-open and half-open circuit that matches (at most 5,000), then one page of the others: `{"total", "tripped", "tripped_sent", "page", "per_page", "pages", "circuits": [..]}` |
 //! | `GET /events` | server-sent events: `hello`, `transition`, `action`, `dropped` |
 //! | `GET /actions` | whether operator actions are on, and the last 100 that were asked |
-//! | `POST /circuits/{provider}/{tenant}/{action}` | `force_open`, `reset`, `disable`, `metrics_only`: 403 unless the [`actions`](Dashboard::actions) hook allows it |
+//! | `POST /circuits/{provider}/{tenant}/{action}` | `force_open`, `reset`, `disable`, `metrics_only`; tenant `*` is the provider-wide circuit: 403 unless the [`actions`](Dashboard::actions) hook allows it |
+//! | `GET /providers/{provider}/config` | the settings a retune may change, as they are |
+//! | `GET /fleet`, `GET /fleet/circuits?provider=` | feature `redis`: the store's health ([`fleet`](Dashboard::fleet)); which replica opened each open circuit and holds its probe lease ([`fleet_inspector`](Dashboard::fleet_inspector)) |
+//! | `POST /providers/{provider}/retune` | a JSON [`Retune`]: [`Registry::configure`](crate::Registry::configure) with those settings changed, every circuit keeping its state; 400 naming a bad field; 403 unless the hook allows it |
 //!
 //! The dashboard reads the registry through its public API only: [`Registry::for_each`](crate::Registry::for_each) and
 //! circuit handles for the lists, the listener of a [`Feed`] for transitions (the backoff level
@@ -26,8 +33,8 @@
 //!
 //! let feed = Feed::new();
 //! let registry = Arc::new(Registry::builder().listener(feed.listener()).build());
-//! let app: axum::Router = axum::Router::new().nest(
-//!     "/breaker",
+//! let app: axum::Router = axum::Router::new().nest_service(
+//!     "/breaker", // the page at /breaker and /breaker/
 //!     Dashboard::new(registry)
 //!         .feed(feed)
 //!         // Operators may switch circuits when a trusted proxy says who they are.
@@ -43,6 +50,7 @@ mod actions;
 mod api;
 mod feed;
 mod page;
+mod retune;
 mod sse;
 
 use std::collections::VecDeque;
@@ -57,17 +65,25 @@ use http::request::Parts;
 pub use crate::registry_ref::RegistryRef;
 pub use actions::{Action, ActionKind};
 pub use feed::Feed;
+pub use retune::Retune;
 
 use actions::Record;
 
-/// The read-only dashboard of `registry`, without a live feed (the page then reloads its lists
-/// every 5 seconds): `Dashboard::new(registry).router()`.
+/// The read-only dashboard of `registry`, without a live feed: `Dashboard::new(registry).router()`.
+///
+/// Without a feed the page shows no backoff level, no reason of the last transition and no
+/// timeline, and reloads its lists every 5 seconds instead of following transitions. The router
+/// cannot attach a feed of its own: a registry's listeners are fixed when it is built (so that a
+/// registry without one spends nothing on events). For the live page, register
+/// [`Feed::listener`] on the registry's builder and pass the feed with [`Dashboard::feed`]; for
+/// the global registry, build it with [`RegistryBuilder::install_global`](crate::RegistryBuilder::install_global)
+/// before its first use.
 ///
 /// ```
 /// use breaker::Registry;
 ///
 /// let app: axum::Router = axum::Router::new()
-///     .nest("/breaker", breaker::dashboard::router(Registry::global()));
+///     .nest_service("/breaker", breaker::dashboard::router(Registry::global()));
 /// ```
 pub fn router(registry: impl Into<RegistryRef>) -> Router {
     Dashboard::new(registry).router()
@@ -83,6 +99,8 @@ pub struct Dashboard {
     hook: Option<Hook>,
     #[cfg(feature = "redis")]
     fleet: Option<crate::fleet::FleetHealth>,
+    #[cfg(feature = "redis")]
+    inspector: Option<crate::fleet::FleetInspector>,
 }
 
 impl Dashboard {
@@ -105,6 +123,8 @@ impl Dashboard {
             hook: None,
             #[cfg(feature = "redis")]
             fleet: None,
+            #[cfg(feature = "redis")]
+            inspector: None,
         }
     }
 
@@ -116,8 +136,9 @@ impl Dashboard {
         self
     }
 
-    /// Turns operator actions on (force open, reset, disable, metrics only): each one is done
-    /// only when `hook` returns `true` for the request and the action; refused ones answer 403.
+    /// Turns operator actions on (force open, reset, disable, metrics only, and
+    /// [retune](ActionKind::Retune)): each one is done only when `hook` returns `true` for the
+    /// request and the action; refused ones answer 403.
     /// A hook that panics refuses. Without a hook, every action answers 403 and the page hides
     /// its buttons.
     ///
@@ -157,7 +178,34 @@ impl Dashboard {
         self
     }
 
-    /// The router: nest it under a path of your own (`app.nest("/breaker", ..)`).
+    /// Shows, for each open and half-open circuit, which replica's opening the fleet runs on and
+    /// which replica holds its probe lease (feature `redis`): read from the store by `inspector`
+    /// when the page asks (`GET /fleet/circuits?provider=`), on a connection of its own, never
+    /// on the call path.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use breaker::dashboard::Dashboard;
+    /// use breaker::Registry;
+    ///
+    /// let fleet = breaker::fleet::RedisFleet::builder("redis://127.0.0.1:6379/").build().await?;
+    /// let (health, inspector) = (fleet.health(), fleet.inspector());
+    /// let registry = Arc::new(Registry::builder().fleet(fleet).build());
+    /// let app: axum::Router = Dashboard::new(registry)
+    ///     .fleet(health)
+    ///     .fleet_inspector(inspector)
+    ///     .router();
+    /// # let _ = app; Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn fleet_inspector(mut self, inspector: crate::fleet::FleetInspector) -> Dashboard {
+        self.inspector = Some(inspector);
+        self
+    }
+
+    /// The router: nest it under a path of your own (`app.nest_service("/breaker", ..)`, which
+    /// serves the page at `/breaker` and `/breaker/`; `nest` serves `/breaker` only).
     pub fn router(self) -> Router {
         let state = App(Arc::new(Shared {
             registry: self.registry,
@@ -166,6 +214,8 @@ impl Dashboard {
             log: Mutex::default(),
             #[cfg(feature = "redis")]
             fleet: self.fleet,
+            #[cfg(feature = "redis")]
+            inspector: self.inspector,
         }));
         let router = Router::new()
             .route("/", get(page::index))
@@ -174,9 +224,13 @@ impl Dashboard {
             .route("/circuits", get(api::circuits))
             .route("/events", get(sse::events))
             .route("/actions", get(actions::log))
-            .route("/circuits/{provider}/{tenant}/{action}", post(actions::act));
+            .route("/circuits/{provider}/{tenant}/{action}", post(actions::act))
+            .route("/providers/{provider}/config", get(retune::config))
+            .route("/providers/{provider}/retune", post(retune::retune));
         #[cfg(feature = "redis")]
-        let router = router.route("/fleet", get(api::fleet));
+        let router = router
+            .route("/fleet", get(api::fleet))
+            .route("/fleet/circuits", get(api::fleet_circuits));
         router.with_state(state)
     }
 }
@@ -203,6 +257,8 @@ struct Shared {
     log: Mutex<VecDeque<Record>>,
     #[cfg(feature = "redis")]
     fleet: Option<crate::fleet::FleetHealth>,
+    #[cfg(feature = "redis")]
+    inspector: Option<crate::fleet::FleetInspector>,
 }
 
 impl Shared {

@@ -43,4 +43,7 @@ pub use breaker_core::fleet::*;
 
 #[cfg(feature = "redis")]
 #[doc(inline)]
-pub use breaker_redis::{FleetError, FleetHealth, RedisFleet, RedisFleetBuilder};
+pub use breaker_redis::{
+    FleetCircuit, FleetError, FleetHealth, FleetInspector, RedisFleet, RedisFleetBuilder,
+    MAX_INSPECTED,
+};

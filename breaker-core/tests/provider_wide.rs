@@ -349,8 +349,18 @@ fn successes_count_again_in_every_new_closed_stay() {
     let in_flight = r.acquire(P, "t2", None).unwrap();
     wide.force_open();
     assert!(r.acquire(P, "t3", None).unwrap_err().is_provider_wide());
+    assert_eq!(
+        r.provider_wide_totals(P),
+        Some((7, 0, 0)),
+        "the evidence so far"
+    );
     in_flight.success();
     wide.reset();
+    assert_eq!(
+        r.provider_wide_totals(P),
+        Some((0, 0, 0)),
+        "a reset starts afresh"
+    );
     for i in 0..5 {
         r.acquire(P, &format!("t{i}"), None).unwrap().success();
     }

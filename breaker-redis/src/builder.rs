@@ -13,6 +13,7 @@ use crate::cluster::Cluster;
 use crate::error::FleetError;
 use crate::fleet::RedisFleet;
 use crate::health::{FleetHealth, Health};
+use crate::inspect::FleetInspector;
 use crate::keys::Layout;
 use crate::pending::Pending;
 use crate::redact::redact;
@@ -336,6 +337,16 @@ impl RedisFleetBuilder {
             ));
         }
         let store = self.store()?;
+        let replica = format!("{:016x}", fastrand::u64(..));
+        // The dashboard's reads: a store of their own, connected only if they are made.
+        let inspector = FleetInspector(Arc::new(crate::inspect::Inner {
+            store: self.store()?,
+            layout: Layout::new(&self.namespace),
+            replica: replica.clone(),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            conn: tokio::sync::Mutex::default(),
+        }));
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| FleetError::new("runtime", "build the fleet inside a tokio runtime"))?;
         let health = FleetHealth(Arc::new(Health {
@@ -359,7 +370,7 @@ impl RedisFleetBuilder {
         let task = Task {
             store,
             layout: Layout::new(&self.namespace),
-            replica: format!("{:016x}", fastrand::u64(..)),
+            replica,
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
             margin: self.margin,
@@ -379,6 +390,7 @@ impl RedisFleetBuilder {
         runtime.spawn(task.run(queued, failures, linked, stopped));
         Ok(RedisFleet {
             health,
+            inspector,
             queue,
             failed: self.pool_evidence.then_some(failed),
             link: Mutex::new(Some(link)),

@@ -11,12 +11,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::evidence::Failed;
 use crate::health::{Count, FleetHealth};
+use crate::inspect::FleetInspector;
 use crate::pending::Queued;
 
 /// Shares circuit openings and closings between the replicas of a service through Redis or
 /// Valkey; attach it with `RegistryBuilder::fleet`. Built by [`RedisFleet::builder`].
 pub struct RedisFleet {
     pub(crate) health: FleetHealth,
+    pub(crate) inspector: FleetInspector,
     pub(crate) queue: mpsc::Sender<Queued>,
     /// Closed circuits' failures, for the evidence the fleet pools; `None` when it pools none
     /// (`RedisFleetBuilder::pool_evidence(false)`).
@@ -31,6 +33,13 @@ impl RedisFleet {
     /// into its registry.
     pub fn health(&self) -> FleetHealth {
         self.health.clone()
+    }
+
+    /// A handle that reads what the store holds of some circuits (which replica opened each,
+    /// which one holds its probe lease), for an operator's page; usable after the fleet has
+    /// moved into its registry. Its reads go on a connection of their own, made at the first.
+    pub fn inspector(&self) -> FleetInspector {
+        self.inspector.clone()
     }
 }
 

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use breaker_core::PROVIDER_WIDE_TENANT;
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
 use super::feed::now_ms;
+use super::retune::Retune;
 use super::App;
 
 /// The last actions `GET /actions` lists.
@@ -29,18 +31,33 @@ const LOGGED: usize = 100;
 ///     action.provider != "payments" && action.kind != ActionKind::Disable
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Action {
     /// What to do.
     pub kind: ActionKind,
-    /// The circuit's provider.
+    /// The circuit's provider (for [`Retune`](ActionKind::Retune), the provider retuned).
     pub provider: String,
-    /// The circuit's tenant.
+    /// The circuit's tenant: [`PROVIDER_WIDE_TENANT`](crate::PROVIDER_WIDE_TENANT) (`*`) for
+    /// the provider-wide circuit; empty for [`Retune`](ActionKind::Retune), which retunes
+    /// every circuit of the provider.
     pub tenant: String,
+    /// For [`Retune`](ActionKind::Retune), the settings it changes.
+    pub retune: Option<Retune>,
 }
 
-/// The operator actions of the dashboard: the circuit's own switches.
+impl Action {
+    pub(crate) fn new(kind: ActionKind, provider: String, tenant: String) -> Action {
+        Action {
+            kind,
+            provider,
+            tenant,
+            retune: None,
+        }
+    }
+}
+
+/// The operator actions of the dashboard: the circuit's own switches, and retuning a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ActionKind {
@@ -52,17 +69,23 @@ pub enum ActionKind {
     Disable,
     /// [`Circuit::metrics_only`](crate::Circuit::metrics_only).
     MetricsOnly,
+    /// [`Registry::configure`](crate::Registry::configure) of a provider with some of its
+    /// settings changed ([`Retune`]), every circuit keeping its state:
+    /// `POST /providers/{provider}/retune`.
+    Retune,
 }
 
 impl ActionKind {
-    const ALL: [ActionKind; 4] = [
+    /// The switches of one circuit: `POST /circuits/{provider}/{tenant}/{action}`.
+    const SWITCHES: [ActionKind; 4] = [
         ActionKind::ForceOpen,
         ActionKind::Reset,
         ActionKind::Disable,
         ActionKind::MetricsOnly,
     ];
 
-    /// The name in the action's URL: `force_open`, `reset`, `disable`, `metrics_only`.
+    /// The name in the action's URL: `force_open`, `reset`, `disable`, `metrics_only`,
+    /// `retune`.
     ///
     /// ```
     /// use breaker::dashboard::ActionKind;
@@ -76,6 +99,7 @@ impl ActionKind {
             ActionKind::Reset => "reset",
             ActionKind::Disable => "disable",
             ActionKind::MetricsOnly => "metrics_only",
+            ActionKind::Retune => "retune",
         }
     }
 }
@@ -91,12 +115,14 @@ impl FromStr for ActionKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<ActionKind, String> {
-        ActionKind::ALL
+        ActionKind::SWITCHES
             .into_iter()
+            .chain([ActionKind::Retune])
             .find(|kind| kind.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown action {s:?}: expected one of force_open, reset, disable, metrics_only"
+                    "unknown action {s:?}: expected one of force_open, reset, disable, \
+                     metrics_only, retune"
                 )
             })
     }
@@ -110,15 +136,45 @@ pub(crate) struct Record {
     tenant: String,
     /// What the hook let through: `false` without a hook, when it refused or panicked.
     allowed: bool,
-    /// `done`, `refused`, or `not_found` (allowed, but no such circuit).
+    /// `done`, `refused`, `not_found` (allowed, but no such circuit or provider), or
+    /// `invalid` (a retune whose body or values were rejected).
     outcome: &'static str,
     /// The circuit's state after the action, when done.
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'static str>,
+    /// For a retune, the settings it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retune: Option<Retune>,
     at_ms: u64,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+impl Record {
+    pub(crate) fn new(
+        action: &Action,
+        allowed: bool,
+        outcome: &'static str,
+        state: Option<&'static str>,
+    ) -> Record {
+        Record {
+            action: action.kind.as_str(),
+            provider: action.provider.clone(),
+            tenant: action.tenant.clone(),
+            allowed,
+            outcome,
+            state,
+            retune: action.retune.clone(),
+            at_ms: now_ms(),
+        }
+    }
+}
+
+/// Why an action was refused: no hook.
+pub(crate) const NO_HOOK: &str =
+    "operator actions are off: this dashboard has no authorization hook (Dashboard::actions)";
+/// Why an action was refused: the hook said no.
+pub(crate) const REFUSED: &str = "the authorization hook refused this action";
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -129,35 +185,22 @@ pub(super) async fn act(
     request: Request,
 ) -> Response {
     let kind = match action.parse::<ActionKind>() {
+        Ok(ActionKind::Retune) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "retune applies to a provider's circuits: POST /providers/{provider}/retune",
+            )
+        }
         Ok(kind) => kind,
         Err(message) => return error(StatusCode::NOT_FOUND, message),
     };
     let (parts, _body) = request.into_parts();
-    let action = Action {
-        kind,
-        provider,
-        tenant,
-    };
+    let action = Action::new(kind, provider, tenant);
     let allowed = app.0.allows(&parts, &action);
     let (outcome, state, response) = match allowed {
-        None => (
-            "refused",
-            None,
-            error(
-                StatusCode::FORBIDDEN,
-                "operator actions are off: this dashboard has no authorization hook \
-                 (Dashboard::actions)",
-            ),
-        ),
-        Some(false) => (
-            "refused",
-            None,
-            error(
-                StatusCode::FORBIDDEN,
-                "the authorization hook refused this action",
-            ),
-        ),
-        Some(true) => match app.0.registry.get(&action.provider, &action.tenant) {
+        None => ("refused", None, error(StatusCode::FORBIDDEN, NO_HOOK)),
+        Some(false) => ("refused", None, error(StatusCode::FORBIDDEN, REFUSED)),
+        Some(true) => match find(&app, &action.provider, &action.tenant) {
             None => (
                 "not_found",
                 None,
@@ -175,6 +218,8 @@ pub(super) async fn act(
                     ActionKind::Reset => circuit.reset(),
                     ActionKind::Disable => circuit.disable(),
                     ActionKind::MetricsOnly => circuit.metrics_only(),
+                    // Answered above: a provider's action, not a circuit's.
+                    ActionKind::Retune => {}
                 }
                 let state = circuit.state().as_str();
                 let body = json!({
@@ -187,20 +232,27 @@ pub(super) async fn act(
             }
         },
     };
-    let record = Record {
-        action: kind.as_str(),
-        provider: action.provider,
-        tenant: action.tenant,
-        allowed: allowed == Some(true),
-        outcome,
-        state,
-        at_ms: now_ms(),
-    };
-    log_action(&app, record);
+    log_action(
+        &app,
+        Record::new(&action, allowed == Some(true), outcome, state),
+    );
     response
 }
 
-fn log_action(app: &App, record: Record) {
+/// The circuit an action on (`provider`, `tenant`) switches: tenant
+/// [`PROVIDER_WIDE_TENANT`] (`*`) is the provider's provider-wide circuit when it has one (as
+/// for a fleet), else a tenant circuit of that name, if any. Never creates a circuit.
+fn find(app: &App, provider: &str, tenant: &str) -> Option<breaker_core::Circuit> {
+    let registry = &app.0.registry;
+    if tenant == PROVIDER_WIDE_TENANT {
+        if let Some(wide) = registry.provider_circuit(provider) {
+            return Some(wide);
+        }
+    }
+    registry.get(provider, tenant)
+}
+
+pub(crate) fn log_action(app: &App, record: Record) {
     #[cfg(feature = "tracing")]
     {
         let Record {
@@ -209,17 +261,18 @@ fn log_action(app: &App, record: Record) {
             tenant,
             allowed,
             outcome,
+            retune,
             ..
         } = &record;
         let (provider, tenant) = (provider.as_str(), tenant.as_str());
         if *allowed {
             ::tracing::warn!(
-                target: "breaker::dashboard", action, provider, tenant, allowed, outcome,
+                target: "breaker::dashboard", action, provider, tenant, allowed, outcome, ?retune,
                 "operator action from the dashboard"
             );
         } else {
             ::tracing::info!(
-                target: "breaker::dashboard", action, provider, tenant, allowed, outcome,
+                target: "breaker::dashboard", action, provider, tenant, allowed, outcome, ?retune,
                 "operator action refused"
             );
         }

@@ -17,6 +17,14 @@ use super::App;
 /// Circuits per page unless `per_page` says otherwise, and the most it may say.
 pub(crate) const PER_PAGE: usize = 50;
 const MAX_PER_PAGE: usize = 500;
+/// The open, forced-open and half-open circuits one answer of `GET /circuits` carries at most,
+/// before its page of the others: all of them, unless a provider has more than this many, when
+/// the first (open first, then by provider and tenant) are sent and `tripped` says how many
+/// there are. A row is a few hundred bytes with its timeline: a few MiB at most.
+pub(crate) const MAX_TRIPPED: usize = 5_000;
+
+/// Ranks up to this one are open, forced open or half-open: always sent, not paged.
+const TRIPPED_RANK: u8 = 2;
 
 /// Where a state sorts on the page: what needs the operator first.
 fn rank(state: State) -> u8 {
@@ -99,9 +107,9 @@ fn millis(d: std::time::Duration) -> u64 {
 /// circuit (only `Registry::snapshot` lists those, as tenant `PROVIDER_WIDE_TENANT`, `*`), so
 /// the provider circuit is not counted as a tenant here nor listed by [`page`]; it is shown
 /// apart, as `provider_wide`. Nothing is filtered by the name `*`: a tenant so named has a
-/// circuit of its own and is counted like any. A provider whose provider-wide circuit is set
-/// but which has no tenant circuit yet is not listed (the registry's public API does not
-/// enumerate providers).
+/// circuit of its own and is counted like any. A provider that has a provider-wide circuit but
+/// no tenant circuit yet is listed too, with zero tenants
+/// ([`Registry::provider_wide_providers`]).
 pub(crate) fn counts(registry: &Registry) -> Vec<ProviderCounts> {
     let mut by_provider: BTreeMap<String, ProviderCounts> = BTreeMap::new();
     registry.for_each(|c| {
@@ -126,6 +134,14 @@ pub(crate) fn counts(registry: &Registry) -> Vec<ProviderCounts> {
             _ => &mut p.metrics_only,
         } += 1;
     });
+    for provider in registry.provider_wide_providers() {
+        by_provider
+            .entry(provider)
+            .or_insert_with_key(|provider| ProviderCounts {
+                provider: provider.clone(),
+                ..ProviderCounts::default()
+            });
+    }
     by_provider
         .into_values()
         .map(|mut p| {
@@ -145,6 +161,7 @@ pub(super) async fn providers(AxumState(app): AxumState<App>) -> Response {
         "actions": app.0.hook.is_some(),
         "dropped": feed.map_or(0, |f| f.dropped()),
         "fleet": cfg!(feature = "redis") && fleet_attached(&app),
+        "fleet_circuits": cfg!(feature = "redis") && inspector_attached(&app),
     }))
     .into_response()
 }
@@ -156,6 +173,16 @@ fn fleet_attached(app: &App) -> bool {
 
 #[cfg(not(feature = "redis"))]
 fn fleet_attached(_: &App) -> bool {
+    false
+}
+
+#[cfg(feature = "redis")]
+fn inspector_attached(app: &App) -> bool {
+    app.0.inspector.is_some()
+}
+
+#[cfg(not(feature = "redis"))]
+fn inspector_attached(_: &App) -> bool {
     false
 }
 
@@ -173,6 +200,10 @@ pub(crate) struct Filter {
     pub(crate) page: Option<usize>,
     /// Circuits per page: 50 unless given, at most 500.
     pub(crate) per_page: Option<usize>,
+    /// Open, forced-open and half-open circuits sent at most: [`MAX_TRIPPED`] unless the server
+    /// itself asks for fewer (the page rendered without JavaScript).
+    #[serde(skip)]
+    pub(crate) max_tripped: Option<usize>,
 }
 
 /// One circuit in a page of `GET /circuits`.
@@ -197,12 +228,20 @@ pub(crate) struct Row {
     timeline: Vec<Step>,
 }
 
-/// A page of circuits.
+/// An answer of `GET /circuits`: every open, forced-open and half-open circuit that matches
+/// (up to [`MAX_TRIPPED`]), then one page of the others (closed, disabled, metrics-only).
 #[derive(Debug, Serialize)]
 pub(crate) struct Page {
+    /// Every circuit that matches, tripped or not.
     pub(crate) total: usize,
+    /// The open, forced-open and half-open circuits that match: the first `tripped_sent` rows.
+    pub(crate) tripped: usize,
+    /// How many of them come first in `circuits`: `tripped`, unless over [`MAX_TRIPPED`].
+    pub(crate) tripped_sent: usize,
+    /// The page of the others, from 0.
     pub(crate) page: usize,
     pub(crate) per_page: usize,
+    /// Pages of the others (`total - tripped` circuits).
     pub(crate) pages: usize,
     pub(crate) circuits: Vec<Row>,
 }
@@ -218,9 +257,10 @@ pub(crate) fn page(app: &App, filter: &Filter) -> Result<Page, String> {
     let per_page = filter.per_page.unwrap_or(PER_PAGE).clamp(1, MAX_PER_PAGE);
     let page = filter.page.unwrap_or(0);
 
-    // Handles and ranks only: metrics (windows to total) are read for the page alone. Tenant
-    // circuits only: `for_each` never visits a provider-wide circuit (see `counts`).
-    let mut found: Vec<(u8, Circuit)> = Vec::new();
+    // Handles and ranks only: metrics (windows to total) are read for the rows sent alone.
+    // Tenant circuits only: `for_each` never visits a provider-wide circuit (see `counts`).
+    let mut tripped: Vec<(u8, Circuit)> = Vec::new();
+    let mut others: Vec<(u8, Circuit)> = Vec::new();
     app.0.registry.for_each(|c| {
         if provider.is_some_and(|p| p != c.provider()) || q.is_some_and(|q| !c.tenant().contains(q))
         {
@@ -228,58 +268,80 @@ pub(crate) fn page(app: &App, filter: &Filter) -> Result<Page, String> {
         }
         let s = c.state();
         if state.is_none_or(|want| want == s) {
-            found.push((rank(s), c.clone()));
+            let rank = rank(s);
+            let list = if rank <= TRIPPED_RANK {
+                &mut tripped
+            } else {
+                &mut others
+            };
+            list.push((rank, c.clone()));
         }
     });
+    let (tripped_total, others_total) = (tripped.len(), others.len());
+    let max_tripped = filter.max_tripped.unwrap_or(MAX_TRIPPED);
+    first_sorted(&mut tripped, 0, max_tripped);
+    let start = page.saturating_mul(per_page).min(others_total);
+    first_sorted(&mut others, start, per_page);
+    let tripped_sent = tripped.len();
+    let feed = app.0.feed.as_ref();
+    let circuits = tripped
+        .into_iter()
+        .chain(others)
+        .map(|(_, c)| row(feed, &c))
+        .collect();
+    Ok(Page {
+        total: tripped_total + others_total,
+        tripped: tripped_total,
+        tripped_sent,
+        page,
+        per_page,
+        pages: others_total.div_ceil(per_page),
+        circuits,
+    })
+}
+
+/// Leaves in `found` its `len` circuits from `start` on, in page order (rank, provider,
+/// tenant). Sorts only what is kept: at 100,000 closed tenants, a partition and a short sort.
+fn first_sorted(found: &mut Vec<(u8, Circuit)>, start: usize, len: usize) {
     let order = |a: &(u8, Circuit), b: &(u8, Circuit)| -> Ordering {
         (a.0, a.1.provider(), a.1.tenant()).cmp(&(b.0, b.1.provider(), b.1.tenant()))
     };
-    let total = found.len();
-    let start = page.saturating_mul(per_page).min(total);
-    let end = start.saturating_add(per_page).min(total);
-    // Sort only what the page needs: at 100,000 closed tenants, a partition and a short sort.
-    if end < total {
+    let start = start.min(found.len());
+    let end = start.saturating_add(len).min(found.len());
+    if end < found.len() {
         found.select_nth_unstable_by(end, order);
     }
     found.truncate(end);
     found.sort_unstable_by(order);
-    let feed = app.0.feed.as_ref();
-    let circuits = found
-        .drain(start..)
-        .map(|(_, c)| {
-            let m = c.metrics();
-            let timeline = feed.map_or_else(Vec::new, |f| f.0.timeline(c.provider(), c.tenant()));
-            // The level of the opening this stay in open or half-open began with; a closed
-            // circuit has none (its next trip starts over).
-            let level = matches!(m.state, State::Open | State::HalfOpen)
-                .then(|| timeline.iter().rev().find(|s| s.to == "open"))
-                .flatten()
-                .map(|s| s.level);
-            Row {
-                provider: c.provider().to_owned(),
-                tenant: c.tenant().to_owned(),
-                state: m.state.as_str(),
-                failure_rate: m.failure_rate,
-                slow_rate: m.slow_rate,
-                calls_in_window: m.calls_in_window,
-                failures_in_window: m.failures_in_window,
-                slow_in_window: m.slow_in_window,
-                consecutive_failures: m.consecutive_failures,
-                rejected: m.rejected,
-                times_opened: m.times_opened,
-                retry_after_ms: m.retry_after.map(millis),
-                level,
-                timeline,
-            }
-        })
-        .collect();
-    Ok(Page {
-        total,
-        page,
-        per_page,
-        pages: total.div_ceil(per_page),
-        circuits,
-    })
+    found.drain(..start);
+}
+
+/// One circuit's row: its metrics now, and its timeline from the feed.
+fn row(feed: Option<&super::Feed>, c: &Circuit) -> Row {
+    let m = c.metrics();
+    let timeline = feed.map_or_else(Vec::new, |f| f.0.timeline(c.provider(), c.tenant()));
+    // The level of the opening this stay in open or half-open began with; a closed circuit has
+    // none (its next trip starts over).
+    let level = matches!(m.state, State::Open | State::HalfOpen)
+        .then(|| timeline.iter().rev().find(|s| s.to == "open"))
+        .flatten()
+        .map(|s| s.level);
+    Row {
+        provider: c.provider().to_owned(),
+        tenant: c.tenant().to_owned(),
+        state: m.state.as_str(),
+        failure_rate: m.failure_rate,
+        slow_rate: m.slow_rate,
+        calls_in_window: m.calls_in_window,
+        failures_in_window: m.failures_in_window,
+        slow_in_window: m.slow_in_window,
+        consecutive_failures: m.consecutive_failures,
+        rejected: m.rejected,
+        times_opened: m.times_opened,
+        retry_after_ms: m.retry_after.map(millis),
+        level,
+        timeline,
+    }
 }
 
 /// `GET /circuits?provider=&state=&q=&page=&per_page=`.
@@ -308,5 +370,62 @@ pub(super) async fn fleet(AxumState(app): AxumState<App>) -> Response {
             "failures": h.failures(),
         }))
         .into_response(),
+    }
+}
+
+/// The query of `GET /fleet/circuits`.
+#[cfg(feature = "redis")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct FleetFilter {
+    provider: Option<String>,
+}
+
+/// `GET /fleet/circuits?provider=` (feature `redis`): for the open, forced-open and half-open
+/// circuits (of `provider`, when given; the first [`MAX_INSPECTED`](crate::fleet::MAX_INSPECTED)
+/// by provider and tenant), which replica's opening the fleet runs on and which replica holds
+/// the probe lease, as the store says now.
+#[cfg(feature = "redis")]
+pub(super) async fn fleet_circuits(
+    AxumState(app): AxumState<App>,
+    filter: Query<FleetFilter>,
+) -> Response {
+    let Some(inspector) = &app.0.inspector else {
+        return Json(json!({ "attached": false })).into_response();
+    };
+    let provider = filter.provider.as_deref().filter(|p| !p.is_empty());
+    let mut tripped: Vec<(String, String)> = Vec::new();
+    app.0.registry.for_each(|c| {
+        if provider.is_none_or(|p| p == c.provider()) && rank(c.state()) <= TRIPPED_RANK {
+            tripped.push((c.provider().to_owned(), c.tenant().to_owned()));
+        }
+    });
+    tripped.sort_unstable();
+    tripped.truncate(crate::fleet::MAX_INSPECTED);
+    let replica = inspector.replica();
+    match inspector.circuits(&tripped).await {
+        None => Json(json!({ "attached": true, "replica": replica, "available": false }))
+            .into_response(),
+        Some(found) => {
+            let circuits: Vec<_> = found
+                .iter()
+                .map(|c| {
+                    json!({
+                        "provider": c.provider,
+                        "tenant": c.tenant,
+                        "opened_by": c.opened_by,
+                        "level": c.level,
+                        "probe_lease": c.probe_lease,
+                    })
+                })
+                .collect();
+            Json(json!({
+                "attached": true,
+                "replica": replica,
+                "available": true,
+                "circuits": circuits,
+            }))
+            .into_response()
+        }
     }
 }

@@ -13,6 +13,7 @@
     query: '',
     pages: new Map(), // provider -> page shown
     panels: new Map(), // provider -> its <section>
+    retunes: new Map(), // provider -> its retune form, kept across refreshes while typed in
     rows: [], // rows shown: {row, fetched, tr}
     updated: null,
     connected: false
@@ -130,6 +131,76 @@
     return b;
   }
 
+  // The settings a retune may change, in the order the form shows them.
+  var RETUNE_FIELDS = [
+    ['consecutive_failures', 'consecutive failures'],
+    ['failure_rate', 'failure rate (0-1]'],
+    ['minimum_calls', 'minimum calls'],
+    ['open_for_ms', 'open for (ms)'],
+    ['max_open_for_ms', 'max open for (ms)'],
+    ['backoff_multiplier', 'backoff multiplier'],
+    ['half_open_probes', 'half-open probes'],
+    ['half_open_successes', 'half-open successes']
+  ];
+
+  // A provider's retune form: empty fields keep their value; the current ones are shown as
+  // placeholders when the form is opened.
+  function retuneForm(provider) {
+    var form = view.retunes.get(provider);
+    if (form) return form;
+    form = el('details', 'retune');
+    form.appendChild(el('summary', null, 'Retune ' + provider));
+    var inputs = {};
+    var grid = el('div', 'fields');
+    RETUNE_FIELDS.forEach(function (f) {
+      var label = el('label', null, f[1] + ' ');
+      var input = el('input');
+      input.type = 'number';
+      input.step = 'any';
+      input.name = f[0];
+      label.appendChild(input);
+      grid.appendChild(label);
+      inputs[f[0]] = input;
+    });
+    form.appendChild(grid);
+    var apply = el('button', 'action retune-apply', 'Apply to every tenant of ' + provider);
+    apply.type = 'button';
+    form.appendChild(apply);
+    form.addEventListener('toggle', function () {
+      if (!form.open) return;
+      getJSON('providers/' + encodeURIComponent(provider) + '/config').then(function (c) {
+        RETUNE_FIELDS.forEach(function (f) {
+          var v = c.config[f[0]];
+          inputs[f[0]].placeholder = v === null || v === undefined ? 'off' : String(v);
+        });
+      }).catch(function () {});
+    });
+    apply.addEventListener('click', function () {
+      var body = {};
+      RETUNE_FIELDS.forEach(function (f) {
+        var v = inputs[f[0]].value.trim();
+        if (v !== '') body[f[0]] = Number(v);
+      });
+      fetch(base + 'providers/' + encodeURIComponent(provider) + '/retune', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body)
+      }).then(function (r) {
+        return r.json().then(function (answer) {
+          if (!r.ok) throw new Error(answer.error || ('HTTP ' + r.status));
+          RETUNE_FIELDS.forEach(function (f) { inputs[f[0]].value = ''; });
+          form.open = false;
+          say('retuned ' + provider);
+          soon();
+        });
+      }).catch(function (e) {
+        say('retune ' + provider + ': ' + e.message);
+      });
+    });
+    view.retunes.set(provider, form);
+    return form;
+  }
+
   function rowFor(row, fetched) {
     var tr = el('tr', 'circuit');
     tr.dataset.provider = row.provider;
@@ -160,18 +231,33 @@
 
   function renderPanel(counts, page, fetched) {
     var p = panelFor(counts.provider);
-    p.textContent = '';
+    // The retune form stays in the page across refreshes: what is typed in it, and the focus.
+    var form = view.actions ? retuneForm(counts.provider) : null;
+    Array.prototype.slice.call(p.childNodes).forEach(function (c) {
+      if (c !== form) p.removeChild(c);
+    });
     var h = el('h2');
     h.appendChild(el('span', 'name', counts.provider));
-    // The provider-wide circuit, when the provider has one: before the tenants' counts.
-    if (counts.provider_wide) h.appendChild(wideBadge(counts.provider_wide, fetched));
+    // The provider-wide circuit, when the provider has one: before the tenants' counts, with
+    // its switches (tenant `*`) when actions are on.
+    if (counts.provider_wide) {
+      h.appendChild(wideBadge(counts.provider_wide, fetched));
+      if (view.actions) {
+        var wide = { provider: counts.provider, tenant: '*' };
+        var switches = el('span', 'wide-actions');
+        switches.appendChild(actionButton(wide, 'force_open', 'Force open provider-wide'));
+        switches.appendChild(actionButton(wide, 'reset', 'Reset provider-wide'));
+        h.appendChild(switches);
+      }
+    }
     h.appendChild(countBadge('open', 'open', counts.open + counts.forced_open));
     h.appendChild(countBadge('half_open', 'half-open', counts.half_open));
     h.appendChild(countBadge('closed', 'closed', counts.closed));
     if (counts.disabled + counts.metrics_only) {
       h.appendChild(countBadge('off', 'not tripping', counts.disabled + counts.metrics_only));
     }
-    p.appendChild(h);
+    p.insertBefore(h, p.firstChild);
+    if (form && form.parentNode !== p) p.appendChild(form);
 
     var table = el('table');
     var head = el('tr');
@@ -195,8 +281,13 @@
     next.disabled = n + 1 >= page.pages;
     next.addEventListener('click', function () { view.pages.set(counts.provider, n + 1); refresh(); });
     pager.appendChild(prev);
-    pager.appendChild(el('span', null, 'page ' + (page.pages ? n + 1 : 0) + ' of ' + page.pages +
-      ' · ' + page.total + (view.query ? ' matching' : ' tenants')));
+    // Every open and half-open tenant is shown (up to the server's bound); the pages are of
+    // the others.
+    var tripped = page.tripped || 0;
+    var sent = page.tripped_sent === undefined ? tripped : page.tripped_sent;
+    pager.appendChild(el('span', null, (sent < tripped ? 'first ' + sent + ' of ' : '') +
+      tripped + ' open or half-open shown · others: page ' + (page.pages ? n + 1 : 0) + ' of ' +
+      page.pages + ' · ' + page.total + (view.query ? ' matching' : ' tenants')));
     pager.appendChild(next);
     p.appendChild(pager);
     return p;
@@ -218,6 +309,7 @@
       view.actions = summary.actions;
       view.dropped = Math.max(view.dropped, summary.dropped || 0);
       if (summary.fleet) loadFleet();
+      view.fleetCircuits = !!summary.fleet_circuits;
       return Promise.all(summary.providers.map(function (counts) {
         var n = view.pages.get(counts.provider) || 0;
         var q = 'circuits?provider=' + encodeURIComponent(counts.provider) + '&page=' + n +
@@ -244,6 +336,7 @@
         if (empty) empty.remove();
       }
       view.updated = fetched;
+      if (view.fleetCircuits) loadFleetCircuits();
       document.body.dataset.rendered = String(fetched);
       renderStatus();
     }).catch(function (e) {
@@ -273,6 +366,31 @@
       box.appendChild(document.createTextNode(
         (f.can_publish ? '' : ' · cannot publish (ACL)') + ' · shared ' + f.published +
         ' · applied ' + f.applied + ' · dropped ' + f.dropped + ' · failures ' + f.failures));
+    }).catch(function () {});
+  }
+
+  // Which replica opened each open circuit shown, and which one holds its probe lease, as the
+  // fleet's store says: appended to the row's reason cell.
+  function loadFleetCircuits() {
+    getJSON('fleet/circuits').then(function (f) {
+      if (!f.available) return;
+      var who = function (id) { return id === f.replica ? 'this replica' : 'replica ' + id; };
+      var by = new Map();
+      (f.circuits || []).forEach(function (c) { by.set(c.provider + '\u0000' + c.tenant, c); });
+      view.rows.forEach(function (entry) {
+        var c = by.get(entry.row.provider + '\u0000' + entry.row.tenant);
+        var cell = entry.tr.querySelector('td.reason');
+        var old = cell.querySelector('.fleet');
+        if (old) old.remove();
+        if (!c || (!c.opened_by && !c.probe_lease)) return;
+        var parts = [];
+        if (c.opened_by) parts.push('opened by ' + who(c.opened_by));
+        if (c.probe_lease) parts.push('probe lease: ' + who(c.probe_lease));
+        var span = el('span', 'fleet', ' · ' + parts.join(' · '));
+        span.dataset.openedBy = c.opened_by || '';
+        span.dataset.probeLease = c.probe_lease || '';
+        cell.appendChild(span);
+      });
     }).catch(function () {});
   }
 

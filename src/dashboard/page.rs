@@ -38,11 +38,13 @@ pub(crate) fn escape(text: &str) -> String {
 pub(super) async fn index(State(app): State<App>) -> Response {
     let filter = Filter {
         per_page: Some(SERVER_ROWS),
+        max_tripped: Some(SERVER_ROWS),
         ..Filter::default()
     };
     let mut rows = String::new();
     if let Ok(page) = api::page(&app, &filter) {
-        for row in page.circuits.iter().filter(|r| r.state != "closed") {
+        let not_closed = page.circuits.iter().filter(|r| r.state != "closed");
+        for row in not_closed.take(SERVER_ROWS) {
             let _ = write!(
                 rows,
                 "<li><span class=\"state {state}\">{state}</span> {provider} / {tenant}</li>",

@@ -168,13 +168,19 @@ async fn circuits_come_open_first_paged_and_searchable() {
     r.circuit("anthropic", "t000");
     let router = Dashboard::new(r.clone()).feed(feed).router();
 
+    // The open circuits come with every page, before a page of the others.
     let first = get_json(&router, "/circuits?provider=openai&per_page=10").await;
     assert_eq!(
-        (first["total"].as_u64(), first["pages"].as_u64()),
-        (Some(120), Some(12))
+        (
+            first["total"].as_u64(),
+            first["tripped"].as_u64(),
+            first["tripped_sent"].as_u64(),
+            first["pages"].as_u64()
+        ),
+        (Some(120), Some(2), Some(2), Some(12))
     );
     let rows = tenants(&first);
-    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.len(), 12);
     assert_eq!(rows[0], ("t007".into(), "open".into()));
     assert_eq!(rows[1], ("t100".into(), "open".into()));
     assert_eq!(rows[2], ("t000".into(), "closed".into()));
@@ -184,13 +190,15 @@ async fn circuits_come_open_first_paged_and_searchable() {
     assert_eq!(open["timeline"][0]["reason"], "consecutive_failures");
     assert_eq!(open["failure_rate"], 0.0, "no rate policy: no window");
 
-    // The last page holds the rest, in name order.
+    // The last page holds the rest, in name order, after the open ones again.
     let last = get_json(&router, "/circuits?provider=openai&per_page=10&page=11").await;
     let rows = tenants(&last);
-    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.len(), 2 + 8);
+    assert_eq!(rows[1], ("t100".into(), "open".into()));
+    assert_eq!(rows[2].0, "t112");
     assert_eq!(rows.last().unwrap().0, "t119");
     let past = get_json(&router, "/circuits?provider=openai&per_page=10&page=99").await;
-    assert!(tenants(&past).is_empty());
+    assert_eq!(tenants(&past).len(), 2, "only the open ones: {past}");
 
     // Search by tenant name, state filter, and both providers without a provider filter.
     let found = get_json(&router, "/circuits?provider=openai&q=t10").await;
@@ -485,6 +493,315 @@ async fn a_subscriber_that_stops_reading_loses_the_oldest_and_holds_no_more() {
     assert_eq!(transition["open_for_ms"], 30_000);
 }
 
+#[tokio::test]
+async fn every_open_circuit_comes_with_each_page_however_many() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    for i in 0..200 {
+        r.circuit("openai", &format!("t{i:03}"));
+    }
+    // 50 open tenants, more than a page of 20 (what the page asks for), and 2 half-open ones
+    // (open, then their period ran out).
+    for i in (0..200).step_by(4) {
+        trip(&r, "openai", &format!("t{i:03}"));
+    }
+    r.circuit("openai", "t001").force_open();
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+    for page in 0..3 {
+        let answer = get_json(
+            &router,
+            &format!("/circuits?provider=openai&per_page=20&page={page}"),
+        )
+        .await;
+        assert_eq!(answer["tripped"], 51, "{page}");
+        assert_eq!(answer["tripped_sent"], 51);
+        assert_eq!(answer["total"], 200);
+        assert_eq!(answer["pages"], 8, "149 others, 20 a page");
+        let rows = tenants(&answer);
+        assert_eq!(rows.len(), 51 + 20);
+        assert!(rows[..50].iter().all(|(_, s)| s == "open"), "{rows:?}");
+        assert_eq!(rows[50], ("t001".into(), "forced_open".into()));
+        assert!(rows[51..].iter().all(|(_, s)| s == "closed"));
+        assert_eq!(rows[51].0, ["t002", "t029", "t055"][page]);
+    }
+    // A state filter on `open` gets them all in one answer, and no page of others.
+    let open = get_json(&router, "/circuits?state=open&per_page=5").await;
+    assert_eq!(tenants(&open).len(), 50);
+    assert_eq!(open["pages"], 0);
+}
+
+#[tokio::test]
+async fn open_circuits_past_the_bound_are_counted_not_sent() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    for i in 0..5_010 {
+        trip(&r, "openai", &format!("t{i:05}"));
+    }
+    let router = Dashboard::new(r.clone()).feed(feed).router();
+    let answer = get_json(&router, "/circuits?provider=openai").await;
+    assert_eq!(answer["tripped"], 5_010);
+    assert_eq!(answer["tripped_sent"], 5_000, "the bound of one answer");
+    let rows = tenants(&answer);
+    assert_eq!(rows.len(), 5_000);
+    assert_eq!(rows[4_999].0, "t04999", "the first by name");
+}
+
+#[tokio::test]
+async fn a_provider_with_only_a_provider_wide_circuit_is_listed() {
+    let r = Arc::new(
+        Registry::builder()
+            .provider_wide("quiet", breaker::ProviderWide::default())
+            .build(),
+    );
+    r.configure_provider_wide("later", breaker::ProviderWide::default());
+    r.circuit("busy", "acme");
+    let router = breaker::dashboard::router(r.clone());
+    let summary = get_json(&router, "/providers").await;
+    let providers = summary["providers"].as_array().unwrap();
+    let names: Vec<&str> = providers
+        .iter()
+        .map(|p| p["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["busy", "later", "quiet"]);
+    assert_eq!(providers[2]["total"], 0);
+    assert_eq!(providers[2]["provider_wide"]["state"], "closed");
+    assert!(providers[0]["provider_wide"].is_null());
+}
+
+#[tokio::test]
+async fn actions_on_tenant_star_reach_the_provider_wide_circuit() {
+    let r = Arc::new(
+        Registry::builder()
+            .clock(ManualClock::new())
+            .provider_wide("p", breaker::ProviderWide::default())
+            .build(),
+    );
+    let router = Dashboard::new(r.clone())
+        .actions(|req: &http::request::Parts, _: &Action| req.headers.contains_key("x-operator"))
+        .router();
+    let wide = r.provider_circuit("p").unwrap();
+    let (status, _) = post(&router, "/circuits/p/*/force_open", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(wide.state(), State::Closed);
+    let (status, body) = post(&router, "/circuits/p/*/force_open", Some("ann")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "forced_open");
+    assert_eq!(wide.state(), State::ForcedOpen);
+    assert!(r.acquire("p", "acme", None).unwrap_err().is_provider_wide());
+    let summary = get_json(&router, "/providers").await;
+    assert_eq!(
+        summary["providers"][0]["provider_wide"]["state"],
+        "forced_open"
+    );
+    // Percent-encoded as the page sends it.
+    let (status, body) = post(&router, "/circuits/p/%2A/reset", Some("ann")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(wide.state(), State::Closed);
+    r.acquire("p", "acme", None).unwrap().success();
+    // No tenant circuit named `*` was made on the way.
+    assert!(r.get("p", "*").is_none());
+    // A provider without one: no circuit.
+    r.circuit("q", "acme");
+    let (status, _) = post(&router, "/circuits/q/*/reset", Some("ann")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn post_json(
+    router: &Router,
+    uri: &str,
+    operator: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut request = Request::post(uri).header("content-type", "application/json");
+    if let Some(name) = operator {
+        request = request.header("x-operator", name);
+    }
+    let (status, body) = send(router, request.body(Body::from(body.to_owned())).unwrap()).await;
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+#[tokio::test]
+async fn retune_changes_a_providers_settings_and_keeps_its_circuits_state() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    trip(&r, "openai", "acme");
+    let globex = r.circuit("openai", "globex");
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    let router = Dashboard::new(r.clone())
+        .feed(feed)
+        .actions(move |req: &http::request::Parts, action: &Action| {
+            seen.lock().unwrap().push(action.clone());
+            req.headers.get("x-operator").and_then(|v| v.to_str().ok()) == Some("root")
+        })
+        .router();
+
+    let before = get_json(&router, "/providers/openai/config").await;
+    assert_eq!(before["config"]["consecutive_failures"], 1);
+    assert_eq!(before["config"]["open_for_ms"], 30_000);
+
+    // Refused: nothing changes.
+    let body = r#"{"consecutive_failures": 3, "open_for_ms": 5000}"#;
+    let (status, _) = post_json(&router, "/providers/openai/retune", Some("ann"), body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(r.configured("openai"), None);
+
+    // Allowed: every circuit of the provider takes the new settings, keeping its state.
+    let (status, answer) = post_json(&router, "/providers/openai/retune", Some("root"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["config"]["consecutive_failures"], 3);
+    assert_eq!(answer["config"]["open_for_ms"], 5_000);
+    assert_eq!(answer["config"]["half_open_probes"], 1, "left alone");
+    let configured = r.configured("openai").unwrap();
+    assert_eq!(configured.consecutive_failures(), Some(3));
+    assert_eq!(configured.open_for(), std::time::Duration::from_secs(5));
+    assert_eq!(
+        r.circuit("openai", "acme").state(),
+        State::Open,
+        "state kept"
+    );
+    assert_eq!(
+        r.circuit("openai", "acme").retry_after(),
+        Some(std::time::Duration::from_secs(30)),
+        "a running open period keeps its deadline"
+    );
+    for _ in 0..2 {
+        globex.try_acquire().unwrap().failure();
+    }
+    assert_eq!(globex.state(), State::Closed, "3 failures trip it now");
+    globex.try_acquire().unwrap().failure();
+    assert_eq!(globex.state(), State::Open);
+    assert_eq!(
+        get_json(&router, "/providers/openai/config").await["config"]["open_for_ms"],
+        5_000
+    );
+
+    // The hook saw what was asked.
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1].kind, ActionKind::Retune);
+    assert_eq!(asked[1].provider, "openai");
+    let changes = asked[1].retune.clone().unwrap();
+    assert_eq!(
+        (changes.consecutive_failures, changes.open_for_ms),
+        (Some(3), Some(5_000))
+    );
+    let log = get_json(&router, "/actions").await;
+    let last = &log["log"][1];
+    assert_eq!(
+        (&last["action"], &last["outcome"], &last["allowed"]),
+        (
+            &Value::from("retune"),
+            &Value::from("done"),
+            &Value::from(true)
+        )
+    );
+    assert_eq!(last["retune"]["open_for_ms"], 5_000);
+}
+
+#[tokio::test]
+async fn retune_rejects_bad_values_naming_the_field() {
+    let feed = Feed::new();
+    let r = registry(&feed);
+    r.circuit("openai", "acme");
+    let router = Dashboard::new(r.clone())
+        .feed(feed)
+        .actions(|_: &http::request::Parts, _: &Action| true)
+        .router();
+    for (body, field) in [
+        (r#"{"failure_rate": 1.5}"#, "failure_rate"),
+        (r#"{"open_for_ms": 0}"#, "open_for_ms"),
+        (r#"{"backoff_multiplier": 0.5}"#, "backoff_multiplier"),
+        (r#"{"half_open_probes": 0}"#, "half_open_probes"),
+    ] {
+        let (status, answer) = post_json(&router, "/providers/openai/retune", None, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["field"], field, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().starts_with(field),
+            "{answer}"
+        );
+    }
+    // A field that is no setting, and a value of the wrong type, name the field too.
+    let (status, answer) = post_json(
+        &router,
+        "/providers/openai/retune",
+        None,
+        r#"{"open_for": 5}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("unknown field `open_for`") && message.contains("open_for_ms"),
+        "{message}"
+    );
+    let (status, answer) = post_json(
+        &router,
+        "/providers/openai/retune",
+        None,
+        r#"{"minimum_calls": -1}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"].as_str().unwrap().contains("-1"), "{answer}");
+    assert_eq!(r.configured("openai"), None, "nothing applied");
+    // A provider the registry does not know, and the retune asked of one circuit.
+    let (status, _) = post_json(&router, "/providers/nobody/retune", None, "{}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, answer) = post(&router, "/circuits/openai/acme/retune", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(answer["error"].as_str().unwrap().contains("/providers/"));
+    let outcomes: Vec<String> = get_json(&router, "/actions").await["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["invalid"; 6]
+            .into_iter()
+            .chain(["not_found"])
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn retune_is_refused_without_a_hook() {
+    let r = Arc::new(Registry::default());
+    r.circuit("openai", "acme");
+    let router = breaker::dashboard::router(r.clone());
+    let (status, answer) = post_json(
+        &router,
+        "/providers/openai/retune",
+        None,
+        r#"{"consecutive_failures": 2}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("no authorization hook"));
+    assert_eq!(r.configured("openai"), None);
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_and_without_a_trailing_slash() {
+    let r = Arc::new(Registry::default());
+    r.circuit("openai", "acme");
+    // `nest_service`, as the docs say: `nest` would answer 404 at `/breaker/`.
+    let app: Router = Router::new().nest_service("/breaker", breaker::dashboard::router(r));
+    for uri in ["/breaker", "/breaker/"] {
+        let (status, html) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert!(html.contains("<title>breaker: circuits</title>"), "{uri}");
+    }
+    let providers = get_json(&app, "/breaker/providers").await;
+    assert_eq!(providers["providers"][0]["provider"], "openai");
+}
+
 /// With a fleet attached, `/fleet` gives its store's health: here a store nobody listens on, so a
 /// degraded fleet (it keeps retrying in the background).
 #[cfg(feature = "redis")]
@@ -504,4 +821,181 @@ async fn the_fleet_panel_shows_the_stores_health() {
     assert_eq!(fleet["connected"], false);
     let without = breaker::dashboard::router(r);
     assert_eq!(get_json(&without, "/fleet").await["attached"], false);
+}
+
+/// A `redis-server` on a free loopback port, killed on drop; `None` when none is installed
+/// outside CI (`.ci/run` installs it).
+#[cfg(feature = "redis")]
+struct RedisServer(std::process::Child, u16);
+
+#[cfg(feature = "redis")]
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = match std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(_) if std::env::var_os("CI").is_none() => {
+                eprintln!("redis-server is not installed: the test did not run");
+                return None;
+            }
+            Err(e) => panic!("redis-server: {e}"),
+        };
+        let server = RedisServer(child, port);
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.1)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `cond` (async) every 10 ms for at most 20 s; returns whether it held.
+#[cfg(feature = "redis")]
+async fn within_bound<F: std::future::Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Two replicas on a real store: the page of either says which replica opened the circuit
+/// and, once its open period ended, which one holds the probe lease.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_says_which_replica_opened_a_circuit_and_holds_its_probe_lease() {
+    use std::time::Duration;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = Config::builder()
+        .consecutive_failures(1)
+        .open_for(Duration::from_millis(800))
+        .probe_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let fleet = breaker::fleet::RedisFleet::builder(server.url())
+            .namespace("dashboard")
+            .build()
+            .await
+            .unwrap();
+        let (health, inspector) = (fleet.health(), fleet.inspector());
+        let registry = Arc::new(
+            Registry::builder()
+                .default_config(config.clone())
+                .fleet(fleet)
+                .build(),
+        );
+        registry.circuit("openai", "warm-up");
+        assert!(
+            within_bound(|| {
+                let h = health.clone();
+                async move { h.is_connected() }
+            })
+            .await
+        );
+        let router = Dashboard::new(registry.clone())
+            .fleet(health)
+            .fleet_inspector(inspector.clone())
+            .router();
+        replicas.push((registry, inspector, router));
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+    assert_ne!(a.1.replica(), b.1.replica());
+    assert_eq!(get_json(&b.2, "/providers").await["fleet_circuits"], true);
+
+    // A trips acme; B opens its own from the fleet, and B's page says A opened it.
+    b.0.circuit("openai", "acme");
+    a.0.circuit("openai", "acme")
+        .try_acquire()
+        .unwrap()
+        .failure();
+    let b_router = b.2.clone();
+    let a_id = a.1.replica().to_owned();
+    let shown = within_bound(|| {
+        let router = b_router.clone();
+        let a_id = a_id.clone();
+        async move {
+            let f = get_json(&router, "/fleet/circuits?provider=openai").await;
+            f["available"] == true
+                && f["circuits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["tenant"] == "acme" && c["opened_by"] == a_id.as_str())
+        }
+    })
+    .await;
+    assert!(shown, "{}", get_json(&b.2, "/fleet/circuits").await);
+    let f = get_json(&b.2, "/fleet/circuits").await;
+    assert_eq!(f["replica"], b.1.replica());
+    assert_eq!(f["circuits"][0]["level"], 0);
+    assert!(f["circuits"][0]["probe_lease"].is_null(), "{f}");
+
+    // Only A has calls for acme: at the period's end it races for the lease, wins and probes.
+    let a_registry = a.0.clone();
+    let probe = within_bound(|| {
+        let r = a_registry.clone();
+        async move {
+            match r.acquire("openai", "acme", None) {
+                Ok(permit) => {
+                    // Held, not recorded: the lease stays A's while it probes.
+                    std::mem::forget(permit);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    assert!(probe, "A never probed");
+    let b_router = b.2.clone();
+    let leased = within_bound(|| {
+        let router = b_router.clone();
+        let a_id = a_id.clone();
+        async move {
+            let f = get_json(&router, "/fleet/circuits?provider=openai").await;
+            f["circuits"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["probe_lease"] == a_id.as_str()))
+        }
+    })
+    .await;
+    assert!(leased, "{}", get_json(&b.2, "/fleet/circuits").await);
+    // A page without an inspector says so.
+    let without = Dashboard::new(a.0.clone()).router();
+    assert_eq!(
+        get_json(&without, "/fleet/circuits").await["attached"],
+        false
+    );
+    drop(server);
 }

@@ -2,8 +2,10 @@
 //! by a headless Chromium driven over the DevTools protocol (`--remote-debugging-pipe`: JSON
 //! messages on two named pipes, no WebDriver and no websocket client). The test waits for the
 //! page's JavaScript to render and to connect its events, trips a circuit and sees the page show
-//! it open within 2 s, checks that a tenant named `<script>` is shown as text, that an action
-//! without authorization is refused, and saves a screenshot as `target/dashboard-browser.png`.
+//! it open within 2 s, checks that a tenant named `<script>` is shown as text, that `openai`'s
+//! open provider-wide circuit shows as a badge with its state, that an action without
+//! authorization is refused, and saves a screenshot as `target/dashboard-browser.png`. A second
+//! test opens the page with actions on, at `/breaker/`, and retunes a provider from its form.
 //!
 //! `.ci/run` installs Debian's `chromium`; elsewhere, without one, the test says so and passes
 //! (it fails under CI, where the `CI` variable is set).
@@ -227,6 +229,12 @@ fn the_page_shows_a_tripped_circuit_and_names_as_text() {
     }
     demo.trip("anthropic", &app::tenant(3));
     demo.trip("anthropic", &app::tenant(7));
+    // And `openai` failing for many tenants at once: its provider-wide circuit opens.
+    demo.trip_provider_wide("openai", 100);
+    assert_eq!(
+        demo.registry.provider_circuit("openai").unwrap().state(),
+        breaker::State::Open
+    );
 
     let target = target_dir();
     let mut browser = Browser::launch(&program, &target.join("dashboard-browser"));
@@ -243,6 +251,29 @@ fn the_page_shows_a_tripped_circuit_and_names_as_text() {
     assert_eq!(
         browser.eval(&row_js("anthropic", &app::tenant(3))),
         json!(["open", app::tenant(3)])
+    );
+
+    // The provider-wide badge of `openai`, in its header, with its state and probe countdown.
+    let badge = browser.eval(
+        "(() => { const b = document.querySelector('section[data-provider=openai] h2 \
+         [data-count=provider_wide]'); if (!b) return null; const r = b.getBoundingClientRect(); \
+         return [b.dataset.state, b.textContent, r.width > 0 && r.height > 0 && \
+         getComputedStyle(b).visibility === 'visible']; })()",
+    );
+    assert_eq!(badge[0], "open", "{badge}");
+    let text = badge[1].as_str().unwrap();
+    assert!(
+        text.starts_with("provider-wide: open · probe in ") && text.contains(" failed, "),
+        "{text}"
+    );
+    assert_eq!(badge[2], true, "the badge is visible");
+    assert_eq!(
+        browser.eval(
+            "document.querySelectorAll('section:not([data-provider=openai]) \
+             [data-count=provider_wide]').length"
+        ),
+        json!(0),
+        "only openai has one"
     );
 
     // A tenant named `<script>` (and one named like an `<img onerror>`) is text, not markup.
@@ -309,6 +340,86 @@ fn the_page_shows_a_tripped_circuit_and_names_as_text() {
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let path = target.join("dashboard-browser.png");
     std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+#[test]
+fn with_actions_on_the_page_retunes_a_provider_and_resets_its_provider_wide_circuit() {
+    let Some(program) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed (.ci/run installs it)"
+        );
+        eprintln!("chromium is not installed: the browser test did not run");
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let demo = app::Demo::new(5);
+    let url = runtime.block_on(app::serve(demo.router(true)));
+    demo.trip_provider_wide("openai", 100);
+
+    let target = target_dir();
+    let mut browser = Browser::launch(&program, &target.join("dashboard-browser-actions"));
+    // With the trailing slash: the page and its API are served there too.
+    browser.open(&format!("{url}/"));
+    let ready = "document.body.dataset.live === '1' && \
+                 document.querySelectorAll('details.retune').length === 3";
+    assert!(
+        browser.wait_for(ready, Duration::from_secs(30)).is_some(),
+        "the page did not render with its retune forms; status: {}",
+        browser.eval("document.getElementById('status').textContent")
+    );
+
+    // Retune mistral from its form: 4 failures in a row trip its tenants now.
+    browser.eval(
+        "(() => { const f = document.querySelector('section[data-provider=mistral] \
+         details.retune'); f.open = true; f.querySelector('input[name=consecutive_failures]')\
+         .value = '4'; f.querySelector('button.retune-apply').click(); })()",
+    );
+    let retuned = || {
+        demo.registry
+            .configured("mistral")
+            .and_then(|c| c.consecutive_failures())
+    };
+    let start = Instant::now();
+    while retuned() != Some(4) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        retuned(),
+        Some(4),
+        "message: {}",
+        browser.eval("document.getElementById('message').textContent")
+    );
+
+    // Reset openai's provider-wide circuit from the button beside its badge.
+    let wide = demo.registry.provider_circuit("openai").unwrap();
+    assert_eq!(wide.state(), breaker::State::Open);
+    browser.eval(
+        "[...document.querySelectorAll('section[data-provider=openai] .wide-actions button')]\
+         .find(b => b.textContent.startsWith('Reset')).click()",
+    );
+    let start = Instant::now();
+    while wide.state() != breaker::State::Closed && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(wide.state(), breaker::State::Closed);
+    let closed = "document.querySelector('section[data-provider=openai] \
+                  [data-count=provider_wide]').dataset.state === 'closed'";
+    assert!(
+        browser.wait_for(closed, Duration::from_secs(10)).is_some(),
+        "the badge did not follow the reset"
+    );
+    // Its picture, with the forms' and the provider-wide circuit's buttons, mistral's open.
+    browser.eval(
+        "document.querySelector('section[data-provider=mistral] details.retune').open = true",
+    );
+    let shot = browser.call(
+        "Page.captureScreenshot",
+        json!({ "format": "png", "captureBeyondViewport": true }),
+    );
+    let path = target.join("dashboard-browser-actions.png");
+    std::fs::write(&path, base64_decode(shot["data"].as_str().unwrap())).unwrap();
     eprintln!("screenshot: {}", path.display());
 }
 

@@ -185,8 +185,14 @@ impl Wide {
         *current = settings;
     }
 
-    /// What the pooled window holds now.
+    /// What the pooled window holds now: while the provider circuit is out of its closed stay,
+    /// the evidence of the stay that ended; once a new closed stay began (a probe or an operator
+    /// closed it), nothing until its first pooled outcome clears the old counts.
     pub(crate) fn totals(&self) -> Totals {
+        let s = self.circuit.state_word();
+        if state::tag(s) == state::CLOSED && self.stay.load(Ordering::Relaxed) != s {
+            return Totals::default();
+        }
         self.pool.totals_at(self.time.coarse_now_us())
     }
 

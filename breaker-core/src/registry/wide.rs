@@ -81,6 +81,31 @@ impl Registry {
         providers.get(provider)?.wide_circuit()
     }
 
+    /// The names of the providers that have a provider-wide circuit on, sorted: those too that
+    /// hold no tenant circuit yet (which [`for_each`](Self::for_each) never visits), for a page
+    /// or an admin endpoint that lists providers. One pass over the providers, not their circuits.
+    ///
+    /// ```
+    /// # use breaker_core as breaker;
+    /// use breaker::{ProviderWide, Registry};
+    ///
+    /// let registry = Registry::builder().provider_wide("openai", ProviderWide::default()).build();
+    /// registry.configure_provider_wide("anthropic", ProviderWide::default());
+    /// registry.circuit("mistral", "acme");
+    /// assert_eq!(registry.provider_wide_providers(), ["anthropic", "openai"]);
+    /// ```
+    pub fn provider_wide_providers(&self) -> Vec<String> {
+        let providers = self.pin_providers();
+        let mut names: Vec<String> = providers
+            .values()
+            .filter(|p| p.wide().is_some())
+            .map(|p| p.name.to_owned())
+            .collect();
+        drop(providers);
+        names.sort_unstable();
+        names
+    }
+
     /// What `provider`'s pooled window holds now: (calls, failures, distinct failing tenants),
     /// if it has a provider-wide circuit.
     pub fn provider_wide_totals(&self, provider: &str) -> Option<(u32, u32, u32)> {

@@ -1,6 +1,7 @@
 //! The dashboard demo's parts, shared by `examples/dashboard.rs` and
 //! `tests/dashboard_browser.rs`: a registry with a dashboard feed, tenants on three providers
-//! (one of them named like markup), the router nested at `/breaker`, and a simulated outage.
+//! (one of them named like markup), `openai` with a provider-wide circuit, the router nested at
+//! `/breaker`, and a simulated outage.
 
 #![allow(dead_code)] // each user takes the parts it needs
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use breaker::dashboard::{Dashboard, Feed};
-use breaker::{Config, Registry, Window};
+use breaker::{Config, ProviderWide, Registry, Window};
 use tokio::net::TcpListener;
 
 /// The providers of the demo.
@@ -37,9 +38,18 @@ impl Demo {
             .open_for(Duration::from_secs(10))
             .build()
             .expect("a valid config");
+        // `openai` also has a provider-wide circuit: it opens when half of its last 50 calls,
+        // all tenants together, failed, from at least 3 tenants.
+        let wide = ProviderWide::builder()
+            .minimum_calls(20)
+            .distinct_tenants(3)
+            .open_for(Duration::from_secs(10))
+            .build()
+            .expect("valid provider-wide settings");
         let registry = Arc::new(
             Registry::builder()
                 .default_config(config)
+                .provider_wide("openai", wide)
                 .listener(feed.listener())
                 .build(),
         );
@@ -53,7 +63,8 @@ impl Demo {
         Demo { registry, feed }
     }
 
-    /// The service: the dashboard nested at `/breaker`, read-only unless `actions`.
+    /// The service: the dashboard at `/breaker` and `/breaker/` (`nest_service`; `nest` would
+    /// serve `/breaker` only), read-only unless `actions`.
     pub fn router(&self, actions: bool) -> Router {
         let dashboard = Dashboard::new(self.registry.clone()).feed(self.feed.clone());
         let dashboard = if actions {
@@ -64,7 +75,7 @@ impl Demo {
         } else {
             dashboard
         };
-        Router::new().nest("/breaker", dashboard.router())
+        Router::new().nest_service("/breaker", dashboard.router())
     }
 
     /// Fails `provider`/`tenant`'s calls until its circuit opens.
@@ -75,15 +86,30 @@ impl Demo {
         }
     }
 
+    /// Fails calls of `provider` from tenants `from..` (one call each, through the registry as
+    /// an annotated call goes) until its provider-wide circuit rejects them.
+    pub fn trip_provider_wide(&self, provider: &str, from: usize) {
+        for i in from.. {
+            match self.registry.acquire(provider, &tenant(i), None) {
+                Ok(permit) => permit.failure(),
+                Err(open) if open.is_provider_wide() => return,
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Traffic forever: `anthropic` has an outage for every third tenant during 30 s of every
-    /// minute, `openai` fails 2% of calls, `mistral` is healthy.
+    /// minute, `openai` fails 2% of calls but every call during 10 s of every minute (its
+    /// provider-wide circuit opens), `mistral` is healthy.
     pub async fn simulate(&self, tenants: usize) {
         let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
         let start = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tick.tick().await;
-            let outage = start.elapsed().as_secs() % 60 >= 5 && start.elapsed().as_secs() % 60 < 35;
+            let second = start.elapsed().as_secs() % 60;
+            let outage = (5..35).contains(&second);
+            let openai_down = (40..50).contains(&second);
             for _ in 0..50 {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
@@ -92,10 +118,11 @@ impl Demo {
                 let i = ((rng >> 8) % tenants.max(1) as u64) as usize;
                 let fails = match provider {
                     "anthropic" => outage && i % 3 == 0,
-                    "openai" => (rng >> 32) % 50 == 0,
+                    "openai" => openai_down || (rng >> 32) % 50 == 0,
                     _ => false,
                 };
-                if let Ok(permit) = self.registry.circuit(provider, &tenant(i)).try_acquire() {
+                // Through the registry, as an annotated call: the provider-wide circuit admits too.
+                if let Ok(permit) = self.registry.acquire(provider, &tenant(i), None) {
                     if fails {
                         permit.failure();
                     } else {
