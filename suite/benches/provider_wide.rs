@@ -6,6 +6,7 @@
 //! cargo bench -p breaker-suite --bench provider_wide --no-run
 //! valgrind --tool=callgrind <bench binary> annotated plain 100000   # and 200000; the difference / 100,000
 //! valgrind --tool=callgrind <bench binary> annotated wide 100000
+//! valgrind --tool=callgrind <bench binary> annotated bare 100000    # the function without the attribute
 //! <bench binary> threads plain 20000000 [threads]                    # one tenant a thread, ns per call
 //! <bench binary> threads wide 20000000 [threads]
 //! ```
@@ -44,6 +45,13 @@ async fn annotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
     work(x)
 }
 
+/// The same function without the attribute: what the annotated call costs over it is the
+/// breaker's (mode `bare`).
+async fn bare(tenant: &str, x: u64) -> Result<u64, ApiError> {
+    black_box(tenant);
+    work(x)
+}
+
 fn ready<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
     let mut cx = Context::from_waker(Waker::noop());
@@ -63,16 +71,20 @@ fn main() {
     };
     let mut builder = Registry::builder();
     match mode {
-        "plain" => {}
+        "plain" | "bare" => {}
         "wide" => builder = builder.provider_wide("bench", ProviderWide::default()),
-        other => panic!("mode `plain` or `wide`, not {other}"),
+        other => panic!("mode `plain`, `wide` or `bare`, not {other}"),
     }
     builder.install_global().unwrap();
     match case {
         "annotated" => {
             let mut sum = 0;
             for i in 0..n {
-                sum += ready(annotated("tenant-1", i)).unwrap();
+                sum += if mode == "bare" {
+                    ready(bare("tenant-1", i)).unwrap()
+                } else {
+                    ready(annotated("tenant-1", i)).unwrap()
+                };
             }
             black_box(sum);
         }
@@ -92,7 +104,11 @@ fn main() {
                         let tenant = format!("tenant-{t}");
                         let mut sum = 0;
                         for i in 0..n {
-                            sum += ready(annotated(&tenant, i)).unwrap();
+                            sum += if mode == "bare" {
+                                ready(bare(&tenant, i)).unwrap()
+                            } else {
+                                ready(annotated(&tenant, i)).unwrap()
+                            };
                         }
                         black_box(sum);
                     });
