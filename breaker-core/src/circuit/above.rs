@@ -21,14 +21,12 @@ impl Inner {
     /// call (the hook's) rather than two on the configured path.
     #[inline(always)]
     pub(super) fn pool_success(&self) {
-        if let Some(link) = self.head.pool.get() {
-            if !link
-                .pool
-                .get()
-                .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
-            {
-                self.pool_slow(Outcome::Success);
-            }
+        if !self
+            .head
+            .pooled()
+            .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
+        {
+            self.pool_slow(Outcome::Success);
         }
     }
 
@@ -43,9 +41,9 @@ impl Inner {
     #[inline(never)]
     pub(super) fn pool(&self, outcome: Outcome) -> bool {
         match self.head.pool.get() {
-            Some(link) if outcome == Outcome::Success => {
-                link.pool
-                    .get()
+            Some(_) if outcome == Outcome::Success => {
+                self.head
+                    .pooled()
                     .is_some_and(|pool| pool.success(|| self.coarse_now_us()))
                     || self.pool_slow(outcome)
             }
@@ -61,7 +59,7 @@ impl Inner {
         match self.head.pool.get() {
             Some(link) => {
                 // Caches the window for the call path, once it exists.
-                link.pool();
+                self.head.cache_pool();
                 link.hook.record(self.tenant.as_str(), outcome)
             }
             None => true,

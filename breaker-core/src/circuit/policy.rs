@@ -36,6 +36,9 @@ pub(crate) struct Policy {
     /// a circuit with the `POOLED` flag also tells its outcomes (`circuit/above.rs`).
     /// Set once, by the provider that made the policy.
     pub(crate) pool: std::sync::OnceLock<PoolLink>,
+    /// The window of `pool`'s link once it exists, else null: what the call path loads (one
+    /// load and a test, not two `OnceLock`s). A std atomic: written once, never by a loom model.
+    pooled: std::sync::atomic::AtomicPtr<Pool>,
     /// The policy that replaced this one, if any.
     next: std::sync::OnceLock<Arc<Policy>>,
     /// A later policy of the chain (the last one when it was linked), or null: a shortcut so
@@ -65,6 +68,7 @@ impl Policy {
             consecutive,
             probe_timeout_us,
             pool: std::sync::OnceLock::new(),
+            pooled: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             next: std::sync::OnceLock::new(),
             latest: AtomicPtr::new(std::ptr::null_mut()),
         }
@@ -78,6 +82,31 @@ impl Policy {
             hook,
             pool: std::sync::OnceLock::new(),
         });
+    }
+
+    /// The pooled window, once [`cache_pool`](Self::cache_pool) found it: the call path's way
+    /// to it.
+    #[inline(always)]
+    pub(crate) fn pooled(&self) -> Option<&Pool> {
+        // SAFETY: null, or the address of the pool in the `Arc` that `self.pool`'s link holds
+        // (`PoolLink::pool`, set once, before this pointer was stored with release, and never
+        // taken back): it lives as long as `self`.
+        unsafe {
+            self.pooled
+                .load(std::sync::atomic::Ordering::Acquire)
+                .as_ref()
+        }
+    }
+
+    /// Points [`pooled`](Self::pooled) at the link's window, once it exists (the slow path of a
+    /// pooled success).
+    pub(crate) fn cache_pool(&self) {
+        if let Some(pool) = self.pool.get().and_then(PoolLink::pool) {
+            self.pooled.store(
+                std::ptr::from_ref(pool).cast_mut(),
+                std::sync::atomic::Ordering::Release,
+            );
+        }
     }
 
     /// The policy circuits made from this one run on now: this one unless it was superseded.
