@@ -17,8 +17,10 @@ use crate::sync::{AtomicU64, Ordering};
 
 impl Inner {
     /// Tells the provider's pooled window a success that this circuit has nothing to do with
-    /// (the fast path of `record`). Only for circuits with the `POOLED` flag. Inlined: one
-    /// call (the hook's) rather than two on the configured path.
+    /// (the fast path of `record`). Only for circuits with the `POOLED` flag. Inlined, and no
+    /// call while the provider circuit is closed: the policy's pointer to the pool, the pool's
+    /// mode, a load and a store to the thread's stripe. The hook's slow path takes the rest (a
+    /// paused pool, a pointer not cached yet).
     #[inline(always)]
     pub(super) fn pool_success(&self) {
         if !self
