@@ -49,11 +49,24 @@ impl Recorder {
 
     /// Records one outcome. Returns whether the caller should check the rates now: always,
     /// except in a striped window (see `window/count.rs` and `window/time.rs`).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
+        self.record_for(failure, slow, now_us, u32::MAX)
+    }
+
+    /// [`record`](Self::record) for a policy of `minimum_calls`, which lets an unstriped time
+    /// window skip the checks no success can need (see `TimeWindow::record_for`).
+    #[inline]
+    pub(crate) fn record_for(
+        &self,
+        failure: bool,
+        slow: bool,
+        now_us: u64,
+        minimum_calls: u32,
+    ) -> bool {
         match self {
             Recorder::Count(w) => w.record(failure, slow),
-            Recorder::Time(w) => w.record(failure, slow, now_us),
+            Recorder::Time(w) => w.record_for(failure, slow, now_us, minimum_calls),
         }
     }
 

@@ -171,7 +171,7 @@ impl Inner {
         }
         if let Some(w) = window {
             // A striped window asks for the (cross-core) totals only when a trip may be due.
-            if w.record(failure, slow, now) {
+            if w.record_for(failure, slow, now, policy.config.minimum_calls) {
                 trip = trip.or_else(|| rates_exceeded(&policy.config, w.totals(now)));
             }
         }

@@ -140,8 +140,26 @@ impl TimeWindow {
 
     /// Records one outcome at `now_us`. Returns whether the caller should check the rates now
     /// (always, until the window is striped; see the module's documentation after).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
+        self.record_for(failure, slow, now_us, u32::MAX)
+    }
+
+    /// [`record`](Self::record) for a policy of `minimum_calls`: until the window is striped,
+    /// a success that is not slow asks for no check when its bucket held at least
+    /// `minimum_calls` calls before it. Such a success lowers both rates and cannot be the one
+    /// that brings the window to `minimum_calls` (its own bucket had them), and it is not the
+    /// first record of its interval (that one recycles the bucket, which then held none), which
+    /// is when older buckets age out. So every check it skips would have found what the last
+    /// check found, or less; failures and slow calls are always checked.
+    #[inline]
+    pub(crate) fn record_for(
+        &self,
+        failure: bool,
+        slow: bool,
+        now_us: u64,
+        minimum_calls: u32,
+    ) -> bool {
         let tag = now_us / self.width_us + 1;
         let add = CALL + u64::from(failure);
         let stripes = self.stripes.load(Ordering::Acquire);
@@ -157,7 +175,7 @@ impl TimeWindow {
                 if slow {
                     b.slow.fetch_add(1, Ordering::AcqRel);
                 }
-                return true;
+                return failure || slow || c >> 32 < u64::from(minimum_calls.max(1));
             }
             return self.record_contended(tag, add, slow);
         }
