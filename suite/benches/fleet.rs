@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use breaker::fleet::RedisFleet;
-use breaker::{Config, Registry, State};
+use breaker::{Config, Registry, RegistryBuilder, State};
 
 const PROVIDER: &str = "llm";
 const EVERY: Duration = Duration::from_millis(2);
@@ -189,6 +189,18 @@ enum Mode {
 }
 
 impl Mode {
+    /// A replica built by `builder`: alone, or with a fleet on (`url`, `ns`) that shares
+    /// openings, and evidence too when pooled.
+    async fn replica(
+        self,
+        builder: RegistryBuilder,
+        url: &str,
+        ns: &str,
+    ) -> Result<Registry, Box<dyn std::error::Error>> {
+        let store = (!matches!(self, Mode::Alone)).then_some((url, ns));
+        replica_of(builder, store, matches!(self, Mode::Pooled)).await
+    }
+
     fn name(self) -> &'static str {
         match self {
             Mode::Alone => "none",
@@ -211,27 +223,7 @@ async fn first_trip(
     let mut replicas = Vec::new();
     for _ in 0..n {
         let builder = Registry::builder().default_config(config.clone());
-        let registry = match mode {
-            Mode::Alone => builder.build(),
-            Mode::Openings | Mode::Pooled => {
-                let fleet = RedisFleet::builder(url)
-                    .namespace(ns)
-                    .pool_evidence(matches!(mode, Mode::Pooled))
-                    .build()
-                    .await?;
-                let health = fleet.health();
-                let registry = builder.fleet(fleet).build();
-                let start = Instant::now();
-                while !health.is_connected() {
-                    if start.elapsed() > Duration::from_secs(10) {
-                        return Err("a replica did not connect".into());
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                registry
-            }
-        };
-        replicas.push(Arc::new(registry));
+        replicas.push(Arc::new(mode.replica(builder, url, ns).await?));
     }
     let calls = Arc::new(AtomicU64::new(0));
     let start = tokio::time::Instant::now();
@@ -280,27 +272,7 @@ async fn wide_trip(
         let builder = Registry::builder()
             .default_config(config()?)
             .provider_wide(PROVIDER, breaker::ProviderWide::default());
-        let registry = match mode {
-            Mode::Alone => builder.build(),
-            Mode::Openings | Mode::Pooled => {
-                let fleet = RedisFleet::builder(url)
-                    .namespace(ns)
-                    .pool_evidence(matches!(mode, Mode::Pooled))
-                    .build()
-                    .await?;
-                let health = fleet.health();
-                let registry = builder.fleet(fleet).build();
-                let start = Instant::now();
-                while !health.is_connected() {
-                    if start.elapsed() > Duration::from_secs(10) {
-                        return Err("a replica did not connect".into());
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                registry
-            }
-        };
-        replicas.push(Arc::new(registry));
+        replicas.push(Arc::new(mode.replica(builder, url, ns).await?));
     }
     let names: Arc<Vec<String>> = Arc::new((0..tenants).map(|t| format!("t{t}")).collect());
     let calls = Arc::new(AtomicU64::new(0));
@@ -438,11 +410,23 @@ fn config() -> Result<Config, breaker::ConfigError> {
 }
 
 async fn replica(store: Option<(&str, &str)>) -> Result<Registry, Box<dyn std::error::Error>> {
-    let builder = Registry::builder().default_config(config()?);
+    replica_of(Registry::builder().default_config(config()?), store, true).await
+}
+
+/// A replica built by `builder`, with a fleet on `store` (url, namespace) if any, connected.
+async fn replica_of(
+    builder: RegistryBuilder,
+    store: Option<(&str, &str)>,
+    pool_evidence: bool,
+) -> Result<Registry, Box<dyn std::error::Error>> {
     Ok(match store {
         None => builder.build(),
         Some((url, ns)) => {
-            let fleet = RedisFleet::builder(url).namespace(ns).build().await?;
+            let fleet = RedisFleet::builder(url)
+                .namespace(ns)
+                .pool_evidence(pool_evidence)
+                .build()
+                .await?;
             let health = fleet.health();
             let registry = builder.fleet(fleet).build();
             let start = Instant::now();

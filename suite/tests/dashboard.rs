@@ -500,8 +500,7 @@ async fn every_open_circuit_comes_with_each_page_however_many() {
     for i in 0..200 {
         r.circuit("openai", &format!("t{i:03}"));
     }
-    // 50 open tenants, more than a page of 20 (what the page asks for), and 2 half-open ones
-    // (open, then their period ran out).
+    // 50 open tenants, more than a page of 20 (what the page asks for), and one forced open.
     for i in (0..200).step_by(4) {
         trip(&r, "openai", &format!("t{i:03}"));
     }
