@@ -11,12 +11,47 @@
 //! `rejection` (an open circuit), `rate_calls` and `rate_time` (10 % failures under a
 //! failure-rate window `Calls(100)` / `Time(10s)`, which never reaches its threshold), `held`
 //! (a closed circuit, all Ok), `tenants16` (16 tenants of one provider through the registry,
-//! all Ok).
+//! all Ok), `annotated` (a `#[circuit_breaker]` async fn, one tenant, all Ok, polled once) and
+//! `unannotated` (the same fn without the attribute).
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use breaker::{Circuit, Config, Outcome, Window};
+use breaker::{circuit_breaker, Circuit, Config, Outcome, Window};
+
+#[derive(Debug)]
+struct ApiError;
+
+impl From<breaker::CircuitOpen> for ApiError {
+    fn from(_: breaker::CircuitOpen) -> Self {
+        ApiError
+    }
+}
+
+async fn unannotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
+    black_box(tenant);
+    black_box(Ok(x))
+}
+
+#[circuit_breaker(provider = "bench", tenant = tenant)]
+async fn annotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
+    black_box(tenant);
+    black_box(Ok(x))
+}
+
+/// Polls a future that never waits.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
 
 fn rated(window: Window) -> Circuit {
     Circuit::new(Config::builder().failure_rate(0.5, window).build().unwrap())
@@ -71,6 +106,12 @@ fn main() {
                 })
                 .sum()
         }
+        "annotated" => (0..n)
+            .map(|i| ready(annotated(black_box("tenant-1"), i)).unwrap_or(0) & 1)
+            .sum(),
+        "unannotated" => (0..n)
+            .map(|i| ready(unannotated(black_box("tenant-1"), i)).unwrap_or(0) & 1)
+            .sum(),
         "held" => {
             let c = Circuit::new(Config::default());
             (0..n)
