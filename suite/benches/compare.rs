@@ -267,6 +267,9 @@ fn xorshift(i: u64) -> u64 {
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
+    if let Some(n) = std::env::var_os(RSS_CHILD) {
+        return rss_child(n.to_str().and_then(|n| n.parse().ok()).unwrap_or(1_000_000));
+    }
     let quick = std::env::var_os("BREAKER_BENCH_QUICK").is_some();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(if quick { 100 } else { 500 }))
@@ -610,8 +613,56 @@ fn registry_bytes(names: &[String], make: impl Fn(&Registry, &str)) -> f64 {
     (BYTES.load(Ordering::SeqCst) - before) as f64 / names.len() as f64
 }
 
+fn tenant_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("tenant-{i:07}")).collect()
+}
+
+/// Set (to the number of circuits) in a child run of this bench that measures one registry's
+/// resident memory alone: in this process, the cases before it and the registries measured
+/// before it have left freed memory the allocator would reuse, and RSS would not see it grow.
+const RSS_CHILD: &str = "BREAKER_BENCH_RSS_CHILD";
+
+/// The process's resident set in bytes (`VmRSS` of `/proc/self/status`, the resident pages of
+/// `/proc/self/statm` in kB); `None` off Linux.
+fn resident_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The child run: `n` circuits made by calls in a fresh process, then bytes resident per
+/// circuit on stdout.
+fn rss_child(n: usize) {
+    let names = tenant_names(n);
+    let registry = Registry::builder().build();
+    registry.acquire("bench", "warm-up", None).unwrap().success();
+    let before = resident_bytes();
+    for t in &names {
+        registry.acquire("bench", t, None).unwrap().success();
+    }
+    assert_eq!(registry.len(), n + 1);
+    if let (Some(before), Some(after)) = (before, resident_bytes()) {
+        println!("rss_per_circuit {}", (after - before) as f64 / n as f64);
+    }
+}
+
+/// Bytes resident per circuit for `n` circuits made by calls, measured in a child process.
+fn rss_per_circuit(n: usize) -> Option<f64> {
+    let out = std::process::Command::new(std::env::current_exe().ok()?)
+        .env(RSS_CHILD, n.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    let out = String::from_utf8(out.stdout).ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("rss_per_circuit "))?
+        .parse()
+        .ok()
+}
+
 fn print_memory(n: usize) {
-    let names: Vec<String> = (0..n).map(|i| format!("tenant-{i:07}")).collect();
+    let names = tenant_names(n);
 
     // Made the way `#[circuit_breaker]` makes them (a call), and the way an admin lookup does
     // (`Registry::circuit`, which hands out a handle to the same circuit).
@@ -621,6 +672,7 @@ fn print_memory(n: usize) {
     let by_lookups = registry_bytes(&names, |r, t| {
         r.circuit("bench", t);
     });
+    let resident = rss_per_circuit(n).map_or("n/a".to_string(), |b| format!("{b:.1}"));
 
     let tracker = reference::Tracker::default();
     tracker.get("warm-up", "bench");
@@ -632,7 +684,9 @@ fn print_memory(n: usize) {
     assert_eq!(tracker.len(), n + 1);
 
     println!("\n== bytes per (provider, tenant) circuit with {n} circuits, names of 14 bytes ==");
-    println!("breaker registry   {by_calls:>8.1} (target ≤ 128), made by calls");
-    println!("breaker registry   {by_lookups:>8.1} made by Registry::circuit");
-    println!("reference tracker  {theirs:>8.1}");
+    println!(
+        "breaker registry   {by_calls:>8.1} allocated, {resident:>8} resident (target ≤ 96 both), made by calls"
+    );
+    println!("breaker registry   {by_lookups:>8.1} allocated, made by Registry::circuit");
+    println!("reference tracker  {theirs:>8.1} allocated");
 }
