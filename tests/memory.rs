@@ -1,4 +1,5 @@
-//! Memory and allocation budgets, counted by a global allocator (sizes and counts, not timings).
+//! Memory and allocation budgets, counted by a global allocator (sizes and counts, not timings),
+//! and resident memory per circuit, read from the kernel in a child process of its own.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -70,12 +71,21 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCS.load(Ordering::SeqCst) - before
 }
 
+const N: usize = 1_000_000;
+
+fn names() -> Vec<String> {
+    (0..N).map(|i| format!("tenant-{i:07}")).collect()
+}
+
+fn registry() -> Registry {
+    Registry::builder().clock(ManualClock::new()).build()
+}
+
 /// Bytes a registry allocates per circuit, its copy of the tenant name included, for `N`
 /// circuits made by `make`.
 fn bytes_per_circuit(make: impl Fn(&Registry, &str)) -> f64 {
-    const N: usize = 1_000_000;
-    let names: Vec<String> = (0..N).map(|i| format!("tenant-{i:07}")).collect();
-    let registry = Registry::builder().clock(ManualClock::new()).build();
+    let names = names();
+    let registry = registry();
     make(&registry, "warm-up");
     let before = BYTES.load(Ordering::SeqCst);
     counted(|| {
@@ -90,9 +100,10 @@ fn bytes_per_circuit(make: impl Fn(&Registry, &str)) -> f64 {
     used as f64 / N as f64
 }
 
-/// Circuits as `#[circuit_breaker]` makes them: the table's slot (about 17 bytes a circuit at
-/// its load factor) and the circuit (88 bytes with its reference count; tenant names of up to
-/// 23 bytes are stored inline): 104.8 measured. The project's budget is 128 (issue 6).
+/// Circuits as `#[circuit_breaker]` makes them: the table's share (10.6 bytes a circuit at a
+/// million circuits; 10.5 to 13.1 from ten thousand up, as its groups fill from 70 % to 7/8
+/// between rebuilds) and the circuit (88 bytes with its reference count; tenant names of up to
+/// 23 bytes are stored inline): 98.6 measured. Issue 22's goal is 96.
 #[test]
 fn bytes_per_circuit_made_by_calls_stay_within_budget() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,7 +114,7 @@ fn bytes_per_circuit_made_by_calls_stay_within_budget() {
             .success()
     });
     println!("{per_circuit:.1} bytes per circuit made by calls");
-    assert!(per_circuit <= 108.0, "{per_circuit:.1} bytes per circuit");
+    assert!(per_circuit <= 100.0, "{per_circuit:.1} bytes per circuit");
 }
 
 /// `Registry::circuit` hands out a handle to the circuit the table holds: nothing more is made
@@ -115,7 +126,72 @@ fn bytes_per_circuit_made_by_lookups_stay_within_budget() {
         registry.circuit("anthropic", tenant);
     });
     println!("{per_circuit:.1} bytes per circuit made by `Registry::circuit`");
-    assert!(per_circuit <= 108.0, "{per_circuit:.1} bytes per circuit");
+    assert!(per_circuit <= 100.0, "{per_circuit:.1} bytes per circuit");
+}
+
+/// Set in the child process of [`resident_bytes_per_circuit_stay_within_budget`], which
+/// measures there.
+const RSS_CHILD: &str = "BREAKER_MEMORY_RSS_CHILD";
+
+/// The process's resident set in bytes (`VmRSS` of `/proc/self/status`: the resident pages of
+/// `/proc/self/statm`, in kB).
+fn resident_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<usize>().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// What circuits made by calls take of the machine's memory, allocator overhead included: the
+/// circuit's 88 bytes take a 96-byte chunk of the allocator, and the table its 10.6 bytes a
+/// circuit (its arrays are whole pages, all written): 106.6 measured. Issue 22's goal is 96.
+/// Measured in a fresh process of this test binary running this test alone (other tests, and
+/// the memory they freed for the allocator to reuse, would blur it); there, with the same
+/// binary, the figure comes out the same to the byte run after run. The budget leaves 3.4 MB
+/// for pages the kernel may round up (transparent huge pages set to `always` back whole 2 MB
+/// pages; here they are `madvise`), and fails the table sized by doublings of before (112.8).
+/// Linux only.
+#[test]
+fn resident_bytes_per_circuit_stay_within_budget() {
+    if std::env::var_os(RSS_CHILD).is_some() {
+        let names = names();
+        let registry = registry();
+        registry.acquire("anthropic", "warm-up", None).unwrap().success();
+        let before = resident_bytes();
+        for n in &names {
+            registry.acquire("anthropic", n, None).unwrap().success();
+        }
+        let after = resident_bytes();
+        assert_eq!(registry.len(), N + 1);
+        println!("rss_per_circuit {}", (after - before) as f64 / N as f64);
+        return;
+    }
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(me)
+        .args([
+            "resident_bytes_per_circuit_stay_within_budget",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(RSS_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    let per_circuit: f64 = stdout
+        .lines()
+        .find_map(|l| l.split("rss_per_circuit ").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no measurement in {stdout}"));
+    println!("{per_circuit:.1} bytes resident per circuit made by calls");
+    assert!(per_circuit <= 110.0, "{per_circuit:.1} bytes resident per circuit");
 }
 
 #[test]
