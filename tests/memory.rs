@@ -159,7 +159,10 @@ fn resident_bytes_per_circuit_stay_within_budget() {
     if std::env::var_os(RSS_CHILD).is_some() {
         let names = names();
         let registry = registry();
-        registry.acquire("anthropic", "warm-up", None).unwrap().success();
+        registry
+            .acquire("anthropic", "warm-up", None)
+            .unwrap()
+            .success();
         let before = resident_bytes();
         for n in &names {
             registry.acquire("anthropic", n, None).unwrap().success();
@@ -191,7 +194,10 @@ fn resident_bytes_per_circuit_stay_within_budget() {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no measurement in {stdout}"));
     println!("{per_circuit:.1} bytes resident per circuit made by calls");
-    assert!(per_circuit <= 110.0, "{per_circuit:.1} bytes resident per circuit");
+    assert!(
+        per_circuit <= 110.0,
+        "{per_circuit:.1} bytes resident per circuit"
+    );
 }
 
 #[test]

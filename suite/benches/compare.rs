@@ -636,7 +636,10 @@ fn resident_bytes() -> Option<usize> {
 fn rss_child(n: usize) {
     let names = tenant_names(n);
     let registry = Registry::builder().build();
-    registry.acquire("bench", "warm-up", None).unwrap().success();
+    registry
+        .acquire("bench", "warm-up", None)
+        .unwrap()
+        .success();
     let before = resident_bytes();
     for t in &names {
         registry.acquire("bench", t, None).unwrap().success();

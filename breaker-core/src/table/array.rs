@@ -4,8 +4,9 @@
 //!
 //! An array has any number of groups, not a power of two: a rebuild sizes it to its entries
 //! and a quarter more ([`groups_for`]), where doubling would leave it up to half empty (at a
-//! million circuits, 16.8 bytes a circuit of table against 12.1). A probe starts at the group
-//! [`home`] scales the hash's low 32 bits to, and wraps from the last group to the first.
+//! million circuits, 10.6 bytes a circuit of table against 16.8; from ten thousand circuits up,
+//! at most 13.1 against 20.9). A probe starts at the group [`home`] scales the hash's low 32
+//! bits to, and wraps from the last group to the first.
 
 use std::mem::ManuallyDrop;
 use std::ptr;
@@ -100,8 +101,11 @@ pub(super) fn max_used(groups: usize) -> usize {
 /// The groups a rebuild gives `live` entries: the fewest that hold them and a quarter more
 /// before the next rebuild (`max_used(groups) > live * 1.25`). A large array then fills from
 /// about 70 % of its slots to 7/8 between rebuilds (doubling: from 44 %), at the price of a
-/// rebuild every quarter of growth rather than every doubling: about 4.5 entries moved per
-/// insert, against 1.5, all under the writers' mutex and none on a reader's path.
+/// rebuild every quarter of growth rather than every doubling: to a million circuits, 41
+/// rebuilds and 4.0 entries moved (each hashed again) per insert, against 18 and 1.6, all under
+/// the writers' mutex and none on a reader's path. Probes stay as long at the 7/8 limit, but
+/// average loads are higher: 7.6 % of hits lie past their home group at 76 % of slots full,
+/// 1.8 % at 55 %.
 ///
 /// Arrays of up to [`SMALL`] groups keep room for half their entries again, in a power of two
 /// of groups, as all arrays had before: their memory is nothing, and their probes stay short
@@ -111,15 +115,17 @@ pub(super) fn groups_for(live: usize) -> usize {
     // compared with a floor).
     let fewest = |room: usize| room.saturating_add(1).saturating_mul(8).div_ceil(SLOTS * 7);
     let small = fewest(live.saturating_add(live / 2)).next_power_of_two();
-    fewest(live.saturating_add(live / 4)).max(small.min(SMALL)).max(1)
+    fewest(live.saturating_add(live / 4))
+        .max(small.min(SMALL))
+        .max(1)
 }
 
 /// The most groups an array sized as a power of two may have (4 KiB, 392 entries).
 pub(super) const SMALL: usize = 64;
 
 /// The group a probe for `hash` starts at, in `0..groups`: the hash's low 32 bits scaled to the
-/// group count (a multiply and a shift, for any count). The tag is the hash's top seven bits, so
-/// a group's entries do not share their tags' bits with the home they share.
+/// group count (a multiply and a shift, for any count). The tag is the hash's top seven bits,
+/// none of these: entries that share a home group differ in their tags as much as any others.
 #[inline(always)]
 pub(super) fn home(hash: u64, groups: usize) -> usize {
     // `(x * groups) >> 32 < groups` for any `x < 2^32`.
@@ -292,7 +298,9 @@ mod tests {
     #[test]
     fn every_group_is_some_hashs_home_and_none_is_out_of_range() {
         let mut rng = fastrand::Rng::with_seed(22);
-        for groups in [1, 2, 3, 5, 7, 8, 11, 100, 184, 1_734, 3_389, 65_536, 188_272] {
+        for groups in [
+            1, 2, 3, 5, 7, 8, 11, 100, 184, 1_734, 3_389, 65_536, 188_272,
+        ] {
             for g in 0..groups {
                 let low = homed_at(g, groups);
                 assert_eq!(home(low, groups), g, "{groups} groups");
@@ -308,13 +316,18 @@ mod tests {
             for _ in 0..1_000 {
                 assert!(home(rng.u64(..), groups) < groups);
             }
-            assert_eq!(next(groups - 1, groups), 0, "the last group wraps to the first");
+            assert_eq!(
+                next(groups - 1, groups),
+                0,
+                "the last group wraps to the first"
+            );
             if groups > 1 {
                 assert_eq!(next(0, groups), 1);
                 assert_eq!(next(groups - 2, groups), groups - 1);
             }
         }
         // The most groups an array may have: still in range.
+        #[cfg(target_pointer_width = "64")]
         assert_eq!(home(u64::from(u32::MAX), 1 << 32), (1 << 32) - 1);
     }
 
@@ -323,11 +336,17 @@ mod tests {
         let mut last = 1;
         for live in 0..20_000 {
             let g = groups_for(live);
-            assert!(g >= last, "{live} circuits: {g} groups, {last} for one fewer");
+            assert!(
+                g >= last,
+                "{live} circuits: {g} groups, {last} for one fewer"
+            );
             last = g;
             assert!(max_used(g) > live + live / 4, "{live} circuits, {g} groups");
             if g > SMALL {
-                assert!(max_used(g - 1) <= live + live / 4, "{live}: {g} not the fewest");
+                assert!(
+                    max_used(g - 1) <= live + live / 4,
+                    "{live}: {g} not the fewest"
+                );
             } else {
                 // Small: the power of two of before, with room for half as many again.
                 let mut old = 1;
@@ -337,7 +356,11 @@ mod tests {
                 assert_eq!(g, old.min(SMALL), "{live} circuits");
             }
         }
-        for live in (10..40).map(|i| 1usize << i).flat_map(|n| [n - 1, n, n + 1]) {
+        let top = usize::BITS.min(40) - 1;
+        for live in (10..top)
+            .map(|i| 1usize << i)
+            .flat_map(|n| [n - 1, n, n + 1])
+        {
             let g = groups_for(live);
             assert!(max_used(g) > live + live / 4 && max_used(g - 1) <= live + live / 4);
         }
