@@ -17,20 +17,24 @@ impl Inner {
     #[inline(always)]
     pub(super) fn admit(&self) -> Ticket {
         let s = self.state.load(Ordering::Acquire);
-        if state::tag(s) == state::CLOSED && self.flags.load(Ordering::Relaxed) & ADMIT_SLOW == 0 {
-            return Ticket {
-                issued: s,
-                started_us: 0,
-            };
+        if self.admits_at_once(s) {
+            return Ticket::at_once(s);
         }
         self.admit_from(s)
+    }
+
+    /// Whether a call finding the state word `s` is admitted on the fast path: closed, untimed
+    /// and unlimited, with the ticket [`Ticket::at_once`].
+    #[inline(always)]
+    pub(super) fn admits_at_once(&self, s: u64) -> bool {
+        state::tag(s) == state::CLOSED && self.flags.load(Ordering::Relaxed) & ADMIT_SLOW == 0
     }
 
     /// Everything but the closed, untimed and unlimited fast path of [`admit`](Self::admit). An
     /// open circuit's rejection, the fast-fail path of a sick provider, is answered here before
     /// the loop: kept apart from it, it saves and restores none of the registers the loop needs.
     #[inline(never)]
-    fn admit_from(&self, s: u64) -> Ticket {
+    pub(super) fn admit_from(&self, s: u64) -> Ticket {
         if state::tag(s) == state::OPEN {
             if let Some(left) = self.head.time.until(state::deadline(s)) {
                 return Ticket::rejection(state::OPEN, left);
@@ -246,6 +250,16 @@ pub(super) struct Ticket {
 }
 
 impl Ticket {
+    /// The ticket of a call admitted on the fast path ([`Inner::admits_at_once`]): issued
+    /// under `s`, untimed.
+    #[inline(always)]
+    pub(super) fn at_once(s: u64) -> Ticket {
+        Ticket {
+            issued: s,
+            started_us: 0,
+        }
+    }
+
     pub(super) fn is_probe(self) -> bool {
         state::tag(self.issued) == state::HALF_OPEN
     }

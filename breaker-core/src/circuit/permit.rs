@@ -8,6 +8,7 @@ use super::inner::Inner;
 use crate::classify::Outcome;
 use crate::error::CircuitOpen;
 use crate::flight::MARKS;
+use crate::sync::Ordering;
 use crate::table::shared::Held;
 
 /// The outcome methods, the abandon-on-drop rule and `Debug`, shared by both permit kinds, which
@@ -93,7 +94,16 @@ impl Permit {
     /// over in registers.
     #[inline(always)]
     pub(crate) fn admit(circuit: Held<Inner>) -> Result<Permit, CircuitOpen> {
-        let ticket = circuit.admit();
+        let s = circuit.state.load(Ordering::Acquire);
+        // The fast path builds its permit apart, so that no test for a rejection follows it:
+        // behind one merged ticket the compiler tested every admitted call's tag again.
+        if circuit.admits_at_once(s) {
+            return Ok(Permit {
+                circuit,
+                ticket: Ticket::at_once(s),
+            });
+        }
+        let ticket = circuit.admit_from(s);
         if ticket.is_rejection() {
             return Err(circuit.reject(ticket));
         }

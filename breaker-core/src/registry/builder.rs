@@ -91,7 +91,18 @@ impl Registry {
     /// The process-wide registry that `#[circuit_breaker]` uses by default, created on first use
     /// with the default config and the system clock, unless [`set_global`](Self::set_global)
     /// installed one first.
+    #[inline]
     pub fn global() -> &'static Registry {
+        // Inlined into every call site: once set, one load and a test rather than a call.
+        match GLOBAL.get() {
+            Some(registry) => registry,
+            None => Self::global_init(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn global_init() -> &'static Registry {
         GLOBAL.get_or_init(|| {
             let mut registry = Registry::builder().build();
             registry.made_by_global = true;

@@ -151,40 +151,49 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// This thread's chunks and where to look for a free slot next.
+/// This thread's chunks. Apart from [`Cursor`], which the fast path reads: a thread-local with
+/// a destructor is reached through a check of its state on every access, one without none is
+/// not, and this one needs its destructor (to hand its chunks on).
 struct Local {
     owned: RefCell<Vec<&'static Chunk>>,
+}
+
+/// Where this thread looks for a free slot next: the chunk it took its last slot from and the
+/// index after that slot. No destructor, so it is reachable for as long as the thread runs,
+/// after [`Local`]'s is gone too (which empties it, so the slow path finds that out).
+struct Cursor {
     current: Cell<Option<&'static Chunk>>,
     next: Cell<usize>,
 }
 
-impl Local {
+impl Cursor {
     /// A free slot: the one after the last taken, when it is free (always, for calls that
     /// release their permit before the next one).
     #[inline(always)]
-    fn take(&self) -> &'static AtomicUsize {
-        if let Some(chunk) = self.current.get() {
-            let i = self.next.get() & (SLOTS - 1);
-            let slot = &chunk.slots[i];
-            // Acquire: as in `Chunk::take_free`.
-            if slot.load(Ordering::Acquire) == FREE {
-                self.next.set(i + 1);
-                return slot;
-            }
+    fn take(&self) -> Option<&'static AtomicUsize> {
+        let chunk = self.current.get()?;
+        let i = self.next.get() & (SLOTS - 1);
+        let slot = &chunk.slots[i];
+        // Acquire: as in `Chunk::take_free`.
+        if slot.load(Ordering::Acquire) == FREE {
+            self.next.set(i + 1);
+            return Some(slot);
         }
-        self.take_slow()
+        None
     }
+}
 
+impl Local {
     #[cold]
     #[inline(never)]
-    fn take_slow(&self) -> &'static AtomicUsize {
+    fn take_slow(&self, cursor: &Cursor) -> &'static AtomicUsize {
         barrier::detect();
         let Ok(mut owned) = self.owned.try_borrow_mut() else {
             // Only reachable if taking a slot re-entered itself (an allocator calling us).
             return take_shared();
         };
         // This thread's chunks first, from the current one on.
-        let start = self
+        let start = cursor
             .current
             .get()
             .and_then(|c| owned.iter().position(|o| std::ptr::eq(*o, c)))
@@ -192,8 +201,8 @@ impl Local {
         for k in 0..owned.len() {
             let chunk = owned[(start + k) % owned.len()];
             if let Some((i, slot)) = chunk.take_free() {
-                self.current.set(Some(chunk));
-                self.next.set(i + 1);
+                cursor.current.set(Some(chunk));
+                cursor.next.set(i + 1);
                 return slot;
             }
         }
@@ -203,8 +212,8 @@ impl Local {
             let chunk = lock(&CHUNKS).fresh();
             owned.push(chunk);
             if let Some((i, slot)) = chunk.take_free() {
-                self.current.set(Some(chunk));
-                self.next.set(i + 1);
+                cursor.current.set(Some(chunk));
+                cursor.next.set(i + 1);
                 return slot;
             }
         }
@@ -217,6 +226,9 @@ impl Drop for Local {
         // they are released, and the next owner of the chunk skips them until then. (Under loom
         // the model's statics may be gone when its main thread ends: the chunks are left.)
         let owned = std::mem::take(self.owned.get_mut());
+        // The cursor outlives this (it has no destructor): a later take must not use a chunk
+        // handed on below. Under loom the cursor may already be gone with the model's thread.
+        let _ = CURSOR.try_with(|c| c.current.set(None));
         #[cfg(not(loom))]
         lock(&CHUNKS).spare.extend(owned);
         #[cfg(loom)]
@@ -228,6 +240,13 @@ impl Local {
     const fn new() -> Self {
         Local {
             owned: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Cursor {
+    const fn new() -> Self {
+        Cursor {
             current: Cell::new(None),
             next: Cell::new(0),
         }
@@ -237,11 +256,13 @@ impl Local {
 #[cfg(not(loom))]
 std::thread_local! {
     static LOCAL: Local = const { Local::new() };
+    static CURSOR: Cursor = const { Cursor::new() };
     static COLLECTING: Cell<bool> = const { Cell::new(false) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static LOCAL: Local = Local::new();
+    static CURSOR: Cursor = Cursor::new();
     static COLLECTING: Cell<bool> = Cell::new(false);
 }
 
@@ -267,9 +288,23 @@ fn take_shared() -> &'static AtomicUsize {
 
 #[inline(always)]
 fn take() -> &'static AtomicUsize {
-    LOCAL
-        .try_with(Local::take)
-        .unwrap_or_else(|_| take_shared())
+    CURSOR
+        .try_with(Cursor::take)
+        .ok()
+        .flatten()
+        .unwrap_or_else(take_slow)
+}
+
+/// No free slot at the cursor, or no chunk yet (the thread's first pin, or its locals gone).
+/// Finds the thread-locals itself, so the fast path computes no address for it.
+#[cold]
+#[inline(never)]
+fn take_slow() -> &'static AtomicUsize {
+    CURSOR
+        .try_with(|cursor| LOCAL.try_with(|local| local.take_slow(cursor)))
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| take_shared())
 }
 
 /// A pin of the current epoch, for a lookup: while it lives, nothing that was reachable when it
