@@ -40,7 +40,7 @@ impl<T: AsRef<str> + ?Sized> TenantKey for T {
 }
 
 /// Takes a permit from the (provider, tenant) circuit of `registry`.
-#[inline]
+#[inline(always)]
 pub fn acquire<T: TenantKey + ?Sized>(
     cache: &ProviderCache,
     registry: &Registry,

@@ -48,7 +48,7 @@ impl Registry {
     /// registry.acquire_cached(&SITE, "anthropic", "acme", None)?.success();
     /// # Ok::<(), breaker::CircuitOpen>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn acquire_cached(
         &self,
         cache: &ProviderCache,
