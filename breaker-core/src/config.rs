@@ -36,7 +36,8 @@ pub enum Window {
     /// record per call, so memory is bounded whatever the call rate. Once threads record into
     /// one window at the same moment, it keeps a ring per core (up to 16 of 384 bytes, made
     /// once for the circuit's life) so that cores never write the same cache line; its totals
-    /// are the same sums, checked after every failure or slow call and every few successes.
+    /// are the same sums, checked after every failure or slow call and after the successes
+    /// that may bring the window to `minimum_calls`, the only ones that could trip it.
     Time(Duration),
 }
 

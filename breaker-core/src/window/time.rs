@@ -6,10 +6,11 @@
 //! per stripe ([`stripe::stripes`], one per core up to 16), and from then on a record writes
 //! only its thread's stripe: no line another core writes. Totals sum every stripe's buckets of
 //! the window's span, so they count every outcome as an unstriped window would, at the price of
-//! reading the stripes: a striped window sums them for every failure and slow call, and for one
-//! success in [`SUCCESS_CHECK`] of a stripe (the check a success makes is for a window that
-//! reached `minimum_calls` or aged its successes out, which a few successes later still
-//! catches). Memory: `stripes() × 384` bytes more per window that saw contention, for its life.
+//! reading the stripes, which lie on lines their threads write: a striped window sums them for
+//! every failure and slow call, and for a success only where its own stripe's bucket held fewer
+//! than `minimum_calls` calls before it (as an unstriped one does, see
+//! [`record_for`](TimeWindow::record_for)): a bucket that already held them proves the window
+//! held them, so the success lowers both rates and no check it skips could trip. Memory: `stripes() × 384` bytes more per window that saw contention, for its life.
 
 use super::totals::Totals;
 use crate::stripe;
@@ -18,8 +19,8 @@ use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 /// Number of buckets of a time window: the window slides in steps of 1/16 of its length.
 pub(crate) const BUCKETS: usize = 16;
 
-/// A striped window checks its rates after one plain success in this many of a stripe's bucket
-/// (a power of two), and after every failure or slow call.
+/// A striped count window checks its rates after one plain success in this many of a stripe's
+/// calls (a power of two), and after every failure or slow call.
 pub(crate) const SUCCESS_CHECK: u64 = 8;
 
 /// Calls in the high half of a bucket's `counts`, failures in the low half, so that one atomic
@@ -186,13 +187,14 @@ impl TimeWindow {
             tag,
             add,
             slow,
+            minimum_calls,
         )
     }
 
     /// [`record`](Self::record) into this thread's stripe, out of line: the unstriped path
     /// stays small where it is inlined.
     #[inline(never)]
-    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool) -> bool {
+    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool, minimum_calls: u32) -> bool {
         let failure = add & 0xffff_ffff != 0;
         let Some(b) = ring.bucket(tag) else {
             return true;
@@ -201,7 +203,10 @@ impl TimeWindow {
         if slow {
             b.slow.fetch_add(1, Ordering::AcqRel);
         }
-        failure || slow || calls % SUCCESS_CHECK == SUCCESS_CHECK - 1
+        // A check sums every stripe, reading lines the other threads write (and taking them
+        // from those cores): only where it may trip. A success whose stripe's bucket held
+        // `minimum_calls` before it is in a window that held them, and lowers both rates.
+        failure || slow || calls < u64::from(minimum_calls.max(1))
     }
 
     /// A record whose compare-and-swap lost to another: stripes the window (unless that
@@ -352,13 +357,20 @@ mod tests {
     }
 
     #[test]
-    fn a_striped_window_checks_failures_and_every_few_successes() {
+    fn a_striped_window_checks_failures_and_the_successes_that_may_trip() {
         let w = TimeWindow::new(16_000_000);
         w.record_contended(1, CALL, false);
-        let checks = (0..64).filter(|_| w.record(false, false, 0)).count();
-        assert!(checks >= 64 / SUCCESS_CHECK as usize && checks < 64);
-        assert!(w.record(true, false, 0));
-        assert!(w.record(false, true, 0));
+        // This thread's stripe: its bucket of interval 0 holds the call that striped the
+        // window, so the next nine successes may bring the window to `minimum_calls` (10) and
+        // check; later ones cannot.
+        let checks: Vec<bool> = (0..64).map(|_| w.record_for(false, false, 0, 10)).collect();
+        assert!(checks[..9].iter().all(|&c| c), "{checks:?}");
+        assert!(!checks[9..].iter().any(|&c| c), "{checks:?}");
+        assert!(w.record_for(true, false, 0, 10));
+        assert!(w.record_for(false, true, 0, 10));
+        // The first record of a new interval recycles the bucket (older ones may age out): it
+        // checks again.
+        assert!(w.record_for(false, false, 1_000_000, 10));
     }
 }
 
