@@ -36,8 +36,12 @@ pub enum Window {
     /// record per call, so memory is bounded whatever the call rate. Once threads record into
     /// one window at the same moment, it keeps a ring per core (up to 16 of 384 bytes, made
     /// once for the circuit's life) so that cores never write the same cache line; its totals
-    /// are the same sums, checked after every failure or slow call and after the successes
-    /// that may bring the window to `minimum_calls`, the only ones that could trip it.
+    /// are the same sums, checked after every slow call, after the successes that may bring
+    /// the window to `minimum_calls` (the only ones that could trip it), and after a failure
+    /// whose bucket is at the failure-rate threshold, or one in four of those below it: the
+    /// window's rate is its buckets' rates averaged by their calls, so a provider failing at
+    /// the threshold is checked at every failure, and a crossing made only by buckets below it
+    /// is caught a few failures late (missed, if the rate falls back first).
     Time(Duration),
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use self::count::CountWindow;
 use self::time::TimeWindow;
-pub(crate) use self::totals::Totals;
+pub(crate) use self::totals::{Totals, Trips};
 use crate::config::Window;
 use crate::flight::Flight;
 use crate::sync::{AtomicPtr, Ordering};
@@ -51,22 +51,16 @@ impl Recorder {
     /// except in a striped window (see `window/count.rs` and `window/time.rs`).
     #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
-        self.record_for(failure, slow, now_us, u32::MAX)
+        self.record_for(failure, slow, now_us, Trips::ALWAYS)
     }
 
-    /// [`record`](Self::record) for a policy of `minimum_calls`, which lets an unstriped time
-    /// window skip the checks no success can need (see `TimeWindow::record_for`).
+    /// [`record`](Self::record) for a policy that trips as `trips` says, which lets a time
+    /// window skip the checks that cannot trip it (see `TimeWindow::record_for`).
     #[inline]
-    pub(crate) fn record_for(
-        &self,
-        failure: bool,
-        slow: bool,
-        now_us: u64,
-        minimum_calls: u32,
-    ) -> bool {
+    pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: Trips) -> bool {
         match self {
             Recorder::Count(w) => w.record(failure, slow),
-            Recorder::Time(w) => w.record_for(failure, slow, now_us, minimum_calls),
+            Recorder::Time(w) => w.record_for(failure, slow, now_us, trips),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::event::Event;
 use crate::flight::{overdue_after, Flight, Left, HELD, MARKS, SPENT, TRACKED};
 use crate::state;
 use crate::sync::Ordering;
+use crate::window::Trips;
 
 impl Inner {
     /// The ticket of a call admitted by a closed (or metrics-only) circuit: with its place in
@@ -105,7 +106,7 @@ impl Inner {
             };
             for _ in 0..calls {
                 // Slow calls: always a check, which follows for all of them at once.
-                window.record_for(false, true, now, u32::MAX);
+                window.record_for(false, true, now, Trips::ALWAYS);
             }
             if state::tag(s) != state::CLOSED || self.state.load(Ordering::Acquire) != s {
                 return;

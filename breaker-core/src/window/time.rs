@@ -12,7 +12,7 @@
 //! [`record_for`](TimeWindow::record_for)): a bucket that already held them proves the window
 //! held them, so the success lowers both rates and no check it skips could trip. Memory: `stripes() × 384` bytes more per window that saw contention, for its life.
 
-use super::totals::Totals;
+use super::totals::{Totals, Trips};
 use crate::stripe;
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -22,6 +22,10 @@ pub(crate) const BUCKETS: usize = 16;
 /// A striped count window checks its rates after one plain success in this many of a stripe's
 /// calls (a power of two), and after every failure or slow call.
 pub(crate) const SUCCESS_CHECK: u64 = 8;
+
+/// A striped time window's stripe below the failure-rate threshold checks the rates after one
+/// failure in this many of its bucket (the first of each among them).
+pub(crate) const FAILURE_CHECK: u32 = 4;
 
 /// Calls in the high half of a bucket's `counts`, failures in the low half, so that one atomic
 /// add moves both and no reader sees a failure without its call. Calls overflow first (there are
@@ -143,24 +147,20 @@ impl TimeWindow {
     /// (always, until the window is striped; see the module's documentation after).
     #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
-        self.record_for(failure, slow, now_us, u32::MAX)
+        self.record_for(failure, slow, now_us, Trips::ALWAYS)
     }
 
-    /// [`record`](Self::record) for a policy of `minimum_calls`: until the window is striped,
-    /// a success that is not slow asks for no check when its bucket held at least
+    /// [`record`](Self::record) for a policy that trips as `trips` says. A success that is not
+    /// slow asks for no check when its bucket (its stripe's, once striped) held at least
     /// `minimum_calls` calls before it. Such a success lowers both rates and cannot be the one
     /// that brings the window to `minimum_calls` (its own bucket had them), and it is not the
     /// first record of its interval (that one recycles the bucket, which then held none), which
     /// is when older buckets age out. So every check it skips would have found what the last
-    /// check found, or less; failures and slow calls are always checked.
+    /// check found, or less. Slow calls always check, and so do failures until the window is
+    /// striped; then see [`record_striped`](Self::record_striped).
     #[inline]
-    pub(crate) fn record_for(
-        &self,
-        failure: bool,
-        slow: bool,
-        now_us: u64,
-        minimum_calls: u32,
-    ) -> bool {
+    pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: Trips) -> bool {
+        let minimum_calls = trips.minimum_calls;
         let tag = now_us / self.width_us + 1;
         let add = CALL + u64::from(failure);
         let stripes = self.stripes.load(Ordering::Acquire);
@@ -187,26 +187,43 @@ impl TimeWindow {
             tag,
             add,
             slow,
-            minimum_calls,
+            trips,
         )
     }
 
     /// [`record`](Self::record) into this thread's stripe, out of line: the unstriped path
     /// stays small where it is inlined.
+    ///
+    /// A check sums every stripe, reading lines the other threads write (and taking them from
+    /// those cores), so a striped window asks for one only where it may trip: a success as
+    /// [`record_for`](Self::record_for) says; a failure when its stripe's bucket, with it, is
+    /// at the failure-rate threshold, and one failure in [`FAILURE_CHECK`] of its bucket
+    /// otherwise (the first included). The window's rate is the mean of its buckets' rates
+    /// weighted by their calls, so a window at the threshold has a bucket at it: a provider
+    /// that fails calls as fast as they come is checked at every failure, and a window that
+    /// failures below the threshold in every bucket brought to it is caught a few failures late
+    /// (or not at all, if the rates fall back before then).
     #[inline(never)]
-    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool, minimum_calls: u32) -> bool {
+    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool, trips: Trips) -> bool {
         let failure = add & 0xffff_ffff != 0;
         let Some(b) = ring.bucket(tag) else {
             return true;
         };
-        let calls = b.counts.fetch_add(add, Ordering::AcqRel) >> 32;
+        let before = b.counts.fetch_add(add, Ordering::AcqRel);
         if slow {
             b.slow.fetch_add(1, Ordering::AcqRel);
+            return true;
         }
-        // A check sums every stripe, reading lines the other threads write (and taking them
-        // from those cores): only where it may trip. A success whose stripe's bucket held
-        // `minimum_calls` before it is in a window that held them, and lowers both rates.
-        failure || slow || calls < u64::from(minimum_calls.max(1))
+        if !failure {
+            return before >> 32 < u64::from(trips.minimum_calls.max(1));
+        }
+        let Some(threshold) = trips.failure_rate else {
+            return true;
+        };
+        // The bucket's counts with this failure: no sum of the stripe's other buckets.
+        let (calls, failures) = ((before >> 32) + 1, u64::from(before as u32) + 1);
+        (failures - 1) % u64::from(FAILURE_CHECK) == 0
+            || failures as f64 >= threshold * calls as f64
     }
 
     /// A record whose compare-and-swap lost to another: stripes the window (unless that
@@ -356,21 +373,66 @@ mod tests {
         assert_eq!(w.totals(100_000_000), Totals::default());
     }
 
+    fn trips(minimum_calls: u32, failure_rate: Option<f64>) -> Trips {
+        Trips {
+            minimum_calls,
+            failure_rate,
+        }
+    }
+
     #[test]
-    fn a_striped_window_checks_failures_and_the_successes_that_may_trip() {
+    fn a_striped_window_checks_the_successes_that_may_trip() {
         let w = TimeWindow::new(16_000_000);
         w.record_contended(1, CALL, false);
+        let t = trips(10, Some(0.5));
         // This thread's stripe: its bucket of interval 0 holds the call that striped the
         // window, so the next nine successes may bring the window to `minimum_calls` (10) and
         // check; later ones cannot.
-        let checks: Vec<bool> = (0..64).map(|_| w.record_for(false, false, 0, 10)).collect();
+        let checks: Vec<bool> = (0..64).map(|_| w.record_for(false, false, 0, t)).collect();
         assert!(checks[..9].iter().all(|&c| c), "{checks:?}");
         assert!(!checks[9..].iter().any(|&c| c), "{checks:?}");
-        assert!(w.record_for(true, false, 0, 10));
-        assert!(w.record_for(false, true, 0, 10));
+        assert!(w.record_for(false, true, 0, t), "a slow call checks");
         // The first record of a new interval recycles the bucket (older ones may age out): it
         // checks again.
-        assert!(w.record_for(false, false, 1_000_000, 10));
+        assert!(w.record_for(false, false, 1_000_000, t));
+    }
+
+    #[test]
+    fn a_striped_stripe_below_the_threshold_checks_one_failure_in_a_few() {
+        let w = TimeWindow::new(16_000_000);
+        w.record_contended(1, CALL, false);
+        let t = trips(10, Some(0.5));
+        for _ in 0..99 {
+            w.record_for(false, false, 0, t);
+        }
+        // 100 calls in this stripe, then failures at well under half of them.
+        let checks: Vec<bool> = (0..16).map(|_| w.record_for(true, false, 0, t)).collect();
+        let expected: Vec<bool> = (0..16).map(|i| i % FAILURE_CHECK == 0).collect();
+        assert_eq!(checks, expected);
+        // Without a failure-rate policy every failure checks.
+        assert!(w.record_for(true, false, 0, trips(10, None)));
+    }
+
+    #[test]
+    fn a_striped_bucket_at_the_threshold_checks_every_failure() {
+        let w = TimeWindow::new(16_000_000);
+        w.record_contended(1, CALL, false);
+        let t = trips(10, Some(0.5));
+        // The bucket: 1 call, then failures: at or over half from the first failure on.
+        assert!((0..16).all(|_| w.record_for(true, false, 0, t)));
+        // A new interval's bucket: 40 successes, then failures; the k-th makes k failures of
+        // 40 + k calls, at half from k = 40 on; before that, one failure in four of the bucket
+        // checks, the first included. (The stripe's older bucket, all failures, is not asked.)
+        for _ in 0..40 {
+            w.record_for(false, false, 2_000_000, t);
+        }
+        let later: Vec<bool> = (0..50)
+            .map(|_| w.record_for(true, false, 2_000_000, t))
+            .collect();
+        let expected: Vec<bool> = (1..=50)
+            .map(|k| k >= 40 || (k - 1) % FAILURE_CHECK == 0)
+            .collect();
+        assert_eq!(later, expected);
     }
 }
 
