@@ -59,7 +59,7 @@ impl Recorder {
     #[inline]
     pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: Trips) -> bool {
         match self {
-            Recorder::Count(w) => w.record(failure, slow),
+            Recorder::Count(w) => w.record_for(failure, slow, trips),
             Recorder::Time(w) => w.record_for(failure, slow, now_us, trips),
         }
     }

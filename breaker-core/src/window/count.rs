@@ -13,11 +13,16 @@
 //! that stops calling leaves its stripe's last outcomes in the window until it calls again or
 //! the circuit's window is next cleared (a trip, a close, a reset), where an unstriped window
 //! would have slid them out. The window restarts empty when it stripes (like a retuning: the
-//! outcomes recorded before count no more), and totals are summed from every stripe after every
-//! failure or slow call and one success in `SUCCESS_CHECK` of a stripe.
+//! outcomes recorded before count no more). Totals are summed from every stripe, reading lines
+//! other cores write, only where a decision may trip: after every slow call; after a success
+//! while its stripe holds fewer than `minimum_calls` calls (the only successes that can bring
+//! the window to it; any other lowers both rates); and after a failure when its stripe is at
+//! the failure-rate threshold, or one failure in [`FAILURE_CHECK`] below it (the window's rate
+//! is its stripes' rates averaged by their calls, so a window at the threshold has a stripe at
+//! it; a crossing made only by stripes below it is caught a few failures late).
 
-use super::time::SUCCESS_CHECK;
-use super::totals::Totals;
+use super::time::FAILURE_CHECK;
+use super::totals::{Totals, Trips};
 use crate::stripe;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
@@ -171,8 +176,15 @@ impl CountWindow {
 
     /// Records one outcome. Returns whether the caller should check the rates now: always,
     /// until the window is striped.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool) -> bool {
+        self.record_for(failure, slow, Trips::ALWAYS)
+    }
+
+    /// [`record`](Self::record) for a policy that trips as `trips` says (which a striped
+    /// window's checks follow: see the module's documentation).
+    #[inline]
+    pub(crate) fn record_for(&self, failure: bool, slow: bool, trips: Trips) -> bool {
         let stripes = self.stripes.load(Ordering::Acquire);
         if stripes.is_null() {
             if !failure && !slow && self.head.all_successes(self.slots.len()) {
@@ -188,34 +200,50 @@ impl CountWindow {
                 .compare_exchange(k, k + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
-                return self.record_contended(failure, slow);
+                return self.record_contended(failure, slow, trips);
             }
             self.head.put(&self.slots, k, slot(failure, slow));
             return true;
         }
         // SAFETY: a non-null `stripes` was published by `record_contended` from `Box::into_raw`
         // and is freed only when the window is dropped, which `&self` rules out.
-        Self::record_striped(unsafe { &*stripes }, failure, slow)
+        Self::record_striped(unsafe { &*stripes }, failure, slow, trips)
     }
 
     /// [`record`](Self::record) into this thread's stripe, out of line: the unstriped path
     /// stays small where it is inlined.
     #[inline(never)]
-    fn record_striped(stripes: &Stripes, failure: bool, slow: bool) -> bool {
+    fn record_striped(stripes: &Stripes, failure: bool, slow: bool, trips: Trips) -> bool {
         let (head, slots) = stripes.ring(stripe::index() & (stripes.heads.len() - 1));
         if !failure && !slow && head.all_successes(slots.len()) {
             return false;
         }
         let k = head.head.fetch_add(1, Ordering::AcqRel);
         head.put(slots, k, slot(failure, slow));
-        failure || slow || k % SUCCESS_CHECK == SUCCESS_CHECK - 1
+        if slow {
+            return true;
+        }
+        if !failure {
+            // The stripe's calls in the window before this one.
+            return k.min(slots.len() as u64) < u64::from(trips.minimum_calls.max(1));
+        }
+        let Some(threshold) = trips.failure_rate else {
+            return true;
+        };
+        if k % u64::from(FAILURE_CHECK) == 0 {
+            return true;
+        }
+        // The stripe's own rate: its head and counts, on the line this thread just wrote.
+        let mut own = Totals::default();
+        head.add_to(&mut own, slots.len());
+        own.failure_rate() >= threshold
     }
 
     /// A record whose compare-and-swap of the head lost to another: stripes the window (unless
     /// that happened meanwhile) and records into this thread's stripe.
     #[cold]
     #[inline(never)]
-    fn record_contended(&self, failure: bool, slow: bool) -> bool {
+    fn record_contended(&self, failure: bool, slow: bool, trips: Trips) -> bool {
         if self.stripes_max == 1 {
             // Too small to stripe: contend on the one ring.
             let k = self.head.head.fetch_add(1, Ordering::AcqRel);
@@ -239,7 +267,7 @@ impl CountWindow {
                 drop(unsafe { Box::from_raw(fresh) });
             }
         }
-        self.record(failure, slow);
+        self.record_for(failure, slow, trips);
         true
     }
 
@@ -277,6 +305,17 @@ impl CountWindow {
                 head.clear(slots);
             }
         }
+    }
+
+    /// The length of each stripe's ring (0 before the window is striped).
+    #[cfg(test)]
+    pub(crate) fn striped_len(&self) -> usize {
+        let stripes = self.stripes.load(Ordering::Acquire);
+        if stripes.is_null() {
+            return 0;
+        }
+        // SAFETY: as in `record`.
+        unsafe { &*stripes }.len
     }
 
     /// Whether the window has made its stripes (for tests of when memory is spent).
@@ -327,7 +366,7 @@ mod tests {
     #[test]
     fn striped_totals_sum_every_stripe() {
         let w = Arc::new(CountWindow::new(64, 1));
-        w.record_contended(true, false);
+        w.record_contended(true, false, Trips::ALWAYS);
         if w.stripes_max == 1 {
             return; // a one-core host: nothing to stripe
         }
@@ -356,16 +395,37 @@ mod tests {
     }
 
     #[test]
-    fn a_striped_window_checks_failures_and_every_few_successes() {
-        let w = CountWindow::new(64, 1);
-        w.record_contended(false, false);
+    fn a_striped_window_checks_the_records_that_may_trip() {
+        let w = CountWindow::new(64, 10);
+        w.record_contended(false, false, Trips::ALWAYS);
         if w.stripes_max == 1 {
             return;
         }
-        let checks = (0..64).filter(|_| w.record(false, false)).count();
-        assert!((1..64).contains(&checks));
-        assert!(w.record(true, false));
-        assert!(w.record(false, true));
+        let t = Trips {
+            minimum_calls: 10,
+            failure_rate: Some(0.5),
+        };
+        // This thread's stripe restarted empty when it striped, then took the striping call:
+        // nine more successes may bring it to `minimum_calls` and check, later ones not.
+        let checks: Vec<bool> = (0..20).map(|_| w.record_for(false, false, t)).collect();
+        assert!(checks[..9].iter().all(|&c| c), "{checks:?}");
+        assert!(!checks[9..].iter().any(|&c| c), "{checks:?}");
+        assert!(w.record_for(false, true, t), "a slow call checks");
+        // Failures: each checks when the stripe's ring, with it, holds failures at half its
+        // calls or more, and at one record index in four otherwise.
+        let len = w.striped_len();
+        // The striping call, twenty successes and the slow call, none a failure.
+        let mut outcomes = vec![false; 22];
+        for _ in 0..40 {
+            let k = outcomes.len() as u64;
+            outcomes.push(true);
+            let recent = &outcomes[outcomes.len().saturating_sub(len)..];
+            let failures = recent.iter().filter(|&&f| f).count();
+            let at = failures as f64 >= 0.5 * recent.len() as f64;
+            let expected = at || k % u64::from(FAILURE_CHECK) == 0;
+            assert_eq!(w.record_for(true, false, t), expected, "record {k}");
+        }
+        assert!(w.record_for(true, false, Trips::ALWAYS));
     }
 }
 

@@ -19,12 +19,8 @@ use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 /// Number of buckets of a time window: the window slides in steps of 1/16 of its length.
 pub(crate) const BUCKETS: usize = 16;
 
-/// A striped count window checks its rates after one plain success in this many of a stripe's
-/// calls (a power of two), and after every failure or slow call.
-pub(crate) const SUCCESS_CHECK: u64 = 8;
-
-/// A striped time window's stripe below the failure-rate threshold checks the rates after one
-/// failure in this many of its bucket (the first of each among them).
+/// A striped window's stripe below the failure-rate threshold checks the rates after one
+/// failure in this many (of a time window's bucket; of a count window's records).
 pub(crate) const FAILURE_CHECK: u32 = 4;
 
 /// Calls in the high half of a bucket's `counts`, failures in the low half, so that one atomic
