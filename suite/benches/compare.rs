@@ -12,16 +12,16 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use breaker::{circuit_breaker, Circuit, CircuitOpen, Config, Registry, Window};
 use criterion::Criterion;
+
+mod common;
+use common::ready;
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator, for bytes per circuit.
@@ -90,22 +90,6 @@ async fn unannotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
 async fn annotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
     black_box(tenant);
     work(x)
-}
-
-/// Polls a future that never waits, where it was built, as an `.await` in a caller does:
-/// inlined always, because a call of this generic function, which the compiler made for the
-/// annotated function's larger future (and not for the bare one's), first copied the future
-/// just built with wide loads over its narrow stores (a stall: in `provider_wide.rs`, half of
-/// what the attribute measured; issue 22).
-#[inline(always)]
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
 }
 
 /// A faithful small copy of the reference design: a mutex around each circuit's state, a

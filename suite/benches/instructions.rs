@@ -14,13 +14,13 @@
 //! all Ok), `annotated` (a `#[circuit_breaker]` async fn, one tenant, all Ok, polled once) and
 //! `unannotated` (the same fn without the attribute).
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use breaker::{circuit_breaker, Circuit, Config, Outcome, Window};
+
+mod common;
+use common::ready;
 
 #[derive(Debug)]
 struct ApiError;
@@ -40,17 +40,6 @@ async fn unannotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
 async fn annotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
     black_box(tenant);
     black_box(Ok(x))
-}
-
-/// Polls a future that never waits.
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
 }
 
 fn rated(window: Window) -> Circuit {

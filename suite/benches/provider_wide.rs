@@ -17,13 +17,13 @@
 //! provider-wide circuit on the provider. `threads`: one thread per core (at least 2) unless
 //! given, each calling its own tenant of the one provider, timed.
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use breaker::{circuit_breaker, CircuitOpen, ProviderWide, Registry};
+
+mod common;
+use common::ready;
 
 #[derive(Debug)]
 struct ApiError;
@@ -50,21 +50,6 @@ async fn annotated(tenant: &str, x: u64) -> Result<u64, ApiError> {
 async fn bare(tenant: &str, x: u64) -> Result<u64, ApiError> {
     black_box(tenant);
     work(x)
-}
-
-/// Polls `f` where it was built, as an `.await` in a caller does: inlined always, because a
-/// call of this generic function, which the compiler made for the annotated function's larger
-/// future (and not for the bare one's), first copied the future just built with wide loads over
-/// its narrow stores, a stall that was half of what the attribute measured (issue 22).
-#[inline(always)]
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
 }
 
 fn main() {
