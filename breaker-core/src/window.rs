@@ -51,13 +51,13 @@ impl Recorder {
     /// except in a striped window (see `window/count.rs` and `window/time.rs`).
     #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
-        self.record_for(failure, slow, now_us, Trips::ALWAYS)
+        self.record_for(failure, slow, now_us, &Trips::ALWAYS)
     }
 
-    /// [`record`](Self::record) for a policy that trips as `trips` says, which lets a time
-    /// window skip the checks that cannot trip it (see `TimeWindow::record_for`).
+    /// [`record`](Self::record) for a policy that trips as `trips` says, which lets a window
+    /// skip checks that cannot trip it (see `window/time.rs` and `window/count.rs`).
     #[inline]
-    pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: Trips) -> bool {
+    pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: &Trips) -> bool {
         match self {
             Recorder::Count(w) => w.record_for(failure, slow, trips),
             Recorder::Time(w) => w.record_for(failure, slow, now_us, trips),

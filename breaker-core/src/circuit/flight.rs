@@ -106,7 +106,7 @@ impl Inner {
             };
             for _ in 0..calls {
                 // Slow calls: always a check, which follows for all of them at once.
-                window.record_for(false, true, now, Trips::ALWAYS);
+                window.record_for(false, true, now, &Trips::ALWAYS);
             }
             if state::tag(s) != state::CLOSED || self.state.load(Ordering::Acquire) != s {
                 return;

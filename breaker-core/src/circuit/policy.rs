@@ -9,6 +9,7 @@ use crate::config::{Config, Window};
 use crate::event::Listeners;
 use crate::provider::pool::Pool;
 use crate::sync::{AtomicPtr, Ordering};
+use crate::window::Trips;
 
 /// A validated config with the clock its circuits read. Shared by every circuit built from it, so
 /// a circuit carries one pointer for both.
@@ -32,6 +33,9 @@ pub(crate) struct Policy {
     pub(super) slow_us: Option<u64>,
     pub(super) consecutive: u32,
     pub(super) probe_timeout_us: u64,
+    /// What the window's records need of `config` to tell when a check may trip it, made
+    /// once: the record path passes a pointer to it.
+    pub(super) trips: Trips,
     /// The provider-wide circuit's pooled window of the provider (registry circuits only): what
     /// a circuit with the `POOLED` flag also tells its outcomes (`circuit/above.rs`).
     /// Set once, by the provider that made the policy.
@@ -59,6 +63,10 @@ impl Policy {
             .map(|(d, _)| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let consecutive = config.consecutive_failures.unwrap_or(0);
         let probe_timeout_us = u64::try_from(config.probe_timeout.as_micros()).unwrap_or(u64::MAX);
+        let trips = Trips {
+            minimum_calls: config.minimum_calls,
+            failure_rate: config.failure_rate,
+        };
         Policy {
             config,
             time,
@@ -67,6 +75,7 @@ impl Policy {
             slow_us,
             consecutive,
             probe_timeout_us,
+            trips,
             pool: std::sync::OnceLock::new(),
             pooled: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             next: std::sync::OnceLock::new(),

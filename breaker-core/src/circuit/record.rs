@@ -15,7 +15,7 @@ use crate::error::CircuitOpen;
 use crate::event::{Event, Reason};
 use crate::state::{self, State};
 use crate::sync::Ordering;
-use crate::window::{Recorder, Totals, Trips};
+use crate::window::{Recorder, Totals};
 
 impl Inner {
     #[inline(always)]
@@ -171,11 +171,7 @@ impl Inner {
         }
         if let Some(w) = window {
             // A striped window asks for the (cross-core) totals only when a trip may be due.
-            let trips = Trips {
-                minimum_calls: policy.config.minimum_calls,
-                failure_rate: policy.config.failure_rate,
-            };
-            if w.record_for(failure, slow, now, trips) {
+            if w.record_for(failure, slow, now, &policy.trips) {
                 trip = trip.or_else(|| rates_exceeded(&policy.config, w.totals(now)));
             }
         }

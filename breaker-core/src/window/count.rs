@@ -16,12 +16,11 @@
 //! outcomes recorded before count no more). Totals are summed from every stripe, reading lines
 //! other cores write, only where a decision may trip: after every slow call; after a success
 //! while its stripe holds fewer than `minimum_calls` calls (the only successes that can bring
-//! the window to it; any other lowers both rates); and after a failure when its stripe is at
-//! the failure-rate threshold, or one failure in [`FAILURE_CHECK`] below it (the window's rate
-//! is its stripes' rates averaged by their calls, so a window at the threshold has a stripe at
-//! it; a crossing made only by stripes below it is caught a few failures late).
+//! the window to it; any other lowers both rates); and after a failure as
+//! [`Trips::failure_may_trip`] says of its stripe.
 
-use super::time::FAILURE_CHECK;
+#[cfg(test)]
+use super::totals::FAILURE_CHECK;
 use super::totals::{Totals, Trips};
 use crate::stripe;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -178,13 +177,13 @@ impl CountWindow {
     /// until the window is striped.
     #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool) -> bool {
-        self.record_for(failure, slow, Trips::ALWAYS)
+        self.record_for(failure, slow, &Trips::ALWAYS)
     }
 
     /// [`record`](Self::record) for a policy that trips as `trips` says (which a striped
     /// window's checks follow: see the module's documentation).
     #[inline]
-    pub(crate) fn record_for(&self, failure: bool, slow: bool, trips: Trips) -> bool {
+    pub(crate) fn record_for(&self, failure: bool, slow: bool, trips: &Trips) -> bool {
         let stripes = self.stripes.load(Ordering::Acquire);
         if stripes.is_null() {
             if !failure && !slow && self.head.all_successes(self.slots.len()) {
@@ -213,7 +212,7 @@ impl CountWindow {
     /// [`record`](Self::record) into this thread's stripe, out of line: the unstriped path
     /// stays small where it is inlined.
     #[inline(never)]
-    fn record_striped(stripes: &Stripes, failure: bool, slow: bool, trips: Trips) -> bool {
+    fn record_striped(stripes: &Stripes, failure: bool, slow: bool, trips: &Trips) -> bool {
         let (head, slots) = stripes.ring(stripe::index() & (stripes.heads.len() - 1));
         if !failure && !slow && head.all_successes(slots.len()) {
             return false;
@@ -225,25 +224,20 @@ impl CountWindow {
         }
         if !failure {
             // The stripe's calls in the window before this one.
-            return k.min(slots.len() as u64) < u64::from(trips.minimum_calls.max(1));
+            return trips.success_may_trip(k.min(slots.len() as u64));
         }
-        let Some(threshold) = trips.failure_rate else {
-            return true;
-        };
-        if k % u64::from(FAILURE_CHECK) == 0 {
-            return true;
-        }
-        // The stripe's own rate: its head and counts, on the line this thread just wrote.
+        // The stripe's own counts, on the line this thread just wrote; failures sampled by
+        // record index (a stripe's failure count goes down as well as up).
         let mut own = Totals::default();
         head.add_to(&mut own, slots.len());
-        own.failure_rate() >= threshold
+        trips.failure_may_trip(k, u64::from(own.failures), u64::from(own.calls))
     }
 
     /// A record whose compare-and-swap of the head lost to another: stripes the window (unless
     /// that happened meanwhile) and records into this thread's stripe.
     #[cold]
     #[inline(never)]
-    fn record_contended(&self, failure: bool, slow: bool, trips: Trips) -> bool {
+    fn record_contended(&self, failure: bool, slow: bool, trips: &Trips) -> bool {
         if self.stripes_max == 1 {
             // Too small to stripe: contend on the one ring.
             let k = self.head.head.fetch_add(1, Ordering::AcqRel);
@@ -366,7 +360,7 @@ mod tests {
     #[test]
     fn striped_totals_sum_every_stripe() {
         let w = Arc::new(CountWindow::new(64, 1));
-        w.record_contended(true, false, Trips::ALWAYS);
+        w.record_contended(true, false, &Trips::ALWAYS);
         if w.stripes_max == 1 {
             return; // a one-core host: nothing to stripe
         }
@@ -397,7 +391,7 @@ mod tests {
     #[test]
     fn a_striped_window_checks_the_records_that_may_trip() {
         let w = CountWindow::new(64, 10);
-        w.record_contended(false, false, Trips::ALWAYS);
+        w.record_contended(false, false, &Trips::ALWAYS);
         if w.stripes_max == 1 {
             return;
         }
@@ -407,10 +401,10 @@ mod tests {
         };
         // This thread's stripe restarted empty when it striped, then took the striping call:
         // nine more successes may bring it to `minimum_calls` and check, later ones not.
-        let checks: Vec<bool> = (0..20).map(|_| w.record_for(false, false, t)).collect();
+        let checks: Vec<bool> = (0..20).map(|_| w.record_for(false, false, &t)).collect();
         assert!(checks[..9].iter().all(|&c| c), "{checks:?}");
         assert!(!checks[9..].iter().any(|&c| c), "{checks:?}");
-        assert!(w.record_for(false, true, t), "a slow call checks");
+        assert!(w.record_for(false, true, &t), "a slow call checks");
         // Failures: each checks when the stripe's ring, with it, holds failures at half its
         // calls or more, and at one record index in four otherwise.
         let len = w.striped_len();
@@ -423,9 +417,9 @@ mod tests {
             let failures = recent.iter().filter(|&&f| f).count();
             let at = failures as f64 >= 0.5 * recent.len() as f64;
             let expected = at || k % u64::from(FAILURE_CHECK) == 0;
-            assert_eq!(w.record_for(true, false, t), expected, "record {k}");
+            assert_eq!(w.record_for(true, false, &t), expected, "record {k}");
         }
-        assert!(w.record_for(true, false, Trips::ALWAYS));
+        assert!(w.record_for(true, false, &Trips::ALWAYS));
     }
 }
 

@@ -6,22 +6,18 @@
 //! per stripe ([`stripe::stripes`], one per core up to 16), and from then on a record writes
 //! only its thread's stripe: no line another core writes. Totals sum every stripe's buckets of
 //! the window's span, so they count every outcome as an unstriped window would, at the price of
-//! reading the stripes, which lie on lines their threads write: a striped window sums them for
-//! every failure and slow call, and for a success only where its own stripe's bucket held fewer
-//! than `minimum_calls` calls before it (as an unstriped one does, see
-//! [`record_for`](TimeWindow::record_for)): a bucket that already held them proves the window
-//! held them, so the success lowers both rates and no check it skips could trip. Memory: `stripes() × 384` bytes more per window that saw contention, for its life.
+//! reading the stripes, which lie on lines their threads write: a striped window sums them only
+//! where a check may trip it (see [`record_striped`](TimeWindow::record_striped)). Memory:
+//! `stripes() × 384` bytes more per window that saw contention, for its life.
 
+#[cfg(test)]
+use super::totals::FAILURE_CHECK;
 use super::totals::{Totals, Trips};
 use crate::stripe;
 use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Number of buckets of a time window: the window slides in steps of 1/16 of its length.
 pub(crate) const BUCKETS: usize = 16;
-
-/// A striped window's stripe below the failure-rate threshold checks the rates after one
-/// failure in this many (of a time window's bucket; of a count window's records).
-pub(crate) const FAILURE_CHECK: u32 = 4;
 
 /// Calls in the high half of a bucket's `counts`, failures in the low half, so that one atomic
 /// add moves both and no reader sees a failure without its call. Calls overflow first (there are
@@ -143,7 +139,7 @@ impl TimeWindow {
     /// (always, until the window is striped; see the module's documentation after).
     #[cfg(test)]
     pub(crate) fn record(&self, failure: bool, slow: bool, now_us: u64) -> bool {
-        self.record_for(failure, slow, now_us, Trips::ALWAYS)
+        self.record_for(failure, slow, now_us, &Trips::ALWAYS)
     }
 
     /// [`record`](Self::record) for a policy that trips as `trips` says. A success that is not
@@ -155,7 +151,7 @@ impl TimeWindow {
     /// check found, or less. Slow calls always check, and so do failures until the window is
     /// striped; then see [`record_striped`](Self::record_striped).
     #[inline]
-    pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: Trips) -> bool {
+    pub(crate) fn record_for(&self, failure: bool, slow: bool, now_us: u64, trips: &Trips) -> bool {
         let minimum_calls = trips.minimum_calls;
         let tag = now_us / self.width_us + 1;
         let add = CALL + u64::from(failure);
@@ -192,15 +188,10 @@ impl TimeWindow {
     ///
     /// A check sums every stripe, reading lines the other threads write (and taking them from
     /// those cores), so a striped window asks for one only where it may trip: a success as
-    /// [`record_for`](Self::record_for) says; a failure when its stripe's bucket, with it, is
-    /// at the failure-rate threshold, and one failure in [`FAILURE_CHECK`] of its bucket
-    /// otherwise (the first included). The window's rate is the mean of its buckets' rates
-    /// weighted by their calls, so a window at the threshold has a bucket at it: a provider
-    /// that fails calls as fast as they come is checked at every failure, and a window that
-    /// failures below the threshold in every bucket brought to it is caught a few failures late
-    /// (or not at all, if the rates fall back before then).
+    /// [`record_for`](Self::record_for) says; a failure as [`Trips::failure_may_trip`] says of
+    /// its stripe's bucket (the first failure of each included).
     #[inline(never)]
-    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool, trips: Trips) -> bool {
+    fn record_striped(ring: &Ring, tag: u64, add: u64, slow: bool, trips: &Trips) -> bool {
         let failure = add & 0xffff_ffff != 0;
         let Some(b) = ring.bucket(tag) else {
             return true;
@@ -210,16 +201,12 @@ impl TimeWindow {
             b.slow.fetch_add(1, Ordering::AcqRel);
             return true;
         }
+        let (calls, failures) = (before >> 32, u64::from(before as u32));
         if !failure {
-            return before >> 32 < u64::from(trips.minimum_calls.max(1));
+            return trips.success_may_trip(calls);
         }
-        let Some(threshold) = trips.failure_rate else {
-            return true;
-        };
         // The bucket's counts with this failure: no sum of the stripe's other buckets.
-        let (calls, failures) = ((before >> 32) + 1, u64::from(before as u32) + 1);
-        (failures - 1) % u64::from(FAILURE_CHECK) == 0
-            || failures as f64 >= threshold * calls as f64
+        trips.failure_may_trip(failures, failures + 1, calls + 1)
     }
 
     /// A record whose compare-and-swap lost to another: stripes the window (unless that
@@ -384,13 +371,13 @@ mod tests {
         // This thread's stripe: its bucket of interval 0 holds the call that striped the
         // window, so the next nine successes may bring the window to `minimum_calls` (10) and
         // check; later ones cannot.
-        let checks: Vec<bool> = (0..64).map(|_| w.record_for(false, false, 0, t)).collect();
+        let checks: Vec<bool> = (0..64).map(|_| w.record_for(false, false, 0, &t)).collect();
         assert!(checks[..9].iter().all(|&c| c), "{checks:?}");
         assert!(!checks[9..].iter().any(|&c| c), "{checks:?}");
-        assert!(w.record_for(false, true, 0, t), "a slow call checks");
+        assert!(w.record_for(false, true, 0, &t), "a slow call checks");
         // The first record of a new interval recycles the bucket (older ones may age out): it
         // checks again.
-        assert!(w.record_for(false, false, 1_000_000, t));
+        assert!(w.record_for(false, false, 1_000_000, &t));
     }
 
     #[test]
@@ -399,14 +386,14 @@ mod tests {
         w.record_contended(1, CALL, false);
         let t = trips(10, Some(0.5));
         for _ in 0..99 {
-            w.record_for(false, false, 0, t);
+            w.record_for(false, false, 0, &t);
         }
         // 100 calls in this stripe, then failures at well under half of them.
-        let checks: Vec<bool> = (0..16).map(|_| w.record_for(true, false, 0, t)).collect();
+        let checks: Vec<bool> = (0..16).map(|_| w.record_for(true, false, 0, &t)).collect();
         let expected: Vec<bool> = (0..16).map(|i| i % FAILURE_CHECK == 0).collect();
         assert_eq!(checks, expected);
         // Without a failure-rate policy every failure checks.
-        assert!(w.record_for(true, false, 0, trips(10, None)));
+        assert!(w.record_for(true, false, 0, &trips(10, None)));
     }
 
     #[test]
@@ -415,15 +402,15 @@ mod tests {
         w.record_contended(1, CALL, false);
         let t = trips(10, Some(0.5));
         // The bucket: 1 call, then failures: at or over half from the first failure on.
-        assert!((0..16).all(|_| w.record_for(true, false, 0, t)));
+        assert!((0..16).all(|_| w.record_for(true, false, 0, &t)));
         // A new interval's bucket: 40 successes, then failures; the k-th makes k failures of
         // 40 + k calls, at half from k = 40 on; before that, one failure in four of the bucket
         // checks, the first included. (The stripe's older bucket, all failures, is not asked.)
         for _ in 0..40 {
-            w.record_for(false, false, 2_000_000, t);
+            w.record_for(false, false, 2_000_000, &t);
         }
         let later: Vec<bool> = (0..50)
-            .map(|_| w.record_for(true, false, 2_000_000, t))
+            .map(|_| w.record_for(true, false, 2_000_000, &t))
             .collect();
         let expected: Vec<bool> = (1..=50)
             .map(|k| k >= 40 || (k - 1) % FAILURE_CHECK == 0)

@@ -35,10 +35,36 @@ pub(crate) struct Trips {
     pub(crate) failure_rate: Option<f64>,
 }
 
+/// A striped window's part (a time window's bucket, a count window's stripe) below the
+/// failure-rate threshold checks the rates after one failure in this many.
+pub(crate) const FAILURE_CHECK: u32 = 4;
+
 impl Trips {
     /// Every record checks (what a window's own tests and the in-flight scan ask for).
     pub(crate) const ALWAYS: Trips = Trips {
         minimum_calls: u32::MAX,
         failure_rate: None,
     };
+
+    /// Whether a plain success recorded into a striped window's part that held `calls_before`
+    /// calls may trip it: only one that may bring the window to `minimum_calls`. A part that
+    /// held them proves the window held them, so the success lowers both rates.
+    #[inline]
+    pub(crate) fn success_may_trip(self, calls_before: u64) -> bool {
+        calls_before < u64::from(self.minimum_calls.max(1))
+    }
+
+    /// Whether a failure, the `nth` (from 0) of its part, which holds `failures` of `calls`
+    /// with it, should check a striped window: always when the part is at the failure-rate
+    /// threshold, one failure in [`FAILURE_CHECK`] otherwise. The window's rate is its parts'
+    /// rates averaged by their calls, so a window at the threshold has a part at it; a crossing
+    /// made only by parts below it is caught a few failures late (missed, if the rates fall back
+    /// first). Without a failure-rate policy, always.
+    #[inline]
+    pub(crate) fn failure_may_trip(self, nth: u64, failures: u64, calls: u64) -> bool {
+        let Some(threshold) = self.failure_rate else {
+            return true;
+        };
+        nth % u64::from(FAILURE_CHECK) == 0 || failures as f64 >= threshold * calls as f64
+    }
 }
