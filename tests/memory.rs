@@ -102,8 +102,9 @@ fn bytes_per_circuit(make: impl Fn(&Registry, &str)) -> f64 {
 
 /// Circuits as `#[circuit_breaker]` makes them: the table's share (10.6 bytes a circuit at a
 /// million circuits; 10.5 to 13.1 from ten thousand up, as its groups fill from 70 % to 7/8
-/// between rebuilds) and the circuit (88 bytes with its reference count; tenant names of up to
-/// 23 bytes are stored inline): 98.6 measured. Issue 22's goal is 96.
+/// between rebuilds) and the circuit (72 bytes with its reference count; tenant names of up to
+/// 23 bytes are stored inline): 82.6 measured (98.6 before the counts of trips and rejections
+/// moved to a record made at a circuit's first trip). Issue 22's goal is 96.
 #[test]
 fn bytes_per_circuit_made_by_calls_stay_within_budget() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +115,7 @@ fn bytes_per_circuit_made_by_calls_stay_within_budget() {
             .success()
     });
     println!("{per_circuit:.1} bytes per circuit made by calls");
-    assert!(per_circuit <= 100.0, "{per_circuit:.1} bytes per circuit");
+    assert!(per_circuit <= 88.0, "{per_circuit:.1} bytes per circuit");
 }
 
 /// `Registry::circuit` hands out a handle to the circuit the table holds: nothing more is made
@@ -126,7 +127,22 @@ fn bytes_per_circuit_made_by_lookups_stay_within_budget() {
         registry.circuit("anthropic", tenant);
     });
     println!("{per_circuit:.1} bytes per circuit made by `Registry::circuit`");
-    assert!(per_circuit <= 100.0, "{per_circuit:.1} bytes per circuit");
+    assert!(per_circuit <= 88.0, "{per_circuit:.1} bytes per circuit");
+}
+
+/// A circuit that has tripped keeps the record of its trips, stays and rejections (24 bytes),
+/// made by its first trip: 106.6 measured. The default registry here trips at the fifth
+/// consecutive failure, so each circuit fails five times.
+#[test]
+fn bytes_per_tripped_circuit_stay_within_budget() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let per_circuit = bytes_per_circuit(|registry, tenant| {
+        while let Ok(permit) = registry.acquire("anthropic", tenant, None) {
+            permit.failure();
+        }
+    });
+    println!("{per_circuit:.1} bytes per tripped circuit");
+    assert!(per_circuit <= 112.0, "{per_circuit:.1} bytes per circuit");
 }
 
 /// Set in the child process of [`resident_bytes_per_circuit_stay_within_budget`], which
@@ -146,13 +162,14 @@ fn resident_bytes() -> usize {
 }
 
 /// What circuits made by calls take of the machine's memory, allocator overhead included: the
-/// circuit's 88 bytes take a 96-byte chunk of the allocator, and the table its 10.6 bytes a
-/// circuit (its arrays are whole pages, all written): 106.6 measured. Issue 22's goal is 96.
+/// circuit's 72 bytes take an 80-byte chunk of the allocator, and the table its 10.6 bytes a
+/// circuit (its arrays are whole pages, all written): 90.6 measured (106.6 with the 88-byte
+/// circuit of before, a 96-byte chunk). Issue 22's goal is 96.
 /// Measured in a fresh process of this test binary running this test alone (other tests, and
 /// the memory they freed for the allocator to reuse, would blur it); there, with the same
-/// binary, the figure comes out the same to the byte run after run. The budget leaves 3.4 MB
-/// for pages the kernel may round up (transparent huge pages set to `always` back whole 2 MB
-/// pages; here they are `madvise`), and fails the table sized by doublings of before (112.8).
+/// binary, the figure comes out the same to the byte run after run. The budget, the issue's
+/// goal, leaves 5.4 MB for pages the kernel may round up (transparent huge pages set to
+/// `always` back whole 2 MB pages; here they are `madvise`).
 /// Linux only.
 #[test]
 fn resident_bytes_per_circuit_stay_within_budget() {
@@ -195,7 +212,7 @@ fn resident_bytes_per_circuit_stay_within_budget() {
         .unwrap_or_else(|| panic!("no measurement in {stdout}"));
     println!("{per_circuit:.1} bytes resident per circuit made by calls");
     assert!(
-        per_circuit <= 110.0,
+        per_circuit <= 96.0,
         "{per_circuit:.1} bytes resident per circuit"
     );
 }
@@ -251,7 +268,10 @@ fn transitions_allocate_nothing() {
         clock.clone(),
     );
     // A thread's first permit takes its first slots (one allocation, kept for the thread's
-    // life); not a transition.
+    // life), and the circuit's first trip makes its record of trips and rejections (one
+    // allocation, kept for the circuit's life): neither is counted.
+    circuit.try_acquire().unwrap().failure();
+    clock.advance(circuit.retry_after().unwrap());
     circuit.try_acquire().unwrap().success();
     let n = allocations_during(|| {
         for i in 0..10_000 {
@@ -283,6 +303,12 @@ fn raising_events_allocates_nothing() {
         })
         .build();
     let circuit = registry.circuit("openai", "acme");
+    // The circuit's first trip makes its record of trips and rejections (one allocation, kept
+    // for the circuit's life).
+    circuit.try_acquire().unwrap().failure();
+    clock.advance(circuit.retry_after().unwrap());
+    circuit.try_acquire().unwrap().success();
+    seen.store(0, Ordering::Relaxed);
     let n = allocations_during(|| {
         for _ in 0..1000 {
             circuit.try_acquire().unwrap().success();

@@ -106,7 +106,10 @@ impl Inner {
     /// carries another generation and is ignored.
     fn stamp_probe(&self, probe: u64) {
         let stamp = (state::gen(probe) << PROBE_GEN_SHIFT) | (self.now_us() & state::DEADLINE_MAX);
-        self.probe_stamp.store(stamp, Ordering::Release);
+        self.cold
+            .get_or_make()
+            .probe_stamp
+            .store(stamp, Ordering::Release);
     }
 
     /// Called when a call finds every probe slot of the half-open word `s` taken: if the latest
@@ -117,13 +120,14 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn expire_probes(&self, s: u64) -> Option<u64> {
-        let stamp = self.probe_stamp.load(Ordering::Acquire);
+        let cold = self.cold.get_or_make();
+        let stamp = cold.probe_stamp.load(Ordering::Acquire);
         if stamp >> PROBE_GEN_SHIFT != state::gen(s) {
             // Only a stamp stored late for a CAS that failed can be of another stay: time this
             // stay's probes from now rather than not at all.
             let now = self.now_us();
             let fresh = (state::gen(s) << PROBE_GEN_SHIFT) | (now & state::DEADLINE_MAX);
-            let _ = self.probe_stamp.compare_exchange(
+            let _ = cold.probe_stamp.compare_exchange(
                 stamp,
                 fresh,
                 Ordering::AcqRel,
@@ -204,7 +208,7 @@ impl Inner {
         if ticket.is_full() {
             return self.reject_full();
         }
-        self.rejected.incr();
+        self.cold.get_or_make().rejected.incr();
         let (state, retry_after_us) = ticket.rejected();
         if let Some(events) = &self.head.events {
             events.emit(&Event::Rejected {

@@ -21,7 +21,7 @@ impl Circuit {
 
     /// Calls rejected since the circuit was created (for a fleet: does this replica call it?).
     pub(crate) fn rejected(&self) -> u64 {
-        self.inner.rejected.sum()
+        self.inner.cold.get().map_or(0, |c| c.rejected.sum())
     }
 
     /// See `Inner::adopt_close`.
@@ -73,7 +73,10 @@ impl Inner {
             match self.cas(s, open) {
                 Ok(()) => {
                     if state::tag(s) != state::OPEN {
-                        self.times_opened.fetch_add(1, Ordering::Relaxed);
+                        self.cold
+                            .get_or_make()
+                            .times_opened
+                            .fetch_add(1, Ordering::Relaxed);
                         self.consecutive.store(0, Ordering::Relaxed);
                     }
                     return self.emit_transition(s, open, Reason::Fleet, Some(micros(left_us)));

@@ -5,18 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cold::ColdSlot;
 use super::policy::Policy;
 use crate::event::{Event, Reason};
 use crate::name::Name;
 use crate::state::{self, State};
-use crate::stripe::Counter;
 use crate::sync::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::window::WindowSlot;
 
 /// `repr(C)` to keep what a lookup and a call read (the tenant name that the registry compares,
-/// the state word, the fast-path flags, the failure streak) in the first 64 bytes of the
-/// allocation (its reference count follows it: `Counted`), so a lookup of a cold circuit misses
-/// once.
+/// the state word, the fast-path flags, the failure streak) first; its reference count follows
+/// it (`Counted`). 64 bytes: what only a circuit that left closed needs is in its `cold` record,
+/// so that a million circuits take an 80-byte chunk of the allocator each, not 96.
 #[repr(C)]
 pub(crate) struct Inner {
     pub(super) tenant: Name,
@@ -34,18 +34,9 @@ pub(crate) struct Inner {
     /// the first of a stay and each renewal by a probe expiry alike, so an old number comes back
     /// only after 2^16 of them, each an open period or a probe timeout.
     pub(super) half_stays: AtomicU16,
-    pub(super) times_opened: AtomicU32,
-    /// Numbers the closed-kind stays permits can be issued in, so a permit from an old stay never
-    /// matches a new one once the 8-bit gen wraps (see `state`). Written only on transitions.
-    pub(super) stays: AtomicU32,
-    /// Rejections: striped once two threads are seen rejecting at once, so an open circuit's
-    /// fast-fail path writes no line another core writes (see `stripe.rs`).
-    pub(super) rejected: Counter,
-    /// When the latest half-open probe was admitted (µs on the circuit's clock, low 48 bits) and
-    /// the generation of the half-open word it was admitted under (high 8 bits), so that a stamp
-    /// of another stay is never taken for this one's. Read only when a call finds every probe
-    /// slot taken (`expire_probes`), written only when a probe is admitted.
-    pub(super) probe_stamp: AtomicU64,
+    /// Counts and stamps of trips, stays, probes and rejections: made at the circuit's first
+    /// trip, rejection or switch, so that a circuit that never leaves closed is 64 bytes.
+    pub(super) cold: ColdSlot,
     /// The head of the circuit's policy chain: its clock, provider and listeners, which every
     /// policy of a chain shares. Decisions read the config of [`policy`](Self::policy).
     pub(super) head: Arc<Policy>,
@@ -217,7 +208,11 @@ impl Inner {
     /// A fresh stay number for a state word about to be published.
     #[inline]
     pub(super) fn next_stay(&self) -> u32 {
-        self.stays.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+        self.cold
+            .get_or_make()
+            .stays
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
     }
 
     /// A fresh number for a half-open word about to be published (see `half_stays`).

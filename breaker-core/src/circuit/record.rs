@@ -257,7 +257,10 @@ impl Inner {
         let open = state::open(from, level, deadline);
         let ok = self.cas(from, open).is_ok();
         if ok {
-            self.times_opened.fetch_add(1, Ordering::Relaxed);
+            self.cold
+                .get_or_make()
+                .times_opened
+                .fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);
             self.emit_transition(from, open, reason, Some(period));
         }
