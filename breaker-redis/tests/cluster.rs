@@ -429,10 +429,12 @@ async fn pooled_evidence_trips_circuits_on_every_master() {
         .build()
         .unwrap();
     let mut replicas = Vec::new();
+    let mut healths = Vec::new();
     for _ in 0..3 {
         let (registry, health) = replica(&cluster.seeds(), "checkout", streak.clone(), |b| b).await;
         assert!(eventually(BOUND, || health.is_connected()).await);
         replicas.push(registry);
+        healths.push(health);
     }
     // One failure per replica and tenant: no replica has more than one of its own.
     for r in &replicas {
@@ -441,12 +443,18 @@ async fn pooled_evidence_trips_circuits_on_every_master() {
         }
     }
     for (tenant, master) in &tenants {
-        for r in &replicas {
+        for (i, r) in replicas.iter().enumerate() {
             assert!(
                 eventually(EVIDENCE_BOUND, || r.circuit("openai", tenant).state()
                     == State::Open)
                 .await,
-                "the fleet's failures of {tenant} (on {master}) never tripped it"
+                "the fleet's failures of {tenant} (on {master}) never tripped it on replica {i}; \
+                 replicas' states {:?}; health {healths:#?}; keys {:?}",
+                replicas
+                    .iter()
+                    .map(|r| r.circuit("openai", tenant).state())
+                    .collect::<Vec<_>>(),
+                cluster.all_keys(),
             );
         }
     }
