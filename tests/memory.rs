@@ -268,9 +268,16 @@ fn transitions_allocate_nothing() {
         clock.clone(),
     );
     // A thread's first permit takes its first slots (one allocation, kept for the thread's
-    // life), and the circuit's first trip makes its record of trips and rejections (one
-    // allocation, kept for the circuit's life): neither is counted.
-    circuit.try_acquire().unwrap().failure();
+    // life): not a transition.
+    circuit.try_acquire().unwrap().success();
+    // The circuit's first trip makes its record of trips and rejections: one allocation, kept
+    // for the circuit's life (the stripe count its counter needs was fixed when the circuit
+    // was made).
+    let first_trip = allocations_during(|| circuit.try_acquire().unwrap().failure());
+    assert_eq!(
+        first_trip, 1,
+        "the first trip makes the circuit's record, and only that"
+    );
     clock.advance(circuit.retry_after().unwrap());
     circuit.try_acquire().unwrap().success();
     let n = allocations_during(|| {

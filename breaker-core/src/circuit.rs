@@ -95,6 +95,11 @@ impl Circuit {
             current.keeps_flight(),
         );
         let flags = inner::flags_of(current, window.flight().is_some());
+        // The striped counters' stripe count is fixed here, as it was when every circuit made
+        // its rejected counter at once: the first reading of the available parallelism may
+        // read cgroup files and allocate, which a trip (where the counter is made now) must
+        // not. One relaxed load once it is fixed.
+        crate::stripe::stripes();
         Circuit {
             inner: Shared::new(Inner {
                 state: AtomicU64::new(state::next(u64::MAX, state::CLOSED)),
