@@ -296,6 +296,44 @@ fn transitions_allocate_nothing() {
     assert_eq!(n, 0);
 }
 
+/// While a provider-wide circuit is open, a tenant's rejections count in its own circuit too:
+/// the first makes the tenant's record (one allocation, kept for its life, as a trip's), the
+/// later ones none.
+#[test]
+fn provider_wide_rejections_make_the_tenants_record_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let wide = breaker::ProviderWide::builder()
+        .failure_rate(0.5)
+        .window(Window::Time(std::time::Duration::from_secs(10)))
+        .minimum_calls(20)
+        .build()
+        .unwrap();
+    let registry = Registry::builder()
+        .clock(ManualClock::new())
+        .provider_wide("openai", wide)
+        .build();
+    let acme = registry.circuit("openai", "acme");
+    registry.acquire("openai", "acme", None).unwrap().success();
+    registry.provider_circuit("openai").unwrap().force_open();
+    let first = allocations_during(|| {
+        let err = registry.acquire("openai", "acme", None).unwrap_err();
+        assert!(err.is_provider_wide());
+    });
+    assert_eq!(first, 1, "the tenant's record");
+    let n = allocations_during(|| {
+        for _ in 0..1000 {
+            assert!(registry.acquire("openai", "acme", None).is_err());
+        }
+    });
+    assert_eq!(n, 0, "later rejections");
+    assert_eq!(acme.metrics().rejected, 1001);
+    assert_eq!(
+        acme.state(),
+        breaker::State::Closed,
+        "its own circuit never tripped"
+    );
+}
+
 #[test]
 fn raising_events_allocates_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

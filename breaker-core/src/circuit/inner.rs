@@ -47,6 +47,9 @@ pub(crate) struct Inner {
 const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Inner>();
+    // `ColdSlot` is an `AtomicPtr`, which is `Send + Sync` whatever it points to: its record
+    // must be too, as it is shared by every thread that uses the circuit.
+    send_sync::<super::cold::Cold>();
 };
 
 impl Inner {
