@@ -80,16 +80,29 @@ impl RedisCluster {
             }
             Err(e) => panic!("cannot run redis-cli: {e}"),
         }
-        // Every node sees every slot served and every other node (PUBLISH reaches them all).
+        // Every node sees every slot served and every other node, over a bus link that is up:
+        // PUBLISH reaches the other nodes only over their links, and a node still connecting
+        // one drops what it would have sent there (an opening a replica subscribed there then
+        // never hears of). `CLUSTER NODES`' eighth field is the link's state.
         let ready = poll(Duration::from_secs(60), || {
             cluster.nodes.iter().all(|node| {
-                let info: String = node
-                    .client()
-                    .get_connection()
-                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c))
+                let Ok(mut c) = node.client().get_connection() else {
+                    return false;
+                };
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query(&mut c)
                     .unwrap_or_default();
                 info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{}", ports.len()))
+                    && nodes.lines().count() == ports.len()
+                    && nodes
+                        .lines()
+                        .all(|line| line.split(' ').nth(7) == Some("connected"))
             })
         });
         assert!(ready, "the cluster never reached cluster_state:ok");
