@@ -31,6 +31,7 @@ pub mod fleet;
 mod flight;
 mod http_response;
 mod name;
+mod once_box;
 mod provider;
 mod registry;
 #[cfg(feature = "reqwest-0-12")]

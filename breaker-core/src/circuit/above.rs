@@ -132,7 +132,7 @@ fn admit_under(above: &Circuit, pool: &Pool, tenant: Held) -> (Held, Ticket) {
         }
     };
     if ticket.is_rejection() {
-        inner.cold.get_or_make().rejected.incr();
+        inner.cold_record().rejected.incr();
         return (tenant, ticket.provider_wide());
     }
     if ticket.is_probe() {

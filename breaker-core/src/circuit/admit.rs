@@ -106,8 +106,7 @@ impl Inner {
     /// carries another generation and is ignored.
     fn stamp_probe(&self, probe: u64) {
         let stamp = (state::gen(probe) << PROBE_GEN_SHIFT) | (self.now_us() & state::DEADLINE_MAX);
-        self.cold
-            .get_or_make()
+        self.cold_record()
             .probe_stamp
             .store(stamp, Ordering::Release);
     }
@@ -120,7 +119,7 @@ impl Inner {
     #[cold]
     #[inline(never)]
     fn expire_probes(&self, s: u64) -> Option<u64> {
-        let cold = self.cold.get_or_make();
+        let cold = self.cold_record();
         let stamp = cold.probe_stamp.load(Ordering::Acquire);
         if stamp >> PROBE_GEN_SHIFT != state::gen(s) {
             // Only a stamp stored late for a CAS that failed can be of another stay: time this
@@ -208,7 +207,7 @@ impl Inner {
         if ticket.is_full() {
             return self.reject_full();
         }
-        self.cold.get_or_make().rejected.incr();
+        self.cold_record().rejected.incr();
         let (state, retry_after_us) = ticket.rejected();
         if let Some(events) = &self.head.events {
             events.emit(&Event::Rejected {

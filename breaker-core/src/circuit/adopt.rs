@@ -73,8 +73,7 @@ impl Inner {
             match self.cas(s, open) {
                 Ok(()) => {
                     if state::tag(s) != state::OPEN {
-                        self.cold
-                            .get_or_make()
+                        self.cold_record()
                             .times_opened
                             .fetch_add(1, Ordering::Relaxed);
                         self.consecutive.store(0, Ordering::Relaxed);

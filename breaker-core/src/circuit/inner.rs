@@ -47,9 +47,6 @@ pub(crate) struct Inner {
 const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Inner>();
-    // `ColdSlot` is an `AtomicPtr`, which is `Send + Sync` whatever it points to: its record
-    // must be too, as it is shared by every thread that uses the circuit.
-    send_sync::<super::cold::Cold>();
 };
 
 impl Inner {
@@ -211,8 +208,7 @@ impl Inner {
     /// A fresh stay number for a state word about to be published.
     #[inline]
     pub(super) fn next_stay(&self) -> u32 {
-        self.cold
-            .get_or_make()
+        self.cold_record()
             .stays
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_add(1)

@@ -257,8 +257,7 @@ impl Inner {
         let open = state::open(from, level, deadline);
         let ok = self.cas(from, open).is_ok();
         if ok {
-            self.cold
-                .get_or_make()
+            self.cold_record()
                 .times_opened
                 .fetch_add(1, Ordering::Relaxed);
             self.consecutive.store(0, Ordering::Relaxed);

@@ -22,8 +22,9 @@
 #[cfg(test)]
 use super::totals::FAILURE_CHECK;
 use super::totals::{Totals, Trips};
+use crate::once_box::OnceBox;
 use crate::stripe;
-use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use crate::sync::{AtomicU64, AtomicU8, Ordering};
 
 const SLOT_COUNTED: u8 = 1;
 const SLOT_FAILURE: u8 = 2;
@@ -155,8 +156,8 @@ pub(crate) struct CountWindow {
     head: Head,
     /// How many stripes the window may make (1: never).
     stripes_max: usize,
-    /// Null until the window is striped.
-    stripes: AtomicPtr<Stripes>,
+    /// Made when the window is striped.
+    stripes: OnceBox<Stripes>,
 }
 
 impl CountWindow {
@@ -169,7 +170,7 @@ impl CountWindow {
             slots: (0..n).map(|_| AtomicU8::new(0)).collect(),
             head: Head::new(),
             stripes_max,
-            stripes: AtomicPtr::new(std::ptr::null_mut()),
+            stripes: OnceBox::new(),
         }
     }
 
@@ -184,8 +185,7 @@ impl CountWindow {
     /// window's checks follow: see the module's documentation).
     #[inline]
     pub(crate) fn record_for(&self, failure: bool, slow: bool, trips: &Trips) -> bool {
-        let stripes = self.stripes.load(Ordering::Acquire);
-        if stripes.is_null() {
+        let Some(stripes) = self.stripes.get() else {
             if !failure && !slow && self.head.all_successes(self.slots.len()) {
                 // A full window of plain successes stays one after another plain success:
                 // evicting a success for a success changes nothing, so a healthy circuit's
@@ -203,10 +203,8 @@ impl CountWindow {
             }
             self.head.put(&self.slots, k, slot(failure, slow));
             return true;
-        }
-        // SAFETY: a non-null `stripes` was published by `record_contended` from `Box::into_raw`
-        // and is freed only when the window is dropped, which `&self` rules out.
-        Self::record_striped(unsafe { &*stripes }, failure, slow, trips)
+        };
+        Self::record_striped(stripes, failure, slow, trips)
     }
 
     /// [`record`](Self::record) into this thread's stripe, out of line: the unstriped path
@@ -244,23 +242,9 @@ impl CountWindow {
             self.head.put(&self.slots, k, slot(failure, slow));
             return true;
         }
-        if self.stripes.load(Ordering::Acquire).is_null() {
-            let len = self.slots.len().div_ceil(self.stripes_max);
-            let fresh = Box::into_raw(Box::new(Stripes::new(self.stripes_max, len)));
-            if self
-                .stripes
-                .compare_exchange(
-                    std::ptr::null_mut(),
-                    fresh,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-            {
-                // SAFETY: never published, made by `Box::into_raw` above.
-                drop(unsafe { Box::from_raw(fresh) });
-            }
-        }
+        let len = self.slots.len().div_ceil(self.stripes_max);
+        self.stripes
+            .get_or_init(|| Stripes::new(self.stripes_max, len));
         self.record_for(failure, slow, trips);
         true
     }
@@ -269,13 +253,11 @@ impl CountWindow {
     #[inline]
     pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::default();
-        let stripes = self.stripes.load(Ordering::Acquire);
-        if stripes.is_null() {
+        let Some(stripes) = self.stripes.get() else {
             self.head.add_to(&mut t, self.slots.len());
             return t;
-        }
-        // SAFETY: as in `record`.
-        Self::striped_totals(unsafe { &*stripes })
+        };
+        Self::striped_totals(stripes)
     }
 
     #[inline(never)]
@@ -290,10 +272,7 @@ impl CountWindow {
 
     pub(crate) fn clear(&self) {
         self.head.clear(&self.slots);
-        let stripes = self.stripes.load(Ordering::Acquire);
-        if !stripes.is_null() {
-            // SAFETY: as in `record`.
-            let stripes = unsafe { &*stripes };
+        if let Some(stripes) = self.stripes.get() {
             for i in 0..stripes.heads.len() {
                 let (head, slots) = stripes.ring(i);
                 head.clear(slots);
@@ -304,29 +283,13 @@ impl CountWindow {
     /// The length of each stripe's ring (0 before the window is striped).
     #[cfg(test)]
     pub(crate) fn striped_len(&self) -> usize {
-        let stripes = self.stripes.load(Ordering::Acquire);
-        if stripes.is_null() {
-            return 0;
-        }
-        // SAFETY: as in `record`.
-        unsafe { &*stripes }.len
+        self.stripes.get().map_or(0, |s| s.len)
     }
 
     /// Whether the window has made its stripes (for tests of when memory is spent).
     #[cfg(test)]
     pub(crate) fn is_striped(&self) -> bool {
-        !self.stripes.load(Ordering::Acquire).is_null()
-    }
-}
-
-impl Drop for CountWindow {
-    fn drop(&mut self) {
-        let stripes = self.stripes.load(Ordering::Acquire);
-        if !stripes.is_null() {
-            // SAFETY: published by `record_contended` from `Box::into_raw`; `&mut self` means no
-            // one records any more.
-            drop(unsafe { Box::from_raw(stripes) });
-        }
+        self.stripes.get().is_some()
     }
 }
 
