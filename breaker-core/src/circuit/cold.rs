@@ -35,7 +35,7 @@ pub(crate) struct Cold {
 }
 
 impl Cold {
-    fn new() -> Cold {
+    pub(super) fn new() -> Cold {
         Cold {
             rejected: Counter::new(),
             times_opened: AtomicU32::new(0),
@@ -47,11 +47,3 @@ impl Cold {
 
 /// A circuit's [`Cold`] record: null until first needed, made once, dropped with the circuit.
 pub(crate) type ColdSlot = OnceBox<Cold>;
-
-impl super::inner::Inner {
-    /// The circuit's [`Cold`] record, made now if this is its first need of it.
-    #[inline]
-    pub(super) fn cold_record(&self) -> &Cold {
-        self.cold.get_or_init(Cold::new)
-    }
-}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cold::ColdSlot;
+use super::cold::{Cold, ColdSlot};
 use super::policy::Policy;
 use crate::event::{Event, Reason};
 use crate::name::Name;
@@ -203,6 +203,12 @@ impl Inner {
                 events.share(&event);
             }
         }
+    }
+
+    /// The circuit's [`Cold`] record, made now if this is its first need of it.
+    #[inline]
+    pub(super) fn cold_record(&self) -> &Cold {
+        self.cold.get_or_init(Cold::new)
     }
 
     /// A fresh stay number for a state word about to be published.
